@@ -1,0 +1,49 @@
+"""Alert transitions on ews.alerts: one message per state change of one (rule, scope)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Level = Literal["watch", "warning", "emergency"]
+LEVELS: tuple[Level, ...] = ("watch", "warning", "emergency")
+ScopeKind = Literal["site", "area", "country", "corridor", "region"]
+
+
+class Scope(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: ScopeKind
+    id: str
+    country: str | None = None  # None for corridor and region scopes, which span countries
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}/{self.id}"
+
+
+class AlertEvent(BaseModel):
+    """`alert_id` is stable per rule and scope; `(alert_id, transition)` is unique."""
+
+    alert_id: str
+    transition: int
+    rule_id: str
+    rule_version: str
+    status: Literal["firing", "resolved"]
+    level: Level | None
+    previous_level: Level | None
+    scope: Scope
+    value: float
+    threshold: float
+    window: str
+    started_at: datetime
+    observed_until: datetime
+    evaluated_at: datetime
+    evidence: list[str]
+    title: dict[str, str] = {}  # the rule's title in en/es/fr/pt, so receivers need no rules file
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.alert_id}:{self.transition}"

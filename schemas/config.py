@@ -1,0 +1,192 @@
+"""Configuration files operators edit: config/triggers.yaml, config/sites.yaml, contacts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+from .alert import LEVELS, Level
+from .types import CountryCode, Duration, Identifier
+
+Language = Literal["en", "es", "fr", "pt"]
+FEED_METRICS: dict[str, tuple[str, ...]] = {
+    "border_crossing": ("count", "children", "unaccompanied_children"),
+    "displacement": ("newly_displaced", "shelter_occupancy", "shelter_capacity"),
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- geography -----------------------------------------------------------------------
+
+class Site(Strict):
+    id: Identifier
+    name: str
+    country: CountryCode
+    kind: Literal["crossing", "reception", "shelter", "entry-point"] = "crossing"
+    area: str | None = Field(None, description="ISO 3166-2 area the site lies in")
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+
+
+class Area(Strict):
+    id: Identifier
+    name: str
+    country: CountryCode
+
+
+class Corridor(Strict):
+    id: Identifier
+    name: str
+    sites: list[Identifier] = Field(min_length=1)
+
+
+class SitesFile(Strict):
+    version: Literal[1] = 1
+    region: Identifier = "americas"
+    sites: list[Site] = Field(default_factory=list)
+    areas: list[Area] = Field(default_factory=list)
+    corridors: list[Corridor] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> "SitesFile":
+        site_ids = [s.id for s in self.sites]
+        dupes = sorted({i for i in site_ids if site_ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"site ids must be unique, repeated: {', '.join(dupes)}")
+        known = set(site_ids)
+        for corridor in self.corridors:
+            unknown = [s for s in corridor.sites if s not in known]
+            if unknown:
+                raise ValueError(f"corridor {corridor.id} names unknown sites: {', '.join(unknown)}")
+        return self
+
+
+# --- triggers ------------------------------------------------------------------------
+
+class Levels(Strict):
+    watch: float | None = None
+    warning: float | None = None
+    emergency: float | None = None
+
+    @model_validator(mode="after")
+    def _ascending(self) -> "Levels":
+        given = [(name, getattr(self, name)) for name in LEVELS if getattr(self, name) is not None]
+        if not given:
+            raise ValueError("give at least one of watch, warning, emergency")
+        for (low, a), (high, b) in zip(given, given[1:]):
+            if not a < b:
+                raise ValueError(f"levels must rise: {low} ({a}) must be below {high} ({b})")
+        return self
+
+    def items(self) -> list[tuple[Level, float]]:
+        return [(name, getattr(self, name)) for name in LEVELS if getattr(self, name) is not None]
+
+
+class Texts(Strict):
+    en: str
+    es: str
+    fr: str
+    pt: str
+
+
+class TriggerRule(Strict):
+    id: Identifier
+    kind: Literal["threshold"]
+    feed: Literal["border_crossing", "displacement"]
+    metric: str
+    scope: Literal["site", "area", "country", "corridor", "region"]
+    window: Duration
+    aggregate: Literal["sum", "max", "mean", "last"] = "sum"
+    levels: Levels
+    for_: Duration | None = Field(None, alias="for", description="condition must hold this long before firing")
+    clear: float | None = Field(None, description="resolve below this value (default: the lowest level)")
+    clear_for: Duration | None = Field(None, description="value must stay below clear this long to resolve")
+    title: Texts
+    description: Texts | None = None
+    rationale: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TriggerRule":
+        metrics = FEED_METRICS[self.feed]
+        if self.metric not in metrics:
+            raise ValueError(f"metric {self.metric!r} is not in the {self.feed} feed; expected one of {', '.join(metrics)}")
+        lowest = self.levels.items()[0][1]
+        if self.clear is not None and self.clear > lowest:
+            raise ValueError(f"clear ({self.clear}) must not be above the lowest level ({lowest})")
+        return self
+
+    @property
+    def clear_level(self) -> float:
+        return self.clear if self.clear is not None else self.levels.items()[0][1]
+
+
+class RuleOverride(Strict):
+    """What a country may change for its own scopes."""
+
+    levels: Levels | None = None
+    window: Duration | None = None
+    for_: Duration | None = Field(None, alias="for")
+    clear: float | None = None
+    clear_for: Duration | None = None
+
+
+class TriggersFile(Strict):
+    version: Literal[1] = 1
+    triggers: list[TriggerRule]
+    overrides: dict[CountryCode, dict[Identifier, RuleOverride]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _ids_resolve(self) -> "TriggersFile":
+        ids = [t.id for t in self.triggers]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"trigger ids must be unique, repeated: {', '.join(dupes)}")
+        for country, rules in self.overrides.items():
+            unknown = [r for r in rules if r not in ids]
+            if unknown:
+                raise ValueError(f"overrides for {country} name unknown triggers: {', '.join(unknown)}")
+        return self
+
+
+# --- contacts ------------------------------------------------------------------------
+
+class WebhookChannel(Strict):
+    type: Literal["webhook"] = "webhook"
+    url: HttpUrl
+    secret: str = Field(min_length=16, description="shared secret for X-EWS-Signature; at least 16 characters")
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"WebhookChannel(url={str(self.url)!r})"
+
+
+class EmailChannel(Strict):
+    type: Literal["email"] = "email"
+    address: Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+
+
+class Contact(Strict):
+    id: Identifier
+    name: str
+    organisation: str
+    countries: list[CountryCode] = Field(default_factory=list, description="empty = every country")
+    corridors: list[Identifier] = Field(default_factory=list)
+    min_level: Level = "watch"
+    trigger_ids: list[Identifier] = Field(default_factory=list, description="empty = every trigger")
+    language: Language = "en"
+    format: Literal["json", "cap"] = "json"
+    channels: list[Annotated[WebhookChannel | EmailChannel, Field(discriminator="type")]] = Field(min_length=1)
+    escalation_contacts: list[Identifier] = Field(default_factory=list)
+
+    @field_validator("countries")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return sorted(set(value))
+
+
+class ContactsFile(Strict):
+    version: Literal[1] = 1
+    contacts: list[Contact] = Field(default_factory=list)

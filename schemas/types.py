@@ -1,0 +1,65 @@
+"""Field types shared by the models: country codes, counts, UTC timestamps, ISO 8601 durations."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Annotated
+
+import isodate
+import pycountry
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StrictInt
+
+MAX_COUNT = 1_000_000_000  # no real count of people reaches a billion; larger is an error
+
+
+def _check_country(code: str) -> str:
+    if not isinstance(code, str) or len(code) != 2 or pycountry.countries.get(alpha_2=code.upper()) is None:
+        raise ValueError(f"expected an ISO 3166-1 alpha-2 country code such as 'PA' or 'HN', got {code!r}")
+    return code.upper()
+
+
+def _check_subdivision(code: str) -> str:
+    if pycountry.subdivisions.get(code=code.upper()) is None:
+        raise ValueError(f"expected an ISO 3166-2 subdivision code such as 'HN-CR', got {code!r}")
+    return code.upper()
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(timezone.utc)
+
+
+_SHORT = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_SHORT_ISO = {"s": "PT{}S", "m": "PT{}M", "h": "PT{}H", "d": "P{}D", "w": "P{}W"}
+
+
+@lru_cache(maxsize=1024)
+def parse_duration(text: str) -> timedelta | isodate.Duration:
+    """Parse '24h', '7d', 'PT24H' or 'P1M' into a duration that can be added to a datetime."""
+    iso = normalise_duration(text)
+    return isodate.parse_duration(iso)
+
+
+def normalise_duration(text: str) -> str:
+    if not isinstance(text, str):
+        raise ValueError(f"expected a duration such as '24h', '7d' or ISO 8601 'P1M', got {text!r}")
+    short = _SHORT.match(text)
+    if short:
+        text = _SHORT_ISO[short.group(2)].format(int(short.group(1)))
+    try:
+        value = isodate.parse_duration(text.strip().upper())
+    except (isodate.ISO8601Error, ValueError):
+        raise ValueError(f"expected a duration such as '24h', '7d' or ISO 8601 'P1M', got {text!r}") from None
+    zero = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    if zero + value <= zero:
+        raise ValueError(f"expected a positive duration, got {text!r}")
+    return text.strip().upper()
+
+
+CountryCode = Annotated[str, AfterValidator(_check_country), Field(examples=["PA"])]
+SubdivisionCode = Annotated[str, AfterValidator(_check_subdivision), Field(examples=["HN-CR"])]
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+UtcDateTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+Duration = Annotated[str, BeforeValidator(normalise_duration), Field(examples=["P1D", "PT24H", "P1M"])]
+Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]

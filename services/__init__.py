@@ -1,0 +1,1 @@
+"""ews: the three stream processors (ingest, triggers, notify), their shared plumbing and the CLI."""

@@ -1,0 +1,110 @@
+"""`ews`: the command line of the service (workers, local Kafka, config checks, the demo)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from pathlib import Path
+
+import click
+
+from services.common.config_files import ConfigError, load_model, load_yaml
+from services.common.settings import get_settings
+
+SERVICES = ("ingest", "triggers", "notify")
+
+
+@click.group()
+def main() -> None:
+    """ews — early warning for mass migration and displacement in the Americas."""
+
+
+@main.command()
+@click.argument("service", type=click.Choice(SERVICES))
+def worker(service: str) -> None:
+    """Run one worker of SERVICE (ingest, triggers or notify)."""
+    import faust
+
+    from services.common.kafka_admin import ensure_topics
+
+    settings = get_settings()
+    try:
+        app = importlib.import_module(f"services.{service}.app").create_app(settings)
+    except ConfigError as exc:
+        click.echo("\n".join(exc.problems), err=True)
+        click.echo(f"ews {service}: configuration refused; fix the lines above and start again", err=True)
+        sys.exit(2)
+    created = asyncio.run(ensure_topics(settings))
+    if created:
+        click.echo(f"created topics: {', '.join(created)}", err=True)
+    faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False).execute_from_commandline()
+
+
+@main.group()
+def kafka() -> None:
+    """The local Apache Kafka broker (fetched from Maven Central, KRaft mode, loopback)."""
+
+
+@kafka.command("start")
+def kafka_start() -> None:
+    """Start the broker in the background and print its bootstrap address."""
+    from services.common.local_kafka import MissingTool, start_background
+
+    try:
+        bootstrap = start_background()
+    except MissingTool as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(3)
+    click.echo(bootstrap)
+
+
+@kafka.command("stop")
+def kafka_stop() -> None:
+    """Stop the background broker."""
+    from services.common.local_kafka import stop_background
+
+    click.echo("Kafka stopped" if stop_background() else "Kafka was not running")
+
+
+@main.group()
+def rules() -> None:
+    """Operator tools for the trigger rules."""
+
+
+@rules.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+def rules_check(files: tuple[Path, ...]) -> None:
+    """Check triggers, sites and contacts files; print every problem as file:line: field: message."""
+    from schemas import ContactsFile, SitesFile, TriggersFile
+
+    kinds = {"triggers": TriggersFile, "sites": SitesFile, "corridors": SitesFile, "contacts": ContactsFile}
+    problems: list[str] = []
+    for path in files:
+        try:
+            data, _ = load_yaml(path)
+            model = next((m for key, m in kinds.items() if isinstance(data, dict) and key in data), None)
+            if model is None:
+                problems.append(f"{path}:1: (file): not a triggers, sites or contacts file "
+                                "(expected a top-level 'triggers:', 'sites:' or 'contacts:' key)")
+                continue
+            load_model(path, model)
+            click.echo(f"{path}: ok ({model.__name__})")
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        click.echo("\n".join(problems), err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--keep-kafka", is_flag=True, help="leave the broker the demo started running")
+def demo(keep_kafka: bool) -> None:
+    """The main job on one machine: Kafka, the three workers, a receiver, the bundled scenario, a summary."""
+    from services.demo.run import run_demo
+
+    sys.exit(run_demo(keep_kafka=keep_kafka))
+
+
+if __name__ == "__main__":
+    main()

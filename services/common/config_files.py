@@ -1,0 +1,86 @@
+"""Load YAML config files into their models, reporting every problem as `file:line: field: message`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(Exception):
+    """A config file failed its check; `problems` are lines a person can act on."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A SafeLoader that remembers the line of every mapping key and sequence item."""
+
+
+def _construct_with_lines(loader: _LineLoader, node: yaml.Node, path: tuple, lines: dict) -> object:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+            out[key] = _construct_with_lines(loader, value_node, path + (key,), lines)
+            lines[path + (key,)] = key_node.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct_with_lines(loader, item, path + (i,), lines) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def load_yaml(path: Path) -> tuple[object, dict[tuple, int]]:
+    """Parse a YAML file; return the data and a map from key path to line number."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    loader = _LineLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError([f"{where}: YAML syntax: {getattr(exc, 'problem', exc)}"]) from None
+    finally:
+        loader.dispose()
+    lines: dict[tuple, int] = {}
+    if node is None:
+        return {}, lines
+    return _construct_with_lines(loader, node, (), lines), lines
+
+
+def problems_from(path: Path, error: ValidationError, lines: dict[tuple, int]) -> list[str]:
+    """Turn pydantic errors into `file:line: field: message` lines."""
+    problems = []
+    for err in error.errors():
+        loc = tuple(err["loc"])
+        line = None
+        for cut in range(len(loc), -1, -1):  # the deepest location the file has a line for
+            if loc[:cut] in lines:
+                line = lines[loc[:cut]]
+                break
+        field = ".".join(str(p) for p in loc) or "(file)"
+        message = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{path}:{line or 1}: {field}: {message}")
+    return problems
+
+
+def load_model(path: Path, model: type[M]) -> M:
+    """Load and validate one config file, or raise ConfigError listing every problem."""
+    data, lines = load_yaml(Path(path))
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from(Path(path), exc, lines)) from None

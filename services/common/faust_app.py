@@ -1,0 +1,69 @@
+"""One way to build a service's Faust app: broker, timeouts, web server, /metrics, /healthz, /readyz."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_faust_app(service: str, settings: Settings, web_port: int, **overrides: Any) -> faust.App:
+    """A Faust app for `service` with the deployment's broker, timeouts and health endpoints."""
+    datadir = settings.data_dir / f"{settings.topic_namespace}-{service}"
+    datadir.mkdir(parents=True, exist_ok=True)
+    options: dict[str, Any] = dict(
+        broker=settings.kafka_url,
+        store="memory://",
+        datadir=str(datadir),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication_factor,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        stream_wait_empty=False,
+        web_enabled=True,
+        web_host=settings.web_host,
+        web_port=web_port,
+        web_in_thread=False,
+    )
+    options.update(overrides)
+    app = faust.App(f"{settings.topic_namespace}-{service}", **options)
+    setup_prometheus_sensors(app, name_prefix="faust")
+    _add_health_endpoints(app)
+    return app
+
+
+def _add_health_endpoints(app: faust.App) -> None:
+    state = {"assigned": False}
+
+    @app.on_rebalance_complete.connect
+    async def _assigned(sender: Any = None, **kwargs: Any) -> None:
+        state["assigned"] = True
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        reasons = []
+        if not state["assigned"]:
+            reasons.append("waiting for the first partition assignment")
+        if app.rebalancing:
+            reasons.append("rebalancing")
+        if getattr(app, "in_recovery", False):
+            reasons.append("recovering table state")
+        if reasons:
+            return web.json({"status": "not ready", "reasons": reasons}, status=503)
+        return web.json({"status": "ready"})

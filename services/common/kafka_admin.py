@@ -1,0 +1,62 @@
+"""Create every ews topic idempotently and check the ones that exist match their spec."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from .settings import Settings
+from .topics import Topics
+
+
+class TopicMismatch(RuntimeError):
+    """An existing topic differs from what ews needs; the message says how to fix it."""
+
+
+async def ensure_topics(settings: Settings, attempts: int = 30) -> list[str]:
+    """Create missing topics; return the names created. Waits for the cluster to answer."""
+    topics = Topics(settings.topic_namespace)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="ews-admin")
+    for attempt in range(attempts):
+        try:
+            await admin.start()
+            break
+        except Exception:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(1)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                name=spec.name,
+                num_partitions=spec.partitions or settings.topic_partitions,
+                replication_factor=settings.topic_replication_factor,
+                topic_configs=spec.config(settings.topic_min_insync_replicas),
+            )
+            for spec in topics.specs()
+        ]
+        missing = [t for t in wanted if t.name not in existing]
+        created = []
+        if missing:
+            try:
+                await admin.create_topics(missing)
+                created = [t.name for t in missing]
+            except TopicAlreadyExistsError:  # another worker won the race
+                pass
+        present = [t for t in wanted if t.name in existing]
+        if present:
+            described = await admin.describe_topics([t.name for t in present])
+            for info in described:
+                spec = next(t for t in present if t.name == info["topic"])
+                have = len(info["partitions"])
+                if have != spec.num_partitions:
+                    raise TopicMismatch(
+                        f"topic {spec.name} has {have} partitions, ews is configured for "
+                        f"{spec.num_partitions}: set EWS_TOPIC_PARTITIONS={have} or recreate the topic"
+                    )
+        return created
+    finally:
+        await admin.close()

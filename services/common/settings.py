@@ -1,0 +1,71 @@
+"""The one settings object: every default lives here, every value can be set as an EWS_* variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Deployment settings. Read from the environment (`EWS_KAFKA_BOOTSTRAP=...`) or a `.env` file."""
+
+    model_config = SettingsConfigDict(env_prefix="EWS_", env_file=".env", extra="ignore")
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
+    topic_namespace: str = Field("ews", description="prefix of every topic and consumer group")
+    topic_partitions: int = Field(4, ge=1)
+    topic_replication_factor: int = Field(1, ge=1)
+    topic_min_insync_replicas: int = Field(1, ge=1)
+
+    config_dir: Path = Field(PROJECT_ROOT / "config", description="triggers.yaml, sites.yaml, contacts.yaml")
+    contacts_file: Path | None = Field(None, description="contacts file; default CONFIG_DIR/contacts.yaml")
+    data_dir: Path = Field(PROJECT_ROOT / ".cache" / "data", description="worker-local state (Faust)")
+
+    web_host: str = "127.0.0.1"
+    ingest_web_port: int = 6061
+    triggers_web_port: int = 6062
+    notify_web_port: int = 6063
+
+    log_level: str = "info"
+    # Consumer-group timing. Low values make a restarted worker rejoin in seconds.
+    broker_session_timeout_s: float = 10.0
+    broker_heartbeat_interval_s: float = 1.0
+    broker_rebalance_timeout_s: float = 20.0
+
+    # Observations older than the newest one at a scope by more than this still land in
+    # their window; older ones are kept out of the aggregates and counted as too late.
+    allowed_lateness: str = Field("P7D", description="ISO 8601 duration")
+
+    # Delivery
+    allow_private_webhooks: bool = Field(False, description="allow http:// and private/loopback webhook targets")
+    webhook_timeout_s: float = 10.0
+    delivery_max_attempts: int = Field(5, ge=1)
+    delivery_backoff_initial_s: float = 1.0
+    delivery_backoff_max_s: float = 300.0
+
+    @property
+    def triggers_file(self) -> Path:
+        return self.config_dir / "triggers.yaml"
+
+    @property
+    def sites_file(self) -> Path:
+        return self.config_dir / "sites.yaml"
+
+    @property
+    def resolved_contacts_file(self) -> Path:
+        return self.contacts_file or self.config_dir / "contacts.yaml"
+
+    @property
+    def kafka_url(self) -> str:
+        """The bootstrap list in the form Faust expects (kafka://a:9092;b:9092)."""
+        return "kafka://" + ";".join(s.strip() for s in self.kafka_bootstrap.split(","))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

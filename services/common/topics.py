@@ -1,0 +1,59 @@
+"""Every topic ews reads or writes, named in one place, with how it is created."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    cleanup_policy: str = "delete"
+    retention_ms: int = 30 * DAY_MS
+    partitions: int | None = None  # None: the deployment's topic_partitions
+
+    def config(self, min_insync_replicas: int) -> dict[str, str]:
+        cfg = {"cleanup.policy": self.cleanup_policy, "min.insync.replicas": str(min_insync_replicas)}
+        if self.cleanup_policy == "delete":
+            cfg["retention.ms"] = str(self.retention_ms)
+        return cfg
+
+
+class Topics:
+    """Topic names under one namespace (`ews` in production; tests use their own)."""
+
+    def __init__(self, namespace: str = "ews") -> None:
+        ns = namespace
+        self.namespace = ns
+        self.feed_border_crossings = f"{ns}.feed.border-crossings"
+        self.feed_displacement = f"{ns}.feed.displacement"
+        self.ingest_rejected = f"{ns}.ingest.rejected"
+        self.observations = f"{ns}.observations"
+        self.triggers_scoped = f"{ns}.triggers.scoped"  # observations re-keyed by trigger scope
+        self.alerts = f"{ns}.alerts"
+        self.contacts = f"{ns}.contacts"
+        self.deliveries = f"{ns}.deliveries"
+        self.notify_retry = f"{ns}.notify.retry"
+        self.notify_dead = f"{ns}.notify.dead"
+
+    @property
+    def feeds(self) -> dict[str, str]:
+        """Feed name (as in `POST /feeds/{feed}` and `Observation.feed`) → topic."""
+        return {"border-crossings": self.feed_border_crossings, "displacement": self.feed_displacement}
+
+    def specs(self) -> list[TopicSpec]:
+        year = 365 * DAY_MS
+        return [
+            TopicSpec(self.feed_border_crossings, retention_ms=year),
+            TopicSpec(self.feed_displacement, retention_ms=year),
+            TopicSpec(self.ingest_rejected, retention_ms=90 * DAY_MS),
+            TopicSpec(self.observations, retention_ms=year),
+            TopicSpec(self.triggers_scoped, retention_ms=7 * DAY_MS),
+            TopicSpec(self.alerts, retention_ms=year),
+            TopicSpec(self.contacts, cleanup_policy="compact"),
+            TopicSpec(self.deliveries, retention_ms=year),
+            TopicSpec(self.notify_retry, retention_ms=14 * DAY_MS),
+            TopicSpec(self.notify_dead, retention_ms=year),
+        ]

@@ -1,0 +1,1 @@
+"""Ingest: validate every feed message, normalise it into an Observation, reject the rest with a reason."""

@@ -1,0 +1,1 @@
+"""Notify: route each alert transition to the contacts it concerns, render it, deliver it, record the outcome."""

@@ -1,0 +1,10 @@
+"""Prometheus metrics of the notify service."""
+
+from prometheus_client import Counter, Histogram
+
+DELIVERIES = Counter("ews_notify_deliveries_total", "Delivery attempts by channel and outcome", ["channel", "outcome"])
+DELIVERY_SECONDS = Histogram(
+    "ews_notify_delivery_seconds", "Duration of one delivery attempt", ["channel"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+DEAD = Counter("ews_notify_dead_total", "Deliveries given up after the last attempt", ["channel"])

@@ -1,0 +1,97 @@
+"""Webhook delivery: target checks, the signature receivers verify, and one POST attempt."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+
+class WebhookTargetRefused(ValueError):
+    """The URL is not an allowed webhook target; the message says why."""
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """`X-EWS-Signature` value: t={unix},v1={hex HMAC-SHA256(secret, "{t}.{body}")}."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify(secret: str, body: bytes, header: str, now: int, tolerance_s: int = 300) -> bool:
+    """What a receiver does: recompute the HMAC, compare in constant time, refuse stale timestamps."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs(now - timestamp) > tolerance_s:
+        return False
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def _refused_address(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
+
+
+async def check_target(url: str, allow_private: bool) -> None:
+    """Refuse non-https URLs and hosts resolving to private or loopback addresses, unless allowed."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise WebhookTargetRefused(f"webhook URL must be an absolute https:// URL, got {url!r}")
+    if allow_private:
+        return
+    if parts.scheme != "https":
+        raise WebhookTargetRefused(f"webhook URL must use https, got {parts.scheme}:// (set EWS_ALLOW_PRIVATE_WEBHOOKS=1 only for tests)")
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise WebhookTargetRefused(f"webhook host {parts.hostname} does not resolve: {exc.strerror}") from None
+    for info in infos:
+        address = info[4][0]
+        if _refused_address(address):
+            raise WebhookTargetRefused(
+                f"webhook host {parts.hostname} resolves to {address}, a private or loopback address; "
+                "ews only posts to public addresses unless EWS_ALLOW_PRIVATE_WEBHOOKS is set"
+            )
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    delivered: bool
+    status_code: int | None
+    detail: str
+    duration_s: float
+    retry_after_s: float | None = None
+
+
+async def post_webhook(client: httpx.AsyncClient, url: str, secret: str, body: bytes, idempotency_key: str,
+                       content_type: str, now_unix: int) -> AttemptResult:
+    """One POST; a 2xx is delivered, anything else (or no answer) is not."""
+    headers = {
+        "Content-Type": content_type,
+        "Idempotency-Key": idempotency_key,
+        "X-EWS-Signature": sign(secret, body, now_unix),
+        "User-Agent": "ews-notify",
+    }
+    started = time.monotonic()
+    try:
+        response = await client.post(url, content=body, headers=headers)
+    except httpx.HTTPError as exc:
+        return AttemptResult(False, None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started)
+    elapsed = time.monotonic() - started
+    if 200 <= response.status_code < 300:
+        return AttemptResult(True, response.status_code, "", elapsed)
+    retry_after = None
+    if response.status_code in (429, 503) and response.headers.get("Retry-After", "").isdigit():
+        retry_after = float(response.headers["Retry-After"])
+    return AttemptResult(False, response.status_code, f"HTTP {response.status_code}", elapsed, retry_after)

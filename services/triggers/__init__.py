@@ -1,0 +1,1 @@
+"""Triggers: windowed aggregates per metric and scope, rule evaluation, one alert state machine per (rule, scope)."""
