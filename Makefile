@@ -1,0 +1,39 @@
+# ews — the two commands first: `make run` (the demo) and `make test` (the whole suite).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test test-unit kafka kafka-stop install check clean
+
+run: $(STAMP)  ## Kafka, the three workers, a webhook receiver, the bundled scenario, a summary
+	$(BIN)/ews demo
+
+test: $(STAMP)  ## the whole suite (unit + integration) against a real local Kafka broker
+	$(BIN)/python -m pytest -q
+
+test-unit: $(STAMP)  ## the fast tests only, no Kafka
+	$(BIN)/python -m pytest -q tests/unit
+
+kafka: $(STAMP)  ## start the local broker in the background and print its bootstrap address
+	@$(BIN)/ews kafka start
+
+kafka-stop: $(STAMP)  ## stop the local broker
+	@$(BIN)/ews kafka stop
+
+check: $(STAMP)  ## check the shipped configuration as operators would
+	$(BIN)/ews rules check config/triggers.yaml config/sites.yaml config/contacts.yaml
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "ews needs Python 3.11: install python3.11 and run again (or make PYTHON=/path/to/python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+clean:
+	-$(BIN)/ews kafka stop
+	rm -rf $(VENV) .cache .pytest_cache .hypothesis
