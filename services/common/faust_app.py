@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from typing import Any
 
 import faust
@@ -38,10 +40,30 @@ def create_faust_app(service: str, settings: Settings, web_port: int, **override
         web_in_thread=False,
     )
     options.update(overrides)
-    app = faust.App(f"{settings.topic_namespace}-{service}", **options)
+    app = EwsApp(f"{settings.topic_namespace}-{service}", **options)
     setup_prometheus_sensors(app, name_prefix="faust")
     _add_health_endpoints(app)
     return app
+
+
+EXIT_AGENT_FAILED = 70
+
+
+class EwsApp(faust.App):
+    """A Faust app whose agents never fail silently.
+
+    Faust restarts a failed agent in place and carries on; ews instead stops the worker
+    (exit 70): the message that failed was not committed, so the restarted worker processes
+    it again (at least once), and a supervisor or alert rule sees the worker go down.
+    Bad input never reaches this path: it is rejected with a reason before.
+    """
+
+    async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
+        log.critical("agent %s failed, stopping the worker so it restarts from the last commit: %r",
+                     getattr(agent, "name", agent), exc, exc_info=exc)
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(EXIT_AGENT_FAILED)
 
 
 def _add_health_endpoints(app: faust.App) -> None:

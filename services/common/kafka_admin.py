@@ -15,6 +15,20 @@ class TopicMismatch(RuntimeError):
     """An existing topic differs from what ews needs; the message says how to fix it."""
 
 
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30.0) -> None:
+    """New topics take a moment to get partition leaders; workers must not start before that."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        described = await admin.describe_topics(names)
+        waiting = [d["topic"] for d in described
+                   if d.get("error_code") or not d["partitions"] or any(p["leader"] < 0 for p in d["partitions"])]
+        if not waiting:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"topics without partition leaders after {timeout_s:.0f}s: {', '.join(waiting)}")
+        await asyncio.sleep(0.2)
+
+
 async def ensure_topics(settings: Settings, attempts: int = 30) -> list[str]:
     """Create missing topics; return the names created. Waits for the cluster to answer."""
     topics = Topics(settings.topic_namespace)
@@ -46,6 +60,7 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> list[str]:
                 created = [t.name for t in missing]
             except TopicAlreadyExistsError:  # another worker won the race
                 pass
+        await _wait_for_leaders(admin, [t.name for t in wanted])
         present = [t for t in wanted if t.name in existing]
         if present:
             described = await admin.describe_topics([t.name for t in present])

@@ -37,6 +37,9 @@ class Topics:
         self.deliveries = f"{ns}.deliveries"
         self.notify_retry = f"{ns}.notify.retry"
         self.notify_dead = f"{ns}.notify.dead"
+        # Faust names a table's changelog "{app id}-{table}-changelog"; created here, with the
+        # same partitions as its source topic, so a worker never starts before its changelog exists.
+        self.triggers_state_changelog = f"{ns}-triggers-scope-state-changelog"
 
     @property
     def feeds(self) -> dict[str, str]:
@@ -56,4 +59,5 @@ class Topics:
             TopicSpec(self.deliveries, retention_ms=year),
             TopicSpec(self.notify_retry, retention_ms=14 * DAY_MS),
             TopicSpec(self.notify_dead, retention_ms=year),
+            TopicSpec(self.triggers_state_changelog, cleanup_policy="compact"),
         ]

@@ -108,6 +108,20 @@ async def _wait_ready(port: int, process: subprocess.Popen, name: str, log: Path
     raise TimeoutError(f"the {name} worker was not ready after {timeout_s:.0f}s; see {log}")
 
 
+async def _wait_for_deliveries(receiver: WebhookReceiver, count: int, workers: dict[str, subprocess.Popen],
+                               logs: Path, timeout_s: float) -> bool:
+    """Wait for `count` deliveries, failing at once if a worker dies on the way."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await receiver.wait_for(count, timeout_s=1.0):
+            return True
+        for name, process in workers.items():
+            if process.poll() is not None:
+                tail = "\n".join((logs / f"{name}.log").read_text(errors="replace").splitlines()[-20:])
+                raise RuntimeError(f"the {name} worker exited with {process.returncode}:\n{tail}")
+    return False
+
+
 async def _end_offsets(bootstrap: str, topics: list[str]) -> dict[str, int]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
@@ -203,7 +217,7 @@ async def _demo(keep_kafka: bool) -> int:
             f"(INM Honduras monthly arrivals 2014–2025, real; Darién corridor October 2026, synthetic)")
         say(f"  the rules predict {transitions} alert transitions and {deliveries} deliveries; arriving:")
         await _produce(bootstrap, Topics(namespace), messages)
-        arrived = await receiver.wait_for(deliveries, timeout_s=120)
+        arrived = await _wait_for_deliveries(receiver, deliveries, workers, logs, timeout_s=120)
         await asyncio.sleep(2)  # let late extras (there should be none) show up before counting
 
         topics = Topics(namespace)
