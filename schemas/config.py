@@ -190,3 +190,25 @@ class Contact(Strict):
 class ContactsFile(Strict):
     version: Literal[1] = 1
     contacts: list[Contact] = Field(default_factory=list)
+
+
+# --- API tokens ----------------------------------------------------------------------
+
+class TokenEntry(Strict):
+    """One bearer token. Prefer `token_sha256` (hex of the token's SHA-256) so the file holds no secret."""
+
+    name: Identifier = Field(description="who holds it; partner tokens name the data partner, e.g. PA-SNM")
+    role: Literal["admin", "operator", "partner"]
+    token: str | None = Field(None, min_length=24, repr=False)
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", repr=False)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "TokenEntry":
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("give exactly one of token or token_sha256")
+        return self
+
+
+class TokensFile(Strict):
+    version: Literal[1] = 1
+    tokens: list[TokenEntry] = Field(default_factory=list)

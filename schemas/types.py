@@ -26,6 +26,12 @@ def _check_subdivision(code: str) -> str:
     return code.upper()
 
 
+def _timestamp_text(value: object) -> object:
+    if not isinstance(value, (str, datetime)):
+        raise ValueError(f"expected an ISO 8601 timestamp with an offset such as '2026-11-20T00:00:00Z', got {value!r}")
+    return value
+
+
 def _to_utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc)
 
@@ -60,6 +66,6 @@ def normalise_duration(text: str) -> str:
 CountryCode = Annotated[str, AfterValidator(_check_country), Field(examples=["PA"])]
 SubdivisionCode = Annotated[str, AfterValidator(_check_subdivision), Field(examples=["HN-CR"])]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
-UtcDateTime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_to_utc)]
 Duration = Annotated[str, BeforeValidator(normalise_duration), Field(examples=["P1D", "PT24H", "P1M"])]
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]

@@ -97,6 +97,33 @@ def rules_check(files: tuple[Path, ...]) -> None:
         sys.exit(1)
 
 
+@main.command("ingest")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--feed", type=click.Choice(["border-crossings", "displacement"]), help="default: guessed from the columns")
+@click.option("--source", help="source to use for rows without one, e.g. PA-SNM")
+@click.option("--check", is_flag=True, help="validate only; send nothing to Kafka")
+def ingest_file(file: Path, feed: str | None, source: str | None, check: bool) -> None:
+    """Ingest a CSV or HXL-tagged CSV FILE: good rows are published, bad rows reported by row number."""
+    from services.ingest.file_upload import upload_file
+
+    sys.exit(upload_file(file, feed, source, check, get_settings()))
+
+
+@main.group()
+def schemas() -> None:
+    """JSON Schema files of every message and config file."""
+
+
+@schemas.command("export")
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+def schemas_export(directory: Path | None) -> None:
+    """Write the JSON Schema files (default: schemas/json/)."""
+    from schemas.export import JSON_DIR, export_schemas
+
+    for path in export_schemas(directory or JSON_DIR):
+        click.echo(f"wrote {path}")
+
+
 @main.command()
 @click.option("--keep-kafka", is_flag=True, help="leave the broker the demo started running")
 def demo(keep_kafka: bool) -> None:

@@ -11,6 +11,7 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from .settings import Settings
+from .topics import REJECTED_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ def create_faust_app(service: str, settings: Settings, web_port: int, **override
         broker_commit_every=100,
         broker_commit_interval=1.0,
         producer_acks=-1,
+        producer_max_request_size=REJECTED_MAX_BYTES,
         stream_wait_empty=False,
         web_enabled=True,
         web_host=settings.web_host,

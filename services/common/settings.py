@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     config_dir: Path = Field(PROJECT_ROOT / "config", description="triggers.yaml, sites.yaml, contacts.yaml")
     contacts_file: Path | None = Field(None, description="contacts file; default CONFIG_DIR/contacts.yaml")
     data_dir: Path = Field(PROJECT_ROOT / ".cache" / "data", description="worker-local state (Faust)")
+
+    tokens_file: Path | None = Field(None, description="YAML file of API bearer tokens with roles")
+    tokens: SecretStr | None = Field(None, description='tokens inline: "name:role:token;name:role:token"')
+
+    # Ingest
+    feed_http_max_bytes: int = Field(5_000_000, description="largest POST /feeds body; larger gets 413")
+    dedup_retention: str = Field("P30D", description="how long a seen event_id is remembered (ISO 8601)")
 
     web_host: str = "127.0.0.1"
     ingest_web_port: int = 6061

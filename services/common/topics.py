@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DAY_MS = 24 * 3600 * 1000
+REJECTED_MAX_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -13,9 +14,12 @@ class TopicSpec:
     cleanup_policy: str = "delete"
     retention_ms: int = 30 * DAY_MS
     partitions: int | None = None  # None: the deployment's topic_partitions
+    max_message_bytes: int | None = None  # None: the broker's default
 
     def config(self, min_insync_replicas: int) -> dict[str, str]:
         cfg = {"cleanup.policy": self.cleanup_policy, "min.insync.replicas": str(min_insync_replicas)}
+        if self.max_message_bytes is not None:
+            cfg["max.message.bytes"] = str(self.max_message_bytes)
         if self.cleanup_policy == "delete":
             cfg["retention.ms"] = str(self.retention_ms)
         return cfg
@@ -30,6 +34,7 @@ class Topics:
         self.feed_border_crossings = f"{ns}.feed.border-crossings"
         self.feed_displacement = f"{ns}.feed.displacement"
         self.ingest_rejected = f"{ns}.ingest.rejected"
+        self.ingest_validated = f"{ns}.ingest.validated"  # valid reports keyed by event_id, for de-duplication
         self.observations = f"{ns}.observations"
         self.triggers_scoped = f"{ns}.triggers.scoped"  # observations re-keyed by trigger scope
         self.alerts = f"{ns}.alerts"
@@ -40,6 +45,7 @@ class Topics:
         # Faust names a table's changelog "{app id}-{table}-changelog"; created here, with the
         # same partitions as its source topic, so a worker never starts before its changelog exists.
         self.triggers_state_changelog = f"{ns}-triggers-scope-state-changelog"
+        self.ingest_event_ids_changelog = f"{ns}-ingest-event-ids-changelog"
 
     @property
     def feeds(self) -> dict[str, str]:
@@ -51,7 +57,9 @@ class Topics:
         return [
             TopicSpec(self.feed_border_crossings, retention_ms=year),
             TopicSpec(self.feed_displacement, retention_ms=year),
-            TopicSpec(self.ingest_rejected, retention_ms=90 * DAY_MS),
+            # a rejection carries the original bytes, base64: room for whatever the feed topic let in
+            TopicSpec(self.ingest_rejected, retention_ms=90 * DAY_MS, max_message_bytes=REJECTED_MAX_BYTES),
+            TopicSpec(self.ingest_validated, retention_ms=7 * DAY_MS),
             TopicSpec(self.observations, retention_ms=year),
             TopicSpec(self.triggers_scoped, retention_ms=7 * DAY_MS),
             TopicSpec(self.alerts, retention_ms=year),
@@ -60,4 +68,5 @@ class Topics:
             TopicSpec(self.notify_retry, retention_ms=14 * DAY_MS),
             TopicSpec(self.notify_dead, retention_ms=year),
             TopicSpec(self.triggers_state_changelog, cleanup_policy="compact"),
+            TopicSpec(self.ingest_event_ids_changelog, cleanup_policy="compact"),
         ]

@@ -1,13 +1,28 @@
-"""The ingest worker: feed topics → validation → ews.observations, or ews.ingest.rejected with a reason."""
+"""The ingest worker: every way in → validation → de-duplication → ews.observations.
+
+- `validate_feed` reads the feed topics (raw bytes, whatever the partner keyed them by),
+  rejects what fails validation to ews.ingest.rejected with a reason, and forwards the
+  rest to `deduplicate`, keyed by event_id so that every copy of one event meets in one
+  partition.
+- `deduplicate` remembers each event_id for the retention period in a changelog-backed
+  table: a re-send is dropped and counted, a changed report is a correction published with
+  a higher revision, anything else is published to ews.observations keyed by location.
+- `POST /feeds/{feed}` (partner token) validates a JSON array and asks `deduplicate` for
+  each item, answering accepted, duplicate, correction or rejected per item.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from datetime import datetime, timezone
 
 import faust
 
-from schemas import SitesFile
+from schemas import Observation, SitesFile
+from schemas.types import parse_duration
+from services.common.auth import AuthError, TokenStore
 from services.common.config_files import load_model
 from services.common.faust_app import create_faust_app
 from services.common.geography import Geography
@@ -15,20 +30,35 @@ from services.common.settings import Settings
 from services.common.topics import Topics
 
 from . import metrics
-from .validation import FeedRejection, parse_feed_message, rejection
+from .deduplication import SeenEvent, content_digest, decide, expired
+from .validation import FeedRejection, describe_limit, parse_feed_message, rejection
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY = 1000  # events between sweeps of expired event_ids
 
 
 def create_app(settings: Settings) -> faust.App:
     topics = Topics(settings.topic_namespace)
     geography = Geography(load_model(settings.sites_file, SitesFile))
-    app = create_faust_app("ingest", settings, settings.ingest_web_port)
+    tokens = TokenStore.from_settings(settings)
+    retention = parse_duration(settings.dedup_retention)
+    app = create_faust_app("ingest", settings, settings.ingest_web_port,
+                           reply_create_topic=True, reply_expires=60.0)
 
     feed_of_topic = {topic: feed for feed, topic in topics.feeds.items()}
     feeds = app.topic(*topics.feeds.values(), key_serializer="raw", value_serializer="raw")
+    validated = app.topic(topics.ingest_validated, key_serializer="raw", value_serializer="json",
+                          partitions=settings.topic_partitions)
     observations = app.topic(topics.observations, key_serializer="raw", value_serializer="raw")
     rejected = app.topic(topics.ingest_rejected, key_serializer="raw", value_serializer="raw")
+    seen = app.Table("event-ids", default=None, partitions=settings.topic_partitions, key_type=str,
+                     help="event_id → digest, revision, first seen; kept for EWS_DEDUP_RETENTION")
+
+    async def reject(feed: str, raw: bytes, error: FeedRejection, **source) -> None:
+        record = rejection(feed, raw, error, datetime.now(timezone.utc), **source)
+        await rejected.send(key=feed.encode(), value=record.model_dump_json().encode())
+        metrics.EVENTS.labels(feed, "rejected").inc()
+        metrics.REJECTED.labels(feed, error.reason).inc()
 
     @app.agent(feeds)
     async def validate_feed(stream: faust.StreamT) -> None:
@@ -36,20 +66,103 @@ def create_app(settings: Settings) -> faust.App:
             message = event.message
             feed = feed_of_topic[message.topic]
             raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
-            now = datetime.now(timezone.utc)
             try:
-                observation = parse_feed_message(feed, raw, geography, now)
+                observation = parse_feed_message(feed, raw, geography, datetime.now(timezone.utc))
             except FeedRejection as error:
-                record = rejection(feed, raw, error, now, source_topic=message.topic,
-                                   source_partition=message.partition, source_offset=message.offset)
-                await rejected.send(key=feed.encode(), value=record.model_dump_json().encode())
-                metrics.EVENTS.labels(feed, "rejected").inc()
-                metrics.REJECTED.labels(feed, error.reason).inc()
+                await reject(feed, raw, error, source_topic=message.topic,
+                             source_partition=message.partition, source_offset=message.offset)
                 log.info("rejected %s message at %s/%s/%s: %s", feed, message.topic, message.partition,
                          message.offset, error.detail)
                 continue
-            await observations.send(key=observation.key.encode(), value=observation.model_dump_json().encode())
-            metrics.EVENTS.labels(feed, "accepted").inc()
-            metrics.LAST_EVENT.labels(observation.source).set(observation.observed_at.timestamp())
+            await deduplicate.send(key=observation.event_id.encode(), value=observation.model_dump(mode="json"))
+
+    swept = {"count": 0}
+
+    @app.agent(validated)
+    async def deduplicate(stream: faust.StreamT):
+        async for event in stream.events():
+            observation = Observation.model_validate(event.value)
+            now = datetime.now(timezone.utc)
+            stored = seen.get(observation.event_id)
+            previous = SeenEvent.model_validate(stored) if stored is not None else None
+            if previous is not None and expired(previous, now, retention):
+                previous = None
+            digest = content_digest(observation)
+            outcome, revision = decide(previous, digest)
+            feed_name = _feed_label(observation.feed)
+            metrics.EVENTS.labels(feed_name, outcome).inc()
+            if outcome != "duplicate":
+                published = observation.model_copy(update={"revision": revision})
+                await observations.send(key=published.key.encode(), value=published.model_dump_json().encode())
+                seen[observation.event_id] = SeenEvent(
+                    digest=digest, revision=revision, seen_at=now, partition=event.message.partition,
+                ).model_dump(mode="json")
+                metrics.LAST_EVENT.labels(observation.source).set(observation.observed_at.timestamp())
+            swept["count"] += 1
+            if swept["count"] % PRUNE_EVERY == 0:
+                _sweep(seen, event.message.partition, now, retention)
+            yield {"outcome": outcome, "revision": revision}
+
+    @app.page("/feeds/{feed}")
+    class FeedUpload(faust.web.View):
+        async def post(self, request, feed: str):
+            try:
+                partner = tokens.require(request.headers.get("Authorization"), "partner", "admin")
+            except AuthError as exc:
+                return self.json({"error": exc.message}, status=exc.status)
+            if feed not in topics.feeds:
+                return self.json({"error": f"unknown feed {feed!r}; expected one of {', '.join(topics.feeds)}"}, status=404)
+            body = await _read_limited(request, settings.feed_http_max_bytes)
+            if body is None:
+                return self.json({"error": describe_limit(settings.feed_http_max_bytes)}, status=413)
+            try:
+                items = json.loads(body)
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+                return self.json({"error": f"body is not JSON: {exc}"}, status=400)
+            if not isinstance(items, list):
+                return self.json({"error": "body must be a JSON array of reports"}, status=400)
+            results = await asyncio.gather(*(
+                _upload_item(feed, index, item, partner.name) for index, item in enumerate(items)
+            ))
+            counts = {o: sum(1 for r in results if r["outcome"] == o) for o in ("accepted", "duplicate", "correction", "rejected")}
+            return self.json({"results": results, **counts})
+
+    async def _upload_item(feed: str, index: int, item, partner: str) -> dict:
+        raw = json.dumps(item, ensure_ascii=False).encode()
+        try:
+            observation = parse_feed_message(feed, raw, geography, datetime.now(timezone.utc))
+        except FeedRejection as error:
+            await reject(feed, raw, error, source_partner=f"{partner} item {index}")
+            return {"index": index, "outcome": "rejected", "reason": error.reason, "detail": error.detail}
+        reply = await deduplicate.ask(key=observation.event_id.encode(), value=observation.model_dump(mode="json"))
+        return {"index": index, "event_id": observation.event_id, **reply}
 
     return app
+
+
+def _feed_label(feed: str) -> str:
+    return "border-crossings" if feed == "border_crossing" else "displacement"
+
+
+def _sweep(table, partition: int, now: datetime, retention) -> None:
+    """Forget event_ids past retention in the partition being processed (the only one we may write)."""
+    stale = [key for key, value in list(table.items())
+             if value is not None and value.get("partition") == partition
+             and expired(SeenEvent.model_validate(value), now, retention)]
+    for key in stale:
+        del table[key]
+    if stale:
+        log.info("forgot %d event ids older than the retention period in partition %d", len(stale), partition)
+
+
+async def _read_limited(request, limit: int) -> bytes | None:
+    """The request body, or None when it is larger than `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

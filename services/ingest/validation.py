@@ -23,6 +23,10 @@ class FeedRejection(Exception):
         self.detail = detail
 
 
+def describe_limit(limit: int) -> str:
+    return f"body is larger than {limit} bytes; split it into several requests"
+
+
 def _refuse_constant(name: str) -> Any:
     raise FeedRejection("invalid_json", f"{name} is not a number JSON allows; send a finite count")
 

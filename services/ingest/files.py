@@ -1,0 +1,141 @@
+"""CSV and HXL-tagged CSV files → feed reports, one per row, with row numbers for every problem.
+
+Plain CSV uses the report's field names as headers (`event_id, source, observed_at, ...`;
+`nationality_VE` columns fill `by_nationality`). HXL files carry a row of hashtags, either
+as the header or right under it; the tags below are mapped to fields, attributes in any order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# (feed, normalised HXL tag) → report field. Normalised: base tag + sorted attributes.
+HXL_FIELDS: dict[str, dict[str, str]] = {
+    "common": {
+        "#meta+id": "event_id",
+        "#meta+source": "source",
+        "#org": "source",
+        "#date": "observed_at",
+        "#date+start": "observed_at",
+        "#meta+period": "period",
+    },
+    "border-crossings": {
+        "#loc+code": "site_id",
+        "#loc+id": "site_id",
+        "#country+code+origin": "from_country",
+        "#country+origin": "from_country",
+        "#country+code+dest": "to_country",
+        "#country+code": "to_country",
+        "#affected": "count",
+        "#affected+total": "count",
+        "#affected+children": "children",
+        "#affected+children+unaccompanied": "unaccompanied_children",
+    },
+    "displacement": {
+        "#adm1+code": "area_id",
+        "#adm2+code": "area_id",
+        "#loc+code": "area_id",
+        "#country+code": "country",
+        "#affected+idps": "newly_displaced",
+        "#affected+displaced": "newly_displaced",
+        "#cause": "cause",
+        "#crisis+type": "cause",
+        "#affected+sheltered": "shelter_occupancy",
+        "#capacity": "shelter_capacity",
+        "#capacity+shelter": "shelter_capacity",
+    },
+}
+INTEGER_FIELDS = {"count", "children", "unaccompanied_children", "newly_displaced", "shelter_occupancy", "shelter_capacity"}
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MONTH = re.compile(r"^\d{4}-\d{2}$")
+_INTEGER = re.compile(r"^-?\d{1,3}(,\d{3})+$|^-?\d+$")
+
+
+class FileFormatError(ValueError):
+    """The file as a whole cannot be read (no header, unknown columns); names the file."""
+
+
+@dataclass(frozen=True)
+class FileRow:
+    number: int  # 1-based line in the file, as a spreadsheet shows it
+    report: dict
+
+
+def _normalise_tag(tag: str) -> str:
+    parts = [p.strip().lower() for p in tag.strip().split("+") if p.strip()]
+    return "+".join([parts[0]] + sorted(parts[1:])) if parts else ""
+
+
+def detect_feed(columns: list[str]) -> str:
+    if any(c in ("newly_displaced", "displacement") or c.startswith("#affected+displaced") or
+           _normalise_tag(c) in ("#affected+idps", "#affected+displaced") for c in columns):
+        return "displacement"
+    return "border-crossings"
+
+
+def _field_map(header: list[str], tags: list[str] | None, feed: str, path: Path) -> list[str | None]:
+    mapping = {**HXL_FIELDS["common"], **HXL_FIELDS[feed]}
+    fields: list[str | None] = []
+    for index, name in enumerate(header):
+        tag = tags[index] if tags else name
+        if tag.strip().startswith("#"):
+            fields.append(mapping.get(_normalise_tag(tag)))
+        else:
+            fields.append(name.strip() or None)
+    if not any(fields):
+        raise FileFormatError(f"{path}: no column maps to a report field; expected field names or HXL tags such as #date, #affected")
+    return fields
+
+
+def _convert(field: str, value: str) -> object:
+    value = value.strip()
+    if field in INTEGER_FIELDS and _INTEGER.match(value):
+        return int(value.replace(",", ""))
+    if field == "observed_at" and _DATE.match(value):
+        return f"{value}T00:00:00Z"
+    if field == "observed_at" and _MONTH.match(value):
+        return f"{value}-01T00:00:00Z"
+    return value
+
+
+def read_feed_rows(path: Path, feed: str | None = None, source: str | None = None) -> tuple[str, Iterator[FileRow]]:
+    """The feed the file holds and its rows as report dicts (validation happens after)."""
+    text = path.read_text(encoding="utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows:
+        raise FileFormatError(f"{path}: the file is empty")
+    header, start, tags = rows[0], 1, None
+    if all(c.strip().startswith("#") for c in header if c.strip()):
+        tags = header
+    elif len(rows) > 1 and sum(c.strip().startswith("#") for c in rows[1]) >= max(1, len([c for c in rows[1] if c.strip()]) // 2):
+        tags, start = rows[1], 2
+    feed = feed or detect_feed(tags or header)
+    fields = _field_map(header, tags, feed, path)
+
+    def generate() -> Iterator[FileRow]:
+        for offset, row in enumerate(rows[start:], start=start + 1):
+            if not any(cell.strip() for cell in row):
+                continue
+            report: dict = {}
+            for field, value in zip(fields, row):
+                if field is None or not value.strip():
+                    continue
+                if field.startswith("nationality_"):
+                    report.setdefault("by_nationality", {})[field.removeprefix("nationality_")] = _convert("count", value)
+                else:
+                    report[field] = _convert(field, value)
+            if source and "source" not in report:
+                report["source"] = source
+            if "observed_at" in report and _MONTH.match(row[fields.index("observed_at")].strip()) and "period" not in report:
+                report["period"] = "P1M"
+            if "event_id" not in report and {"source", "observed_at"} <= report.keys():
+                where = report.get("site_id") or report.get("area_id") or report.get("to_country") or report.get("country") or "all"
+                report["event_id"] = f"{report['source']}-{str(report['observed_at'])[:10]}-{where}".lower()
+            yield FileRow(offset, report)
+
+    return feed, generate()

@@ -1,0 +1,122 @@
+"""Ingest on the real broker: HTTP uploads, duplicates and corrections, CSV/HXL files, a hostile corpus."""
+
+import base64
+import json
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from services.common.settings import PROJECT_ROOT
+from services.common.topics import Topics
+from tests.helpers import crossing
+from tests.integration.conftest import consume, produce, wait_ready
+
+PARTNER_TOKEN = "partner-token-PA-SNM-0123456789abcdef"
+OPERATOR_TOKEN = "operator-token-0123456789abcdefghij"
+
+
+@pytest.fixture
+async def ingest(workers):
+    workers.env["EWS_TOKENS"] = f"PA-SNM:partner:{PARTNER_TOKEN};ops:operator:{OPERATOR_TOKEN}"
+    workers.env["EWS_FEED_HTTP_MAX_BYTES"] = "200000"
+    started = [workers.start("ingest")]
+    await wait_ready(workers, started)
+    return f"http://127.0.0.1:{started[0][1]}"
+
+
+async def test_http_upload_answers_per_item(ingest, kafka_bootstrap, namespace):
+    url = f"{ingest}/feeds/border-crossings"
+    auth = {"Authorization": f"Bearer {PARTNER_TOKEN}"}
+    first, second = crossing(0, 1200), crossing(1, 1300)
+    async with httpx.AsyncClient(timeout=30) as client:
+        r = await client.post(url, json=[first, second, crossing(2, -1)], headers=auth)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert [x["outcome"] for x in body["results"]] == ["accepted", "accepted", "rejected"]
+        assert "count: Input should be greater than or equal to 0" in body["results"][2]["detail"]
+        assert (body["accepted"], body["rejected"]) == (2, 1)
+
+        r = await client.post(url, json=[first, second | {"count": 1350}], headers=auth)
+        assert [(x["outcome"], x["revision"]) for x in r.json()["results"]] == [("duplicate", 1), ("correction", 2)]
+
+        assert (await client.post(url, json=[first])).status_code == 401
+        wrong = await client.post(url, json=[first], headers={"Authorization": "Bearer not-a-token"})
+        assert wrong.status_code == 401 and "unknown or revoked token" in wrong.json()["error"]
+        operator = await client.post(url, json=[first], headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+        assert operator.status_code == 403 and "role operator" in operator.json()["error"]
+        big = await client.post(url, content=b"[" + b'"x",' * 60000 + b'"x"]', headers=auth)
+        assert big.status_code == 413 and "larger than 200000 bytes" in big.json()["error"]
+        assert (await client.post(f"{ingest}/feeds/weather", json=[], headers=auth)).status_code == 404
+        assert (await client.post(url, content=b"{not json", headers=auth)).status_code == 400
+
+    topics = Topics(namespace)
+    published = [json.loads(r.value) for r in await consume(kafka_bootstrap, topics.observations, 3)]
+    assert sorted((o["event_id"], o["revision"], o["metrics"]["count"]) for o in published) == [
+        ("pa-lajas-blancas-0", 1, 1200), ("pa-lajas-blancas-1", 1, 1300), ("pa-lajas-blancas-1", 2, 1350)]
+    [rejected] = await consume(kafka_bootstrap, topics.ingest_rejected, 1)
+    assert json.loads(rejected.value)["source_partner"] == "PA-SNM item 2"
+
+
+async def test_kafka_resends_are_dropped_and_corrections_published_with_a_higher_revision(ingest, kafka_bootstrap, namespace):
+    topics = Topics(namespace)
+    report = json.dumps(crossing(0, 1000)).encode()
+    corrected = json.dumps(crossing(0, 1100)).encode()
+    # the partner keys by nothing at all: copies land in different partitions and still meet
+    await produce(kafka_bootstrap, topics.feed_border_crossings, [report, report, corrected, report])
+    published = [json.loads(r.value) for r in await consume(kafka_bootstrap, topics.observations, 4, timeout_s=15)]
+    assert [(o["revision"], o["metrics"]["count"]) for o in published] == [(1, 1000), (2, 1100), (3, 1000)]
+
+
+async def test_a_hostile_stream_yields_one_rejection_per_bad_message_and_every_valid_one_once(
+        ingest, workers, kafka_bootstrap, namespace):
+    from aiokafka import AIOKafkaProducer
+
+    from tests.corpus import malformed_border_crossings, malformed_displacement, valid_border_crossings
+
+    topics = Topics(namespace)
+    bad_crossings, bad_displacement = malformed_border_crossings(), malformed_displacement()
+    valid = valid_border_crossings(120)
+    assert len(bad_crossings) + len(bad_displacement) >= 200
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_request_size=12 * 1024 * 1024)
+    await producer.start()
+    try:
+        mixed = [m for pair in zip(bad_crossings, valid) for m in pair] + bad_crossings[len(valid):]
+        for message in mixed:
+            await producer.send(topics.feed_border_crossings, message)
+        for message in bad_displacement:
+            await producer.send(topics.feed_displacement, message)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    expected_rejections = len(bad_crossings) + len(bad_displacement)
+    rejected = await consume(kafka_bootstrap, topics.ingest_rejected, expected_rejections, timeout_s=90)
+    published = await consume(kafka_bootstrap, topics.observations, len(valid), timeout_s=30)
+    records = [json.loads(r.value) for r in rejected]
+    originals = sorted(base64.b64decode(r["original_base64"]) for r in records)
+    assert originals == sorted(bad_crossings + bad_displacement)  # exactly one rejection each
+    assert all(r["reason"] and r["detail"] for r in records)
+    assert sorted(json.loads(r.value)["event_id"] for r in published) == sorted(f"valid-{i}" for i in range(120))
+    extra = await consume(kafka_bootstrap, topics.observations, len(valid) + 1, timeout_s=3)
+    assert len(extra) == len(valid)  # nothing published twice
+    assert all(p.poll() is None for p in workers.processes), "the ingest worker must not have restarted"
+
+
+async def test_ews_ingest_publishes_good_rows_and_keeps_bad_ones(kafka_bootstrap, namespace, tmp_path):
+    path = tmp_path / "crossings.csv"
+    path.write_text("#date,#meta+source,#loc+code,#country+origin+code,#country+code+dest,#affected\n"
+                    "2026-11-20,PA-SNM,PA-LAJAS-BLANCAS,CO,PA,1520\n"
+                    "2026-11-21,PA-SNM,PA-LAJAS-BLANCAS,CO,PA,lots\n")
+    env = {"EWS_KAFKA_BOOTSTRAP": kafka_bootstrap, "EWS_TOPIC_NAMESPACE": namespace, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "services.cli", "ingest", str(path)], env=env,
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    assert f"{path}:3: count: Input should be a valid integer (got 'lots')" in result.stderr
+    assert f"2 rows, 1 sent to {namespace}.feed.border-crossings, 1 rejected" in result.stdout
+    topics = Topics(namespace)
+    [sent] = await consume(kafka_bootstrap, topics.feed_border_crossings, 1)
+    assert sent.key == b"PA-LAJAS-BLANCAS" and json.loads(sent.value)["count"] == 1520
+    [kept] = await consume(kafka_bootstrap, topics.ingest_rejected, 1)
+    assert (json.loads(kept.value)["source_file"], json.loads(kept.value)["source_row"]) == (str(path), 3)

@@ -1,0 +1,64 @@
+"""CSV and HXL files: columns and hashtags map to fields; bad rows are named by their row number."""
+
+from click.testing import CliRunner
+
+from services.cli import main
+from services.ingest.files import read_feed_rows
+
+HXL = (
+    "Date,Source,Crossing point,Origin,Destination,People,Children,Unaccompanied\n"
+    "#date,#meta+source,#loc+code,#country+origin+code,#country+code+dest,#affected,#affected+children,#affected+unaccompanied+children\n"
+    '2026-11-20,PA-SNM,PA-LAJAS-BLANCAS,CO,PA,"1,520",310,12\n'
+    "2026-11-21,PA-SNM,PA-LAJAS-BLANCAS,CO,PA,-4,310,12\n"
+    "\n"
+    "2026-11-22,PA-SNM,PA-NOWHERE,CO,PA,100,,\n"
+)
+
+
+def test_hxl_tags_map_to_fields_in_any_attribute_order(tmp_path):
+    path = tmp_path / "crossings.csv"
+    path.write_text(HXL)
+    feed, rows = read_feed_rows(path)
+    first = next(rows)
+    assert feed == "border-crossings" and first.number == 3
+    assert first.report == {
+        "observed_at": "2026-11-20T00:00:00Z", "source": "PA-SNM", "site_id": "PA-LAJAS-BLANCAS",
+        "from_country": "CO", "to_country": "PA", "count": 1520, "children": 310, "unaccompanied_children": 12,
+        "event_id": "pa-snm-2026-11-20-pa-lajas-blancas",
+    }
+
+
+def test_hxl_displacement_with_idps_and_months(tmp_path):
+    path = tmp_path / "idps.csv"
+    path.write_text("#date,#adm1+code,#country+code,#affected+idps,#cause\n2026-10,HN-CR,HN,450,violence\n")
+    feed, rows = read_feed_rows(path, source="HN-CONADEH")
+    [row] = list(rows)
+    assert feed == "displacement"
+    assert row.report == {"observed_at": "2026-10-01T00:00:00Z", "area_id": "HN-CR", "country": "HN",
+                          "newly_displaced": 450, "cause": "violence", "source": "HN-CONADEH", "period": "P1M",
+                          "event_id": "hn-conadeh-2026-10-01-hn-cr"}
+
+
+def test_plain_csv_with_field_names_and_nationality_columns(tmp_path):
+    path = tmp_path / "plain.csv"
+    path.write_text("event_id,source,observed_at,site_id,from_country,to_country,count,nationality_VE\n"
+                    "e-1,PA-SNM,2026-11-20T00:00:00-05:00,PA-LAJAS-BLANCAS,CO,PA,100,60\n")
+    _, rows = read_feed_rows(path)
+    assert next(rows).report["by_nationality"] == {"VE": 60}
+
+
+def test_check_reports_bad_rows_by_number_and_still_counts_good_ones(tmp_path):
+    path = tmp_path / "crossings.csv"
+    path.write_text(HXL)
+    result = CliRunner().invoke(main, ["ingest", "--check", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:4: count: Input should be greater than or equal to 0 (got -4)" in result.output
+    assert f"{path}:6: site_id: 'PA-NOWHERE' is not a site in config/sites.yaml" in result.output
+    assert "3 rows, 1 valid, 2 rejected" in result.output
+
+
+def test_a_file_without_usable_columns_is_refused_naming_it(tmp_path):
+    path = tmp_path / "nothing.csv"
+    path.write_text("#foo,#bar\n1,2\n")
+    result = CliRunner().invoke(main, ["ingest", "--check", str(path)])
+    assert result.exit_code == 2 and "no column maps to a report field" in result.output

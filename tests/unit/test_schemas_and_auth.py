@@ -1,0 +1,61 @@
+"""JSON Schema files stay in step with the models; tokens are checked with roles; de-duplication decisions."""
+
+import hashlib
+
+import pytest
+from pydantic import SecretStr
+
+from schemas.export import JSON_DIR, render_schemas
+from services.common.auth import AuthError, TokenStore
+from services.common.settings import Settings
+from services.ingest.deduplication import content_digest, decide
+from tests.helpers import crossing, observation
+
+
+def test_checked_in_json_schemas_match_the_models():
+    rendered = render_schemas()
+    on_disk = {p.name: p.read_text(encoding="utf-8") for p in JSON_DIR.glob("*.schema.json")}
+    assert on_disk.keys() == rendered.keys(), "run `ews schemas export` and commit schemas/json/"
+    for name, text in rendered.items():
+        assert on_disk[name] == text, f"schemas/json/{name} is out of date: run `ews schemas export`"
+
+
+def store(tmp_path) -> TokenStore:
+    tokens_file = tmp_path / "tokens.yaml"
+    hashed = hashlib.sha256(b"admin-token-0123456789abcdefgh").hexdigest()
+    tokens_file.write_text(f"version: 1\ntokens:\n  - {{name: root, role: admin, token_sha256: {hashed}}}\n")
+    return TokenStore.from_settings(Settings(tokens_file=tokens_file,
+                                             tokens=SecretStr("PA-SNM:partner:partner-token-0123456789abcdef")))
+
+
+def test_tokens_from_file_and_environment_with_roles(tmp_path):
+    tokens = store(tmp_path)
+    assert tokens.require("Bearer admin-token-0123456789abcdefgh", "admin").name == "root"
+    assert tokens.require("Bearer partner-token-0123456789abcdef", "partner").name == "PA-SNM"
+    with pytest.raises(AuthError) as info:
+        tokens.require("Bearer partner-token-0123456789abcdef", "admin")
+    assert info.value.status == 403 and "role partner" in info.value.message
+    for header, words in [(None, "missing Authorization"), ("Basic abc", "Bearer"), ("Bearer nope", "unknown")]:
+        with pytest.raises(AuthError) as info:
+            tokens.authenticate(header)
+        assert info.value.status == 401 and words in info.value.message
+
+
+def test_short_tokens_are_refused_at_load(tmp_path):
+    from services.common.config_files import ConfigError
+
+    with pytest.raises(ConfigError, match="EWS_TOKENS: entry 1"):
+        TokenStore.from_settings(Settings(tokens=SecretStr("x:partner:short")))
+
+
+def test_resend_is_duplicate_and_changed_content_is_a_correction():
+    first = observation(crossing(0, 1000))
+    outcome, revision = decide(None, content_digest(first))
+    assert (outcome, revision) == ("accepted", 1)
+    from services.ingest.deduplication import SeenEvent
+    from tests.helpers import NOW
+
+    seen = SeenEvent(digest=content_digest(first), revision=1, seen_at=NOW, partition=0)
+    resent = first.model_copy(update={"ingested_at": NOW.replace(hour=23)})
+    assert decide(seen, content_digest(resent)) == ("duplicate", 1)
+    assert decide(seen, content_digest(observation(crossing(0, 1001)))) == ("correction", 2)
