@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from .alert import LEVELS, Level
-from .types import CountryCode, Duration, Identifier
+from .types import CountryCode, Duration, Identifier, SubdivisionCode
 
 Language = Literal["en", "es", "fr", "pt"]
 FEED_METRICS: dict[str, tuple[str, ...]] = {
@@ -27,13 +27,13 @@ class Site(Strict):
     name: str
     country: CountryCode
     kind: Literal["crossing", "reception", "shelter", "entry-point"] = "crossing"
-    area: str | None = Field(None, description="ISO 3166-2 area the site lies in")
+    area: SubdivisionCode | None = Field(None, description="ISO 3166-2 area the site lies in")
     lat: float | None = Field(None, ge=-90, le=90)
     lon: float | None = Field(None, ge=-180, le=180)
 
 
 class Area(Strict):
-    id: Identifier
+    id: SubdivisionCode
     name: str
     country: CountryCode
 
