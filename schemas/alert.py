@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 Level = Literal["watch", "warning", "emergency"]
 LEVELS: tuple[Level, ...] = ("watch", "warning", "emergency")
-ScopeKind = Literal["site", "area", "country", "corridor", "region"]
+ScopeKind = Literal["site", "area", "country", "corridor", "region", "source"]
 
 
 class Scope(BaseModel):
@@ -43,6 +43,7 @@ class AlertEvent(BaseModel):
     evaluated_at: datetime
     evidence: list[str]
     title: dict[str, str] = {}  # the rule's title in en/es/fr/pt, so receivers need no rules file
+    details: dict[str, float] = {}  # kind-specific figures: new categories and their counts, silent hours, ...
 
     @property
     def idempotency_key(self) -> str:

@@ -93,14 +93,15 @@ class Texts(Strict):
     pt: str
 
 
-class TriggerRule(Strict):
+ScopeName = Literal["site", "area", "country", "corridor", "region", "source"]
+FeedKind = Literal["border_crossing", "displacement"]
+
+
+class RuleBase(Strict):
+    """What every trigger has: an id, a scope, levels, `for`, hysteresis, texts in four languages."""
+
     id: Identifier
-    kind: Literal["threshold"]
-    feed: Literal["border_crossing", "displacement"]
-    metric: str
-    scope: Literal["site", "area", "country", "corridor", "region"]
-    window: Duration
-    aggregate: Literal["sum", "max", "mean", "last"] = "sum"
+    scope: ScopeName
     levels: Levels
     for_: Duration | None = Field(None, alias="for", description="condition must hold this long before firing")
     clear: float | None = Field(None, description="resolve below this value (default: the lowest level)")
@@ -110,10 +111,7 @@ class TriggerRule(Strict):
     rationale: str | None = None
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TriggerRule":
-        metrics = FEED_METRICS[self.feed]
-        if self.metric not in metrics:
-            raise ValueError(f"metric {self.metric!r} is not in the {self.feed} feed; expected one of {', '.join(metrics)}")
+    def _clear_below_lowest(self) -> "RuleBase":
         lowest = self.levels.items()[0][1]
         if self.clear is not None and self.clear > lowest:
             raise ValueError(f"clear ({self.clear}) must not be above the lowest level ({lowest})")
@@ -122,6 +120,114 @@ class TriggerRule(Strict):
     @property
     def clear_level(self) -> float:
         return self.clear if self.clear is not None else self.levels.items()[0][1]
+
+    @property
+    def feeds(self) -> tuple[str, ...]:
+        return (self.feed,) if hasattr(self, "feed") else ()
+
+
+def _check_metric(feed: str, metric: str, field: str = "metric") -> None:
+    metrics = FEED_METRICS[feed]
+    if metric not in metrics:
+        raise ValueError(f"{field} {metric!r} is not in the {feed} feed; expected one of {', '.join(metrics)}")
+
+
+class ThresholdRule(RuleBase):
+    """An aggregate of a metric over a window reaches a level."""
+
+    kind: Literal["threshold"]
+    feed: FeedKind
+    metric: str
+    window: Duration
+    aggregate: Literal["sum", "max", "mean", "last"] = "sum"
+
+    @model_validator(mode="after")
+    def _metric_in_feed(self) -> "ThresholdRule":
+        _check_metric(self.feed, self.metric)
+        return self
+
+
+class RateOfChangeRule(RuleBase):
+    """The current window against the rate of the baseline window before it (a spike)."""
+
+    kind: Literal["rate_of_change"]
+    feed: FeedKind
+    metric: str
+    window: Duration
+    baseline: Duration = Field(description="the period before the window that sets the normal rate")
+    min_value: float = Field(0, ge=0, description="the current window must reach this before any level counts")
+
+    @model_validator(mode="after")
+    def _metric_in_feed(self) -> "RateOfChangeRule":
+        _check_metric(self.feed, self.metric)
+        return self
+
+
+class RatioRule(RuleBase):
+    """One metric over another (shelter occupancy over capacity), each aggregated over the window."""
+
+    kind: Literal["ratio"]
+    feed: FeedKind
+    metric: str
+    denominator: str
+    window: Duration
+    aggregate: Literal["sum", "max", "mean", "last"] = "last"
+
+    @model_validator(mode="after")
+    def _metrics_in_feed(self) -> "RatioRule":
+        _check_metric(self.feed, self.metric)
+        _check_metric(self.feed, self.denominator, "denominator")
+        return self
+
+
+class NewValueRule(RuleBase):
+    """A category (an origin nationality) appears with at least a level's people, absent for the lookback."""
+
+    kind: Literal["new_value"]
+    feed: FeedKind
+    category: Literal["nationality", "cause"]
+    window: Duration
+    lookback: Duration = Field(description="the category must have been absent this long before the window")
+
+
+class SilenceLevels(Strict):
+    watch: Duration | None = None
+    warning: Duration | None = None
+    emergency: Duration | None = None
+
+
+class SilenceRule(RuleBase):
+    """No data from a source (or site, area, ...) for longer than a level's duration past its next expected report."""
+
+    kind: Literal["silence"]
+    feed: FeedKind
+    levels: SilenceLevels  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _some_level(self) -> "SilenceRule":
+        if not any((self.levels.watch, self.levels.warning, self.levels.emergency)):
+            raise ValueError("give at least one of watch, warning, emergency as a duration, e.g. 48h")
+        return self
+
+    @model_validator(mode="after")
+    def _clear_below_lowest(self) -> "SilenceRule":  # levels are durations; it clears when data arrives
+        return self
+
+
+class CompositeRule(RuleBase):
+    """All (or any) of other triggers firing at this scope or inside it (a site inside an area)."""
+
+    kind: Literal["composite"]
+    mode: Literal["all", "any"] = "all"
+    members: list[Identifier] = Field(min_length=2)
+    levels: Levels = Field(default_factory=lambda: Levels(watch=1, warning=2, emergency=3),
+                           description="composite level = the members' combined level (1 watch, 2 warning, 3 emergency)")
+
+
+TriggerRule = Annotated[
+    ThresholdRule | RateOfChangeRule | RatioRule | NewValueRule | SilenceRule | CompositeRule,
+    Field(discriminator="kind"),
+]
 
 
 class RuleOverride(Strict):
@@ -145,10 +251,30 @@ class TriggersFile(Strict):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"trigger ids must be unique, repeated: {', '.join(dupes)}")
+        by_id = {t.id: t for t in self.triggers}
         for country, rules in self.overrides.items():
             unknown = [r for r in rules if r not in ids]
             if unknown:
                 raise ValueError(f"overrides for {country} name unknown triggers: {', '.join(unknown)}")
+            for rule_id, override in rules.items():
+                if isinstance(by_id[rule_id], (SilenceRule, CompositeRule)) and override.levels is not None:
+                    raise ValueError(f"overrides for {country}: {rule_id} is a {by_id[rule_id].kind} trigger; "
+                                     "its levels cannot be overridden")
+        order = ["site", "area", "country", "corridor", "region"]
+        for rule in self.triggers:
+            if isinstance(rule, CompositeRule):
+                for member in rule.members:
+                    target = by_id.get(member)
+                    if target is None:
+                        raise ValueError(f"composite {rule.id} names unknown trigger {member!r}")
+                    if isinstance(target, CompositeRule):
+                        raise ValueError(f"composite {rule.id} names composite {member}; members must be other kinds")
+                    if target.scope == "source" or rule.scope == "source" or (
+                            order.index(target.scope) > order.index(rule.scope)):
+                        raise ValueError(f"composite {rule.id} at {rule.scope} scope cannot contain {member} "
+                                         f"at {target.scope} scope; members must be at the same or an inner scope")
+            elif rule.scope == "source" and not isinstance(rule, SilenceRule):
+                raise ValueError(f"trigger {rule.id}: only silence triggers watch a source scope")
         return self
 
 

@@ -65,7 +65,7 @@ def problems_from(path: Path, error: ValidationError, lines: dict[tuple, int]) -
     """Turn pydantic errors into `file:line: field: message` lines."""
     problems = []
     for err in error.errors():
-        loc = tuple(err["loc"])
+        loc = _file_path(tuple(err["loc"]), lines)
         line = None
         for cut in range(len(loc), -1, -1):  # the deepest location the file has a line for
             if loc[:cut] in lines:
@@ -75,6 +75,16 @@ def problems_from(path: Path, error: ValidationError, lines: dict[tuple, int]) -
         message = err["msg"].removeprefix("Value error, ")
         problems.append(f"{path}:{line or 1}: {field}: {message}")
     return problems
+
+
+def _file_path(loc: tuple, lines: dict[tuple, int]) -> tuple:
+    """Drop what pydantic adds that the file does not have (the tag of a tagged union, e.g. 'threshold')."""
+    path: tuple = ()
+    for i, part in enumerate(loc):
+        if path + (part,) not in lines and i + 1 < len(loc) and path + (loc[i + 1],) in lines:
+            continue
+        path += (part,)
+    return path
 
 
 def load_model(path: Path, model: type[M]) -> M:

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # their window; older ones are kept out of the aggregates and counted as too late.
     allowed_lateness: str = Field("P7D", description="ISO 8601 duration")
 
+    # Triggers
+    rules_reload_interval_s: float = Field(2.0, description="how often workers look for changed rule files")
+    silence_check_interval_s: float = Field(60.0, description="how often the wall-clock silence check runs")
+
     # Delivery
     allow_private_webhooks: bool = Field(False, description="allow http:// and private/loopback webhook targets")
     webhook_timeout_s: float = 10.0

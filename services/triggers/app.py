@@ -1,33 +1,40 @@
 """The triggers worker: observations → scopes → windowed state in a Faust table → alert transitions.
 
-Two hops: `route_observation` re-keys each observation by every scope a rule watches
-(site, area, country, corridor, region) onto ews.triggers.scoped, so that all observations
-of one scope meet in one partition; `evaluate_scope` keeps that scope's state in a
-changelog-backed table and publishes every transition to ews.alerts.
+- `route_observation` re-keys each observation by every scope a rule watches (site, area,
+  country, corridor, region, source) onto ews.triggers.scoped, so that everything about one
+  scope meets in one partition.
+- `evaluate_scope` keeps each scope's state in a changelog-backed table and publishes every
+  transition to ews.alerts. Three kinds of message reach it: observations, member alerts
+  for composites, and wall-clock silence checks; all state changes happen here, in-stream.
+- `route_member_alert` reads ews.alerts back and forwards the transitions composites combine.
+- Timers: the silence check, the active-alerts gauge, and the rule-file reload.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from collections import Counter as Tally
 from datetime import datetime, timezone
 
 import faust
 
-from schemas import Observation
+from schemas import AlertEvent, Observation
 from services.common.faust_app import create_faust_app
 from services.common.settings import Settings
 from services.common.topics import Topics
 
 from . import metrics
 from .core import ScopeState
-from .loading import load_engine
+from .loading import ReloadingEngine
 
 log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> faust.App:
     topics = Topics(settings.topic_namespace)
-    engine = load_engine(settings.triggers_file, settings.sites_file, settings.allowed_lateness)
+    holder = ReloadingEngine(settings.triggers_file, settings.sites_file, settings.allowed_lateness)
+    metrics.RULES_INFO.labels(holder.engine.rules.version).set(1)
     app = create_faust_app("triggers", settings, settings.triggers_web_port)
 
     observations = app.topic(topics.observations, key_serializer="raw", value_serializer="raw")
@@ -35,38 +42,86 @@ def create_app(settings: Settings) -> faust.App:
                        partitions=settings.topic_partitions)
     alerts = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
     state_table = app.Table("scope-state", default=None, partitions=settings.topic_partitions,
-                            key_type=str, help="window contributions and alert state per scope")
+                            key_type=str, help="window contributions, member alerts and alert state per scope")
 
     @app.agent(observations)
     async def route_observation(stream: faust.StreamT) -> None:
         async for raw in stream:
             observation = Observation.model_validate_json(raw)
-            for scope in engine.scopes_for(observation):
+            for scope in holder.engine.scopes_for(observation):
                 await scoped.send(key=scope.key.encode(), value=raw)
+
+    @app.agent(alerts)
+    async def route_member_alert(stream: faust.StreamT) -> None:
+        async for raw in stream:
+            alert = AlertEvent.model_validate_json(raw)
+            for scope in holder.engine.composite_targets(alert):
+                await scoped.send(key=scope.key.encode(), value=json.dumps({"member_alert": json.loads(raw)}).encode())
 
     @app.agent(scoped)
     async def evaluate_scope(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            engine = holder.engine
             key = event.message.key.decode()
-            observation = Observation.model_validate_json(event.message.value)
-            scope = engine.scope_from_key(key, observation)
+            data = json.loads(event.message.value)
             stored = state_table.get(key)
             state = ScopeState.model_validate(stored) if stored is not None else ScopeState()
             now = datetime.now(timezone.utc)
-            result = engine.apply(state, scope, observation, now)
-            metrics.OBSERVATIONS.labels(result.outcome).inc()
-            if result.outcome != "applied":
-                continue
+            observation = None
+            if "member_alert" in data:
+                member = AlertEvent.model_validate(data["member_alert"])
+                scope = next((s for s in engine.composite_targets(member) if s.key == key), None)
+                produced = engine.apply_member(state, scope, member, now) if scope is not None else []
+            elif "silence_check" in data:
+                produced = engine.check_silence(state, state.scope, now) if state.scope is not None else []
+            else:
+                observation = Observation.model_validate(data)
+                result = engine.apply(state, engine.scope_from_key(key, observation), observation, now)
+                metrics.OBSERVATIONS.labels(result.outcome).inc()
+                if result.outcome != "applied":
+                    continue
+                produced = result.alerts
             state_table[key] = state.model_dump(mode="json")
-            for alert in result.alerts:
+            for alert in produced:
                 await alerts.send(key=alert.alert_id.encode(), value=alert.model_dump_json().encode())
                 metrics.ALERTS.labels(alert.rule_id, alert.level or "none", alert.status).inc()
-                if alert.previous_level:
-                    metrics.ACTIVE.labels(alert.rule_id, alert.previous_level).dec()
-                if alert.status == "firing":
-                    metrics.ACTIVE.labels(alert.rule_id, alert.level).inc()
-                metrics.EVENT_TO_ALERT.observe((now - observation.ingested_at).total_seconds())
+                if observation is not None:
+                    metrics.EVENT_TO_ALERT.observe((now - observation.ingested_at).total_seconds())
                 log.info("alert %s #%d %s %s value=%s", alert.alert_id, alert.transition, alert.status,
                          alert.level, alert.value)
+
+    @app.timer(interval=settings.silence_check_interval_s)
+    async def request_silence_checks() -> None:
+        """Ask every scope with a silence rule to check the wall clock, through the stream that owns it."""
+        kinds = {r.scope_kind for r in map(holder.engine.rules.common, holder.engine.rules.ids) if r.kind == "silence"}
+        now = datetime.now(timezone.utc).isoformat()
+        for key in list(state_table.keys()):
+            if key.split("/", 1)[0] in kinds:
+                await scoped.send(key=key.encode(), value=json.dumps({"silence_check": now}).encode())
+
+    @app.timer(interval=15.0)
+    async def count_active_alerts() -> None:
+        tally: Tally = Tally()
+        for value in list(state_table.values()):
+            for rule_id, alert in (value or {}).get("alerts", {}).items():
+                if alert.get("status") == "firing":
+                    tally[(rule_id, alert.get("level"))] += 1
+        metrics.ACTIVE.clear()
+        for (rule_id, level), count in tally.items():
+            metrics.ACTIVE.labels(rule_id, level).set(count)
+
+    @app.timer(interval=settings.rules_reload_interval_s)
+    async def reload_rules() -> None:
+        outcome = holder.reload_if_changed()
+        if outcome is None:
+            return
+        status, problems = outcome
+        metrics.RULES_RELOADS.labels(status).inc()
+        if status == "applied":
+            metrics.RULES_INFO.clear()
+            metrics.RULES_INFO.labels(holder.engine.rules.version).set(1)
+            log.warning("rules reloaded: version %s", holder.engine.rules.version)
+        else:
+            log.error("changed rule files refused; the previous rules stay active:\n%s", "\n".join(problems))
 
     return app

@@ -10,13 +10,35 @@ from schemas import AlertEvent, Observation
 from .core import ScopeState, TriggerEngine
 
 
+class Backtest:
+    """Scope states kept in memory; observations applied one at a time, exactly as the live worker does."""
+
+    def __init__(self, engine: TriggerEngine) -> None:
+        self.engine = engine
+        self.states: dict[str, ScopeState] = {}
+        self.alerts: list[AlertEvent] = []
+
+    def apply(self, observation: Observation, now: datetime) -> list[AlertEvent]:
+        produced: list[AlertEvent] = []
+        for scope in self.engine.scopes_for(observation):
+            state = self.states.setdefault(scope.key, ScopeState())
+            produced.extend(self.engine.apply(state, scope, observation, now).alerts)
+        for alert in list(produced):  # composites see member changes, as live through ews.alerts
+            produced.extend(self._composites(alert, now))
+        self.alerts.extend(produced)
+        return produced
+
+    def _composites(self, member: AlertEvent, now: datetime) -> list[AlertEvent]:
+        out = []
+        for scope in self.engine.composite_targets(member):
+            state = self.states.setdefault(scope.key, ScopeState())
+            out.extend(self.engine.apply_member(state, scope, member, now))
+        return out
+
+
 def run_backtest(observations: Iterable[Observation], engine: TriggerEngine, evaluated_at: datetime) -> list[AlertEvent]:
-    """Apply observations in event-time order, scope by scope, exactly as the live worker does."""
-    states: dict[str, ScopeState] = {}
-    alerts: list[AlertEvent] = []
-    ordered = sorted(observations, key=lambda o: (o.period_end, o.observed_at, o.event_id))
-    for observation in ordered:
-        for scope in engine.scopes_for(observation):
-            state = states.setdefault(scope.key, ScopeState())
-            alerts.extend(engine.apply(state, scope, observation, evaluated_at).alerts)
-    return alerts
+    """Apply observations in event-time order (period end, start, event_id) and return every transition."""
+    backtest = Backtest(engine)
+    for observation in sorted(observations, key=lambda o: (o.period_end, o.observed_at, o.event_id)):
+        backtest.apply(observation, evaluated_at)
+    return backtest.alerts

@@ -6,8 +6,10 @@ OBSERVATIONS = Counter(
     "ews_triggers_observations_total", "Observations applied to a scope, by outcome", ["outcome"]
 )
 ALERTS = Counter("ews_alerts_total", "Alert transitions published", ["rule", "level", "status"])
-ACTIVE = Gauge("ews_alerts_active", "Alerts currently firing in this worker's partitions", ["rule", "level"])
+ACTIVE = Gauge("ews_alerts_active", "Alerts firing in the scopes this worker owns", ["rule", "level"])
 EVENT_TO_ALERT = Histogram(
     "ews_event_to_alert_seconds", "From an observation ingested to the alert it caused being published",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+RULES_RELOADS = Counter("ews_rules_reloads_total", "Rule file reloads by outcome (applied, refused)", ["outcome"])
+RULES_INFO = Gauge("ews_rules_info", "The active rule set (value 1), labelled by its version", ["version"])
