@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from services.common.settings import PROJECT_ROOT
+from services.ingest.files import read_feed_rows
 
 SCENARIOS = PROJECT_ROOT / "scenarios"
 SYNTHETIC_CORRIDOR = SCENARIOS / "darien-corridor.synthetic.jsonl"
-HONDURAS_ARRIVALS = SCENARIOS / "honduras-irregular-arrivals.csv"
+HONDURAS_ARRIVALS = SCENARIOS / "honduras-irregular-arrivals.csv"  # as published (see .source.txt)
+HONDURAS_ARRIVALS_HXL = SCENARIOS / "honduras-irregular-arrivals.hxl.csv"  # the same figures, HXL-tagged
 
 
 @dataclass(frozen=True)
@@ -39,21 +40,10 @@ def load_jsonl_scenario(path: Path) -> list[FeedMessage]:
     return out
 
 
-def load_honduras_arrivals(path: Path = HONDURAS_ARRIVALS) -> list[FeedMessage]:
-    """INM Honduras monthly irregular arrivals (period,value) as national border-crossing reports."""
-    out = []
-    with path.open(encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.DictReader(handle), start=2):
-            report = {
-                "event_id": f"hn-inm-irregular-arrivals-{row['period']}",
-                "source": "HN-INM",
-                "observed_at": f"{row['period']}-01T00:00:00-06:00",
-                "period": "P1M",
-                "to_country": "HN",
-                "count": int(row["value"]),
-            }
-            out.append(FeedMessage("border-crossings", b"HN", json.dumps(report).encode(), f"{path.name}:{number}"))
-    return out
+def load_honduras_arrivals(path: Path = HONDURAS_ARRIVALS_HXL) -> list[FeedMessage]:
+    """INM Honduras monthly irregular arrivals as national border-crossing reports, read as `ews ingest` reads HXL."""
+    feed, rows = read_feed_rows(path)
+    return [FeedMessage(feed, b"HN", json.dumps(row.report).encode(), f"{path.name}:{row.number}") for row in rows]
 
 
 def bundled_scenario() -> list[FeedMessage]:

@@ -89,6 +89,8 @@ def _field_map(header: list[str], tags: list[str] | None, feed: str, path: Path)
             fields.append(name.strip() or None)
     if not any(fields):
         raise FileFormatError(f"{path}: no column maps to a report field; expected field names or HXL tags such as #date, #affected")
+    if "observed_at" not in fields:
+        raise FileFormatError(f"{path}: no date column; expected an observed_at column or an HXL #date tag")
     return fields
 
 

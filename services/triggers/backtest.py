@@ -10,6 +10,10 @@ from schemas import AlertEvent, Observation
 from .core import ScopeState, TriggerEngine
 
 
+def in_event_time_order(observations: Iterable[Observation]) -> list[Observation]:
+    return sorted(observations, key=lambda o: o.period_end)  # stable: ties keep their given order
+
+
 class Backtest:
     """Scope states kept in memory; observations applied one at a time, exactly as the live worker does."""
 
@@ -37,8 +41,12 @@ class Backtest:
 
 
 def run_backtest(observations: Iterable[Observation], engine: TriggerEngine, evaluated_at: datetime) -> list[AlertEvent]:
-    """Apply observations in event-time order (period end, start, event_id) and return every transition."""
+    """Apply observations in event-time order and return every transition.
+
+    Observations ending at the same time keep the order they were given in (the order a
+    partner sent them), as the live workers see them.
+    """
     backtest = Backtest(engine)
-    for observation in sorted(observations, key=lambda o: (o.period_end, o.observed_at, o.event_id)):
+    for observation in in_event_time_order(observations):
         backtest.apply(observation, evaluated_at)
     return backtest.alerts

@@ -9,6 +9,7 @@ AlertState per rule. Time is always passed in: `at` is event time, `now` the wal
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -74,6 +75,8 @@ class TriggerEngine:
         self.rules = rules
         self.geography = geography
         self.allowed_lateness = as_timedelta(parse_duration(allowed_lateness))
+        # Called with (rule, scope, value, at) at every evaluation; backtest plots use it.
+        self.trace: Callable[[CompiledRule, Scope, float, datetime], None] | None = None
 
     # --- where observations and member alerts go --------------------------------------
 
@@ -209,6 +212,8 @@ class TriggerEngine:
 
     def _step(self, state: ScopeState, scope: Scope, rule: CompiledRule, evaluation: Evaluation,
               at: datetime, now: datetime, clock: datetime | None = None) -> list[AlertEvent]:
+        if self.trace is not None:
+            self.trace(rule, scope, evaluation.value, at)
         alert = state.alerts.setdefault(rule.id, AlertState())
         change = step_alert(alert, rule, evaluation.value, clock or at)
         if change is None:
