@@ -63,10 +63,15 @@ async def test_kafka_resends_are_dropped_and_corrections_published_with_a_higher
     topics = Topics(namespace)
     report = json.dumps(crossing(0, 1000)).encode()
     corrected = json.dumps(crossing(0, 1100)).encode()
-    # the partner keys by nothing at all: copies land in different partitions and still meet
-    await produce(kafka_bootstrap, topics.feed_border_crossings, [report, report, corrected, report])
-    published = [json.loads(r.value) for r in await consume(kafka_bootstrap, topics.observations, 4, timeout_s=15)]
-    assert [(o["revision"], o["metrics"]["count"]) for o in published] == [(1, 1000), (2, 1100), (3, 1000)]
+    await produce(kafka_bootstrap, topics.feed_border_crossings, [report, report, corrected, report], key=b"PA-LAJAS-BLANCAS")
+    # copies keyed differently land in different partitions and still meet at de-duplication
+    other = json.dumps(crossing(1, 500)).encode()
+    await produce(kafka_bootstrap, topics.feed_border_crossings, [other], key=b"one")
+    await produce(kafka_bootstrap, topics.feed_border_crossings, [other], key=b"another")
+    published = [json.loads(r.value) for r in await consume(kafka_bootstrap, topics.observations, 5, timeout_s=15)]
+    first = [(o["revision"], o["metrics"]["count"]) for o in published if o["event_id"] == "pa-lajas-blancas-0"]
+    assert first == [(1, 1000), (2, 1100), (3, 1000)]
+    assert [o["revision"] for o in published if o["event_id"] == "pa-lajas-blancas-1"] == [1]
 
 
 async def test_a_hostile_stream_yields_one_rejection_per_bad_message_and_every_valid_one_once(
