@@ -65,7 +65,7 @@ def problems_from(path: Path, error: ValidationError, lines: dict[tuple, int]) -
     """Turn pydantic errors into `file:line: field: message` lines."""
     problems = []
     for err in error.errors():
-        loc = _file_path(tuple(err["loc"]), lines)
+        loc = _file_path(tuple(err["loc"]), lines, missing=err["type"] == "missing")
         line = None
         for cut in range(len(loc), -1, -1):  # the deepest location the file has a line for
             if loc[:cut] in lines:
@@ -77,12 +77,15 @@ def problems_from(path: Path, error: ValidationError, lines: dict[tuple, int]) -
     return problems
 
 
-def _file_path(loc: tuple, lines: dict[tuple, int]) -> tuple:
+def _file_path(loc: tuple, lines: dict[tuple, int], missing: bool) -> tuple:
     """Drop what pydantic adds that the file does not have (the tag of a tagged union, e.g. 'threshold')."""
     path: tuple = ()
     for i, part in enumerate(loc):
-        if path + (part,) not in lines and i + 1 < len(loc) and path + (loc[i + 1],) in lines:
-            continue
+        if path + (part,) not in lines:
+            if i + 1 < len(loc) and path + (loc[i + 1],) in lines:
+                continue
+            if i + 1 == len(loc) and not missing and path in lines:
+                continue  # a check of the whole object, reported at the object
         path += (part,)
     return path
 

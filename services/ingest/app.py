@@ -88,7 +88,7 @@ def create_app(settings: Settings) -> faust.App:
             if previous is not None and expired(previous, now, retention):
                 previous = None
             digest = content_digest(observation)
-            outcome, revision = decide(previous, digest)
+            outcome, revision = decide(previous, digest, event.message.partition, event.message.offset)
             feed_name = _feed_label(observation.feed)
             metrics.EVENTS.labels(feed_name, outcome).inc()
             if outcome != "duplicate":
@@ -96,6 +96,7 @@ def create_app(settings: Settings) -> faust.App:
                 await observations.send(key=published.key.encode(), value=published.model_dump_json().encode())
                 seen[observation.event_id] = SeenEvent(
                     digest=digest, revision=revision, seen_at=now, partition=event.message.partition,
+                    offset=event.message.offset,
                 ).model_dump(mode="json")
                 metrics.LAST_EVENT.labels(observation.source).set(observation.observed_at.timestamp())
             swept["count"] += 1

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from schemas import Observation
 
-Outcome = Literal["accepted", "duplicate", "correction"]
+Outcome = Literal["accepted", "duplicate", "correction", "replayed"]
 
 
 class SeenEvent(BaseModel):
@@ -21,6 +21,7 @@ class SeenEvent(BaseModel):
     revision: int
     seen_at: datetime
     partition: int
+    offset: int = -1  # of the de-duplication input message that recorded it
 
 
 def content_digest(observation: Observation) -> str:
@@ -29,10 +30,17 @@ def content_digest(observation: Observation) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def decide(previous: SeenEvent | None, digest: str) -> tuple[Outcome, int]:
-    """Same content again is a duplicate; different content under a known event_id is a correction."""
+def decide(previous: SeenEvent | None, digest: str, partition: int = -1, offset: int = -2) -> tuple[Outcome, int]:
+    """Same content again is a duplicate; different content under a known event_id is a correction.
+
+    The very message that recorded the entry, seen again after a crash (its offset was not
+    committed), is a replay: published again rather than dropped, since its output may not have
+    reached the broker; downstream drops the repeat by event_id and revision.
+    """
     if previous is None:
         return "accepted", 1
+    if previous.partition == partition and previous.offset == offset:
+        return "replayed", previous.revision
     if previous.digest == digest:
         return "duplicate", previous.revision
     return "correction", previous.revision + 1

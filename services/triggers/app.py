@@ -81,14 +81,18 @@ def create_app(settings: Settings) -> faust.App:
                 if result.outcome != "applied":
                     continue
                 produced = result.alerts
-            state_table[key] = state.model_dump(mode="json")
+            # Alerts first, acknowledged by the broker, then the state: a crash in between replays
+            # the same (alert_id, transition) - a repeat downstream drops by its key - and never
+            # leaves a state change whose alert was lost.
             for alert in produced:
-                await alerts.send(key=alert.alert_id.encode(), value=alert.model_dump_json().encode())
+                sent = await alerts.send(key=alert.alert_id.encode(), value=alert.model_dump_json().encode())
+                await sent
                 metrics.ALERTS.labels(alert.rule_id, alert.level or "none", alert.status).inc()
                 if observation is not None:
                     metrics.EVENT_TO_ALERT.observe((now - observation.ingested_at).total_seconds())
                 log.info("alert %s #%d %s %s value=%s", alert.alert_id, alert.transition, alert.status,
                          alert.level, alert.value)
+            state_table[key] = state.model_dump(mode="json")
 
     @app.timer(interval=settings.silence_check_interval_s)
     async def request_silence_checks() -> None:

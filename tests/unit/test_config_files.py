@@ -41,3 +41,22 @@ def test_yaml_syntax_errors_name_the_line(tmp_path):
     result = CliRunner().invoke(main, ["rules", "check", str(broken)])
     assert result.exit_code == 1
     assert f"{broken}:3: YAML syntax" in result.output
+
+
+def test_a_check_of_a_whole_trigger_is_reported_at_that_trigger(tmp_path):
+    broken = tmp_path / "triggers.yaml"
+    broken.write_text(
+        "version: 1\n"
+        "triggers:\n"
+        "  - id: surge\n"
+        "    kind: threshold\n"
+        "    feed: border_crossing\n"
+        "    metric: count\n"
+        "    scope: site\n"
+        "    window: 24h\n"
+        "    levels: {watch: 100}\n"
+        "    clear: 800\n"
+        "    title: {en: a, es: b, fr: c, pt: d}\n"
+    )
+    result = CliRunner().invoke(main, ["rules", "check", str(broken)])
+    assert f"{broken}:3: triggers.0: clear (800.0) must not be above the lowest level (100.0)" in result.output

@@ -59,3 +59,13 @@ def test_resend_is_duplicate_and_changed_content_is_a_correction():
     resent = first.model_copy(update={"ingested_at": NOW.replace(hour=23)})
     assert decide(seen, content_digest(resent)) == ("duplicate", 1)
     assert decide(seen, content_digest(observation(crossing(0, 1001)))) == ("correction", 2)
+
+
+def test_the_message_that_recorded_an_event_seen_again_after_a_crash_is_replayed_not_dropped():
+    from services.ingest.deduplication import SeenEvent
+    from tests.helpers import NOW
+
+    first = observation(crossing(0, 1000))
+    seen = SeenEvent(digest=content_digest(first), revision=1, seen_at=NOW, partition=2, offset=41)
+    assert decide(seen, content_digest(first), partition=2, offset=41) == ("replayed", 1)
+    assert decide(seen, content_digest(first), partition=2, offset=42) == ("duplicate", 1)

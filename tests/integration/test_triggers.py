@@ -1,0 +1,164 @@
+"""The triggers worker on the real broker: same transitions as the backtest, hot reload, a worker killed."""
+
+import json
+import random
+import shutil
+import signal
+import time
+from datetime import datetime, timedelta, timezone
+
+import httpx
+import yaml
+
+from schemas import Location, Observation
+from services.common.settings import PROJECT_ROOT
+from services.common.topics import Topics
+from services.triggers.backtest import run_backtest
+from services.triggers.loading import load_engine
+from tests.helpers import NOW
+from tests.integration.conftest import consume, produce, wait_ready
+
+SITES = ["PA-LAJAS-BLANCAS", "PA-SAN-VICENTE", "CR-PASO-CANOAS", "CR-PENAS-BLANCAS", "NI-PENAS-BLANCAS",
+         "HN-TROJES", "HN-DANLI", "GT-TECUN-UMAN", "MX-TAPACHULA", "CO-NECOCLI"]
+COUNTRY = {s: s[:2] for s in SITES}
+SITE_RULES = {"version": 1, "triggers": [{
+    "id": "surge", "kind": "threshold", "feed": "border_crossing", "metric": "count", "scope": "site",
+    "window": "24h", "levels": {"watch": 1000, "warning": 2500, "emergency": 5000}, "clear": 800, "clear_for": "24h",
+    "title": {"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"}}]}
+
+
+def random_walk_observations(days: int, seed: int) -> list[Observation]:
+    """Daily counts per site that wander across the levels, so many transitions happen."""
+    rng = random.Random(seed)
+    out = []
+    level = {s: rng.randint(300, 3000) for s in SITES}
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    for day in range(days):
+        for site in SITES:
+            level[site] = max(0, int(level[site] * rng.uniform(0.6, 1.6)) + rng.randint(-100, 100))
+            level[site] = min(level[site], 9000)
+            observed = start + timedelta(days=day)
+            out.append(Observation(event_id=f"{site}-{day}", feed="border_crossing", source="TEST",
+                                   observed_at=observed, period="P1D", period_end=observed + timedelta(days=1),
+                                   location=Location(kind="site", id=site, country=COUNTRY[site]),
+                                   metrics={"count": level[site]}, ingested_at=NOW))
+    return out
+
+
+def interleave(observations: list[Observation], seed: int) -> list[Observation]:
+    """Another arrival order: each site's reports stay in order, sites interleave at random."""
+    rng = random.Random(seed)
+    queues = {s: [o for o in observations if o.location.id == s] for s in SITES}
+    out = []
+    while any(queues.values()):
+        site = rng.choice([s for s, q in queues.items() if q])
+        out.append(queues[site].pop(0))
+    return out
+
+
+def config_dir(tmp_path, rules: dict):
+    directory = tmp_path / "config"
+    directory.mkdir()
+    shutil.copy(PROJECT_ROOT / "config" / "sites.yaml", directory / "sites.yaml")
+    (directory / "triggers.yaml").write_text(yaml.safe_dump(rules, allow_unicode=True))
+    return directory
+
+
+def key_of(alert: dict) -> tuple:
+    return alert["alert_id"], alert["transition"]
+
+
+async def produce_observations(bootstrap, topic, observations):
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        for o in observations:
+            await producer.send(topic, o.model_dump_json().encode(), key=o.key.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def wait_for_alerts(bootstrap, topic, expected: int, timeout_s: float = 90) -> list[dict]:
+    records = await consume(bootstrap, topic, expected, timeout_s=timeout_s)
+    more = await consume(bootstrap, topic, len(records) + 1, timeout_s=3)  # anything extra shows up too
+    return [json.loads(r.value) for r in more]
+
+
+async def test_live_gives_the_backtests_transitions_in_any_interleaving_of_sites(workers, kafka_bootstrap, namespace, tmp_path):
+    directory = config_dir(tmp_path, SITE_RULES)
+    workers.env["EWS_CONFIG_DIR"] = str(directory)
+    observations = random_walk_observations(days=40, seed=7)
+    engine = load_engine(directory / "triggers.yaml", directory / "sites.yaml", "P7D")
+    expected = {(a.alert_id, a.transition): (a.status, a.level, a.value) for a in run_backtest(observations, engine, NOW)}
+    shuffled = {(a.alert_id, a.transition): (a.status, a.level, a.value)
+                for a in run_backtest(interleave(observations, 99), engine, NOW)}
+    assert shuffled == expected and len(expected) > 40
+
+    started = [workers.start("triggers")]
+    await wait_ready(workers, started)
+    await produce_observations(kafka_bootstrap, Topics(namespace).observations, interleave(observations, 3))
+    alerts = await wait_for_alerts(kafka_bootstrap, Topics(namespace).alerts, len(expected))
+    assert {key_of(a): (a["status"], a["level"], a["value"]) for a in alerts} == expected
+    assert len(alerts) == len(expected)
+
+
+async def test_a_killed_worker_of_two_loses_and_changes_no_transition(workers, kafka_bootstrap, namespace, tmp_path):
+    directory = config_dir(tmp_path, SITE_RULES)
+    workers.env["EWS_CONFIG_DIR"] = str(directory)
+    observations = random_walk_observations(days=60, seed=11)
+    engine = load_engine(directory / "triggers.yaml", directory / "sites.yaml", "P7D")
+    expected = {(a.alert_id, a.transition): (a.status, a.level, a.value) for a in run_backtest(observations, engine, NOW)}
+    topics = Topics(namespace)
+
+    first, second = workers.start("triggers"), workers.start("triggers")
+    await wait_ready(workers, [first, second])
+    ordered = interleave(observations, 5)
+    half = len(ordered) // 2
+    await produce_observations(kafka_bootstrap, topics.observations, ordered[:half])
+    await consume(kafka_bootstrap, topics.alerts, 5, timeout_s=30)  # the stream is flowing
+    first[0].send_signal(signal.SIGKILL)
+    first[0].wait()
+    await produce_observations(kafka_bootstrap, topics.observations, ordered[half:])
+    restarted = workers.start("triggers")
+    await wait_ready(workers, [second, restarted])
+
+    alerts = await wait_for_alerts(kafka_bootstrap, topics.alerts, len(expected), timeout_s=120)
+    got: dict = {}
+    for a in alerts:
+        got.setdefault(key_of(a), set()).add((a["status"], a["level"], a["value"]))
+    assert set(got) == set(expected), f"missing {sorted(set(expected) - set(got))[:5]}, extra {sorted(set(got) - set(expected))[:5]}"
+    assert all(len(v) == 1 for v in got.values()), "a repeated (alert_id, transition) must carry the same transition"
+    assert {k: next(iter(v)) for k, v in got.items()} == expected
+
+
+async def test_changed_rules_are_reloaded_and_a_broken_file_is_refused(workers, kafka_bootstrap, namespace, tmp_path):
+    directory = config_dir(tmp_path, SITE_RULES)
+    workers.env.update(EWS_CONFIG_DIR=str(directory), EWS_RULES_RELOAD_INTERVAL_S="0.5")
+    started = [workers.start("triggers")]
+    await wait_ready(workers, started)
+    metrics_url = f"http://127.0.0.1:{started[0][1]}/metrics"
+    topics = Topics(namespace)
+
+    (directory / "triggers.yaml").write_text((directory / "triggers.yaml").read_text().replace("window: 24h", "window: soon"))
+    changed = dict(SITE_RULES, triggers=[dict(SITE_RULES["triggers"][0], levels={"watch": 100}, clear=50)])
+    async with httpx.AsyncClient() as client:
+        deadline = time.monotonic() + 20
+        while 'ews_rules_reloads_total{outcome="refused"} 1.0' not in (await client.get(metrics_url)).text:
+            assert time.monotonic() < deadline, workers.logs()
+            time.sleep(0.3)
+        await produce_observations(kafka_bootstrap, topics.observations, random_walk_observations(1, 1)[:1])
+        [old] = [json.loads(r.value) for r in await consume(kafka_bootstrap, topics.alerts, 1, timeout_s=5)] or [None]
+        (directory / "triggers.yaml").write_text(yaml.safe_dump(changed))
+        while 'ews_rules_reloads_total{outcome="applied"} 1.0' not in (await client.get(metrics_url)).text:
+            assert time.monotonic() < deadline + 20, workers.logs()
+            time.sleep(0.3)
+    assert "previous rules stay active" in workers.logs() and "window: expected a duration" in workers.logs()
+    low = Observation.model_validate(random_walk_observations(1, 1)[1].model_dump() | {"metrics": {"count": 150}})
+    await produce_observations(kafka_bootstrap, topics.observations, [low])
+    alerts = [json.loads(r.value) for r in await consume(kafka_bootstrap, topics.alerts, 1 + (old is not None), timeout_s=20)]
+    new = [a for a in alerts if a["scope"]["id"] == low.location.id]
+    assert new and new[0]["threshold"] == 100 and new[0]["level"] == "watch"
+    assert old is None or new[0]["rule_version"] != old["rule_version"]
