@@ -298,6 +298,8 @@ class Contact(Strict):
     id: Identifier
     name: str
     organisation: str
+    country: CountryCode | None = Field(None, description="the recipient's own country (None: an international office); "
+                                                           "the sharing policy applies to alerts from other countries")
     countries: list[CountryCode] = Field(default_factory=list, description="empty = every country")
     corridors: list[Identifier] = Field(default_factory=list)
     min_level: Level = "watch"
@@ -311,6 +313,21 @@ class Contact(Strict):
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         return sorted(set(value))
+
+
+class SharingRule(Strict):
+    """What recipients outside a source country receive of its alerts."""
+
+    outside: Literal["full", "aggregates", "nothing"] = "full"
+    small_count_floor: int = Field(0, ge=0, description="counts below this read '<k' for recipients outside")
+
+
+class SharingFile(Strict):
+    """config/sharing.yaml: each source country's decision, in accordance with its legislation."""
+
+    version: Literal[1] = 1
+    default: SharingRule = Field(default_factory=SharingRule)
+    countries: dict[CountryCode, SharingRule] = Field(default_factory=dict)
 
 
 class ContactsFile(Strict):

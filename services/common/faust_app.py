@@ -35,7 +35,12 @@ def create_faust_app(service: str, settings: Settings, web_port: int, **override
         broker_commit_interval=1.0,
         producer_acks=-1,
         producer_max_request_size=REJECTED_MAX_BYTES,
-        stream_wait_empty=False,
+        # On a rebalance, finish and commit in-flight events before giving partitions away, so
+        # the next owner never recovers table state that the previous one is still changing.
+        stream_wait_empty=True,
+        # Table state is recovered from its changelog by the new owner; no standby copies whose
+        # promotion could race with the changelog.
+        table_standby_replicas=0,
         web_enabled=True,
         web_host=settings.web_host,
         web_port=web_port,
@@ -45,7 +50,64 @@ def create_faust_app(service: str, settings: Settings, web_port: int, **override
     app = EwsApp(f"{settings.topic_namespace}-{service}", **options)
     setup_prometheus_sensors(app, name_prefix="faust")
     _add_health_endpoints(app)
+    _add_stall_watchdog(app, settings.stall_timeout_s)
     return app
+
+
+EXIT_STALLED = 75
+
+
+def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
+    """Notice a worker that has assigned partitions with messages waiting and makes no progress.
+
+    faust-streaming can leave a consumer idle after a rebalance (open upstream issues #175,
+    #523): the worker reports ready and never fetches again. The watchdog first resumes the
+    partitions and the flow; if that does not help, it stops the worker (exit 75) so that its
+    supervisor restarts it from the last commit, instead of the stream silently standing still.
+    """
+    last: dict[Any, tuple[int, float]] = {}
+    state = {"resumed_at": 0.0}
+
+    @app.timer(interval=max(1.0, stall_timeout_s / 4))
+    async def watch_progress() -> None:
+        if app.rebalancing or getattr(app, "in_recovery", False):
+            last.clear()
+            return
+        consumer = app.consumer
+        changelogs = set(app.tables.changelog_topics)
+        assigned = [tp for tp in consumer.assignment() if tp.topic not in changelogs and "__assignor" not in tp.topic]
+        if not assigned:
+            return
+        now = app.loop.time()
+        highwaters = await consumer.highwaters(*assigned)
+        stalled = []
+        for tp in assigned:
+            position = await consumer.position(tp)
+            highwater = highwaters.get(tp)
+            if position is None or highwater is None or position >= highwater:
+                last.pop(tp, None)
+                continue
+            seen = last.get(tp)
+            if seen is None or seen[0] != position:
+                last[tp] = (position, now)
+            elif now - seen[1] >= stall_timeout_s:
+                stalled.append((tp, position, highwater))
+        if not stalled:
+            return
+        described = ", ".join(f"{tp.topic}/{tp.partition} at {pos} of {hw}" for tp, pos, hw in stalled)
+        if now - state["resumed_at"] > stall_timeout_s * 2:
+            log.error("no progress for %.0fs with messages waiting (%s); resuming partitions and flow",
+                      stall_timeout_s, described)
+            consumer.resume_partitions([tp for tp, _, _ in stalled])
+            consumer.resume_flow()
+            app.flow_control.resume()
+            state["resumed_at"] = now
+            for tp, _, _ in stalled:
+                last.pop(tp, None)
+            return
+        log.critical("still no progress after resuming (%s); stopping the worker so it restarts", described)
+        logging.shutdown()
+        os._exit(EXIT_STALLED)
 
 
 EXIT_AGENT_FAILED = 70

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     notify_web_port: int = 6063
 
     log_level: str = "info"
+    stall_timeout_s: float = Field(20.0, description="a worker with messages waiting and no progress this long resumes, then restarts")
     # Consumer-group timing. Low values make a restarted worker rejoin in seconds.
     broker_session_timeout_s: float = 10.0
     broker_heartbeat_interval_s: float = 1.0

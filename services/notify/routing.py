@@ -1,10 +1,12 @@
-"""Which contacts an alert transition concerns. Pure."""
+"""Which contacts an alert transition concerns, and which of them a silence mutes. Pure."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from schemas import LEVELS, AlertEvent, Contact, Scope
+from schemas.notify import Silence
 from services.common.geography import Geography
 
 _RANK = {level: i for i, level in enumerate(LEVELS)}
@@ -38,3 +40,20 @@ def route_to_contacts(alert: AlertEvent, contacts: Iterable[Contact], geography:
         and _RANK[level] >= _RANK[c.min_level]
         and concerns_contact(c, alert.scope, geography)
     ]
+
+
+def silenced_by(alert: AlertEvent, silences: Iterable[Silence], now: datetime) -> Silence | None:
+    """The first active silence that matches the alert, if any."""
+    return next((s for s in silences if s.expired_by is None and s.matches(alert, now)), None)
+
+
+def escalation_targets(contacts: Iterable[Contact], by_id: dict[str, Contact]) -> list[Contact]:
+    """The escalation contacts of these contacts, each once, skipping unknown ids and the contacts themselves."""
+    seen = {c.id for c in contacts}
+    out = []
+    for contact in contacts:
+        for target in contact.escalation_contacts:
+            if target not in seen and target in by_id:
+                seen.add(target)
+                out.append(by_id[target])
+    return out

@@ -1,0 +1,86 @@
+"""A complete, live, in-memory view of a keyed topic (contacts, silences, acknowledgements, alerts).
+
+Every worker that needs the whole picture (not just its partitions) reads the topic from the
+beginning into a dict and keeps following it. `wait_for` gives read-your-writes to an API
+that just produced a change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+log = logging.getLogger(__name__)
+
+
+class TopicView:
+    def __init__(self, bootstrap: str, topic: str, decode: Callable[[bytes], Any],
+                 on_change: Callable[[str, Any, Any], None] | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.decode = decode
+        self.on_change = on_change  # (key, value or None, record) after each change
+        self.items: dict[str, Any] = {}
+        self.caught_up = asyncio.Event()
+        self._positions: dict[int, int] = {}
+        self._advanced = asyncio.Condition()
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def run(self) -> None:
+        """Read from the beginning, then follow. Meant to run as a task for the life of the worker."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", group_id=None)
+        self._consumer = consumer
+        await consumer.start()
+        try:
+            partitions = None
+            while not partitions:
+                partitions = consumer.partitions_for_topic(self.topic)
+                if not partitions:
+                    await consumer._client.force_metadata_update()
+                    await asyncio.sleep(0.5)
+            assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+            consumer.assign(assigned)
+            await consumer.seek_to_beginning(*assigned)
+            ends = await consumer.end_offsets(assigned)
+            targets = {tp.partition: end for tp, end in ends.items()}
+            if all(end == 0 for end in targets.values()):
+                self.caught_up.set()
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=1000)
+                for tp, records in batch.items():
+                    for record in records:
+                        self._apply(record)
+                        self._positions[tp.partition] = record.offset + 1
+                async with self._advanced:
+                    self._advanced.notify_all()
+                if not self.caught_up.is_set() and all(self._positions.get(p, 0) >= end for p, end in targets.items()):
+                    self.caught_up.set()
+                    log.info("%s: %d items loaded", self.topic, len(self.items))
+        finally:
+            await consumer.stop()
+
+    def _apply(self, record) -> None:
+        key = record.key.decode() if record.key else ""
+        try:
+            value = None if record.value is None else self.decode(record.value)
+        except Exception as exc:  # a bad record must not stop the view; it is logged and skipped
+            log.error("%s: skipping unreadable record at %d/%d: %s", self.topic, record.partition, record.offset, exc)
+            return
+        if value is None:
+            self.items.pop(key, None)
+        else:
+            self.items[key] = value
+        if self.on_change is not None:
+            self.on_change(key, value, record)
+
+    async def wait_for(self, partition: int, offset: int, timeout_s: float = 10.0) -> None:
+        """Wait until the record at (partition, offset) has been applied."""
+        async def reached() -> None:
+            async with self._advanced:
+                await self._advanced.wait_for(lambda: self._positions.get(partition, 0) > offset)
+        await asyncio.wait_for(reached(), timeout=timeout_s)
