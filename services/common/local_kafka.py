@@ -254,6 +254,7 @@ DEFAULT_BROKER = LocalBroker(data_dir=CACHE / "broker", port=9092, controller_po
 
 
 def start_background() -> str:
+    check_tools()
     broker = DEFAULT_BROKER
     pid = _read_pid(broker.data_dir)
     if pid is not None and _alive(pid):
