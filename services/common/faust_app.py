@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -16,7 +17,8 @@ from .topics import REJECTED_MAX_BYTES
 log = logging.getLogger(__name__)
 
 
-def create_faust_app(service: str, settings: Settings, web_port: int, **overrides: Any) -> faust.App:
+def create_faust_app(service: str, settings: Settings, web_port: int,
+                     readiness: Callable[[], list[str]] | None = None, **overrides: Any) -> faust.App:
     """A Faust app for `service` with the deployment's broker, timeouts and health endpoints."""
     datadir = settings.data_dir / f"{settings.topic_namespace}-{service}"
     datadir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +51,7 @@ def create_faust_app(service: str, settings: Settings, web_port: int, **override
     options.update(overrides)
     app = EwsApp(f"{settings.topic_namespace}-{service}", **options)
     setup_prometheus_sensors(app, name_prefix="faust")
-    _add_health_endpoints(app)
+    _add_health_endpoints(app, readiness)
     _add_stall_watchdog(app, settings.stall_timeout_s)
     return app
 
@@ -130,7 +132,7 @@ class EwsApp(faust.App):
         os._exit(EXIT_AGENT_FAILED)
 
 
-def _add_health_endpoints(app: faust.App) -> None:
+def _add_health_endpoints(app: faust.App, readiness: Callable[[], list[str]] | None) -> None:
     state = {"assigned": False}
 
     @app.on_rebalance_complete.connect
@@ -150,6 +152,8 @@ def _add_health_endpoints(app: faust.App) -> None:
             reasons.append("rebalancing")
         if getattr(app, "in_recovery", False):
             reasons.append("recovering table state")
+        if readiness is not None:
+            reasons.extend(readiness())
         if reasons:
             return web.json({"status": "not ready", "reasons": reasons}, status=503)
         return web.json({"status": "ready"})

@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     rules_reload_interval_s: float = Field(2.0, description="how often workers look for changed rule files")
     silence_check_interval_s: float = Field(60.0, description="how often the wall-clock silence check runs")
 
+    # Notify
+    sharing_file: Path | None = Field(None, description="sharing policy; default CONFIG_DIR/sharing.yaml")
+    public_url: str | None = Field(None, description="how contacts reach the notify API, for acknowledgement links")
+    repeat_interval: str = Field("PT4H", description="repeat a firing, unacknowledged alert this often")
+    escalate_after: str = Field("PT1H", description="also tell escalation contacts if unacknowledged this long")
+    reminder_check_interval_s: float = 30.0
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "ews@localhost"
+    smtp_starttls: bool = True
+    smtp_ca_file: Path | None = Field(None, description="CA bundle that signs the SMTP server's certificate")
+    smtp_timeout_s: float = 15.0
+
     # Delivery
     allow_private_webhooks: bool = Field(False, description="allow http:// and private/loopback webhook targets")
     webhook_timeout_s: float = 10.0
@@ -67,6 +82,10 @@ class Settings(BaseSettings):
     @property
     def sites_file(self) -> Path:
         return self.config_dir / "sites.yaml"
+
+    @property
+    def resolved_sharing_file(self) -> Path:
+        return self.sharing_file or self.config_dir / "sharing.yaml"
 
     @property
     def resolved_contacts_file(self) -> Path:

@@ -42,10 +42,13 @@ class Topics:
         self.deliveries = f"{ns}.deliveries"
         self.notify_retry = f"{ns}.notify.retry"
         self.notify_dead = f"{ns}.notify.dead"
+        self.notify_silences = f"{ns}.notify.silences"
+        self.notify_acks = f"{ns}.notify.acks"
         # Faust names a table's changelog "{app id}-{table}-changelog"; created here, with the
         # same partitions as its source topic, so a worker never starts before its changelog exists.
         self.triggers_state_changelog = f"{ns}-triggers-scope-state-changelog"
         self.ingest_event_ids_changelog = f"{ns}-ingest-event-ids-changelog"
+        self.notify_delivered_changelog = f"{ns}-notify-delivered-changelog"
 
     @property
     def feeds(self) -> dict[str, str]:
@@ -67,6 +70,9 @@ class Topics:
             TopicSpec(self.deliveries, retention_ms=year),
             TopicSpec(self.notify_retry, retention_ms=14 * DAY_MS),
             TopicSpec(self.notify_dead, retention_ms=year),
+            TopicSpec(self.notify_silences, cleanup_policy="compact"),
+            TopicSpec(self.notify_acks, cleanup_policy="compact"),
             TopicSpec(self.triggers_state_changelog, cleanup_policy="compact"),
+            TopicSpec(self.notify_delivered_changelog, cleanup_policy="compact"),
             TopicSpec(self.ingest_event_ids_changelog, cleanup_policy="compact"),
         ]

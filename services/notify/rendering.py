@@ -1,35 +1,105 @@
-"""Alert transition → what a contact receives, in its language. Jinja2 templates in templates/."""
+"""Alert transition → what a contact receives, in its language: JSON, CAP 1.2 XML, e-mail text.
+
+Jinja2 templates in templates/; the sharing policy has been applied before (SharedAlert).
+"""
 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from functools import lru_cache
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from schemas import AlertEvent, Contact
 
+from .sharing import SharedAlert
+
 LANGUAGES = ("en", "es", "fr", "pt")
+CAP_SEVERITY = {"watch": "Moderate", "warning": "Severe", "emergency": "Extreme"}
+CAP_SENDER = "ews@early-warning.americas"
 
 
 @lru_cache(maxsize=1)
 def _env() -> Environment:
     return Environment(loader=PackageLoader("services.notify", "templates"), undefined=StrictUndefined,
-                       autoescape=False, keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+                       autoescape=select_autoescape(enabled_extensions=("xml",), default_for_string=False),
+                       keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
 
 
 def title_of(alert: AlertEvent, language: str) -> str:
     return alert.title.get(language) or alert.title.get("en") or alert.rule_id
 
 
-def render_summary(alert: AlertEvent, title: str, language: str) -> str:
-    """One plain sentence or two in the contact's language."""
-    return _env().get_template(f"summary.{language}.j2").render(alert=alert, title=title).strip()
+def figure(value: float, language: str) -> str:
+    """12,971 (en), 12.971 (es, pt), 12 971 (fr); ratios keep four significant digits."""
+    text = f"{value:,.0f}" if value == int(value) else f"{value:,.4g}"
+    if language in ("es", "pt"):
+        return text.translate(str.maketrans(",.", ".,"))
+    if language == "fr":
+        return text.replace(",", " ").replace(".", ",")
+    return text
 
 
-def render_json(alert: AlertEvent, contact: Contact) -> bytes:
+def _figures(shared: SharedAlert, language: str) -> tuple[str, str]:
+    value = shared.value_text if shared.floored else figure(shared.alert.value, language)
+    return value, figure(shared.alert.threshold, language)
+
+
+def render_summary(shared: SharedAlert, language: str) -> str:
+    """One or two plain sentences in the contact's language."""
+    value, threshold = _figures(shared, language)
+    return _env().get_template(f"summary.{language}.j2").render(
+        alert=shared.alert, title=title_of(shared.alert, language), value=value, threshold=threshold,
+    ).strip()
+
+
+def render_json(shared: SharedAlert, contact: Contact) -> bytes:
     """The webhook body: the alert as on ews.alerts, plus title and summary in the contact's language."""
-    title = title_of(alert, contact.language)
-    body = alert.model_dump(mode="json", exclude={"title"})
-    body.update(language=contact.language, title=title, summary=render_summary(alert, title, contact.language))
+    body = shared.alert.model_dump(mode="json", exclude={"title"})
+    if shared.floored:
+        body["value"] = None
+    body.update(value_display=shared.value_text, language=contact.language,
+                title=title_of(shared.alert, contact.language), summary=render_summary(shared, contact.language))
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def cap_time(moment: datetime) -> str:
+    """CAP dateTime: seconds precision and an explicit offset (+00:00); a trailing Z is not valid CAP."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def cap_identifier(alert: AlertEvent) -> str:
+    return f"ews:{alert.alert_id}:{alert.transition}"
+
+
+def render_cap(shared: SharedAlert, contact: Contact, earlier: list[AlertEvent]) -> bytes:
+    """CAP 1.2: levels map to severity; later transitions are Updates referencing the earlier messages;
+    a resolution is an Update with responseType AllClear."""
+    alert = shared.alert
+    language = contact.language
+    references = " ".join(f"{CAP_SENDER},{cap_identifier(e)},{cap_time(e.evaluated_at)}" for e in earlier)
+    resolved = alert.status == "resolved"
+    xml = _env().get_template("cap.xml").render(
+        alert=alert, identifier=cap_identifier(alert), sender=CAP_SENDER, sent=cap_time(alert.evaluated_at),
+        msg_type="Update" if earlier else "Alert", references=references, language=language,
+        event=title_of(alert, language), response="AllClear" if resolved else ("Prepare" if alert.level != "watch" else "Monitor"),
+        urgency="Past" if resolved else ("Immediate" if alert.level == "emergency" else "Expected"),
+        severity="Minor" if resolved else CAP_SEVERITY[alert.level],
+        headline=f"{title_of(alert, language)} — {alert.scope.kind} {alert.scope.id}",
+        description=render_summary(shared, language), onset=cap_time(alert.started_at),
+        value=shared.value_text, threshold=shared.threshold_text,
+    )
+    return xml.encode("utf-8")
+
+
+def render_email(shared: SharedAlert, contact: Contact, ack_url: str | None) -> tuple[str, str]:
+    """(subject, plain-text body) in the contact's language."""
+    language = contact.language
+    template = _env().get_template(f"email.{language}.txt.j2")
+    value, threshold = _figures(shared, language)
+    body = template.render(alert=shared.alert, title=title_of(shared.alert, language), contact=contact,
+                           summary=render_summary(shared, language), value=value, threshold=threshold,
+                           ack_url=ack_url)
+    subject, _, text = body.partition("\n")
+    return subject.removeprefix("Subject: ").strip(), text.strip() + "\n"

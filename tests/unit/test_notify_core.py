@@ -6,7 +6,9 @@ import time
 import pytest
 
 from schemas import AlertEvent, Contact
+from schemas.config import SharingFile
 from services.notify.rendering import LANGUAGES, render_json
+from services.notify.sharing import share
 from services.notify.routing import route_to_contacts
 from services.notify.webhook import WebhookTargetRefused, check_target, sign, verify
 from services.triggers.backtest import run_backtest
@@ -60,17 +62,19 @@ def test_a_corridor_alert_reaches_countries_along_the_corridor():
 ])
 def test_webhook_body_is_the_alert_plus_text_in_the_contacts_language(language, words):
     alert = alerts_for(crossing(0, 2600))[0]
-    body = json.loads(render_json(alert, contact("c", language=language)))
+    reader = contact("c", language=language)
+    body = json.loads(render_json(share(alert, reader, SharingFile()), reader))
     assert body["alert_id"] == "surge/site/PA-LAJAS-BLANCAS" and body["transition"] == 1
     assert body["language"] == language
     assert body["summary"].startswith(words)
-    assert "2" in body["summary"] and "600" in body["summary"]
+    assert {"en": "2,600", "es": "2.600", "fr": "2 600", "pt": "2.600"}[language] in body["summary"]
 
 
 def test_every_language_has_a_template():
     alert = alerts_for(crossing(0, 2600), crossing(1, 10), clear=800)[-1]
     for language in LANGUAGES:
-        assert json.loads(render_json(alert, contact("c", language=language)))["summary"]
+        reader = contact("c", language=language)
+        assert json.loads(render_json(share(alert, reader, SharingFile()), reader))["summary"]
 
 
 def test_signature_verifies_and_detects_tampering_and_replay():

@@ -1,0 +1,262 @@
+"""The notify worker's HTTP API: contacts, alerts and acknowledgements, silences. Bearer tokens with roles."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+import faust
+from pydantic import ValidationError
+
+from schemas import Contact, WebhookChannel
+from schemas.notify import Acknowledgement, Silence
+from schemas.types import parse_duration
+from services.common.auth import AuthError
+from services.common.topics import Topics
+from services.triggers.core.rules import as_timedelta
+
+from . import metrics
+from .picture import is_acknowledged
+from .webhook import WebhookTargetRefused, check_target
+
+if TYPE_CHECKING:
+    from .app import NotifyState
+
+MAX_BODY = 256 * 1024
+ANY_ROLE = ("admin", "operator", "partner")
+MANAGERS = ("admin", "operator")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, errors: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.errors = status, message, errors
+
+
+def field_errors(error: ValidationError) -> list[dict]:
+    return [{"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"].removeprefix("Value error, ")}
+            for e in error.errors()]
+
+
+def redacted(contact: Contact) -> dict:
+    """A contact as the API shows it: shared secrets are never returned."""
+    data = contact.model_dump(mode="json")
+    for channel in data["channels"]:
+        if "secret" in channel:
+            channel["secret"] = "***"
+    return data
+
+
+async def read_json(request) -> Any:
+    body = await request.content.read(MAX_BODY + 1)
+    if len(body) > MAX_BODY:
+        raise ApiError(413, f"body is larger than {MAX_BODY} bytes")
+    try:
+        return json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"body is not JSON: {exc}") from None
+
+
+def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
+    settings = state.settings
+    contacts_topic = app.topic(topics.contacts, key_serializer="raw", value_serializer="raw")
+    silences_topic = app.topic(topics.notify_silences, key_serializer="raw", value_serializer="raw")
+    acks_topic = app.topic(topics.notify_acks, key_serializer="raw", value_serializer="raw")
+
+    async def publish(topic, view, key: str, value: bytes | None) -> None:
+        """Write to a compacted topic and wait until this worker's view has it (read your writes)."""
+        metadata = await (await topic.send(key=key.encode(), value=value))
+        await view.wait_for(metadata.partition, metadata.offset)
+
+    def handle(route: str, roles: tuple[str, ...]):
+        """Authentication, roles, errors and metrics around one handler."""
+        def wrap(fn):
+            async def run(view: faust.web.View, request, **kwargs):
+                try:
+                    principal = state.tokens.require(request.headers.get("Authorization"), *roles)
+                    status, body = await fn(request, principal, **kwargs)
+                except AuthError as exc:
+                    status, body = exc.status, {"error": exc.message}
+                except ApiError as exc:
+                    status, body = exc.status, {"error": exc.message, **({"errors": exc.errors} if exc.errors else {})}
+                metrics.API_REQUESTS.labels(route, str(status)).inc()
+                if status == 204:
+                    return view.bytes(b"", status=204)
+                return view.json(body, status=status)
+            return run
+        return wrap
+
+    async def validated_contact(data: Any) -> Contact:
+        if not isinstance(data, dict):
+            raise ApiError(422, "a contact is a JSON object")
+        try:
+            contact = Contact.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(422, "the contact is not valid", field_errors(exc)) from None
+        for index, channel in enumerate(contact.channels):
+            if isinstance(channel, WebhookChannel):
+                try:
+                    await check_target(str(channel.url), settings.allow_private_webhooks)
+                except WebhookTargetRefused as exc:
+                    raise ApiError(422, "the contact is not valid",
+                                   [{"field": f"channels.{index}.url", "message": str(exc)}]) from None
+        return contact
+
+    def existing(contact_id: str) -> Contact:
+        contact = state.all_contacts().get(contact_id)
+        if contact is None:
+            raise ApiError(404, f"no contact {contact_id!r}")
+        return contact
+
+    def editable(contact_id: str) -> Contact:
+        contact = existing(contact_id)
+        if contact_id in state.file_contacts and contact_id not in state.contacts.items:
+            raise ApiError(409, f"contact {contact_id!r} is defined in {settings.resolved_contacts_file}; edit that file")
+        return contact
+
+    # --- contacts --------------------------------------------------------------------------
+
+    @handle("contacts", MANAGERS)
+    async def list_contacts(request, principal):
+        return 200, {"contacts": [redacted(c) for c in sorted(state.all_contacts().values(), key=lambda c: c.id)]}
+
+    @handle("contacts", MANAGERS)
+    async def create_contact(request, principal):
+        contact = await validated_contact(await read_json(request))
+        if contact.id in state.all_contacts():
+            raise ApiError(409, f"contact {contact.id!r} exists; PATCH /contacts/{contact.id} to change it")
+        await publish(contacts_topic, state.contacts, contact.id, contact.model_dump_json().encode())
+        return 201, redacted(contact)
+
+    @handle("contact", MANAGERS)
+    async def get_contact(request, principal, contact_id):
+        return 200, redacted(existing(contact_id))
+
+    @handle("contact", MANAGERS)
+    async def patch_contact(request, principal, contact_id):
+        current = editable(contact_id)
+        changes = await read_json(request)
+        if not isinstance(changes, dict):
+            raise ApiError(422, "send the fields to change as a JSON object")
+        if changes.get("id", contact_id) != contact_id:
+            raise ApiError(422, "id cannot change", [{"field": "id", "message": "id cannot change"}])
+        merged = current.model_dump(mode="json")
+        if "channels" not in changes:  # keep secrets as they are
+            merged["channels"] = [c.model_dump(mode="json") for c in current.channels]
+        merged.update(changes)
+        contact = await validated_contact(merged)
+        await publish(contacts_topic, state.contacts, contact.id, contact.model_dump_json().encode())
+        return 200, redacted(contact)
+
+    @handle("contact", MANAGERS)
+    async def delete_contact(request, principal, contact_id):
+        editable(contact_id)
+        await publish(contacts_topic, state.contacts, contact_id, None)
+        return 204, None
+
+    # --- alerts and acknowledgements ---------------------------------------------------------
+
+    @handle("alerts", ANY_ROLE)
+    async def list_alerts(request, principal):
+        wanted = request.query.get("status", "firing")
+        out = []
+        for alert_id, alert in sorted(state.picture.latest.items()):
+            if wanted != "all" and alert.status != wanted:
+                continue
+            ack = state.acks.items.get(alert_id)
+            out.append({**alert.model_dump(mode="json"),
+                        "acknowledged": is_acknowledged(alert, ack),
+                        "acknowledgement": ack.model_dump(mode="json") if ack else None})
+        return 200, {"alerts": out, "count": len(out)}
+
+    @handle("ack", ANY_ROLE)
+    async def acknowledge(request, principal, alert_id):
+        alert_id = unquote(alert_id)
+        alert = state.picture.latest.get(alert_id)
+        if alert is None:
+            raise ApiError(404, f"no alert {alert_id!r}; GET /alerts lists the current ones")
+        if alert.status != "firing":
+            raise ApiError(409, f"alert {alert_id} is resolved; there is nothing to acknowledge")
+        data = await read_json(request) or {}
+        comment = str(data.get("comment", ""))[:500] if isinstance(data, dict) else ""
+        ack = Acknowledgement(alert_id=alert_id, transition=alert.transition, by=principal.name,
+                              at=datetime.now(timezone.utc), comment=comment)
+        await publish(acks_topic, state.acks, alert_id, ack.model_dump_json().encode())
+        return 200, ack.model_dump(mode="json")
+
+    # --- silences --------------------------------------------------------------------------------
+
+    @handle("silences", ANY_ROLE)
+    async def list_silences(request, principal):
+        now = datetime.now(timezone.utc)
+        show_all = request.query.get("all") in ("1", "true")
+        out = [s.model_dump(mode="json") | {"active": s.expired_by is None and s.starts_at <= now < s.ends_at}
+               for s in sorted(state.silences.items.values(), key=lambda s: s.starts_at)
+               if show_all or (s.expired_by is None and now < s.ends_at)]
+        return 200, {"silences": out}
+
+    @handle("silences", MANAGERS)
+    async def create_silence(request, principal):
+        data = await read_json(request)
+        if not isinstance(data, dict):
+            raise ApiError(422, "a silence is a JSON object")
+        now = datetime.now(timezone.utc)
+        data = dict(data)
+        data.setdefault("starts_at", now.isoformat())
+        if "duration" in data and "ends_at" not in data:
+            try:
+                start = datetime.fromisoformat(str(data["starts_at"]).replace("Z", "+00:00"))
+                data["ends_at"] = (start + as_timedelta(parse_duration(str(data.pop("duration"))))).isoformat()
+            except ValueError as exc:
+                raise ApiError(422, "the silence is not valid", [{"field": "duration", "message": str(exc)}]) from None
+        data.update(id=f"sil-{secrets.token_hex(6)}", created_by=principal.name, created_at=now.isoformat())
+        try:
+            silence = Silence.model_validate(data)
+        except ValidationError as exc:
+            raise ApiError(422, "the silence is not valid", field_errors(exc)) from None
+        await publish(silences_topic, state.silences, silence.id, silence.model_dump_json().encode())
+        return 201, silence.model_dump(mode="json")
+
+    @handle("silence", MANAGERS)
+    async def expire_silence(request, principal, silence_id):
+        silence = state.silences.items.get(silence_id)
+        if silence is None:
+            raise ApiError(404, f"no silence {silence_id!r}")
+        now = datetime.now(timezone.utc)
+        expired = silence.model_copy(update={"expired_by": principal.name, "ends_at": min(silence.ends_at, now)
+                                             if now > silence.starts_at else silence.starts_at + timedelta(seconds=1)})
+        await publish(silences_topic, state.silences, silence_id, expired.model_dump_json().encode())
+        return 200, expired.model_dump(mode="json")
+
+    # --- routes ----------------------------------------------------------------------------------
+
+    @app.page("/contacts")
+    class ContactsView(faust.web.View):
+        get = list_contacts
+        post = create_contact
+
+    @app.page("/contacts/{contact_id}")
+    class ContactView(faust.web.View):
+        get = get_contact
+        patch = patch_contact
+        delete = delete_contact
+
+    @app.page("/alerts")
+    class AlertsView(faust.web.View):
+        get = list_alerts
+
+    @app.page("/alerts/{alert_id:.+}/ack")
+    class AckView(faust.web.View):
+        post = acknowledge
+
+    @app.page("/silences")
+    class SilencesView(faust.web.View):
+        get = list_silences
+        post = create_silence
+
+    @app.page("/silences/{silence_id}")
+    class SilenceView(faust.web.View):
+        delete = expire_silence
