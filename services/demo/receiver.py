@@ -38,6 +38,9 @@ class WebhookReceiver:
     host: str = "127.0.0.1"
     port: int = 0
     received: dict[str, ReceivedAlert] = field(default_factory=dict)
+    # Answers to give before accepting anything: (status, headers) each, e.g. (500, {}) or (429, {"Retry-After": "1"}).
+    failures: list[tuple[int, dict]] = field(default_factory=list)
+    refused: int = 0
     duplicates: int = 0
     bad_signatures: int = 0
     _runner: web.AppRunner | None = None
@@ -67,6 +70,10 @@ class WebhookReceiver:
         if secret is None or not verify(secret, body, signature, int(time.time())):
             self.bad_signatures += 1
             return web.json_response({"error": "bad signature"}, status=401)
+        if self.failures:
+            status, headers = self.failures.pop(0)
+            self.refused += 1
+            return web.json_response({"error": "scripted failure"}, status=status, headers=headers)
         key = request.headers.get("Idempotency-Key", "")
         if key in self.received:
             self.duplicates += 1

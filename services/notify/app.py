@@ -76,6 +76,10 @@ class NotifyState:
                                 on_change=lambda key, alert, record: alert and self.picture.record(alert, record.partition))
         self.views = [self.contacts, self.silences, self.acks, self.alerts]
 
+    async def loaded(self) -> None:
+        """Wait until every view has read its topic to the end (agents must not route on a partial view)."""
+        await asyncio.gather(*(view.caught_up.wait() for view in self.views))
+
     def all_contacts(self) -> dict[str, Contact]:
         return {**self.file_contacts, **self.contacts.items}
 
@@ -171,7 +175,20 @@ def create_app(settings: Settings) -> faust.App:
     def already_delivered(job: DeliveryJob) -> bool:
         return job_key(job) in (delivered.get(job.alert.alert_id) or {})
 
+    in_flight: dict[str, asyncio.Lock] = {}
+
     async def run_job(job: DeliveryJob) -> None:
+        """One delivery at a time per key: the alert and retry agents may hold the same job after a replay."""
+        key = job_key(job)
+        lock = in_flight.setdefault(key, asyncio.Lock())
+        try:
+            async with lock:
+                await run_job_locked(job)
+        finally:
+            if not lock.locked() and in_flight.get(key) is lock:
+                del in_flight[key]
+
+    async def run_job_locked(job: DeliveryJob) -> None:
         """Attempt a job in-stream and act on the outcome: delivered, retried later, dead or refused."""
         if already_delivered(job):
             return
@@ -185,12 +202,14 @@ def create_app(settings: Settings) -> faust.App:
             done[job_key(job)] = datetime.now(timezone.utc).isoformat()
             delivered[job.alert.alert_id] = done
             await record(job, "delivered", result)
+            log.info("delivered %s (%s, attempt %d)", job.idempotency_key, channel_name(job), job.attempt)
             return
         if not_attempted == "refused":
             await record(job, "refused", result)
             log.warning("not delivering %s: %s", job.idempotency_key, result.detail)
             return
         await record(job, "failed", result)
+        log.info("attempt %d of %s failed: %s", job.attempt, job.idempotency_key, result.detail)
         if job.attempt >= settings.delivery_max_attempts:
             await record(job, "dead", result, f"gave up after {job.attempt} attempts: {result.detail}")
             await dead.send(key=job.alert.alert_id.encode(), value=job.model_dump_json().encode())
@@ -215,6 +234,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(alerts)
     async def deliver_alert(stream: faust.StreamT) -> None:
+        await state.loaded()
         async for event in stream.events():
             alert = AlertEvent.model_validate_json(event.message.value)
             state.picture.record(alert, event.message.partition)
@@ -232,8 +252,10 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.agent(retries)
     async def retry_delivery(stream: faust.StreamT) -> None:
+        await state.loaded()
         async for event in stream.events():
             job = DeliveryJob.model_validate_json(event.message.value)
+            log.debug("retry job %s attempt %d due %s", job.idempotency_key, job.attempt, job.due_at)
             metrics.RETRY_BACKLOG.dec()
             latest = state.picture.latest.get(job.alert.alert_id)
             ack = state.acks.items.get(job.alert.alert_id)
