@@ -169,6 +169,90 @@ def ingest_file(file: Path, feed: str | None, source: str | None, check: bool) -
 
 
 @main.group()
+@click.option("--url", envvar="EWS_NOTIFY_URL", help="notify API (default: this machine's notify worker)")
+@click.option("--token", envvar="EWS_API_TOKEN", help="an admin or operator bearer token (or EWS_API_TOKEN)")
+@click.pass_context
+def contacts(ctx: click.Context, url: str | None, token: str | None) -> None:
+    """Register, list and remove coordination contacts through the notify API."""
+    settings = get_settings()
+    ctx.obj = {"url": url or f"http://{settings.web_host}:{settings.notify_web_port}", "token": token}
+
+
+def _api(ctx: click.Context, method: str, path: str, **kwargs):
+    import httpx
+
+    if not ctx.obj["token"]:
+        raise click.UsageError("give --token or set EWS_API_TOKEN to an admin or operator token")
+    try:
+        response = httpx.request(method, ctx.obj["url"] + path, timeout=30,
+                                 headers={"Authorization": f"Bearer {ctx.obj['token']}"}, **kwargs)
+    except httpx.HTTPError as exc:
+        click.echo(f"cannot reach the notify API at {ctx.obj['url']}: {exc}", err=True)
+        sys.exit(2)
+    if response.status_code >= 400:
+        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+        click.echo(f"{method} {path}: {response.status_code} {body.get('error', response.text)}", err=True)
+        for problem in body.get("errors", []):
+            click.echo(f"  {problem['field']}: {problem['message']}", err=True)
+        sys.exit(1)
+    return response
+
+
+@contacts.command("list")
+@click.pass_context
+def contacts_list(ctx: click.Context) -> None:
+    """One line per contact: id, organisation, language, minimum level, countries, channels."""
+    for c in _api(ctx, "GET", "/contacts").json()["contacts"]:
+        channels = ", ".join(ch.get("url") or ch.get("address") for ch in c["channels"])
+        click.echo(f"{c['id']:<24} {c['organisation'][:30]:<30} {c['language']}  {c['min_level']:<9} "
+                   f"{','.join(c['countries'] + c['corridors']) or 'all':<16} {channels}")
+
+
+@contacts.command("add")
+@click.option("--id", "contact_id", required=True)
+@click.option("--name", required=True)
+@click.option("--organisation", required=True)
+@click.option("--country", help="the contact's own country (ISO 3166-1), for the sharing policy")
+@click.option("--countries", default="", help="countries of interest, comma separated (empty: all)")
+@click.option("--corridors", default="", help="corridors of interest, comma separated")
+@click.option("--min-level", type=click.Choice(["watch", "warning", "emergency"]), default="watch")
+@click.option("--language", type=click.Choice(["en", "es", "fr", "pt"]), default="en")
+@click.option("--format", "fmt", type=click.Choice(["json", "cap"]), default="json")
+@click.option("--webhook", help="https URL that receives the alerts")
+@click.option("--secret", help="shared secret for the webhook signature (default: generated and printed)")
+@click.option("--email", help="e-mail address that receives the alerts")
+@click.pass_context
+def contacts_add(ctx, contact_id, name, organisation, country, countries, corridors, min_level, language, fmt,
+                 webhook, secret, email) -> None:
+    """Register a contact."""
+    import secrets as secrets_module
+
+    channels = []
+    if webhook:
+        secret = secret or secrets_module.token_hex(24)
+        channels.append({"type": "webhook", "url": webhook, "secret": secret})
+    if email:
+        channels.append({"type": "email", "address": email})
+    body = {"id": contact_id, "name": name, "organisation": organisation, "country": country,
+            "countries": [c.strip() for c in countries.split(",") if c.strip()],
+            "corridors": [c.strip() for c in corridors.split(",") if c.strip()],
+            "min_level": min_level, "language": language, "format": fmt, "channels": channels}
+    _api(ctx, "POST", "/contacts", json=body)
+    click.echo(f"registered {contact_id}")
+    if webhook:
+        click.echo(f"webhook secret (give it to the receiver; it is not shown again): {secret}")
+
+
+@contacts.command("remove")
+@click.argument("contact_id")
+@click.pass_context
+def contacts_remove(ctx: click.Context, contact_id: str) -> None:
+    """Remove a contact."""
+    _api(ctx, "DELETE", f"/contacts/{contact_id}")
+    click.echo(f"removed {contact_id}")
+
+
+@main.group()
 def schemas() -> None:
     """JSON Schema files of every message and config file."""
 

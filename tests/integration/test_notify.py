@@ -242,3 +242,30 @@ async def test_email_over_smtp_with_starttls(notify, workers, kafka_bootstrap, n
         assert "Accusez réception" in body and "https://ews.example.org/alerts/surge%2Fsite%2FPA-LAJAS-BLANCAS/ack" in body
     finally:
         controller.stop()
+
+
+async def test_operators_manage_contacts_from_the_command_line(notify, workers, kafka_bootstrap, namespace):
+    import subprocess
+    import sys
+
+    from services.common.settings import PROJECT_ROOT
+
+    process, port = await notify()
+    env = {"PATH": "/usr/bin:/bin", "EWS_NOTIFY_URL": f"http://127.0.0.1:{port}", "EWS_API_TOKEN": ADMIN}
+
+    def ews(*args):
+        return subprocess.run([sys.executable, "-m", "services.cli", "contacts", *args], env=env, cwd=PROJECT_ROOT,
+                              capture_output=True, text=True, timeout=60)
+
+    added = await asyncio.to_thread(ews, "add", "--id", "iom-roso", "--name", "Duty officer", "--organisation", "IOM",
+                                    "--corridors", "darien-northbound", "--language", "es",
+                                    "--webhook", "http://127.0.0.1:9/hook")
+    assert added.returncode == 0, added.stderr
+    assert "registered iom-roso" in added.stdout and "webhook secret" in added.stdout
+    listed = await asyncio.to_thread(ews, "list")
+    assert "iom-roso" in listed.stdout and "darien-northbound" in listed.stdout
+    bad = await asyncio.to_thread(ews, "add", "--id", "x", "--name", "x", "--organisation", "x", "--countries", "ZZ")
+    assert bad.returncode == 1 and "countries.0" in bad.stderr and "channels" in bad.stderr
+    removed = await asyncio.to_thread(ews, "remove", "iom-roso")
+    assert removed.returncode == 0 and "removed iom-roso" in removed.stdout
+    assert (await asyncio.to_thread(ews, "remove", "iom-roso")).returncode == 1
