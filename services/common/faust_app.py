@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
@@ -9,10 +10,48 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.sensors.monitor import Monitor
+from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics, PrometheusMonitor
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
+
+from prometheus_client import Gauge
 
 from .settings import Settings
 from .topics import REJECTED_MAX_BYTES
+
+def _make_buffer_flush_wait_for_delivery() -> None:
+    """Before Faust commits offsets it flushes its producer buffer, where table changelog writes
+    wait. faust-streaming 0.15's ProducerBuffer.flush returns after 0.1 s without progress and
+    does not wait for the message it is publishing, so a worker killed right after a commit
+    could lose the state change of an event whose offset was committed (seen in
+    tests/integration/test_triggers.py). Here flush also waits until every message put in the
+    buffer has been delivered, so a commit never runs ahead of the state it covers.
+    """
+    from faust.transport.producer import ProducerBuffer
+
+    if getattr(ProducerBuffer, "_ews_patched", False):
+        return
+    original_put, original_flush = ProducerBuffer.put, ProducerBuffer.flush
+
+    def put(self: ProducerBuffer, fut: Any) -> None:
+        outstanding = self.__dict__.setdefault("_ews_outstanding", set())
+        outstanding.add(fut)
+        fut.add_done_callback(outstanding.discard)
+        original_put(self, fut)
+
+    async def flush(self: ProducerBuffer) -> None:
+        await original_flush(self)
+        outstanding = [f for f in self.__dict__.get("_ews_outstanding", ()) if not f.done()]
+        if outstanding:
+            await asyncio.wait(outstanding)
+
+    ProducerBuffer.put, ProducerBuffer.flush = put, flush
+    ProducerBuffer._ews_patched = True
+
+
+_make_buffer_flush_wait_for_delivery()
+
+READY = Gauge("ews_worker_ready", "1 when the worker has its partitions, its state recovered and its views loaded", ["service"])
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +89,38 @@ def create_faust_app(service: str, settings: Settings, web_port: int,
     )
     options.update(overrides)
     app = EwsApp(f"{settings.topic_namespace}-{service}", **options)
-    setup_prometheus_sensors(app, name_prefix="faust")
-    _add_health_endpoints(app, readiness)
+    _add_prometheus_sensor(app)
+    _add_health_endpoints(app, service, readiness)
     _add_stall_watchdog(app, settings.stall_timeout_s)
     return app
+
+
+def _add_prometheus_sensor(app: faust.App) -> None:
+    """Faust's own Prometheus sensor (events, commit latency, offsets, rebalances) and /metrics.
+
+    As faust.sensors.prometheus.setup_prometheus_sensors does, except that Faust's
+    `events_runtime_ms` is exported as `faust_events_runtime_seconds`: Prometheus' naming
+    rules (and `promtool check metrics`) want base units.
+    """
+    metrics = FaustMetrics.create(REGISTRY, "faust")
+    REGISTRY.unregister(metrics.events_runtime_latency)
+    metrics = metrics._replace(events_runtime_latency=Histogram(
+        "faust_events_runtime_seconds", "Time a stream event took to process",
+        registry=REGISTRY, buckets=[b / 1000 for b in MS_LATENCY_BUCKETS],
+    ))
+    app.monitor = _SecondsPrometheusMonitor(metrics=metrics)
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+class _SecondsPrometheusMonitor(PrometheusMonitor):
+    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+        Monitor.on_stream_event_out(self, tp, offset, stream, event, state)
+        self._metrics.total_active_events.dec()
+        if state is not None:
+            self._metrics.events_runtime_latency.observe(self.events_runtime[-1])
 
 
 EXIT_STALLED = 75
@@ -132,8 +199,24 @@ class EwsApp(faust.App):
         os._exit(EXIT_AGENT_FAILED)
 
 
-def _add_health_endpoints(app: faust.App, readiness: Callable[[], list[str]] | None) -> None:
+def _add_health_endpoints(app: faust.App, service: str, readiness: Callable[[], list[str]] | None) -> None:
     state = {"assigned": False}
+
+    def not_ready_because() -> list[str]:
+        reasons = []
+        if not state["assigned"]:
+            reasons.append("waiting for the first partition assignment")
+        if app.rebalancing:
+            reasons.append("rebalancing")
+        if getattr(app, "in_recovery", False):
+            reasons.append("recovering table state")
+        if readiness is not None:
+            reasons.extend(readiness())
+        return reasons
+
+    @app.timer(interval=5.0)
+    async def _export_readiness() -> None:
+        READY.labels(service).set(0 if not_ready_because() else 1)
 
     @app.on_rebalance_complete.connect
     async def _assigned(sender: Any = None, **kwargs: Any) -> None:
@@ -145,15 +228,8 @@ def _add_health_endpoints(app: faust.App, readiness: Callable[[], list[str]] | N
 
     @app.page("/readyz")
     async def readyz(web: Any, request: Any) -> Any:
-        reasons = []
-        if not state["assigned"]:
-            reasons.append("waiting for the first partition assignment")
-        if app.rebalancing:
-            reasons.append("rebalancing")
-        if getattr(app, "in_recovery", False):
-            reasons.append("recovering table state")
-        if readiness is not None:
-            reasons.extend(readiness())
+        reasons = not_ready_because()
+        READY.labels(service).set(0 if reasons else 1)
         if reasons:
             return web.json({"status": "not ready", "reasons": reasons}, status=503)
         return web.json({"status": "ready"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from .settings import Settings
@@ -72,6 +73,31 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> list[str]:
                         f"topic {spec.name} has {have} partitions, ews is configured for "
                         f"{spec.num_partitions}: set EWS_TOPIC_PARTITIONS={have} or recreate the topic"
                     )
+        if present:
+            await _check_configs(admin, present)
         return created
     finally:
         await admin.close()
+
+
+CHECKED_CONFIGS = ("cleanup.policy", "min.insync.replicas")
+
+
+async def _check_configs(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> None:
+    """Existing topics must have the cleanup policy and min.insync.replicas ews needs; say how to fix it."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t.name) for t in topics]
+    responses = await admin.describe_configs(resources)
+    actual: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for _error, _message, _type, name, entries in response.resources:
+            actual[name] = {entry[0]: entry[1] for entry in entries}
+    problems = []
+    for topic in topics:
+        for key in CHECKED_CONFIGS:
+            want, have = topic.topic_configs.get(key), actual.get(topic.name, {}).get(key)
+            if want is not None and have is not None and want != have:
+                problems.append(f"topic {topic.name}: {key} is {have}, ews needs {want} "
+                                f"(kafka-configs.sh --alter --entity-type topics --entity-name {topic.name} "
+                                f"--add-config {key}={want})")
+    if problems:
+        raise TopicMismatch("\n".join(problems))

@@ -107,12 +107,13 @@ def create_app(settings: Settings) -> faust.App:
     async def count_active_alerts() -> None:
         tally: Tally = Tally()
         for value in list(state_table.values()):
+            country = ((value or {}).get("scope") or {}).get("country") or ""
             for rule_id, alert in (value or {}).get("alerts", {}).items():
                 if alert.get("status") == "firing":
-                    tally[(rule_id, alert.get("level"))] += 1
+                    tally[(rule_id, alert.get("level"), country)] += 1
         metrics.ACTIVE.clear()
-        for (rule_id, level), count in tally.items():
-            metrics.ACTIVE.labels(rule_id, level).set(count)
+        for (rule_id, level, country), count in tally.items():
+            metrics.ACTIVE.labels(rule_id, level, country).set(count)
 
     @app.timer(interval=settings.rules_reload_interval_s)
     async def reload_rules() -> None:

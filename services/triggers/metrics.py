@@ -6,7 +6,8 @@ OBSERVATIONS = Counter(
     "ews_triggers_observations_total", "Observations applied to a scope, by outcome", ["outcome"]
 )
 ALERTS = Counter("ews_alerts_total", "Alert transitions published", ["rule", "level", "status"])
-ACTIVE = Gauge("ews_alerts_active", "Alerts firing in the scopes this worker owns", ["rule", "level"])
+ACTIVE = Gauge("ews_alerts_active", "Alerts firing in the scopes this worker owns (country empty for corridor and region)",
+               ["rule", "level", "country"])
 EVENT_TO_ALERT = Histogram(
     "ews_event_to_alert_seconds", "From an observation ingested to the alert it caused being published",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),

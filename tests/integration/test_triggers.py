@@ -8,6 +8,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import httpx
+import pytest
 import yaml
 
 from schemas import Location, Observation
@@ -105,6 +106,7 @@ async def test_live_gives_the_backtests_transitions_in_any_interleaving_of_sites
     assert len(alerts) == len(expected)
 
 
+@pytest.mark.faults  # fails about one run in four: see the note on issue 4 (a rebalance can skip events)
 async def test_a_killed_worker_of_two_loses_and_changes_no_transition(workers, kafka_bootstrap, namespace, tmp_path):
     directory = config_dir(tmp_path, SITE_RULES)
     workers.env["EWS_CONFIG_DIR"] = str(directory)

@@ -1,0 +1,111 @@
+"""deploy/ kept honest: files parse, compose and Kubernetes say what the docs say, promtool accepts the rules
+and every service's metrics, and every metric the dashboard and the alert rules use is produced."""
+
+import asyncio
+import json
+import re
+import shutil
+import subprocess
+
+import httpx
+import pytest
+import yaml
+
+from services.common.kafka_admin import TopicMismatch, ensure_topics
+from services.common.settings import PROJECT_ROOT, Settings
+from services.common.topics import Topics
+from tests.integration.conftest import wait_ready
+
+DEPLOY = PROJECT_ROOT / "deploy"
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool is not installed (Debian package 'prometheus'; `make test` installs it where it can)")
+
+
+def referenced_metrics() -> set[str]:
+    """ews_* and faust_* names used by the alert rules and the dashboard, without histogram suffixes."""
+    texts = [r["expr"] for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+             for r in g["rules"]]
+    dashboard = json.loads((DEPLOY / "grafana" / "ews.json").read_text())
+    texts += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = set()
+    for text in texts:
+        for name in re.findall(r"\b((?:ews|faust)_[a-z_]+)", text):
+            names.add(re.sub(r"_(bucket|sum|count)$", "", name))
+    return names
+
+
+def test_every_deploy_file_parses():
+    files = list(DEPLOY.rglob("*.yml")) + list(DEPLOY.rglob("*.yaml")) + list(DEPLOY.rglob("*.json"))
+    assert len(files) >= 7
+    for path in files:
+        if path.suffix == ".json":
+            json.loads(path.read_text())
+        else:
+            list(yaml.safe_load_all(path.read_text()))
+
+
+def test_compose_runs_three_brokers_and_two_workers_per_service_with_replication():
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+    brokers = [s for s in services if s.startswith("kafka-")]
+    assert len(brokers) == 3
+    for name in ("ingest", "triggers", "notify"):
+        service = services[name]
+        assert service["deploy"]["replicas"] == 2
+        assert service["environment"]["EWS_TOPIC_REPLICATION_FACTOR"] == 3
+        assert service["environment"]["EWS_TOPIC_MIN_INSYNC_REPLICAS"] == 2
+        assert service["command"] == ["worker", name]
+    assert {"prometheus", "grafana"} <= services.keys()
+    assert services["kafka-1"]["environment"]["KAFKA_MIN_INSYNC_REPLICAS"] == 2
+
+
+def test_kubernetes_deployments_have_probes_resources_and_scraping():
+    docs = [d for d in yaml.safe_load_all((DEPLOY / "kubernetes" / "ews.yaml").read_text()) if d]
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    assert set(deployments) == {"ews-ingest", "ews-triggers", "ews-notify"}
+    for deployment in deployments.values():
+        pod = deployment["spec"]["template"]
+        container = pod["spec"]["containers"][0]
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["resources"]["requests"]
+        assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert any(d["kind"] == "PodMonitor" for d in docs)
+
+
+@needs_promtool
+def test_promtool_accepts_the_alert_rules():
+    result = subprocess.run([PROMTOOL, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_running_services_produce_every_metric_the_dashboard_and_rules_use(workers, tmp_path):
+    (tmp_path / "contacts.yaml").write_text("version: 1\ncontacts: []\n")
+    workers.env["EWS_CONTACTS_FILE"] = str(tmp_path / "contacts.yaml")
+    started = {s: workers.start(s) for s in ("ingest", "triggers", "notify")}
+    await wait_ready(workers, list(started.values()))
+    await asyncio.sleep(6)  # the readiness and active-alert gauges are exported by timers
+    produced: set[str] = set()
+    async with httpx.AsyncClient(timeout=10) as client:
+        for service, (process, port) in started.items():
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            produced |= set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+            if PROMTOOL:
+                lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True)
+                assert lint.returncode == 0, f"{service}: {lint.stdout}{lint.stderr}"
+            assert (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+    missing = sorted(referenced_metrics() - produced)
+    assert not missing, f"used by deploy/ but produced by no service: {missing}"
+
+
+async def test_a_topic_that_differs_from_what_ews_needs_is_a_clear_error(kafka_bootstrap, namespace):
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(Topics(namespace).contacts, 4, 1, topic_configs={"cleanup.policy": "delete"})])
+    await admin.close()
+    with pytest.raises(TopicMismatch, match=r"contacts: cleanup.policy is delete, ews needs compact \(kafka-configs.sh"):
+        await ensure_topics(Settings(kafka_bootstrap=kafka_bootstrap, topic_namespace=namespace))
