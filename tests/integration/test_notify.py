@@ -5,7 +5,7 @@ import json
 import signal
 import ssl
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import httpx
 import pytest

@@ -17,7 +17,7 @@ from services.common.topics import Topics
 from services.triggers.backtest import run_backtest
 from services.triggers.loading import load_engine
 from tests.helpers import NOW
-from tests.integration.conftest import consume, produce, wait_ready
+from tests.integration.conftest import consume, wait_ready
 
 SITES = ["PA-LAJAS-BLANCAS", "PA-SAN-VICENTE", "CR-PASO-CANOAS", "CR-PENAS-BLANCAS", "NI-PENAS-BLANCAS",
          "HN-TROJES", "HN-DANLI", "GT-TECUN-UMAN", "MX-TAPACHULA", "CO-NECOCLI"]

@@ -1,7 +1,6 @@
 """Sharing policy, CAP 1.2 (validated against the OASIS schema), e-mail text, silences, reminders."""
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import xmlschema
