@@ -31,6 +31,7 @@ class AlertEvent(BaseModel):
     transition: int
     rule_id: str
     rule_version: str
+    kind: str = "threshold"  # the trigger kind: what `value` measures (a count, a ratio, hours, a level)
     status: Literal["firing", "resolved"]
     level: Level | None
     previous_level: Level | None

@@ -50,19 +50,34 @@ class Workers:
         self.env = env
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
+        self.launches: dict[int, tuple[str, dict]] = {}  # pid → how it was started
+        self.restarts = 0
 
     def settings(self) -> Settings:
         values = {k[4:].lower(): v for k, v in self.env.items() if k.startswith("EWS_")}
         return Settings(**values)
 
-    def start(self, service: str, **extra_env: str) -> tuple[subprocess.Popen, int]:
-        port = free_port()
+    def start(self, service: str, port: int | None = None, **extra_env: str) -> tuple[subprocess.Popen, int]:
+        port = port or free_port()
         env = {**self.env, f"EWS_{service.upper()}_WEB_PORT": str(port), **extra_env}
         log = open(self.log_dir / f"{service}-{len(self.processes)}.log", "wb")
         process = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", service], env=env,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=PROJECT_ROOT)
         self.processes.append(process)
+        self.launches[process.pid] = (service, {"port": port, **extra_env})
         return process, port
+
+    async def supervise(self, exit_codes: tuple[int, ...] = (70, 75, 76)) -> None:
+        """Restart workers that stop themselves on purpose, as compose or Kubernetes would."""
+        import asyncio
+
+        while True:
+            for process in list(self.processes):
+                if process.poll() in exit_codes and process.pid in self.launches:
+                    service, options = self.launches.pop(process.pid)
+                    self.start(service, **options)
+                    self.restarts += 1
+            await asyncio.sleep(0.5)
 
     def stop_all(self) -> None:
         for process in self.processes:

@@ -24,7 +24,7 @@ from schemas import Observation, SitesFile
 from schemas.types import parse_duration
 from services.common.auth import AuthError, TokenStore
 from services.common.config_files import load_model
-from services.common.faust_app import create_faust_app
+from services.common.faust_app import ContinuityGuard, create_faust_app
 from services.common.geography import Geography
 from services.common.settings import Settings
 from services.common.topics import Topics
@@ -45,6 +45,7 @@ def create_app(settings: Settings) -> faust.App:
     app = create_faust_app("ingest", settings, settings.ingest_web_port,
                            reply_create_topic=True, reply_expires=60.0)
 
+    guard = ContinuityGuard(app)
     feed_of_topic = {topic: feed for feed, topic in topics.feeds.items()}
     feeds = app.topic(*topics.feeds.values(), key_serializer="raw", value_serializer="raw")
     validated = app.topic(topics.ingest_validated, key_serializer="raw", value_serializer="json",
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(feeds)
     async def validate_feed(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            await guard.check(event)
             message = event.message
             feed = feed_of_topic[message.topic]
             raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
@@ -81,6 +83,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(validated)
     async def deduplicate(stream: faust.StreamT):
         async for event in stream.events():
+            await guard.check(event)
             observation = Observation.model_validate(event.value)
             now = datetime.now(timezone.utc)
             stored = seen.get(observation.event_id)

@@ -29,7 +29,7 @@ from schemas.notify import Acknowledgement, DeliveryJob, Silence
 from schemas.types import parse_duration
 from services.common.auth import TokenStore
 from services.common.config_files import load_model
-from services.common.faust_app import create_faust_app
+from services.common.faust_app import ContinuityGuard, create_faust_app
 from services.common.geography import Geography
 from services.common.settings import Settings
 from services.common.topic_view import TopicView
@@ -102,6 +102,7 @@ def create_app(settings: Settings) -> faust.App:
     dead = app.topic(topics.notify_dead, key_serializer="raw", value_serializer="raw")
     delivered = app.Table("delivered", default=None, partitions=settings.topic_partitions, key_type=str,
                           help="alert_id → delivery keys already delivered, with when")
+    guard = ContinuityGuard(app)
     client_holder: dict[str, httpx.AsyncClient] = {}
     enqueued: set[str] = set()  # repeat/escalation jobs this worker already queued
 
@@ -236,6 +237,7 @@ def create_app(settings: Settings) -> faust.App:
     async def deliver_alert(stream: faust.StreamT) -> None:
         await state.loaded()
         async for event in stream.events():
+            await guard.check(event)
             alert = AlertEvent.model_validate_json(event.message.value)
             state.picture.record(alert, event.message.partition)
             now = datetime.now(timezone.utc)
@@ -254,6 +256,7 @@ def create_app(settings: Settings) -> faust.App:
     async def retry_delivery(stream: faust.StreamT) -> None:
         await state.loaded()
         async for event in stream.events():
+            await guard.check(event)
             job = DeliveryJob.model_validate_json(event.message.value)
             log.debug("retry job %s attempt %d due %s", job.idempotency_key, job.attempt, job.due_at)
             metrics.RETRY_BACKLOG.dec()

@@ -19,6 +19,9 @@ class SharedAlert:
     aggregated: bool  # site-level detail removed
 
 
+COUNT_KINDS = ("threshold", "new_value")  # values that count people; ratios, hours and levels are not floored
+
+
 def _text(value: float) -> str:
     return f"{value:.0f}" if value == int(value) else f"{value:.4g}"
 
@@ -44,7 +47,7 @@ def share(alert: AlertEvent, contact: Contact, policy: SharingFile) -> SharedAle
             "evidence": [], "details": {},
         })
         aggregated = True
-    is_count = alert.value == int(alert.value) and alert.value >= 1 or alert.value == 0
+    is_count = alert.kind in COUNT_KINDS and alert.value == int(alert.value)
     floored = is_count and rule.small_count_floor > 0 and 0 < alert.value < rule.small_count_floor
     value_text = f"<{rule.small_count_floor}" if floored else _text(alert.value)
     if floored:

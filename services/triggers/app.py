@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 import faust
 
 from schemas import AlertEvent, Observation
-from services.common.faust_app import create_faust_app
+from services.common.faust_app import ContinuityGuard, create_faust_app
 from services.common.settings import Settings
 from services.common.topics import Topics
 
@@ -41,19 +41,24 @@ def create_app(settings: Settings) -> faust.App:
     scoped = app.topic(topics.triggers_scoped, key_serializer="raw", value_serializer="raw",
                        partitions=settings.topic_partitions)
     alerts = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
+    guard = ContinuityGuard(app)
     state_table = app.Table("scope-state", default=None, partitions=settings.topic_partitions,
                             key_type=str, help="window contributions, member alerts and alert state per scope")
 
     @app.agent(observations)
     async def route_observation(stream: faust.StreamT) -> None:
-        async for raw in stream:
+        async for event in stream.events():
+            await guard.check(event)
+            raw = event.message.value
             observation = Observation.model_validate_json(raw)
             for scope in holder.engine.scopes_for(observation):
                 await scoped.send(key=scope.key.encode(), value=raw)
 
     @app.agent(alerts)
     async def route_member_alert(stream: faust.StreamT) -> None:
-        async for raw in stream:
+        async for event in stream.events():
+            await guard.check(event)
+            raw = event.message.value
             alert = AlertEvent.model_validate_json(raw)
             for scope in holder.engine.composite_targets(alert):
                 await scoped.send(key=scope.key.encode(), value=json.dumps({"member_alert": json.loads(raw)}).encode())
@@ -61,6 +66,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(scoped)
     async def evaluate_scope(stream: faust.StreamT) -> None:
         async for event in stream.events():
+            await guard.check(event)
             engine = holder.engine
             key = event.message.key.decode()
             data = json.loads(event.message.value)

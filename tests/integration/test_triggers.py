@@ -1,5 +1,6 @@
 """The triggers worker on the real broker: same transitions as the backtest, hot reload, a worker killed."""
 
+import asyncio
 import json
 import random
 import shutil
@@ -117,6 +118,7 @@ async def test_a_killed_worker_of_two_loses_and_changes_no_transition(workers, k
 
     first, second = workers.start("triggers"), workers.start("triggers")
     await wait_ready(workers, [first, second])
+    supervisor = asyncio.create_task(workers.supervise())  # workers that stop on a dropped-message gap come back
     ordered = interleave(observations, 5)
     half = len(ordered) // 2
     await produce_observations(kafka_bootstrap, topics.observations, ordered[:half])
@@ -128,6 +130,7 @@ async def test_a_killed_worker_of_two_loses_and_changes_no_transition(workers, k
     await wait_ready(workers, [second, restarted])
 
     alerts = await wait_for_alerts(kafka_bootstrap, topics.alerts, len(expected), timeout_s=120)
+    supervisor.cancel()
     got: dict = {}
     for a in alerts:
         got.setdefault(key_of(a), set()).add((a["status"], a["level"], a["value"]))

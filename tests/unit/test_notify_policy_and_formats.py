@@ -143,3 +143,9 @@ def test_the_picture_keeps_the_latest_transition_and_its_episode():
     latest = picture.latest[alerts[0].alert_id]
     assert latest.transition == 4 and latest.status == "firing"
     assert [a.transition for a in picture.earlier_in_episode(latest)] == []  # a new episode after the resolution
+
+
+def test_the_floor_applies_to_counts_of_people_not_to_ratios_or_levels():
+    alert = episode(12, levels={"watch": 10})[0].model_copy(update={"kind": "composite", "value": 1.0})
+    shared = share(alert, contact(country="CR"), POLICY)
+    assert not shared.floored and shared.value_text == "1"

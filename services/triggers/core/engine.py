@@ -228,6 +228,7 @@ class TriggerEngine:
             transition=change.transition,
             rule_id=rule.id,
             rule_version=rule.version,
+            kind=rule.kind,
             status=change.status,
             level=change.level,
             previous_level=change.previous_level,
