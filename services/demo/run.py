@@ -108,13 +108,16 @@ async def _wait_ready(port: int, process: subprocess.Popen, name: str, log: Path
     raise TimeoutError(f"the {name} worker was not ready after {timeout_s:.0f}s; see {log}")
 
 
+RESTART_CODES = (70, 75, 76)  # a worker that stopped itself on purpose (see services/common/faust_app.py)
+
+
 async def _wait_for_deliveries(receiver: WebhookReceiver, count: int, workers: dict[str, subprocess.Popen],
-                               logs: Path, timeout_s: float, quiet_s: float = 15.0) -> bool:
+                               logs: Path, launch, timeout_s: float, quiet_s: float = 15.0) -> bool:
     """Wait for `count` deliveries, or until nothing new arrived for `quiet_s` after the first one.
 
     Live composites may combine member alerts in another order than the backtest that made
     the prediction, so the count can differ by a transition; the run does not hang on it.
-    Fails at once if a worker dies on the way.
+    Restarts a worker that stopped itself on purpose; fails at once if a worker dies otherwise.
     """
     deadline = time.monotonic() + timeout_s
     last_count, last_change = -1, time.monotonic()
@@ -125,7 +128,11 @@ async def _wait_for_deliveries(receiver: WebhookReceiver, count: int, workers: d
             last_count, last_change = len(receiver.received), time.monotonic()
         elif last_count > 0 and time.monotonic() - last_change > quiet_s:
             return False
-        for name, process in workers.items():
+        for name, process in list(workers.items()):
+            if process.poll() in RESTART_CODES:
+                say(f"  (the {name} worker stopped itself with code {process.returncode}; restarting it, as a supervisor would)")
+                workers[name] = launch(name)
+                continue
             if process.poll() is not None:
                 tail = "\n".join((logs / f"{name}.log").read_text(errors="replace").splitlines()[-20:])
                 raise RuntimeError(f"the {name} worker exited with {process.returncode}:\n{tail}")
@@ -212,10 +219,14 @@ async def _demo(keep_kafka: bool) -> int:
         await ensure_topics(settings)
         say(f"▶ starting the workers: {', '.join(SERVICES)}; webhook receiver on {receiver.host}:{receiver.port}")
         ews = shutil.which("ews", path=str(Path(sys.executable).parent)) or "ews"
+
+        def launch(service: str) -> subprocess.Popen:
+            log = open(logs / f"{service}.log", "ab")
+            return subprocess.Popen([ews, "worker", service], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+
         for service in SERVICES:
-            log = open(logs / f"{service}.log", "wb")
-            workers[service] = subprocess.Popen([ews, "worker", service], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                stdin=subprocess.DEVNULL, start_new_session=True)
+            workers[service] = launch(service)
         await asyncio.gather(*(
             _wait_ready(ports[s], workers[s], s, logs / f"{s}.log", 120) for s in SERVICES
         ))
@@ -227,11 +238,16 @@ async def _demo(keep_kafka: bool) -> int:
             f"(INM Honduras monthly arrivals 2014–2025, real; Darién corridor October 2026, synthetic)")
         say(f"  the rules predict {transitions} alert transitions and {deliveries} deliveries; arriving:")
         await _produce(bootstrap, Topics(namespace), messages)
-        arrived = await _wait_for_deliveries(receiver, deliveries, workers, logs, timeout_s=120)
+        arrived = await _wait_for_deliveries(receiver, deliveries, workers, logs, launch, timeout_s=120)
         await asyncio.sleep(2)  # let late extras (there should be none) show up before counting
 
         topics = Topics(namespace)
-        counts = await _end_offsets(bootstrap, [topics.observations, topics.ingest_rejected, topics.alerts])
+        deadline = time.monotonic() + 15
+        while True:  # every message is either published or rejected; wait until ingest has done both
+            counts = await _end_offsets(bootstrap, [topics.observations, topics.ingest_rejected, topics.alerts])
+            if counts[topics.observations] + counts[topics.ingest_rejected] >= len(messages) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
         say("")
         say("▶ summary")
         say(f"  events in          {len(messages)}")
