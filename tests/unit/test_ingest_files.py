@@ -62,3 +62,14 @@ def test_a_file_without_usable_columns_is_refused_naming_it(tmp_path):
     path.write_text("#foo,#bar\n1,2\n")
     result = CliRunner().invoke(main, ["ingest", "--check", str(path)])
     assert result.exit_code == 2 and "no column maps to a report field" in result.output
+
+
+def test_the_hxl_copy_of_the_honduras_series_matches_the_published_csv():
+    import csv
+
+    from services.demo.scenario import HONDURAS_ARRIVALS, load_honduras_arrivals
+    import json
+
+    published = {row["period"]: int(row["value"]) for row in csv.DictReader(HONDURAS_ARRIVALS.open())}
+    replayed = {json.loads(m.value)["observed_at"][:7]: json.loads(m.value)["count"] for m in load_honduras_arrivals()}
+    assert replayed == published and len(published) == 136
