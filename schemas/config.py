@@ -121,10 +121,6 @@ class RuleBase(Strict):
     def clear_level(self) -> float:
         return self.clear if self.clear is not None else self.levels.items()[0][1]
 
-    @property
-    def feeds(self) -> tuple[str, ...]:
-        return (self.feed,) if hasattr(self, "feed") else ()
-
 
 def _check_metric(feed: str, metric: str, field: str = "metric") -> None:
     metrics = FEED_METRICS[feed]
@@ -132,52 +128,45 @@ def _check_metric(feed: str, metric: str, field: str = "metric") -> None:
         raise ValueError(f"{field} {metric!r} is not in the {feed} feed; expected one of {', '.join(metrics)}")
 
 
-class ThresholdRule(RuleBase):
-    """An aggregate of a metric over a window reaches a level."""
+class MetricRule(RuleBase):
+    """A trigger over a metric of one feed (and, for ratios, a denominator from the same feed)."""
 
-    kind: Literal["threshold"]
     feed: FeedKind
     metric: str
-    window: Duration
-    aggregate: Literal["sum", "max", "mean", "last"] = "sum"
 
     @model_validator(mode="after")
-    def _metric_in_feed(self) -> "ThresholdRule":
+    def _metrics_in_feed(self) -> "MetricRule":
         _check_metric(self.feed, self.metric)
+        denominator = getattr(self, "denominator", None)
+        if denominator is not None:
+            _check_metric(self.feed, denominator, "denominator")
         return self
 
 
-class RateOfChangeRule(RuleBase):
+class ThresholdRule(MetricRule):
+    """An aggregate of a metric over a window reaches a level."""
+
+    kind: Literal["threshold"]
+    window: Duration
+    aggregate: Literal["sum", "max", "mean", "last"] = "sum"
+
+
+class RateOfChangeRule(MetricRule):
     """The current window against the rate of the baseline window before it (a spike)."""
 
     kind: Literal["rate_of_change"]
-    feed: FeedKind
-    metric: str
     window: Duration
     baseline: Duration = Field(description="the period before the window that sets the normal rate")
     min_value: float = Field(0, ge=0, description="the current window must reach this before any level counts")
 
-    @model_validator(mode="after")
-    def _metric_in_feed(self) -> "RateOfChangeRule":
-        _check_metric(self.feed, self.metric)
-        return self
 
-
-class RatioRule(RuleBase):
+class RatioRule(MetricRule):
     """One metric over another (shelter occupancy over capacity), each aggregated over the window."""
 
     kind: Literal["ratio"]
-    feed: FeedKind
-    metric: str
     denominator: str
     window: Duration
     aggregate: Literal["sum", "max", "mean", "last"] = "last"
-
-    @model_validator(mode="after")
-    def _metrics_in_feed(self) -> "RatioRule":
-        _check_metric(self.feed, self.metric)
-        _check_metric(self.feed, self.denominator, "denominator")
-        return self
 
 
 class NewValueRule(RuleBase):

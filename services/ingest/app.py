@@ -26,6 +26,7 @@ from services.common.auth import AuthError, TokenStore
 from services.common.config_files import load_model
 from services.common.faust_app import ContinuityGuard, create_faust_app
 from services.common.geography import Geography
+from services.common.http import read_body_limited
 from services.common.settings import Settings
 from services.common.topics import Topics
 
@@ -116,7 +117,7 @@ def create_app(settings: Settings) -> faust.App:
                 return self.json({"error": exc.message}, status=exc.status)
             if feed not in topics.feeds:
                 return self.json({"error": f"unknown feed {feed!r}; expected one of {', '.join(topics.feeds)}"}, status=404)
-            body = await _read_limited(request, settings.feed_http_max_bytes)
+            body = await read_body_limited(request, settings.feed_http_max_bytes)
             if body is None:
                 return self.json({"error": describe_limit(settings.feed_http_max_bytes)}, status=413)
             try:
@@ -157,16 +158,3 @@ def _sweep(table, partition: int, now: datetime, retention) -> None:
         del table[key]
     if stale:
         log.info("forgot %d event ids older than the retention period in partition %d", len(stale), partition)
-
-
-async def _read_limited(request, limit: int) -> bytes | None:
-    """The request body, or None when it is larger than `limit` bytes."""
-    if request.content_length is not None and request.content_length > limit:
-        return None
-    chunks, size = [], 0
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)

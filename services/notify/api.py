@@ -15,6 +15,7 @@ from schemas import Contact, WebhookChannel
 from schemas.notify import Acknowledgement, Silence
 from schemas.types import parse_duration
 from services.common.auth import AuthError
+from services.common.http import read_body_limited
 from services.common.topics import Topics
 from services.triggers.core.rules import as_timedelta
 
@@ -51,8 +52,8 @@ def redacted(contact: Contact) -> dict:
 
 
 async def read_json(request) -> Any:
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
+    body = await read_body_limited(request, MAX_BODY)
+    if body is None:
         raise ApiError(413, f"body is larger than {MAX_BODY} bytes")
     try:
         return json.loads(body or b"null")
