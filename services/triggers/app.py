@@ -16,8 +16,10 @@ import json
 import logging
 from collections import Counter as Tally
 from datetime import datetime, timezone
+from types import SimpleNamespace
 
 import faust
+from faust.serializers import codecs
 
 from schemas import AlertEvent, Observation
 from services.common.faust_app import ContinuityGuard, create_faust_app
@@ -29,6 +31,29 @@ from .core import ScopeState
 from .loading import ReloadingEngine
 
 log = logging.getLogger(__name__)
+
+
+class ScopeStateCodec(codecs.Codec):
+    """Scope states live in the table as objects; only the changelog sees their JSON form."""
+
+    def _dumps(self, obj: ScopeState) -> bytes:
+        return json.dumps(obj.to_json(), separators=(",", ":")).encode()
+
+    def _loads(self, s: bytes) -> ScopeState:
+        return ScopeState.from_json(json.loads(s))
+
+
+codecs.register("ews-scope-state", ScopeStateCodec())
+
+
+class StoredScopeState:
+    """The table's value type as Faust reads it: which codec the changelog uses; the codec already built the object."""
+
+    _options = SimpleNamespace(serializer="ews-scope-state")
+
+    @staticmethod
+    def from_data(value: ScopeState, preferred_type: object = None) -> ScopeState:
+        return value
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -43,7 +68,7 @@ def create_app(settings: Settings) -> faust.App:
     alerts = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
     guard = ContinuityGuard(app)
     state_table = app.Table("scope-state", default=None, partitions=settings.topic_partitions,
-                            key_type=str, help="window contributions, member alerts and alert state per scope")
+                            key_type=str, value_type=StoredScopeState, help="window contributions, member alerts and alert state per scope")
 
     @app.agent(observations)
     async def route_observation(stream: faust.StreamT) -> None:
@@ -70,8 +95,7 @@ def create_app(settings: Settings) -> faust.App:
             engine = holder.engine
             key = event.message.key.decode()
             data = json.loads(event.message.value)
-            stored = state_table.get(key)
-            state = ScopeState.model_validate(stored) if stored is not None else ScopeState()
+            state = state_table.get(key) or ScopeState()
             now = datetime.now(timezone.utc)
             observation = None
             if "member_alert" in data:
@@ -98,7 +122,7 @@ def create_app(settings: Settings) -> faust.App:
                     metrics.EVENT_TO_ALERT.observe((now - observation.ingested_at).total_seconds())
                 log.info("alert %s #%d %s %s value=%s", alert.alert_id, alert.transition, alert.status,
                          alert.level, alert.value)
-            state_table[key] = state.model_dump(mode="json")
+            state_table[key] = state  # the changelog write
 
     @app.timer(interval=settings.silence_check_interval_s)
     async def request_silence_checks() -> None:
@@ -112,11 +136,11 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(interval=15.0)
     async def count_active_alerts() -> None:
         tally: Tally = Tally()
-        for value in list(state_table.values()):
-            country = ((value or {}).get("scope") or {}).get("country") or ""
-            for rule_id, alert in (value or {}).get("alerts", {}).items():
-                if alert.get("status") == "firing":
-                    tally[(rule_id, alert.get("level"), country)] += 1
+        for state in list(state_table.values()):
+            country = (state.scope.country if state is not None and state.scope is not None else None) or ""
+            for rule_id, alert in (state.alerts if state is not None else {}).items():
+                if alert.status == "firing":
+                    tally[(rule_id, alert.level, country)] += 1
         metrics.ACTIVE.clear()
         for (rule_id, level, country), count in tally.items():
             metrics.ACTIVE.labels(rule_id, level, country).set(count)

@@ -24,9 +24,14 @@ class Backtest:
 
     def apply(self, observation: Observation, now: datetime) -> list[AlertEvent]:
         produced: list[AlertEvent] = []
+        states = self.states
         for scope in self.engine.scopes_for(observation):
-            state = self.states.setdefault(scope.key, ScopeState())
-            produced.extend(self.engine.apply(state, scope, observation, now).alerts)
+            state = states.get(scope.key)
+            if state is None:
+                state = states[scope.key] = ScopeState()
+            result = self.engine.apply(state, scope, observation, now)
+            if result.alerts:
+                produced.extend(result.alerts)
         for alert in list(produced):  # composites see member changes, as live through ews.alerts
             produced.extend(self._composites(alert, now))
         self.alerts.extend(produced)

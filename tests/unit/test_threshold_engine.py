@@ -1,5 +1,7 @@
 """The evaluation core on threshold rules: levels, windows, hysteresis, overrides, corrections."""
 
+import json
+
 from services.triggers.backtest import run_backtest
 from services.triggers.core import ScopeState
 from tests.helpers import NOW, crossing, engine_with, observation, rules_yaml, threshold_rule
@@ -105,7 +107,7 @@ def test_state_survives_a_json_round_trip_like_the_changelog():
     first = observation(crossing(0, 1500))
     scope = engine.scopes_for(first)[0]
     engine.apply(state, scope, first, NOW)
-    restored = ScopeState.model_validate(state.model_dump(mode="json"))
+    restored = ScopeState.from_json(json.loads(json.dumps(state.to_json())))
     alert = engine.apply(restored, scope, observation(crossing(1, 2600)), NOW).alerts[0]
     assert (alert.transition, alert.level, alert.previous_level) == (2, "warning", "watch")
 

@@ -8,13 +8,11 @@ AlertState per rule. Time is always passed in: `at` is event time, `now` the wal
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
-
-from pydantic import BaseModel, Field
+from typing import Literal, NamedTuple
 
 from schemas import LEVELS, AlertEvent, Location, Observation, Scope
 from schemas.types import parse_duration
@@ -28,30 +26,214 @@ MAX_RATIO = 1_000_000.0  # a spike over a zero baseline reads as this, not infin
 _RANK = {level: i + 1 for i, level in enumerate(LEVELS)}
 
 
-class Contribution(BaseModel):
+class Contribution(NamedTuple):
     revision: int
     start: datetime
     end: datetime
     metrics: dict[str, int]
-    categories: dict[str, dict[str, int]] = Field(default_factory=dict)
+    categories: dict[str, dict[str, int]]
 
 
-class FeedWindow(BaseModel):
+@dataclass(slots=True)
+class Bucket:
+    """Everything contributed over one (start, end) period at a scope: sums per metric and per category
+    value, how many contributions carry each metric, and which event_ids they are. Windows add buckets,
+    not observations, so a country with thousands of daily site reports costs a few dictionary reads."""
+
+    sums: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    categories: dict[str, dict[str, int]] = field(default_factory=dict)
+    eids: set[str] = field(default_factory=set)
+
+    def add(self, eid: str, c: Contribution, sign: int, kept: Kept) -> None:
+        sums, counts = self.sums, self.counts
+        for metric, value in c.metrics.items():
+            if metric in kept.metrics:
+                sums[metric] = sums.get(metric, 0) + sign * value
+                counts[metric] = counts.get(metric, 0) + sign
+        for category, values in c.categories.items():
+            if category not in kept.categories:
+                continue
+            into = self.categories.setdefault(category, {})
+            for name, n in values.items():
+                into[name] = into.get(name, 0) + sign * n
+        if sign > 0:
+            self.eids.add(eid)
+        else:
+            self.eids.discard(eid)
+
+
+Span = tuple[datetime, datetime]
+
+
+class Kept(NamedTuple):
+    """Which metrics and categories the rules at a scope read: only those are summed into buckets."""
+
+    metrics: frozenset[str]
+    categories: frozenset[str]
+
+
+@dataclass(slots=True)
+class FeedWindow:
     """The observations of one feed at one scope that may still fall in a window."""
 
     watermark: datetime | None = None  # the latest period end seen at this scope
     earliest: datetime | None = None  # the earliest period start ever seen (is a baseline full yet?)
     last_arrival: datetime | None = None  # wall clock of the latest observation (silence)
     last_period: str | None = None  # its period: when the next report is due
-    contributions: dict[str, Contribution] = Field(default_factory=dict)
+    contributions: dict[str, Contribution] = field(default_factory=dict)
+    buckets: dict[Span, Bucket] = field(default_factory=dict)
+    spans: list[Span] = field(default_factory=list)  # the buckets' keys, sorted
+    # (category, value) → the sorted spans where it was counted: "seen during the lookback?" in one bisect
+    seen: dict[tuple[str, str], list[Span]] = field(default_factory=dict)
+    kept: Kept = Kept(frozenset(), frozenset())
+
+    def put(self, eid: str, contribution: Contribution, kept: Kept) -> None:
+        """Add a contribution, replacing the one with the same event_id (a correction)."""
+        if kept != self.kept:  # other rules since the buckets were built (a reload): build them again
+            self._rebuild(kept)
+        self.discard(eid)
+        self.contributions[eid] = contribution
+        span = (contribution.start, contribution.end)
+        bucket = self.buckets.get(span)
+        if bucket is None:
+            bucket = self.buckets[span] = Bucket()
+            insort(self.spans, span)
+        bucket.add(eid, contribution, 1, kept)
+        if kept.categories:
+            self._index(span, bucket, contribution)
+
+    def _rebuild(self, kept: Kept) -> None:
+        contributions = self.contributions
+        self.contributions, self.buckets, self.spans, self.seen, self.kept = {}, {}, [], {}, kept
+        for eid, contribution in contributions.items():
+            self.put(eid, contribution, kept)
+
+    def discard(self, eid: str) -> None:
+        old = self.contributions.pop(eid, None)
+        if old is None:
+            return
+        span = (old.start, old.end)
+        bucket = self.buckets[span]
+        bucket.add(eid, old, -1, self.kept)
+        if self.kept.categories:
+            self._index(span, bucket, old)
+        if not bucket.eids:
+            del self.buckets[span]
+            self.spans.remove(span)
+
+    def _index(self, span: Span, bucket: Bucket, changed: Contribution) -> None:
+        for category, values in changed.categories.items():
+            if category not in self.kept.categories:
+                continue
+            totals = bucket.categories[category]
+            for name in values:
+                spans = self.seen.setdefault((category, name), [])
+                i = bisect_left(spans, span)
+                present = i < len(spans) and spans[i] == span
+                if totals[name] > 0 and not present:
+                    spans.insert(i, span)
+                elif totals[name] <= 0 and present:
+                    del spans[i]
+                    if not spans:
+                        del self.seen[(category, name)]
+
+    def seen_between(self, category: str, name: str, start: datetime, end: datetime) -> bool:
+        """Was this category value counted in a contribution that started at or after `start` and ended by `end`?"""
+        spans = self.seen.get((category, name))
+        if not spans:
+            return False
+        for i in range(bisect_left(spans, (start,)), len(spans)):
+            if spans[i][0] > end:
+                return False
+            if spans[i][1] <= end:
+                return True
+        return False
+
+    def between(self, start: datetime, end: datetime) -> Iterator[Bucket]:
+        """Buckets of contributions that started at or after `start` and ended at or before `end`."""
+        spans, buckets = self.spans, self.buckets
+        for i in range(bisect_left(spans, (start,)), len(spans)):
+            span = spans[i]
+            if span[0] > end:
+                return
+            if span[1] <= end:
+                yield buckets[span]
+
+    def inside(self, start: datetime, end: datetime) -> list[tuple[str, Contribution]]:
+        """The contributions themselves, ordered by start then event_id (evidence, and the rarer aggregates)."""
+        found = [(c.start, eid, c) for b in self.between(start, end) for eid in b.eids
+                 for c in (self.contributions[eid],)]
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [(eid, c) for _, eid, c in found]
+
+    def prune(self, horizon: datetime) -> None:
+        """Forget contributions that ended before `horizon`: no window can reach them any more."""
+        spans = self.spans
+        i = 0
+        while i < len(spans) and spans[i][0] < horizon:
+            if spans[i][1] < horizon:
+                span = spans.pop(i)
+                bucket = self.buckets.pop(span)
+                for eid in bucket.eids:
+                    del self.contributions[eid]
+                for category, totals in bucket.categories.items():
+                    for name in totals:
+                        seen = self.seen.get((category, name))
+                        if seen is not None and span in seen:
+                            seen.remove(span)
+                            if not seen:
+                                del self.seen[(category, name)]
+            else:
+                i += 1
+
+    def to_json(self) -> dict:
+        return {"watermark": _iso(self.watermark), "earliest": _iso(self.earliest),
+                "last_arrival": _iso(self.last_arrival), "last_period": self.last_period,
+                "contributions": {eid: [c.revision, c.start.isoformat(), c.end.isoformat(), c.metrics, c.categories]
+                                  for eid, c in self.contributions.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "FeedWindow":
+        window = cls(watermark=_dt(data.get("watermark")), earliest=_dt(data.get("earliest")),
+                     last_arrival=_dt(data.get("last_arrival")), last_period=data.get("last_period"))
+        # buckets are built on the first put, when the rules say what to keep
+        window.contributions = {eid: Contribution(revision, _dt(start), _dt(end), metrics, categories)
+                                for eid, (revision, start, end, metrics, categories)
+                                in data.get("contributions", {}).items()}
+        window.kept = Kept(frozenset(["\0unbuilt"]), frozenset())
+        return window
 
 
-class ScopeState(BaseModel):
+@dataclass(slots=True)
+class ScopeState:
     scope: Scope | None = None  # set on first use, so a timer can evaluate a scope with no new data
-    feeds: dict[str, FeedWindow] = Field(default_factory=dict)
-    alerts: dict[str, AlertState] = Field(default_factory=dict)
+    feeds: dict[str, FeedWindow] = field(default_factory=dict)
+    alerts: dict[str, AlertState] = field(default_factory=dict)
     # member rule id → member scope key → level rank (0 resolved, 1 watch, 2 warning, 3 emergency)
-    members: dict[str, dict[str, int]] = Field(default_factory=dict)
+    members: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        """What the changelog stores: plain JSON, buckets rebuilt on load."""
+        return {"scope": self.scope.model_dump(mode="json") if self.scope is not None else None,
+                "feeds": {feed: w.to_json() for feed, w in self.feeds.items()},
+                "alerts": {rule_id: a.to_json() for rule_id, a in self.alerts.items()},
+                "members": self.members}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ScopeState":
+        return cls(scope=Scope.model_validate(data["scope"]) if data.get("scope") else None,
+                   feeds={feed: FeedWindow.from_json(w) for feed, w in data.get("feeds", {}).items()},
+                   alerts={rule_id: AlertState.from_json(a) for rule_id, a in data.get("alerts", {}).items()},
+                   members={m: dict(v) for m, v in data.get("members", {}).items()})
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
 
 
 Outcome = Literal["applied", "stale_revision", "too_late"]
@@ -63,11 +245,20 @@ class ApplyResult:
     alerts: list[AlertEvent] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
 class Evaluation:
-    value: float
-    evidence: list[str] = field(default_factory=list)
-    details: dict[str, float] = field(default_factory=dict)
+    """A rule's value at one moment; the evidence (which event_ids) is only listed when an alert needs it."""
+
+    __slots__ = ("value", "_evidence", "details")
+
+    def __init__(self, value: float, evidence: list[str] | Callable[[], list[str]] = (),
+                 details: dict[str, float] | None = None) -> None:
+        self.value = value
+        self._evidence = evidence
+        self.details = details or {}
+
+    @property
+    def evidence(self) -> list[str]:
+        return self._evidence() if callable(self._evidence) else list(self._evidence)
 
 
 class TriggerEngine:
@@ -77,22 +268,31 @@ class TriggerEngine:
         self.allowed_lateness = as_timedelta(parse_duration(allowed_lateness))
         # Called with (rule, scope, value, at) at every evaluation; backtest plots use it.
         self.trace: Callable[[CompiledRule, Scope, float, datetime], None] | None = None
+        # Memoised lookups: a few entries per site and scope, rebuilt with the engine on a rule reload.
+        self._scopes: dict[tuple, tuple[list[Scope], list[Scope]]] = {}
+        self._rules_at: dict[tuple[str, str], tuple[list[CompiledRule], timedelta, Kept]] = {}
 
     # --- where observations and member alerts go --------------------------------------
 
-    def _all_scopes(self, observation: Observation) -> list[Scope]:
-        scopes = self.geography.scopes_of(observation.location)
-        if "source" in self.rules.scope_kinds:
-            scopes.append(Scope(kind="source", id=observation.source, country=observation.location.country))
-        return scopes
+    def _routes(self, observation: Observation) -> tuple[list[Scope], list[Scope]]:
+        location = observation.location
+        memo = (observation.feed, location.kind, location.id, location.country, observation.source)
+        routes = self._scopes.get(memo)
+        if routes is None:
+            every = self.geography.scopes_of(location)
+            if "source" in self.rules.scope_kinds:
+                every.append(Scope(kind="source", id=observation.source, country=location.country))
+            watched = [s for s in every if self.rules.applies_to(observation.feed, s.kind)]
+            routes = self._scopes[memo] = (every, watched)
+        return routes
 
     def scopes_for(self, observation: Observation) -> list[Scope]:
         """The scopes this observation counts towards that at least one rule watches."""
-        return [s for s in self._all_scopes(observation) if self.rules.applies_to(observation.feed, s.kind)]
+        return self._routes(observation)[1]
 
     def scope_from_key(self, key: str, observation: Observation) -> Scope:
         """Rebuild a scope from its key (what the repartition topic carries)."""
-        for scope in self._all_scopes(observation):
+        for scope in self._routes(observation)[0]:
             if scope.key == key:
                 return scope
         raise KeyError(f"observation {observation.event_id} does not count towards scope {key}")
@@ -110,34 +310,49 @@ class TriggerEngine:
         kinds = {c.scope_kind for c in composites}
         return [s for s in enclosing if s.kind in kinds]
 
+    def _rules_at_scope(self, feed: str, scope: Scope) -> tuple[list[CompiledRule], timedelta, Kept]:
+        """The rules watching this feed at this scope, how long they look back, and what they read."""
+        memo = (feed, scope.key)
+        found = self._rules_at.get(memo)
+        if found is None:
+            rules = self.rules.rules_for(feed, scope)
+            retention = max((r.retention for r in rules), default=timedelta(0)) + self.allowed_lateness
+            kept = Kept(frozenset(m for r in rules for m in (r.metric, r.denominator) if m),
+                        frozenset(r.category for r in rules if r.category))
+            found = self._rules_at[memo] = (rules, retention, kept)
+        return found
+
     # --- observations -------------------------------------------------------------------
 
     def apply(self, state: ScopeState, scope: Scope, observation: Observation, now: datetime) -> ApplyResult:
         """Add one observation to a scope's windows and evaluate every rule there."""
         state.scope = scope
-        window = state.feeds.setdefault(observation.feed, FeedWindow())
-        rules = self.rules.rules_for(observation.feed, scope)
+        feed = observation.feed
+        window = state.feeds.get(feed)
+        if window is None:
+            window = state.feeds[feed] = FeedWindow()
+        rules, retention, kept = self._rules_at_scope(feed, scope)
         previous = window.contributions.get(observation.event_id)
         if previous is not None and previous.revision >= observation.revision:
             return ApplyResult("stale_revision")
-        retention = self._retention(rules)
-        if window.watermark is not None and observation.period_end < window.watermark - retention:
+        watermark = window.watermark
+        if watermark is not None and observation.period_end < watermark - retention:
             return ApplyResult("too_late")
-        events: list[AlertEvent] = []
         gap_hours = 0.0
-        if window.watermark is not None and observation.observed_at > window.watermark:
-            gap_hours = (observation.observed_at - window.watermark).total_seconds() / 3600
-        window.contributions[observation.event_id] = Contribution(
-            revision=observation.revision, start=observation.observed_at, end=observation.period_end,
-            metrics=observation.metrics, categories=observation.categories,
-        )
-        if window.watermark is None or observation.period_end > window.watermark:
+        if watermark is not None and observation.observed_at > watermark:
+            gap_hours = (observation.observed_at - watermark).total_seconds() / 3600
+        window.put(observation.event_id, Contribution(observation.revision, observation.observed_at,
+                                                      observation.period_end, observation.metrics,
+                                                      observation.categories), kept)
+        if watermark is None or observation.period_end > watermark:
             window.watermark = observation.period_end
             window.last_period = observation.period
+            window.prune(observation.period_end - retention)
         if window.earliest is None or observation.observed_at < window.earliest:
             window.earliest = observation.observed_at
         window.last_arrival = now
         at = window.watermark
+        events: list[AlertEvent] = []
         for rule in rules:
             if rule.kind == "silence":
                 events.extend(self._silence_on_arrival(state, scope, rule, gap_hours, observation, at, now))
@@ -145,25 +360,16 @@ class TriggerEngine:
             evaluation = evaluate(rule, window, at)
             if evaluation is not None:
                 events.extend(self._step(state, scope, rule, evaluation, at, now))
-        self._prune(window, retention)
         return ApplyResult("applied", events)
-
-    def _retention(self, rules: list[CompiledRule]) -> timedelta:
-        return max((r.retention for r in rules), default=timedelta(0)) + self.allowed_lateness
-
-    @staticmethod
-    def _prune(window: FeedWindow, retention: timedelta) -> None:
-        assert window.watermark is not None
-        horizon = window.watermark - retention
-        for eid in [eid for eid, c in window.contributions.items() if c.end < horizon]:
-            del window.contributions[eid]
 
     # --- silence --------------------------------------------------------------------------
 
     def _silence_on_arrival(self, state: ScopeState, scope: Scope, rule: CompiledRule, gap_hours: float,
                             observation: Observation, at: datetime, now: datetime) -> list[AlertEvent]:
         """Data arrived: a silence the timer saw resolves; a gap in history fires and resolves at once."""
-        alert = state.alerts.setdefault(rule.id, AlertState())
+        alert = state.alerts.get(rule.id)
+        if alert is None:
+            alert = state.alerts[rule.id] = AlertState()
         events = []
         if alert.status == "ok" and rule.level_for(gap_hours) is not None:
             silent_since = observation.observed_at - timedelta(hours=gap_hours)
@@ -214,7 +420,11 @@ class TriggerEngine:
               at: datetime, now: datetime, clock: datetime | None = None) -> list[AlertEvent]:
         if self.trace is not None:
             self.trace(rule, scope, evaluation.value, at)
-        alert = state.alerts.setdefault(rule.id, AlertState())
+        alert = state.alerts.get(rule.id)
+        if alert is None:
+            alert = state.alerts[rule.id] = AlertState()
+        if alert.status == "ok" and alert.pending_since is None and evaluation.value < rule.lowest_threshold:
+            return []  # nothing reached, nothing pending: the common case, decided without the state machine
         change = step_alert(alert, rule, evaluation.value, clock or at)
         if change is None:
             return []
@@ -247,11 +457,6 @@ class TriggerEngine:
 
 # --- the value each kind of rule computes over the windows ----------------------------------
 
-def _inside(window: FeedWindow, start: datetime, end: datetime):
-    return sorted(((c.start, eid, c) for eid, c in window.contributions.items() if c.start >= start and c.end <= end),
-                  key=lambda item: (item[0], item[1]))
-
-
 def aggregate(kind: str, values: list[int | float]) -> float:
     if kind == "sum":
         return float(sum(values))
@@ -266,34 +471,48 @@ def aggregate(kind: str, values: list[int | float]) -> float:
 
 def evaluate(rule: CompiledRule, window: FeedWindow, at: datetime) -> Evaluation | None:
     """The rule's value for the window ending at event time `at`; None when it cannot be judged yet."""
-    if rule.kind == "threshold":
-        inside = [(eid, c.metrics[rule.metric]) for _, eid, c in _inside(window, at - rule.window_delta, at)
-                  if rule.metric in c.metrics]
-        if not inside:
-            return Evaluation(0.0) if rule.aggregate == "sum" else None
-        return Evaluation(aggregate(rule.aggregate, [v for _, v in inside]), [eid for eid, _ in inside])
+    kind = rule.kind
+    window_start = rule.start_of_window(at)
+    if kind == "threshold":
+        metric = rule.metric
+        assert metric is not None
+        total = count = 0
+        for bucket in window.between(window_start, at):
+            total += bucket.sums.get(metric, 0)
+            count += bucket.counts.get(metric, 0)
 
-    if rule.kind == "rate_of_change":
-        window_start = at - rule.window_delta
-        baseline_start = window_start - rule.baseline_delta
+        def carrying() -> list[tuple[str, Contribution]]:
+            return [(eid, c) for eid, c in window.inside(window_start, at) if metric in c.metrics]
+
+        if count == 0:
+            return Evaluation(0.0) if rule.aggregate == "sum" else None
+        if rule.aggregate == "sum":
+            value = float(total)
+        elif rule.aggregate == "mean":
+            value = total / count
+        else:
+            value = aggregate(rule.aggregate, [c.metrics[metric] for _, c in carrying()])
+        return Evaluation(value, lambda: [eid for eid, _ in carrying()])
+
+    if kind == "rate_of_change":
+        baseline_start = rule.start_of_baseline(window_start)
         if window.earliest is None or window.earliest > baseline_start:
             return None  # wait for a full baseline
-        current = [(eid, c.metrics.get(rule.metric, 0)) for _, eid, c in _inside(window, window_start, at)]
-        base = sum(c.metrics.get(rule.metric, 0) for _, _, c in _inside(window, baseline_start, window_start))
-        current_sum = float(sum(v for _, v in current))
-        span = as_timedelta(rule.window_delta) / as_timedelta(rule.baseline_delta)
-        expected = base * span
+        metric = rule.metric
+        current_sum = float(sum(b.sums.get(metric, 0) for b in window.between(window_start, at)))
+        base = sum(b.sums.get(metric, 0) for b in window.between(baseline_start, window_start))
+        expected = base * rule.window_to_baseline
         if current_sum < rule.min_value:
             ratio = 0.0
         elif expected <= 0:
             ratio = MAX_RATIO
         else:
             ratio = min(MAX_RATIO, round(current_sum / expected, 4))
-        return Evaluation(ratio, [eid for eid, _ in current],
+        return Evaluation(ratio, lambda: [eid for eid, _ in window.inside(window_start, at)],
                           {"current": current_sum, "baseline_expected": round(expected, 2)})
 
-    if rule.kind == "ratio":
-        inside = [(eid, c) for _, eid, c in _inside(window, at - rule.window_delta, at)
+    if kind == "ratio":
+        inside = [(eid, c) for eid, c in window.inside(window_start, at)
                   if rule.metric in c.metrics and rule.denominator in c.metrics]
         if not inside:
             return None
@@ -304,21 +523,23 @@ def evaluate(rule: CompiledRule, window: FeedWindow, at: datetime) -> Evaluation
         return Evaluation(round(numerator / denominator, 4), [eid for eid, _ in inside],
                           {rule.metric: numerator, rule.denominator: denominator})
 
-    if rule.kind == "new_value":
-        window_start = at - rule.window_delta
-        lookback_start = window_start - rule.lookback_delta
+    if kind == "new_value":
+        lookback_start = rule.start_of_lookback(window_start)
         if window.earliest is None or window.earliest > lookback_start:
             return None  # without the whole lookback, everything would look new
-        seen_before = {name for _, _, c in _inside(window, lookback_start, window_start)
-                       for name, n in c.categories.get(rule.category, {}).items() if n > 0}
-        counts: dict[str, int] = defaultdict(int)
-        evidence = []
-        for _, eid, c in _inside(window, window_start, at):
-            for name, n in c.categories.get(rule.category, {}).items():
-                if name not in seen_before and n > 0:
-                    counts[name] += n
-                    evidence.append(eid)
-        new = {name: float(n) for name, n in counts.items()}
-        return Evaluation(max(new.values(), default=0.0), sorted(set(evidence)), new)
+        category = rule.category
+        current: dict[str, int] = {}
+        for bucket in window.between(window_start, at):
+            for name, n in bucket.categories.get(category, {}).items():
+                if n > 0:
+                    current[name] = current.get(name, 0) + n
+        new = {name: float(n) for name, n in current.items()
+               if not window.seen_between(category, name, lookback_start, window_start)}
+
+        def evidence() -> list[str]:
+            return sorted({eid for eid, c in window.inside(window_start, at)
+                           if any(n > 0 and name in new for name, n in c.categories.get(category, {}).items())})
+
+        return Evaluation(max(new.values(), default=0.0), evidence, new)
 
     raise ValueError(f"rule {rule.id}: kind {rule.kind} is not evaluated over observation windows")

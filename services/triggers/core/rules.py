@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta, timezone
 
 import isodate
@@ -49,6 +50,7 @@ class CompiledRule:
     lookback_delta: DurationValue | None = None
     members: tuple[str, ...] = ()
     mode: str = "all"
+    _starts: dict = field(default_factory=dict, compare=False, repr=False)  # memo: calendar arithmetic is slow
 
     def level_for(self, value: float) -> Level | None:
         """The highest level whose threshold the value reaches (a value exactly at a level fires it)."""
@@ -57,6 +59,35 @@ class CompiledRule:
             if value >= threshold:
                 reached = level
         return reached
+
+    @cached_property
+    def lowest_threshold(self) -> float:
+        return min(threshold for _, threshold in self.levels)
+
+    @cached_property
+    def window_to_baseline(self) -> float:
+        """How many baselines fit in the window: the baseline total times this is the expected window total."""
+        return as_timedelta(self.window_delta) / as_timedelta(self.baseline_delta)
+
+    def _minus(self, which: str, delta: DurationValue, at: datetime) -> datetime:
+        if isinstance(delta, timedelta):
+            return at - delta
+        memo = (which, at)
+        found = self._starts.get(memo)
+        if found is None:
+            if len(self._starts) > 4096:
+                self._starts.clear()
+            found = self._starts[memo] = at - delta
+        return found
+
+    def start_of_window(self, at: datetime) -> datetime:
+        return self._minus("window", self.window_delta, at)
+
+    def start_of_baseline(self, window_start: datetime) -> datetime:
+        return self._minus("baseline", self.baseline_delta, window_start)
+
+    def start_of_lookback(self, window_start: datetime) -> datetime:
+        return self._minus("lookback", self.lookback_delta, window_start)
 
     def threshold_of(self, level: Level) -> float:
         return dict(self.levels)[level]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Literal
-
-from pydantic import BaseModel
 
 from schemas import LEVELS, Level
 
@@ -15,7 +13,11 @@ from .rules import CompiledRule
 _RANK = {level: i for i, level in enumerate(LEVELS)}
 
 
-class AlertState(BaseModel):
+_TIMES = ("started_at", "pending_since", "below_level_since", "below_clear_since")
+
+
+@dataclass(slots=True)
+class AlertState:
     status: Literal["ok", "firing"] = "ok"
     level: Level | None = None
     transition: int = 0
@@ -23,6 +25,21 @@ class AlertState(BaseModel):
     pending_since: datetime | None = None  # condition first met, waiting for `for`
     below_level_since: datetime | None = None  # value below the current level, waiting for `clear_for`
     below_clear_since: datetime | None = None  # value below `clear`, waiting for `clear_for`
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        for name in _TIMES:
+            if data[name] is not None:
+                data[name] = data[name].isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "AlertState":
+        values = dict(data)
+        for name in _TIMES:
+            if values.get(name) is not None:
+                values[name] = datetime.fromisoformat(values[name])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
