@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test test-unit test-faults kafka kafka-stop install check clean tools
+.PHONY: run test test-unit test-faults bench kafka kafka-stop install check clean tools
 
 run: $(STAMP)  ## Kafka, the three workers, a webhook receiver, the bundled scenario, a summary
 	$(BIN)/ews demo
@@ -19,6 +19,9 @@ tools:  ## promtool (Debian's prometheus package) for the deploy checks, where i
 	@command -v promtool >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null) ; } || \
 	  echo "promtool could not be installed (needs Debian's apt as root); the promtool checks will be skipped"
+
+bench: $(STAMP)  ## throughput vs the client's ceiling, backtest speed, latency, memory: a table and bench/results.json
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 test-unit: $(STAMP)  ## the fast tests only, no Kafka
 	$(BIN)/python -m pytest -q tests/unit

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
@@ -150,7 +152,7 @@ class ContinuityGuard:
         tp, offset = event.message.tp, event.message.offset
         last = self.last.get(tp)
         if last is None:
-            expected = self.app.consumer._committed_offset.get(tp)  # next offset to read, if known
+            expected = await self._committed(tp)  # the group's next offset to read, from the broker
             if expected is None:
                 expected = (await self.app.consumer.earliest_offsets(tp)).get(tp)
         else:
@@ -161,6 +163,18 @@ class ContinuityGuard:
             logging.shutdown()
             os._exit(EXIT_GAP)
         self.last[tp] = offset
+
+    async def _committed(self, tp: Any) -> int | None:
+        """Asked of the group coordinator: the consumer's own memory of commits is empty on a new worker."""
+        bootstrap = ",".join(f"{url.host}:{url.port}" for url in self.app.conf.broker)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(self.app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition)])
+        finally:
+            await admin.close()
+        found = offsets.get(TopicPartition(tp.topic, tp.partition))
+        return found.offset if found is not None and found.offset >= 0 else None
 
 
 def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:

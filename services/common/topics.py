@@ -47,6 +47,7 @@ class Topics:
         # Faust names a table's changelog "{app id}-{table}-changelog"; created here, with the
         # same partitions as its source topic, so a worker never starts before its changelog exists.
         self.triggers_state_changelog = f"{ns}-triggers-scope-state-changelog"
+        self.triggers_contributions_changelog = f"{ns}-triggers-scope-contributions-changelog"
         self.ingest_event_ids_changelog = f"{ns}-ingest-event-ids-changelog"
         self.notify_delivered_changelog = f"{ns}-notify-delivered-changelog"
 
@@ -73,6 +74,7 @@ class Topics:
             TopicSpec(self.notify_silences, cleanup_policy="compact"),
             TopicSpec(self.notify_acks, cleanup_policy="compact"),
             TopicSpec(self.triggers_state_changelog, cleanup_policy="compact"),
+            TopicSpec(self.triggers_contributions_changelog, cleanup_policy="compact"),
             TopicSpec(self.notify_delivered_changelog, cleanup_policy="compact"),
             TopicSpec(self.ingest_event_ids_changelog, cleanup_policy="compact"),
         ]

@@ -38,8 +38,10 @@ class WebhookReceiver:
     host: str = "127.0.0.1"
     port: int = 0
     received: dict[str, ReceivedAlert] = field(default_factory=dict)
-    # Answers to give before accepting anything: (status, headers) each, e.g. (500, {}) or (429, {"Retry-After": "1"}).
+    # Answers to give before accepting anything: (status, headers) each, e.g. (500, {}) or (429, {"Retry-After": "1"});
+    # status 0 hangs for `hang_s` first, so the sender's timeout fires.
     failures: list[tuple[int, dict]] = field(default_factory=list)
+    hang_s: float = 5.0
     refused: int = 0
     duplicates: int = 0
     bad_signatures: int = 0
@@ -73,6 +75,9 @@ class WebhookReceiver:
         if self.failures:
             status, headers = self.failures.pop(0)
             self.refused += 1
+            if status == 0:
+                await asyncio.sleep(self.hang_s)
+                status = 504
             return web.json_response({"error": "scripted failure"}, status=status, headers=headers)
         key = request.headers.get("Idempotency-Key", "")
         if key in self.received:

@@ -28,16 +28,19 @@ from services.common.topics import Topics
 
 from . import metrics
 from .core import ScopeState
+from .core.engine import contribution_from_json, contribution_to_json
 from .loading import ReloadingEngine
 
 log = logging.getLogger(__name__)
 
 
 class ScopeStateCodec(codecs.Codec):
-    """Scope states live in the table as objects; only the changelog sees their JSON form."""
+    """Scope states live in the table as objects; only the changelog sees their JSON form, without the
+    contributions: those are stored one per key in the contributions table, so an observation costs
+    one small changelog write however many a country or corridor holds."""
 
     def _dumps(self, obj: ScopeState) -> bytes:
-        return json.dumps(obj.to_json(), separators=(",", ":")).encode()
+        return json.dumps(obj.to_json(contributions=False), separators=(",", ":")).encode()
 
     def _loads(self, s: bytes) -> ScopeState:
         return ScopeState.from_json(json.loads(s))
@@ -67,6 +70,43 @@ def create_app(settings: Settings) -> faust.App:
                        partitions=settings.topic_partitions)
     alerts = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
     guard = ContinuityGuard(app)
+    contributions_table = app.Table(
+        "scope-contributions", default=None, partitions=settings.topic_partitions, key_type=str,
+        help="the observations each scope's windows hold, one per key: scope|feed|event_id")
+    index: dict[str, dict[str, list[str]]] = {}  # scope key → feed → event ids, built after a rebalance
+
+    @app.on_partitions_revoked.connect
+    async def _forget_index(sender=None, revoked=None, **kwargs) -> None:
+        index.clear()
+
+    def load_contributions(key: str, state: ScopeState) -> None:
+        """A state restored from the changelog: put back the contributions its windows held."""
+        if not index:
+            index["\0built"] = {}
+            for stored in list(contributions_table.keys()):
+                scope_key, feed, eid = stored.split("|", 2)
+                index.setdefault(scope_key, {}).setdefault(feed, []).append(eid)
+        for window in state.feeds.values():
+            window.journal = {}
+        for feed, eids in index.get(key, {}).items():
+            window = state.feeds.get(feed)
+            if window is not None:
+                for eid in eids:
+                    data = contributions_table.get(f"{key}|{feed}|{eid}")
+                    if data is not None:
+                        window.contributions[eid] = contribution_from_json(data)
+        state.complete = True
+
+    def persist_contributions(key: str, state: ScopeState) -> None:
+        for feed, window in state.feeds.items():
+            changes = window.journal if window.journal is not None else dict(window.contributions)
+            for eid, contribution in changes.items():
+                if contribution is None:
+                    contributions_table.pop(f"{key}|{feed}|{eid}", None)
+                else:
+                    contributions_table[f"{key}|{feed}|{eid}"] = contribution_to_json(contribution)
+            window.journal = {}
+
     state_table = app.Table("scope-state", default=None, partitions=settings.topic_partitions,
                             key_type=str, value_type=StoredScopeState, help="window contributions, member alerts and alert state per scope")
 
@@ -96,6 +136,8 @@ def create_app(settings: Settings) -> faust.App:
             key = event.message.key.decode()
             data = json.loads(event.message.value)
             state = state_table.get(key) or ScopeState()
+            if not state.complete:
+                load_contributions(key, state)
             now = datetime.now(timezone.utc)
             observation = None
             if "member_alert" in data:
@@ -122,7 +164,8 @@ def create_app(settings: Settings) -> faust.App:
                     metrics.EVENT_TO_ALERT.observe((now - observation.ingested_at).total_seconds())
                 log.info("alert %s #%d %s %s value=%s", alert.alert_id, alert.transition, alert.status,
                          alert.level, alert.value)
-            state_table[key] = state  # the changelog write
+            state_table[key] = state  # the changelog writes: the state, then what changed in its windows
+            persist_contributions(key, state)
 
     @app.timer(interval=settings.silence_check_interval_s)
     async def request_silence_checks() -> None:

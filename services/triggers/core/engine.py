@@ -87,6 +87,9 @@ class FeedWindow:
     # (category, value) → the sorted spans where it was counted: "seen during the lookback?" in one bisect
     seen: dict[tuple[str, str], list[Span]] = field(default_factory=dict)
     kept: Kept = Kept(frozenset(), frozenset())
+    # When a dict, every contribution put (eid → contribution) or dropped (eid → None) since it was
+    # emptied: the live worker persists contributions one by one from it. None in backtests.
+    journal: dict[str, Contribution | None] | None = None
 
     def put(self, eid: str, contribution: Contribution, kept: Kept) -> None:
         """Add a contribution, replacing the one with the same event_id (a correction)."""
@@ -94,6 +97,8 @@ class FeedWindow:
             self._rebuild(kept)
         self.discard(eid)
         self.contributions[eid] = contribution
+        if self.journal is not None:
+            self.journal[eid] = contribution
         span = (contribution.start, contribution.end)
         bucket = self.buckets.get(span)
         if bucket is None:
@@ -104,15 +109,19 @@ class FeedWindow:
             self._index(span, bucket, contribution)
 
     def _rebuild(self, kept: Kept) -> None:
-        contributions = self.contributions
+        contributions, journal = self.contributions, self.journal
         self.contributions, self.buckets, self.spans, self.seen, self.kept = {}, {}, [], {}, kept
+        self.journal = None  # the same contributions, re-indexed: nothing to persist
         for eid, contribution in contributions.items():
             self.put(eid, contribution, kept)
+        self.journal = journal
 
     def discard(self, eid: str) -> None:
         old = self.contributions.pop(eid, None)
         if old is None:
             return
+        if self.journal is not None:
+            self.journal[eid] = None
         span = (old.start, old.end)
         bucket = self.buckets[span]
         bucket.add(eid, old, -1, self.kept)
@@ -177,6 +186,8 @@ class FeedWindow:
                 bucket = self.buckets.pop(span)
                 for eid in bucket.eids:
                     del self.contributions[eid]
+                    if self.journal is not None:
+                        self.journal[eid] = None
                 for category, totals in bucket.categories.items():
                     for name in totals:
                         seen = self.seen.get((category, name))
@@ -187,20 +198,19 @@ class FeedWindow:
             else:
                 i += 1
 
-    def to_json(self) -> dict:
-        return {"watermark": _iso(self.watermark), "earliest": _iso(self.earliest),
-                "last_arrival": _iso(self.last_arrival), "last_period": self.last_period,
-                "contributions": {eid: [c.revision, c.start.isoformat(), c.end.isoformat(), c.metrics, c.categories]
-                                  for eid, c in self.contributions.items()}}
+    def to_json(self, contributions: bool = True) -> dict:
+        data = {"watermark": _iso(self.watermark), "earliest": _iso(self.earliest),
+                "last_arrival": _iso(self.last_arrival), "last_period": self.last_period}
+        if contributions:
+            data["contributions"] = {eid: contribution_to_json(c) for eid, c in self.contributions.items()}
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "FeedWindow":
         window = cls(watermark=_dt(data.get("watermark")), earliest=_dt(data.get("earliest")),
                      last_arrival=_dt(data.get("last_arrival")), last_period=data.get("last_period"))
         # buckets are built on the first put, when the rules say what to keep
-        window.contributions = {eid: Contribution(revision, _dt(start), _dt(end), metrics, categories)
-                                for eid, (revision, start, end, metrics, categories)
-                                in data.get("contributions", {}).items()}
+        window.contributions = {eid: contribution_from_json(c) for eid, c in data.get("contributions", {}).items()}
         window.kept = Kept(frozenset(["\0unbuilt"]), frozenset())
         return window
 
@@ -212,11 +222,12 @@ class ScopeState:
     alerts: dict[str, AlertState] = field(default_factory=dict)
     # member rule id → member scope key → level rank (0 resolved, 1 watch, 2 warning, 3 emergency)
     members: dict[str, dict[str, int]] = field(default_factory=dict)
+    complete: bool = True  # False when loaded without its contributions (they are stored one by one)
 
-    def to_json(self) -> dict:
-        """What the changelog stores: plain JSON, buckets rebuilt on load."""
+    def to_json(self, contributions: bool = True) -> dict:
+        """Plain JSON, buckets rebuilt on load; without contributions when they are stored one by one."""
         return {"scope": self.scope.model_dump(mode="json") if self.scope is not None else None,
-                "feeds": {feed: w.to_json() for feed, w in self.feeds.items()},
+                "feeds": {feed: w.to_json(contributions) for feed, w in self.feeds.items()},
                 "alerts": {rule_id: a.to_json() for rule_id, a in self.alerts.items()},
                 "members": self.members}
 
@@ -225,7 +236,17 @@ class ScopeState:
         return cls(scope=Scope.model_validate(data["scope"]) if data.get("scope") else None,
                    feeds={feed: FeedWindow.from_json(w) for feed, w in data.get("feeds", {}).items()},
                    alerts={rule_id: AlertState.from_json(a) for rule_id, a in data.get("alerts", {}).items()},
-                   members={m: dict(v) for m, v in data.get("members", {}).items()})
+                   members={m: dict(v) for m, v in data.get("members", {}).items()},
+                   complete=all("contributions" in w for w in data.get("feeds", {}).values()))
+
+
+def contribution_to_json(c: Contribution) -> list:
+    return [c.revision, c.start.isoformat(), c.end.isoformat(), c.metrics, c.categories]
+
+
+def contribution_from_json(data: list) -> Contribution:
+    revision, start, end, metrics, categories = data
+    return Contribution(revision, datetime.fromisoformat(start), datetime.fromisoformat(end), metrics, categories)
 
 
 def _iso(value: datetime | None) -> str | None:

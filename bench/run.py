@@ -1,0 +1,408 @@
+"""`make bench`: the four groups of figures, measured side by side in one run.
+
+1. ceiling vs pipeline: the raw aiokafka consumer (getmany + JSON decode) draining N feed messages,
+   then ingest + triggers draining the same N; events/s of each and their ratio.
+2. backtest: events/s of the pure evaluator over M observations with the shipped trigger set.
+3. latency: a paced producer at each offered load, with alert-causing probes among ordinary
+   reports; p50/p95/p99 from produce to webhook receipt; one probe after an idle period.
+4. scale: peak RSS of the evaluation state for several site counts, sampled as history grows
+   (bounded by retention, not by history), and the live workers' peak RSS.
+
+Prints a table, writes bench/results.json. `python -m bench.run --help` for the sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import resource
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import yaml
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas import SitesFile
+from services.common.config_files import load_model
+from services.common.geography import Geography
+from services.common.settings import PROJECT_ROOT
+from services.common.topics import Topics
+from services.demo.receiver import ReceivedAlert, WebhookReceiver
+from services.demo.stack import LocalStack
+from services.ingest.validation import parse_feed_message
+from services.triggers.backtest import Backtest, run_backtest
+from services.triggers.loading import load_engine
+
+from .workload import START, feed_messages, write_geography
+
+RESULTS = PROJECT_ROOT / "bench" / "results.json"
+SHIPPED_RULES = PROJECT_ROOT / "config" / "triggers.yaml"
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def config_dir(run_dir: Path, n_sites: int) -> Path:
+    """The shipped triggers and sharing policy over a generated geography of n_sites."""
+    directory = run_dir / f"config-{n_sites}"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("triggers.yaml", "sharing.yaml"):
+        shutil.copy(PROJECT_ROOT / "config" / name, directory / name)
+    write_geography(n_sites, directory / "sites.yaml")
+    (directory / "contacts.yaml").write_text("version: 1\ncontacts: []\n")
+    return directory
+
+
+def observations_of(messages, sites_file: Path):
+    geography = Geography(load_model(sites_file, SitesFile))
+    now = datetime.now(timezone.utc)
+    for feed, value in messages:
+        yield parse_feed_message(feed, value, geography, now)
+
+
+async def metric_total(client: httpx.AsyncClient, port: int, name: str) -> float:
+    try:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    except httpx.HTTPError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+async def produce_all(bootstrap: str, topics: Topics, messages: list[tuple[str, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=262144)
+    await producer.start()
+    try:
+        futures = [await producer.send(topics.feeds[feed], value) for feed, value in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+# --- 1. ceiling and pipeline ---------------------------------------------------------------
+
+async def raw_ceiling(bootstrap: str, topics: Topics, n: int) -> float:
+    consumer = AIOKafkaConsumer(*topics.feeds.values(), bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None, max_partition_fetch_bytes=8 << 20)
+    await consumer.start()
+    try:
+        seen, started = 0, None
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10000)
+            if started is None and batches:
+                started = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    json.loads(record.value)
+                    seen += 1
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: int) -> dict:
+    config = config_dir(run_dir, n_sites)
+    stack = LocalStack(run_dir / "pipeline", namespace=f"bench{secrets.token_hex(3)}", bootstrap=bootstrap,
+                       env_extra={"EWS_CONFIG_DIR": str(config)})
+    stack.logs.mkdir(parents=True, exist_ok=True)
+    topics = Topics(stack.namespace)
+    await stack.ensure_topics()
+    messages = list(feed_messages(n, n_sites))
+    engine = load_engine(config / "triggers.yaml", config / "sites.yaml", "P7D")
+    scoped = sum(len(engine.scopes_for(o)) for o in observations_of(messages, config / "sites.yaml"))
+    say(f"  producing {n:,} feed messages ({sum(len(v) for _, v in messages) / n:.0f} bytes on average) ...")
+    await produce_all(bootstrap, topics, messages)
+    ceiling = await raw_ceiling(bootstrap, topics, n)
+    say(f"  raw aiokafka consumer, getmany + JSON decode: {ceiling:,.0f} events/s")
+    try:
+        for service in ("ingest", "triggers"):
+            stack.launch(service)
+        await stack.wait_ready()
+        started = None
+        async with httpx.AsyncClient(timeout=5) as client:
+            deadline = time.monotonic() + max(600, n / 50)
+            while time.monotonic() < deadline:
+                stack.supervise()
+                ingested = await metric_total(client, stack.ports["ingest"], "ews_ingest_events_total")
+                if started is None and ingested > 0:
+                    started = time.perf_counter()
+                evaluated = await metric_total(client, stack.ports["triggers"], "ews_triggers_observations_total")
+                if evaluated >= scoped:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise TimeoutError(f"the pipeline evaluated {evaluated:.0f} of {scoped} scoped observations in time")
+        elapsed = time.perf_counter() - started
+        pipeline = n / elapsed
+        say(f"  ingest + triggers, the same {n:,}: {pipeline:,.0f} events/s ({scoped:,} scope evaluations, "
+            f"{elapsed:.1f}s); ratio {pipeline / ceiling:.3f}")
+        rss = {name: stack.peak_rss_mb(name) for name in stack.workers}
+        return {"events": n, "sites": n_sites, "ceiling_events_per_s": round(ceiling),
+                "pipeline_events_per_s": round(pipeline), "ratio": round(pipeline / ceiling, 4),
+                "scope_evaluations": scoped, "worker_peak_rss_mb": rss, "worker_restarts": stack.restarts}
+    finally:
+        await stack.stop()
+
+
+# --- 2. backtest ---------------------------------------------------------------------------
+
+def backtest_speed(run_dir: Path, n: int, n_sites: int) -> dict:
+    config = config_dir(run_dir, n_sites)
+    say(f"  validating {n:,} observations over {n_sites:,} sites (not timed) ...")
+    observations = list(observations_of(feed_messages(n, n_sites), config / "sites.yaml"))
+    engine = load_engine(SHIPPED_RULES, config / "sites.yaml", "P7D")
+    started = time.perf_counter()
+    alerts = run_backtest(observations, engine, datetime.now(timezone.utc))
+    elapsed = time.perf_counter() - started
+    say(f"  pure evaluator, shipped rules: {n / elapsed:,.0f} events/s ({len(alerts):,} transitions, {elapsed:.1f}s)")
+    return {"events": n, "sites": n_sites, "events_per_s": round(n / elapsed), "transitions": len(alerts),
+            "seconds": round(elapsed, 2)}
+
+
+# --- 3. latency ----------------------------------------------------------------------------
+
+def probe_message(site: str, country: str, index: int) -> bytes:
+    """A report that fires crossing-surge at a site nobody has reported from: one alert per probe."""
+    return json.dumps({"event_id": f"probe-{index}", "source": f"BENCH-{country}", "site_id": site,
+                       "observed_at": START.isoformat(), "period": "P1D", "count": 9000,
+                       "from_country": "CO" if country != "CO" else "VE", "to_country": country}).encode()
+
+
+async def latency(run_dir: Path, bootstrap: str, rates: list[int], seconds: float, idle_s: float) -> dict:
+    n_sites = 3000
+    config = config_dir(run_dir, n_sites)
+    sites = load_model(config / "sites.yaml", SitesFile).sites
+    background, probes = sites[:1000], sites[1000:]
+    sent: dict[str, float] = {}  # probe site → produce time
+    arrived: dict[str, float] = {}
+
+    def on_alert(alert: ReceivedAlert) -> None:
+        alert_id = alert.payload.get("alert_id", "")
+        if alert_id.startswith("crossing-surge/site/") and alert.payload.get("transition") == 1:
+            arrived.setdefault(alert_id.rsplit("/", 1)[1], alert.received_at)
+
+    receiver = WebhookReceiver(secrets={}, on_alert=on_alert)
+    await receiver.start()
+    secret = secrets.token_hex(16)
+    receiver.secrets["duty"] = secret
+    (config / "contacts.yaml").write_text(yaml.safe_dump({"version": 1, "contacts": [{
+        "id": "duty", "name": "Duty officer", "organisation": "bench", "language": "en", "trigger_ids": ["crossing-surge"],
+        "channels": [{"type": "webhook", "url": receiver.url_for("duty"), "secret": secret}]}]}))
+    stack = LocalStack(run_dir / "latency", namespace=f"bench{secrets.token_hex(3)}", bootstrap=bootstrap,
+                       env_extra={"EWS_CONFIG_DIR": str(config), "EWS_ALLOW_PRIVATE_WEBHOOKS": "1"})
+    stack.logs.mkdir(parents=True, exist_ok=True)
+    topics = Topics(stack.namespace)
+    await stack.ensure_topics()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    await producer.start()
+    results: dict = {"rates": {}}
+    probe_index = 0
+    try:
+        for service in ("ingest", "triggers", "notify"):
+            stack.launch(service)
+        await stack.wait_ready()
+
+        async def send_probe() -> str:
+            nonlocal probe_index
+            site = probes[probe_index]
+            probe_index += 1
+            sent[site.id] = time.time()
+            await producer.send(topics.feeds["border-crossings"], probe_message(site.id, site.country, probe_index))
+            return site.id
+
+        day = 0
+        for rate in rates:
+            mine: list[str] = []
+            tick = 0.01
+            per_tick = rate * tick
+            owed, next_probe = 0.0, time.monotonic()
+            ends = time.monotonic() + seconds
+            nxt = time.monotonic()
+            i = 0
+            while time.monotonic() < ends:
+                owed += per_tick
+                while owed >= 1:
+                    site = background[i % len(background)]
+                    day_of = day + i // len(background)
+                    body = {"event_id": f"bg-{rate}-{i}", "source": f"BENCH-{site.country}", "site_id": site.id,
+                            "observed_at": (START + timedelta(days=day_of)).isoformat(), "period": "P1D",
+                            "count": 100 + i % 300, "to_country": site.country}
+                    await producer.send(topics.feeds["border-crossings"], json.dumps(body).encode())
+                    owed -= 1
+                    i += 1
+                if time.monotonic() >= next_probe:
+                    mine.append(await send_probe())
+                    next_probe += 0.1  # ten alert-causing probes a second
+                stack.supervise()
+                nxt += tick
+                await asyncio.sleep(max(0.0, nxt - time.monotonic()))
+            day += i // len(background) + 1
+            await _wait_for(lambda: all(s in arrived for s in mine), 60)
+            got = sorted((arrived[s] - sent[s]) * 1000 for s in mine if s in arrived)
+            results["rates"][str(rate)] = _percentiles(got, len(mine), i / seconds)
+            r = results["rates"][str(rate)]
+            say(f"  {rate:>5} events/s offered ({r['achieved_events_per_s']:,.0f} sent): p50 {r['p50_ms']} ms, "
+                f"p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms ({r['received']}/{r['probes']} probes)")
+        if idle_s > 0:
+            say(f"  idle for {idle_s:.0f}s, then one probe ...")
+            await asyncio.sleep(idle_s)
+            stack.supervise()
+            site = await send_probe()
+            await _wait_for(lambda: site in arrived, 60)
+            results["after_idle"] = {"idle_s": idle_s, "latency_ms": round((arrived[site] - sent[site]) * 1000, 1)
+                                     if site in arrived else None}
+            say(f"  after {idle_s:.0f}s idle: {results['after_idle']['latency_ms']} ms")
+        results["worker_peak_rss_mb"] = {name: stack.peak_rss_mb(name) for name in stack.workers}
+        results["worker_restarts"] = stack.restarts
+        return results
+    finally:
+        await producer.stop()
+        await stack.stop()
+        await receiver.stop()
+
+
+async def _wait_for(condition, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+
+
+def _percentiles(values: list[float], probes: int, achieved: float) -> dict:
+    def pct(p: float) -> float | None:
+        if not values:
+            return None
+        return round(values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))], 1)
+    return {"probes": probes, "received": len(values), "achieved_events_per_s": round(achieved),
+            "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99), "max_ms": pct(100),
+            "mean_ms": round(statistics.fmean(values), 1) if values else None}
+
+
+# --- 4. scale ------------------------------------------------------------------------------
+
+def scale_child(n_sites: int, n: int, run_dir: Path) -> None:
+    """Run in a fresh process: stream n observations through the core, print peak RSS at checkpoints."""
+    config = config_dir(run_dir, n_sites)
+    engine = load_engine(SHIPPED_RULES, config / "sites.yaml", "P7D")
+    backtest = Backtest(engine)
+    backtest.alerts = _Discard()
+    now = datetime.now(timezone.utc)
+    checkpoints = {n // 4, n // 2, n}
+    samples = []
+    for i, observation in enumerate(observations_of(feed_messages(n, n_sites), config / "sites.yaml"), 1):
+        backtest.apply(observation, now)
+        if i in checkpoints:
+            held = sum(len(w.contributions) for s in backtest.states.values() for w in s.feeds.values())
+            samples.append({"events": i, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                            "contributions_held": held, "days_of_history": (observation.observed_at - START).days + 1})
+    print(json.dumps(samples))
+
+
+class _Discard(list):
+    def extend(self, items) -> None:  # transitions are not kept: memory is the state's
+        pass
+
+
+def scale(run_dir: Path, site_counts: list[int], n: int) -> dict:
+    out = {}
+    for n_sites in site_counts:
+        say(f"  {n_sites:,} sites, {n:,} events through the evaluation core ...")
+        done = subprocess.run([sys.executable, "-m", "bench.run", "--scale-child", str(n_sites), str(n), str(run_dir)],
+                              capture_output=True, text=True, cwd=PROJECT_ROOT)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr[-2000:])
+        samples = json.loads(done.stdout.strip().splitlines()[-1])
+        out[str(n_sites)] = samples
+        say("    " + "; ".join(f"{s['events']:,} events ({s['days_of_history']} days): {s['peak_rss_mb']} MB peak, "
+                               f"{s['contributions_held']:,} contributions held" for s in samples))
+    return out
+
+
+# --- the run -------------------------------------------------------------------------------
+
+async def main_async(args: argparse.Namespace) -> dict:
+    run_dir = PROJECT_ROOT / ".cache" / "bench" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True)
+    results: dict = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "machine": {"python": platform.python_version(), "cpus": _cpus(), "platform": platform.platform()},
+                     "command": "make bench " + " ".join(sys.argv[1:])}
+    stack = LocalStack(run_dir)
+    say("▶ starting a local Apache Kafka broker ...")
+    bootstrap = await stack.start_kafka()
+    try:
+        say(f"▶ 1. ceiling vs pipeline ({args.events:,} events)")
+        results["pipeline"] = await ceiling_and_pipeline(run_dir, bootstrap, args.events, args.sites)
+        say(f"▶ 2. backtest ({args.backtest_events:,} events)")
+        results["backtest"] = await asyncio.to_thread(backtest_speed, run_dir, args.backtest_events, 1000)
+        say(f"▶ 3. latency (offered loads {', '.join(map(str, args.rates))} events/s, {args.seconds:.0f}s each)")
+        results["latency"] = await latency(run_dir, bootstrap, args.rates, args.seconds, args.idle)
+    finally:
+        await stack.stop()
+    say(f"▶ 4. scale ({', '.join(map(str, args.scale_sites))} sites, {args.scale_events:,} events each)")
+    results["scale"] = scale(run_dir, args.scale_sites, args.scale_events)
+    return results
+
+
+def _cpus() -> int:
+    import os
+    return len(os.sched_getaffinity(0))
+
+
+def table(results: dict) -> str:
+    p, b, lat = results["pipeline"], results["backtest"], results["latency"]
+    rows = [("ceiling: raw aiokafka getmany + JSON decode", f"{p['ceiling_events_per_s']:,} events/s"),
+            ("pipeline: ingest + triggers", f"{p['pipeline_events_per_s']:,} events/s"),
+            ("ratio pipeline / ceiling (target ≥ 0.25)", f"{p['ratio']:.3f}"),
+            (f"backtest, shipped rules, {b['events']:,} events", f"{b['events_per_s']:,} events/s (target ≥ 200,000)")]
+    for rate, r in lat["rates"].items():
+        rows.append((f"latency at {rate} events/s, p50 / p95 / p99", f"{r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} ms"))
+    if "after_idle" in lat:
+        rows.append((f"latency of one event after {lat['after_idle']['idle_s']:.0f}s idle", f"{lat['after_idle']['latency_ms']} ms"))
+    for sites, samples in results["scale"].items():
+        at = ", ".join(f"{s['events'] // 1000:,}k" for s in samples)
+        rows.append((f"core peak RSS, {int(sites):,} sites", " → ".join(f"{s['peak_rss_mb']} MB" for s in samples)
+                     + f" at {at} events"))
+    for group in ("pipeline", "latency"):
+        for name, mb in results[group]["worker_peak_rss_mb"].items():
+            rows.append((f"{name} worker peak RSS ({group} run)", f"{mb:.0f} MB" if mb else "n/a"))
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=50_000, help="feed messages for ceiling vs pipeline")
+    parser.add_argument("--sites", type=int, default=1000, help="sites in the pipeline workload")
+    parser.add_argument("--backtest-events", type=int, default=1_000_000)
+    parser.add_argument("--rates", type=int, nargs="+", default=[100, 2000], help="offered loads, events/s")
+    parser.add_argument("--seconds", type=float, default=15.0, help="how long each offered load runs")
+    parser.add_argument("--idle", type=float, default=60.0, help="idle period before the last probe")
+    parser.add_argument("--scale-sites", type=int, nargs="+", default=[10, 1000, 10000])
+    parser.add_argument("--scale-events", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness works")
+    parser.add_argument("--scale-child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.scale_child:
+        sites, n, run_dir = args.scale_child
+        scale_child(int(sites), int(n), Path(run_dir))
+        return
+    if args.quick:
+        args.events, args.backtest_events, args.seconds, args.idle = 5000, 20_000, 4.0, 5.0
+        args.scale_sites, args.scale_events = [10, 1000], 40_000
+    results = asyncio.run(main_async(args))
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    say("\n" + table(results))
+    say(f"\nwritten to {RESULTS.relative_to(PROJECT_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""A whole ews on this machine: a Kafka broker (or the cluster in EWS_KAFKA_BOOTSTRAP), worker
+processes, their readiness, and supervision that restarts a worker which stopped itself on purpose
+(exit 70/75/76, as compose and Kubernetes would). `make run`, `make bench` and the reliability
+scenarios all stand the system up through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from services.common.kafka_admin import ensure_topics
+from services.common.local_kafka import LocalBroker, free_port, stop_pid
+from services.common.settings import Settings
+from services.common.topics import Topics
+
+RESTART_CODES = (70, 75, 76)  # a worker that stopped itself on purpose (see services/common/faust_app.py)
+
+
+@dataclass
+class LocalStack:
+    run_dir: Path
+    env_extra: dict[str, str] = field(default_factory=dict)
+    namespace: str = "ews"
+    bootstrap: str | None = None  # an existing cluster; otherwise a private broker is started
+    broker: LocalBroker | None = None
+    workers: dict[str, subprocess.Popen] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    restarts: int = 0
+
+    @property
+    def logs(self) -> Path:
+        return self.run_dir / "logs"
+
+    async def start_kafka(self) -> str:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        if self.bootstrap is None:
+            self.broker = LocalBroker(data_dir=self.run_dir / "kafka", port=free_port(), controller_port=free_port())
+            await asyncio.to_thread(self.broker.start)
+            self.bootstrap = self.broker.bootstrap
+        return self.bootstrap
+
+    @property
+    def env(self) -> dict[str, str]:
+        assert self.bootstrap is not None
+        return {**os.environ, "EWS_KAFKA_BOOTSTRAP": self.bootstrap, "EWS_TOPIC_NAMESPACE": self.namespace,
+                "EWS_DATA_DIR": str(self.run_dir / "data"), "EWS_LOG_LEVEL": "warning",
+                **{f"EWS_{s.upper()}_WEB_PORT": str(p) for s, p in self.ports.items()}, **self.env_extra}
+
+    @property
+    def settings(self) -> Settings:
+        values = {k[4:].lower(): v for k, v in self.env.items() if k.startswith("EWS_")}
+        return Settings(**values)
+
+    async def ensure_topics(self) -> None:
+        await ensure_topics(self.settings)
+
+    def launch(self, service: str, name: str | None = None) -> subprocess.Popen:
+        """Start `ews worker SERVICE` (as NAME, for a second worker of one service), logging to logs/NAME.log."""
+        name = name or service
+        self.ports.setdefault(name, free_port())
+        env = {**self.env, f"EWS_{service.upper()}_WEB_PORT": str(self.ports[name])}
+        ews = shutil.which("ews", path=str(Path(sys.executable).parent)) or "ews"
+        log = open(self.logs / f"{name}.log", "ab")
+        self.workers[name] = subprocess.Popen([ews, "worker", service], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                              stdin=subprocess.DEVNULL, start_new_session=True)
+        return self.workers[name]
+
+    def service_of(self, name: str) -> str:
+        return name.split("-")[0]
+
+    async def wait_ready(self, names: list[str] | None = None, timeout_s: float = 120) -> None:
+        names = names or list(self.workers)
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=2) as client:
+            for name in names:
+                while True:
+                    if self.workers[name].poll() is not None:
+                        raise RuntimeError(f"the {name} worker exited with {self.workers[name].returncode}:\n{self.tail(name)}")
+                    try:
+                        if (await client.get(f"http://127.0.0.1:{self.ports[name]}/readyz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"the {name} worker was not ready after {timeout_s:.0f}s; see {self.logs / name}.log")
+                    await asyncio.sleep(0.3)
+
+    def supervise(self) -> list[str]:
+        """Restart workers that stopped themselves on purpose; raise if one died otherwise. Returns who restarted."""
+        restarted = []
+        for name, process in list(self.workers.items()):
+            code = process.poll()
+            if code in RESTART_CODES:
+                self.launch(self.service_of(name), name)
+                self.restarts += 1
+                restarted.append(name)
+            elif code is not None and code != 0 and code != -9:
+                raise RuntimeError(f"the {name} worker exited with {code}:\n{self.tail(name)}")
+        return restarted
+
+    async def wait_drained(self, services: Iterable[str], timeout_s: float = 180) -> None:
+        """Until each service's consumer group has committed everything on its input topics (restarting
+        workers that stop themselves meanwhile): the barrier between steps of a scenario."""
+        topics = Topics(self.namespace)
+        inputs = {"ingest": [*topics.feeds.values(), topics.ingest_validated],
+                  "triggers": [topics.observations, topics.triggers_scoped, topics.alerts],
+                  "notify": [topics.alerts, topics.notify_retry]}
+        deadline = time.monotonic() + timeout_s
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        await consumer.start()
+        try:
+            while True:
+                self.supervise()
+                behind = 0
+                for service in services:
+                    partitions = [TopicPartition(t, p) for t in inputs[service]
+                                  for p in (consumer.partitions_for_topic(t) or ())]
+                    if not partitions:
+                        await consumer._client.force_metadata_update()
+                        behind += 1
+                        continue
+                    ends = await consumer.end_offsets(partitions)
+                    committed = await admin.list_consumer_group_offsets(f"{self.namespace}-{service}", partitions=partitions)
+                    for tp in partitions:
+                        done = committed.get(tp)
+                        behind += max(0, ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0))
+                if behind == 0:
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{behind} messages still unprocessed after {timeout_s:.0f}s")
+                await asyncio.sleep(0.3)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    def kill(self, name: str) -> None:
+        """kill -9, as a crashed machine would."""
+        process = self.workers[name]
+        os.killpg(process.pid, 9)
+        process.wait()
+
+    def tail(self, name: str, lines: int = 20) -> str:
+        path = self.logs / f"{name}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+    def peak_rss_mb(self, name: str) -> float | None:
+        """The worker's peak resident memory so far (VmHWM), while it runs."""
+        try:
+            for line in Path(f"/proc/{self.workers[name].pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        except OSError:
+            return None
+        return None
+
+    async def stop(self, keep_kafka: bool = False) -> None:
+        for process in self.workers.values():
+            if process.poll() is None:
+                await asyncio.to_thread(stop_pid, process.pid, 15)
+        if self.broker is not None and not keep_kafka:
+            await asyncio.to_thread(self.broker.stop)
+            shutil.rmtree(self.run_dir / "kafka", ignore_errors=True)

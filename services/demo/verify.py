@@ -1,0 +1,56 @@
+"""The verifier every reliability scenario uses: from the feed that was produced, the pure core
+computes which (alert transition, contact) deliveries must arrive; what the receiver got is
+compared with that by Idempotency-Key. Nothing missing, nothing extra."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from schemas import ContactsFile, SitesFile
+from services.common.config_files import load_model
+from services.common.geography import Geography
+from services.ingest.validation import FeedRejection, parse_feed_message
+from services.notify.routing import route_to_contacts
+from services.triggers.backtest import run_backtest
+from services.triggers.loading import load_engine
+
+
+def expected_deliveries(messages: Iterable[tuple[str, bytes]], config_dir: Path, lateness: str = "P7D") -> set[str]:
+    """Idempotency keys ("alert_id:transition:contact") the workers must deliver for these feed messages."""
+    geography = Geography(load_model(config_dir / "sites.yaml", SitesFile))
+    engine = load_engine(config_dir / "triggers.yaml", config_dir / "sites.yaml", lateness)
+    contacts = load_model(config_dir / "contacts.yaml", ContactsFile).contacts
+    now = datetime.now(timezone.utc)
+    observations = []
+    for feed, value in messages:
+        try:
+            observations.append(parse_feed_message(feed, value, geography, now))
+        except FeedRejection:
+            pass
+    return {f"{a.alert_id}:{a.transition}:{c.id}"
+            for a in run_backtest(observations, engine, now) for c in route_to_contacts(a, contacts, geography)}
+
+
+@dataclass
+class Verdict:
+    expected: int
+    delivered: int
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    repeats: int = 0  # the same key delivered again (the receiver acknowledged and dropped it)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.extra
+
+    def __str__(self) -> str:
+        return (f"{self.expected} expected, {self.delivered} delivered, {len(self.missing)} missing "
+                f"{self.missing[:5]}, {len(self.extra)} extra {self.extra[:5]}, {self.repeats} repeats")
+
+
+def verify(expected: set[str], received: Iterable[str], repeats: int = 0) -> Verdict:
+    got = set(received)
+    return Verdict(len(expected), len(got), sorted(expected - got), sorted(got - expected), repeats)
