@@ -129,6 +129,21 @@ EXIT_STALLED = 75
 EXIT_GAP = 76
 
 
+async def _group_offsets(app: faust.App, partitions: list) -> dict:
+    """The consumer group's committed offsets (the next to read) as the group coordinator has them."""
+    bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        found = await admin.list_consumer_group_offsets(
+            app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition) for tp in partitions])
+    finally:
+        await admin.close()
+    by_name = {(tp.topic, tp.partition): tp for tp in partitions}
+    return {by_name[(tp.topic, tp.partition)]: meta.offset for tp, meta in found.items()
+            if meta.offset >= 0 and (tp.topic, tp.partition) in by_name}
+
+
 class ContinuityGuard:
     """Stops the worker when a stream skips offsets, before the message after the gap is processed.
 
@@ -166,15 +181,7 @@ class ContinuityGuard:
 
     async def _committed(self, tp: Any) -> int | None:
         """Asked of the group coordinator: the consumer's own memory of commits is empty on a new worker."""
-        bootstrap = ",".join(f"{url.host}:{url.port}" for url in self.app.conf.broker)
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-        await admin.start()
-        try:
-            offsets = await admin.list_consumer_group_offsets(self.app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition)])
-        finally:
-            await admin.close()
-        found = offsets.get(TopicPartition(tp.topic, tp.partition))
-        return found.offset if found is not None and found.offset >= 0 else None
+        return (await _group_offsets(self.app, [tp])).get(tp)
 
 
 def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
@@ -200,10 +207,15 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
             return
         now = app.loop.time()
         highwaters = await consumer.highwaters(*assigned)
+        # Progress is what the group committed, not what the consumer fetched: faust can fetch
+        # messages and then never hand them to the agent.
+        committed = await _group_offsets(app, assigned)
         stalled = []
         for tp in assigned:
-            position = await consumer.position(tp)
+            position = committed.get(tp)
             highwater = highwaters.get(tp)
+            if position is None:
+                position = (await consumer.earliest_offsets(tp)).get(tp)
             if position is None or highwater is None or position >= highwater:
                 last.pop(tp, None)
                 continue

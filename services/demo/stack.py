@@ -125,7 +125,7 @@ class LocalStack:
         try:
             while True:
                 self.supervise()
-                behind = 0
+                behind, lagging = 0, []
                 for service in services:
                     partitions = [TopicPartition(t, p) for t in inputs[service]
                                   for p in (consumer.partitions_for_topic(t) or ())]
@@ -137,11 +137,14 @@ class LocalStack:
                     committed = await admin.list_consumer_group_offsets(f"{self.namespace}-{service}", partitions=partitions)
                     for tp in partitions:
                         done = committed.get(tp)
-                        behind += max(0, ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0))
+                        lag = max(0, ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0))
+                        if lag:
+                            behind += lag
+                            lagging.append(f"{service}: {tp.topic}/{tp.partition} {lag} behind")
                 if behind == 0:
                     return
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{behind} messages still unprocessed after {timeout_s:.0f}s")
+                    raise TimeoutError(f"{behind} messages still unprocessed after {timeout_s:.0f}s: {', '.join(lagging)}")
                 await asyncio.sleep(0.3)
         finally:
             await consumer.stop()

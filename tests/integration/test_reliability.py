@@ -77,7 +77,7 @@ async def system(tmp_path: Path, kafka_bootstrap: str):
     stack = LocalStack(tmp_path / "stack", namespace=f"f{secrets.token_hex(4)}", bootstrap=kafka_bootstrap, env_extra={
         "EWS_CONFIG_DIR": str(config), "EWS_ALLOW_PRIVATE_WEBHOOKS": "1", "EWS_WEBHOOK_TIMEOUT_S": "1",
         "EWS_DELIVERY_MAX_ATTEMPTS": "50", "EWS_DELIVERY_BACKOFF_INITIAL_S": "0.2", "EWS_DELIVERY_BACKOFF_MAX_S": "2",
-        "EWS_STALL_TIMEOUT_S": "20"})
+        "EWS_STALL_TIMEOUT_S": "20", "EWS_LOG_LEVEL": "info"})
     stack.logs.mkdir(parents=True)
     yield config, receiver, stack
     await stack.stop()
