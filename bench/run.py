@@ -380,7 +380,7 @@ def table(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=50_000, help="feed messages for ceiling vs pipeline")
+    parser.add_argument("--events", type=int, default=20_000, help="feed messages for ceiling vs pipeline")
     parser.add_argument("--sites", type=int, default=1000, help="sites in the pipeline workload")
     parser.add_argument("--backtest-events", type=int, default=1_000_000)
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 2000], help="offered loads, events/s")

@@ -38,7 +38,14 @@ def worker(service: str) -> None:
     created = asyncio.run(ensure_topics(settings))
     if created:
         click.echo(f"created topics: {', '.join(created)}", err=True)
-    faust.Worker(app, loglevel=settings.log_level, redirect_stdouts=False).execute_from_commandline()
+    class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            # mode leaves the root logger at DEBUG and filters in the handler: every debug call in
+            # aiokafka and faust would still build a record (measured: ~9% of a busy worker).
+            logger.setLevel(level)
+
+    Worker(app, loglevel=settings.log_level, redirect_stdouts=False).execute_from_commandline()
 
 
 @main.group()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -27,10 +27,10 @@ class AlertState:
     below_clear_since: datetime | None = None  # value below `clear`, waiting for `clear_for`
 
     def to_json(self) -> dict:
-        data = asdict(self)
+        data = {"status": self.status, "level": self.level, "transition": self.transition}
         for name in _TIMES:
-            if data[name] is not None:
-                data[name] = data[name].isoformat()
+            value = getattr(self, name)
+            data[name] = value.isoformat() if value is not None else None
         return data
 
     @classmethod
