@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import platform
-import resource
 import secrets
 import shutil
 import statistics
@@ -302,9 +301,17 @@ def scale_child(n_sites: int, n: int, run_dir: Path) -> None:
         backtest.apply(observation, now)
         if i in checkpoints:
             held = sum(len(w.contributions) for s in backtest.states.values() for w in s.feeds.values())
-            samples.append({"events": i, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+            samples.append({"events": i, "peak_rss_mb": _own_peak_rss_mb(),
                             "contributions_held": held, "days_of_history": (observation.observed_at - START).days + 1})
     print(json.dumps(samples))
+
+
+def _own_peak_rss_mb() -> int:
+    """VmHWM of this process (ru_maxrss would include the parent's peak, inherited across fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return 0
 
 
 class _Discard(list):

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .settings import PROJECT_ROOT
@@ -100,12 +100,17 @@ def _port_open(port: int) -> bool:
 
 @dataclass
 class LocalBroker:
-    """One single-node KRaft broker (combined broker+controller) listening on loopback."""
+    """One KRaft broker (combined broker+controller) listening on loopback: a single-node cluster
+    by default, or one node of a LocalCluster (node_id, voters and cluster_id given)."""
 
     data_dir: Path
     port: int
     controller_port: int
     process: subprocess.Popen | None = None
+    node_id: int = 1
+    voters: str | None = None  # controller.quorum.voters of a cluster; None: this node alone
+    cluster_id: str | None = None
+    replication: int = 1  # of the internal topics (consumer offsets, transactions)
 
     @property
     def bootstrap(self) -> str:
@@ -118,8 +123,8 @@ class LocalBroker:
     def _write_config(self) -> Path:
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@127.0.0.1:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.voters or f"{self.node_id}@127.0.0.1:{self.controller_port}",
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -127,12 +132,12 @@ class LocalBroker:
             "inter.broker.listener.name": "PLAINTEXT",
             "log.dirs": str(self.data_dir / "logs"),
             "num.partitions": "4",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": str(self.replication),
             "offsets.topic.num.partitions": "8",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": str(self.replication),
+            "transaction.state.log.min.isr": str(min(2, self.replication)),
+            "share.coordinator.state.topic.replication.factor": str(self.replication),
+            "share.coordinator.state.topic.min.isr": str(min(2, self.replication)),
             # Tuned for tests and the demo: groups form at once, segments stay small.
             "group.initial.rebalance.delay.ms": "0",
             "log.segment.bytes": str(16 * 1024 * 1024),
@@ -151,11 +156,16 @@ class LocalBroker:
         ]
 
     def start(self, timeout_s: float = 60.0) -> None:
+        self.launch()
+        self.wait_ready(timeout_s)
+
+    def launch(self) -> None:
+        """Format storage on first use and start the JVM; a cluster's nodes are all launched before any is ready."""
         libs = fetch()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
         if not (self.data_dir / "logs" / "meta.properties").exists():
-            cluster_id = uuid.uuid4().hex[:22]
+            cluster_id = self.cluster_id or uuid.uuid4().hex[:22]
             fmt = subprocess.run(
                 self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
                 capture_output=True, text=True,
@@ -168,7 +178,6 @@ class LocalBroker:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         (self.data_dir / "broker.pid").write_text(str(self.process.pid))
-        self.wait_ready(timeout_s)
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -180,6 +189,14 @@ class LocalBroker:
             time.sleep(0.3)
         raise TimeoutError(f"Kafka did not answer on {self.bootstrap} within {timeout_s:.0f}s; see {self.log_file}")
 
+    def kill(self) -> None:
+        """SIGKILL, as a machine failing would."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+            (self.data_dir / "broker.pid").unlink(missing_ok=True)
+
     def stop(self, timeout_s: float = 30.0) -> None:
         pid = self.process.pid if self.process else _read_pid(self.data_dir)
         if pid is None:
@@ -187,6 +204,37 @@ class LocalBroker:
         stop_pid(pid, timeout_s)
         (self.data_dir / "broker.pid").unlink(missing_ok=True)
         self.process = None
+
+
+@dataclass
+class LocalCluster:
+    """Several KRaft nodes on loopback forming one cluster (every node a broker and a voter)."""
+
+    data_dir: Path
+    size: int = 3
+    brokers: list[LocalBroker] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        ports = [(free_port(), free_port()) for _ in range(self.size)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{controller}" for i, (_, controller) in enumerate(ports))
+        cluster_id = uuid.uuid4().hex[:22]
+        self.brokers = [LocalBroker(self.data_dir / f"node-{i + 1}", port, controller, node_id=i + 1, voters=voters,
+                                    cluster_id=cluster_id, replication=min(3, self.size))
+                        for i, (port, controller) in enumerate(ports)]
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(b.bootstrap for b in self.brokers)
+
+    def start(self, timeout_s: float = 90.0) -> None:
+        for broker in self.brokers:
+            broker.launch()
+        for broker in self.brokers:
+            broker.wait_ready(timeout_s)
+
+    def stop(self) -> None:
+        for broker in self.brokers:
+            broker.stop()
 
 
 def _metadata_answers(bootstrap: str) -> bool:

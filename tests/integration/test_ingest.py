@@ -125,3 +125,55 @@ async def test_ews_ingest_publishes_good_rows_and_keeps_bad_ones(kafka_bootstrap
     assert sent.key == b"PA-LAJAS-BLANCAS" and json.loads(sent.value)["count"] == 1520
     [kept] = await consume(kafka_bootstrap, topics.ingest_rejected, 1)
     assert (json.loads(kept.value)["source_file"], json.loads(kept.value)["source_row"]) == (str(path), 3)
+
+
+async def test_the_hostile_corpus_over_http_and_file_upload_at_volume_is_rejected_item_by_item(
+        ingest, workers, kafka_bootstrap, namespace, tmp_path):
+    """The same corpus as over Kafka, five times over: every item answered 'rejected' with a reason
+    and kept on the rejected topic (HTTP), every bad row named by file:row (upload); the worker stays up."""
+    from tests.corpus import malformed_border_crossings
+
+    url = f"{ingest}/feeds/border-crossings"
+    auth = {"Authorization": f"Bearer {PARTNER_TOKEN}"}
+    corpus = malformed_border_crossings()
+    items, bodies = [], []
+    for raw in corpus:
+        try:
+            items.append(json.loads(raw.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            bodies.append(raw)  # not JSON at all: the whole request is refused, with the reason
+    items = [i for i in items if len(json.dumps(i)) < 150_000]  # over the 200 kB body limit: answered 413 instead
+    rounds, answered = 5, 0
+    async with httpx.AsyncClient(timeout=60) as client:
+        for _ in range(rounds):
+            for start in range(0, len(items), 40):
+                batch = items[start:start + 40]
+                r = await client.post(url, content=json.dumps(batch).encode(), headers=auth)
+                if r.status_code == 413:
+                    continue
+                assert r.status_code == 200, r.text
+                results = r.json()["results"]
+                assert all(x["outcome"] == "rejected" and x["reason"] and x["detail"] for x in results), results
+                answered += len(results)
+            for raw in bodies:
+                r = await client.post(url, content=raw, headers={**auth, "Content-Type": "application/json"})
+                assert r.status_code in (400, 413) and r.json()["error"]
+        ready = await client.get(f"{ingest}/readyz")
+    assert answered >= rounds * 90 and ready.status_code == 200
+    kept = await consume(kafka_bootstrap, Topics(namespace).ingest_rejected, answered, timeout_s=60)
+    assert len(kept) == answered
+    assert all(json.loads(r.value)["source_partner"].startswith("PA-SNM item ") for r in kept)
+
+    rows = ["#date,#meta+source,#loc+code,#country+origin+code,#country+code+dest,#affected"]
+    bad_values = ["lots", "-5", "1e3", "NaN", "", "9" * 40, "0x10", "12.5", "2;5", "--1"]
+    rows += [f"2026-11-{1 + i % 28:02d},PA-SNM,PA-LAJAS-BLANCAS,CO,PA,{bad_values[i % len(bad_values)]}" for i in range(2000)]
+    path = tmp_path / "hostile.hxl.csv"
+    path.write_text("\n".join(rows) + "\n")
+    env = {"EWS_KAFKA_BOOTSTRAP": kafka_bootstrap, "EWS_TOPIC_NAMESPACE": namespace, "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-m", "services.cli", "ingest", str(path)], env=env,
+                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "2000 rows, 0 sent" in result.stdout and "2000 rejected" in result.stdout
+    named = {line.split(":")[1] for line in result.stderr.splitlines() if line.startswith(f"{path}:")}
+    assert named == {str(n) for n in range(2, 2002)}  # every bad row named by its line
+    assert all(p.poll() is None for p in workers.processes), "the ingest worker must not have restarted"

@@ -23,6 +23,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from bench.workload import write_geography
+from services.common.local_kafka import LocalCluster
 from services.common.topics import Topics
 from services.demo.receiver import WebhookReceiver
 from services.demo.stack import LocalStack
@@ -184,3 +185,22 @@ async def test_the_broker_stopped_and_restarted_mid_stream_delivers_every_transi
     finally:
         await stack.stop()
         await private.stop()
+
+
+async def test_a_broker_of_three_killed_mid_stream_delivers_every_transition_once(tmp_path, system):
+    """Replication factor 3, min.insync.replicas 2: with one broker gone, writes still have two replicas."""
+    config, receiver, stack = system
+    cluster = LocalCluster(tmp_path / "cluster", size=3)
+    await asyncio.to_thread(cluster.start)
+    stack.bootstrap = cluster.bootstrap
+    stack.env_extra.update({"EWS_TOPIC_REPLICATION_FACTOR": "3", "EWS_TOPIC_MIN_INSYNC_REPLICAS": "2"})
+    days = feed(14, config)
+    try:
+        await start_all(stack)
+        await copy_feed(stack, days, {DAYS // 2: cluster.brokers[1].kill})
+        expected = expected_deliveries([(f, v) for day in days for f, _, v in day], config)
+        await settle(stack, receiver, expected)
+        check(config, days, receiver, stack)
+    finally:
+        await stack.stop()
+        await asyncio.to_thread(cluster.stop)
