@@ -120,7 +120,7 @@ def backtest(rules_file: Path, events: tuple[Path, ...], sites_file: Path | None
     import time
     from datetime import datetime, timezone
 
-    from services.triggers.backtest import Backtest, in_event_time_order
+    from services.triggers.backtest import Backtest
     from services.triggers.backtest_report import plot, timeline
     from services.triggers.history import load_history
     from services.triggers.loading import load_engine
@@ -145,8 +145,7 @@ def backtest(rules_file: Path, events: tuple[Path, ...], sites_file: Path | None
         engine.trace = record
     run = Backtest(engine)
     started = time.perf_counter()
-    for observation in in_event_time_order(history.observations):
-        run.apply(observation, now)
+    run.replay(history.observations, now)
     elapsed = time.perf_counter() - started
     if as_json:
         click.echo(jsonlib.dumps([a.model_dump(mode="json") for a in run.alerts], indent=2, ensure_ascii=False))

@@ -135,15 +135,22 @@ EXIT_GAP = 76
 
 
 async def _group_offsets(app: faust.App, partitions: list) -> dict:
-    """The consumer group's committed offsets (the next to read) as the group coordinator has them."""
-    bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    await admin.start()
+    """The consumer group's committed offsets (the next to read) as the group coordinator has them.
+
+    One admin client per app, kept open: starting one per call cost seconds per watchdog tick."""
+    admin = getattr(app, "_ews_admin", None)
+    if admin is None:
+        bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        await admin.start()
+        app._ews_admin = admin
     try:
         found = await admin.list_consumer_group_offsets(
             app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition) for tp in partitions])
-    finally:
+    except Exception:
+        app._ews_admin = None  # a broken connection: the next call starts a new client
         await admin.close()
+        raise
     by_name = {(tp.topic, tp.partition): tp for tp in partitions}
     return {by_name[(tp.topic, tp.partition)]: meta.offset for tp, meta in found.items()
             if meta.offset >= 0 and (tp.topic, tp.partition) in by_name}
@@ -198,7 +205,7 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
     supervisor restarts it from the last commit, instead of the stream silently standing still.
     """
     last: dict[Any, tuple[int, float]] = {}
-    state = {"resumed_at": 0.0}
+    state = {"resumed": False}  # resumed once since the last progress: the next stall stops the worker
 
     @app.timer(interval=max(1.0, stall_timeout_s / 4))
     async def watch_progress() -> None:
@@ -215,16 +222,18 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
         # Progress is what the group committed, not what the consumer fetched: faust can fetch
         # messages and then never hand them to the agent.
         committed = await _group_offsets(app, assigned)
+        missing = [tp for tp in assigned if committed.get(tp) is None]
+        earliest = await consumer.earliest_offsets(*missing) if missing else {}
         stalled = []
         for tp in assigned:
-            position = committed.get(tp)
+            position = committed.get(tp, earliest.get(tp))
             highwater = highwaters.get(tp)
-            if position is None:
-                position = (await consumer.earliest_offsets(tp)).get(tp)
+            seen = last.get(tp)
+            if seen is not None and position is not None and position != seen[0]:
+                state["resumed"] = False  # progress
             if position is None or highwater is None or position >= highwater:
                 last.pop(tp, None)
                 continue
-            seen = last.get(tp)
             if seen is None or seen[0] != position:
                 last[tp] = (position, now)
             elif now - seen[1] >= stall_timeout_s:
@@ -232,13 +241,13 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
         if not stalled:
             return
         described = ", ".join(f"{tp.topic}/{tp.partition} at {pos} of {hw}" for tp, pos, hw in stalled)
-        if now - state["resumed_at"] > stall_timeout_s * 2:
+        if not state["resumed"]:
             log.error("no progress for %.0fs with messages waiting (%s); resuming partitions and flow",
                       stall_timeout_s, described)
             consumer.resume_partitions([tp for tp, _, _ in stalled])
             consumer.resume_flow()
             app.flow_control.resume()
-            state["resumed_at"] = now
+            state["resumed"] = True
             for tp, _, _ in stalled:
                 last.pop(tp, None)
             return

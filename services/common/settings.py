@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # Triggers
     rules_reload_interval_s: float = Field(2.0, description="how often workers look for changed rule files")
     silence_check_interval_s: float = Field(60.0, description="how often the wall-clock silence check runs")
+    # Observations reaching a scope within this many seconds of each other are judged together,
+    # tick by tick in event-time order, so their arrival order does not change the transitions
+    # (live then agrees with `ews backtest`). 0 judges each batch the worker fetched as soon as
+    # it is read: fastest alerts, order-independent only within a batch.
+    evaluation_settle_s: float = Field(0.0, ge=0, description="seconds to wait for more reports before judging a scope")
 
     # Notify
     sharing_file: Path | None = Field(None, description="sharing policy; default CONFIG_DIR/sharing.yaml")

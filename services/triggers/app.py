@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections import Counter as Tally
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import faust
 from faust.serializers import codecs
+from faust.streams import _current_event
 
 from schemas import AlertEvent, Observation
 from services.common.faust_app import ContinuityGuard, create_faust_app
@@ -57,6 +61,20 @@ class StoredScopeState:
     @staticmethod
     def from_data(value: ScopeState, preferred_type: object = None) -> ScopeState:
         return value
+
+
+BATCH_MAX = 1000  # messages judged together at most
+BATCH_WITHIN_S = 0.02  # how long a batch waits to fill
+
+
+@contextmanager
+def acting_for(event: faust.EventT) -> Iterator[None]:
+    """Table writes outside per-event iteration: Faust takes the changelog partition from the current event."""
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -128,44 +146,92 @@ def create_app(settings: Settings) -> faust.App:
             for scope in holder.engine.composite_targets(alert):
                 await scoped.send(key=scope.key.encode(), value=json.dumps({"member_alert": json.loads(raw)}).encode())
 
+    settle = settings.evaluation_settle_s
+    due: dict[str, float] = {}  # scope key → loop time its added observations are to be judged
+    rescan = {"needed": True}  # after an assignment: find states with observations not yet judged
+    waiting: dict[str, Observation] = {}  # per scope, the oldest observation not yet judged (latency metric)
+
+    @app.on_partitions_revoked.connect
+    async def _forget_due(sender=None, revoked=None, **kwargs) -> None:
+        due.clear()
+        waiting.clear()
+        rescan["needed"] = True
+
     @app.agent(scoped)
     async def evaluate_scope(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await guard.check(event)
+        """A batch at a time: observations are added to their scopes' windows, then each scope is
+        judged once (now, or after EWS_EVALUATION_SETTLE_S), its alerts published and its state
+        written once, however many of the batch's messages it received."""
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             engine = holder.engine
-            key = event.message.key.decode()
-            data = json.loads(event.message.value)
-            state = state_table.get(key) or ScopeState()
-            if not state.complete:
-                load_contributions(key, state)
             now = datetime.now(timezone.utc)
-            observation = None
-            if "member_alert" in data:
-                member = AlertEvent.model_validate(data["member_alert"])
-                scope = next((s for s in engine.composite_targets(member) if s.key == key), None)
-                produced = engine.apply_member(state, scope, member, now) if scope is not None else []
-            elif "silence_check" in data:
-                produced = engine.check_silence(state, state.scope, now) if state.scope is not None else []
-            else:
-                observation = Observation.model_validate(data)
-                result = engine.apply(state, engine.scope_from_key(key, observation), observation, now)
-                metrics.OBSERVATIONS.labels(result.outcome).inc()
-                if result.outcome != "applied":
-                    continue
-                produced = result.alerts
-            # Alerts first, acknowledged by the broker, then the state: a crash in between replays
+            touched: dict[str, tuple[ScopeState, faust.EventT]] = {}
+            to_judge: set[str] = set()
+            produced: list[tuple[AlertEvent, Observation | None]] = []
+            for event in events:
+                await guard.check(event)
+                key = event.message.key.decode()
+                entry = touched.get(key)
+                state = entry[0] if entry is not None else (state_table.get(key) or ScopeState())
+                if not state.complete:
+                    load_contributions(key, state)
+                touched[key] = (state, event)
+                data = json.loads(event.message.value)
+                if "member_alert" in data:
+                    member = AlertEvent.model_validate(data["member_alert"])
+                    scope = next((s for s in engine.composite_targets(member) if s.key == key), None)
+                    if scope is not None:
+                        produced.extend((a, None) for a in engine.apply_member(state, scope, member, now))
+                elif "silence_check" in data:
+                    if state.scope is not None:
+                        produced.extend((a, None) for a in engine.check_silence(state, state.scope, now))
+                elif "judge" in data:
+                    to_judge.add(key)
+                else:
+                    observation = Observation.model_validate(data)
+                    outcome = engine.add(state, engine.scope_from_key(key, observation), observation, now)
+                    metrics.OBSERVATIONS.labels(outcome).inc()
+                    if outcome == "applied":
+                        if settle <= 0:
+                            to_judge.add(key)
+                        else:
+                            due.setdefault(key, app.loop.time() + settle)
+                        waiting.setdefault(key, observation)
+            for key in to_judge:
+                state = touched[key][0]
+                if state.scope is not None:
+                    arrived = waiting.pop(key, None)
+                    produced.extend((a, arrived) for a in engine.judge(state, state.scope, now))
+            # Alerts first, acknowledged by the broker, then the states: a crash in between replays
             # the same (alert_id, transition) - a repeat downstream drops by its key - and never
             # leaves a state change whose alert was lost.
-            for alert in produced:
-                sent = await alerts.send(key=alert.alert_id.encode(), value=alert.model_dump_json().encode())
-                await sent
+            sent = [await alerts.send(key=a.alert_id.encode(), value=a.model_dump_json().encode()) for a, _ in produced]
+            for future in sent:
+                await future
+            for alert, arrived in produced:
                 metrics.ALERTS.labels(alert.rule_id, alert.level or "none", alert.status).inc()
-                if observation is not None:
-                    metrics.EVENT_TO_ALERT.observe((now - observation.ingested_at).total_seconds())
+                if arrived is not None:
+                    metrics.EVENT_TO_ALERT.observe((now - arrived.ingested_at).total_seconds())
                 log.info("alert %s #%d %s %s value=%s", alert.alert_id, alert.transition, alert.status,
                          alert.level, alert.value)
-            state_table[key] = state  # the changelog writes: the state, then what changed in its windows
-            persist_contributions(key, state)
+            for key, (state, event) in touched.items():
+                with acting_for(event):  # the changelog partition is the one the key's messages came from
+                    state_table[key] = state  # the state, then what changed in its windows
+                    persist_contributions(key, state)
+
+    @app.timer(interval=max(0.05, min(1.0, settle / 4 if settle else 1.0)))
+    async def request_judgements() -> None:
+        """Ask scopes whose settle time is over to judge what was added, through the stream that owns them."""
+        if rescan["needed"] and not app.rebalancing:
+            rescan["needed"] = False
+            for key, state in list(state_table.items()):
+                if state is not None and any(w.pending for w in state.feeds.values()):
+                    due.setdefault(key, 0.0)
+        moment = app.loop.time()
+        ready = [key for key, at in due.items() if at <= moment]
+        for key in ready:
+            del due[key]
+            await scoped.send(key=key.encode(), value=b'{"judge":true}')
 
     @app.timer(interval=settings.silence_check_interval_s)
     async def request_silence_checks() -> None:

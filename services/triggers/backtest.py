@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import groupby
 
-from schemas import AlertEvent, Observation
+from schemas import AlertEvent, Observation, Scope
 
 from .core import ScopeState, TriggerEngine
 
@@ -14,8 +15,20 @@ def in_event_time_order(observations: Iterable[Observation]) -> list[Observation
     return sorted(observations, key=lambda o: o.period_end)  # stable: ties keep their given order
 
 
+def by_tick(observations: Iterable[Observation]) -> Iterator[list[Observation]]:
+    """Observations grouped by period end (the tick the rules judge them at), oldest first."""
+    for _, group in groupby(in_event_time_order(observations), key=lambda o: o.period_end):
+        yield list(group)
+
+
 class Backtest:
-    """Scope states kept in memory; observations applied one at a time, exactly as the live worker does."""
+    """Scope states kept in memory; the same add-then-judge steps as the live worker.
+
+    Live, the worker adds every observation of a batch and then judges each scope once, tick
+    by tick in event-time order; here each tick's observations are added together and then
+    judged, which is what the worker does whenever a period's reports reach it together
+    (within EWS_EVALUATION_SETTLE_S of each other).
+    """
 
     def __init__(self, engine: TriggerEngine) -> None:
         self.engine = engine
@@ -23,19 +36,33 @@ class Backtest:
         self.alerts: list[AlertEvent] = []
 
     def apply(self, observation: Observation, now: datetime) -> list[AlertEvent]:
+        """One observation, judged at once."""
+        return self.apply_together([observation], now)
+
+    def apply_together(self, observations: list[Observation], now: datetime) -> list[AlertEvent]:
+        """Add observations that arrived together, then judge every scope they touched."""
+        engine, states = self.engine, self.states
+        touched: dict[str, Scope] = {}
+        for observation in observations:
+            for scope in engine.scopes_for(observation):
+                state = states.get(scope.key)
+                if state is None:
+                    state = states[scope.key] = ScopeState()
+                if engine.add(state, scope, observation, now) == "applied":
+                    touched[scope.key] = scope
         produced: list[AlertEvent] = []
-        states = self.states
-        for scope in self.engine.scopes_for(observation):
-            state = states.get(scope.key)
-            if state is None:
-                state = states[scope.key] = ScopeState()
-            result = self.engine.apply(state, scope, observation, now)
-            if result.alerts:
-                produced.extend(result.alerts)
+        for key, scope in touched.items():
+            produced.extend(engine.judge(states[key], scope, now))
         for alert in list(produced):  # composites see member changes, as live through ews.alerts
             produced.extend(self._composites(alert, now))
         self.alerts.extend(produced)
         return produced
+
+    def replay(self, observations: Iterable[Observation], now: datetime) -> list[AlertEvent]:
+        """History in event-time order, each tick's observations together."""
+        for group in by_tick(observations):
+            self.apply_together(group, now)
+        return self.alerts
 
     def _composites(self, member: AlertEvent, now: datetime) -> list[AlertEvent]:
         out = []
@@ -46,12 +73,5 @@ class Backtest:
 
 
 def run_backtest(observations: Iterable[Observation], engine: TriggerEngine, evaluated_at: datetime) -> list[AlertEvent]:
-    """Apply observations in event-time order and return every transition.
-
-    Observations ending at the same time keep the order they were given in (the order a
-    partner sent them), as the live workers see them.
-    """
-    backtest = Backtest(engine)
-    for observation in in_event_time_order(observations):
-        backtest.apply(observation, evaluated_at)
-    return backtest.alerts
+    """Every transition the rules would have produced over this history (any input order)."""
+    return Backtest(engine).replay(observations, evaluated_at)

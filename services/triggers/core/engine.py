@@ -81,6 +81,8 @@ class FeedWindow:
     earliest: datetime | None = None  # the earliest period start ever seen (is a baseline full yet?)
     last_arrival: datetime | None = None  # wall clock of the latest observation (silence)
     last_period: str | None = None  # its period: when the next report is due
+    judged: datetime | None = None  # the latest tick (period end) the rules were evaluated at
+    pending: set[Span] = field(default_factory=set)  # spans changed since the rules last looked
     contributions: dict[str, Contribution] = field(default_factory=dict)
     buckets: dict[Span, Bucket] = field(default_factory=dict)
     spans: list[Span] = field(default_factory=list)  # the buckets' keys, sorted
@@ -200,7 +202,8 @@ class FeedWindow:
 
     def to_json(self, contributions: bool = True) -> dict:
         data = {"watermark": _iso(self.watermark), "earliest": _iso(self.earliest),
-                "last_arrival": _iso(self.last_arrival), "last_period": self.last_period}
+                "last_arrival": _iso(self.last_arrival), "last_period": self.last_period,
+                "judged": _iso(self.judged), "pending": sorted([s.isoformat(), e.isoformat()] for s, e in self.pending)}
         if contributions:
             data["contributions"] = {eid: contribution_to_json(c) for eid, c in self.contributions.items()}
         return data
@@ -208,7 +211,9 @@ class FeedWindow:
     @classmethod
     def from_json(cls, data: dict) -> "FeedWindow":
         window = cls(watermark=_dt(data.get("watermark")), earliest=_dt(data.get("earliest")),
-                     last_arrival=_dt(data.get("last_arrival")), last_period=data.get("last_period"))
+                     last_arrival=_dt(data.get("last_arrival")), last_period=data.get("last_period"),
+                     judged=_dt(data.get("judged")),
+                     pending={(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in data.get("pending", ())})
         # buckets are built on the first put, when the rules say what to keep
         window.contributions = {eid: contribution_from_json(c) for eid, c in data.get("contributions", {}).items()}
         window.kept = Kept(frozenset(["\0unbuilt"]), frozenset())
@@ -346,57 +351,98 @@ class TriggerEngine:
     # --- observations -------------------------------------------------------------------
 
     def apply(self, state: ScopeState, scope: Scope, observation: Observation, now: datetime) -> ApplyResult:
-        """Add one observation to a scope's windows and evaluate every rule there."""
+        """Add one observation and judge the scope at once (`add` then `judge`)."""
+        outcome = self.add(state, scope, observation, now)
+        if outcome != "applied":
+            return ApplyResult(outcome)
+        return ApplyResult(outcome, self.judge(state, scope, now))
+
+    def add(self, state: ScopeState, scope: Scope, observation: Observation, now: datetime) -> Outcome:
+        """Put an observation in the scope's windows without judging: `judge` evaluates what changed.
+
+        Adding several observations and then judging once gives the same transitions whatever
+        order they were added in: the rules look at each new period end (tick) in event-time order.
+        """
         state.scope = scope
         feed = observation.feed
         window = state.feeds.get(feed)
         if window is None:
             window = state.feeds[feed] = FeedWindow()
-        rules, retention, kept = self._rules_at_scope(feed, scope)
+        _, retention, kept = self._rules_at_scope(feed, scope)
         previous = window.contributions.get(observation.event_id)
         if previous is not None and previous.revision >= observation.revision:
-            return ApplyResult("stale_revision")
-        watermark = window.watermark
-        if watermark is not None and observation.period_end < watermark - retention:
-            return ApplyResult("too_late")
-        gap_hours = 0.0
-        if watermark is not None and observation.observed_at > watermark:
-            gap_hours = (observation.observed_at - watermark).total_seconds() / 3600
+            return "stale_revision"
+        if window.judged is not None and observation.period_end < window.judged - retention:
+            return "too_late"  # its windows were judged and forgotten
+        if previous is not None:
+            window.pending.add((previous.start, previous.end))  # a correction changes the old span too
         window.put(observation.event_id, Contribution(observation.revision, observation.observed_at,
                                                       observation.period_end, observation.metrics,
                                                       observation.categories), kept)
-        if watermark is None or observation.period_end > watermark:
+        window.pending.add((observation.observed_at, observation.period_end))
+        if window.watermark is None or observation.period_end > window.watermark:
             window.watermark = observation.period_end
             window.last_period = observation.period
-            window.prune(observation.period_end - retention)
-        if window.earliest is None or observation.observed_at < window.earliest:
-            window.earliest = observation.observed_at
         window.last_arrival = now
-        at = window.watermark
+        return "applied"
+
+    def judge(self, state: ScopeState, scope: Scope, now: datetime) -> list[AlertEvent]:
+        """Evaluate every rule at each tick (period end) added since the last judgement, oldest first.
+
+        Data that arrived late, for a tick already judged, is judged again at the latest tick.
+        """
+        state.scope = scope
         events: list[AlertEvent] = []
-        for rule in rules:
-            if rule.kind == "silence":
-                events.extend(self._silence_on_arrival(state, scope, rule, gap_hours, observation, at, now))
+        for feed, window in state.feeds.items():
+            if not window.pending:
                 continue
-            evaluation = evaluate(rule, window, at)
-            if evaluation is not None:
-                events.extend(self._step(state, scope, rule, evaluation, at, now))
-        return ApplyResult("applied", events)
+            rules, retention, kept = self._rules_at_scope(feed, scope)
+            judged = window.judged
+            ticks = sorted({end for _, end in window.pending if judged is None or end > judged})
+            if not ticks:
+                ticks = [judged]
+            pending = window.pending
+            for tick in ticks:
+                arriving = [span for span in pending if span[1] <= tick]
+                if arriving:
+                    first = min(start for start, _ in arriving)
+                    if window.earliest is None or first < window.earliest:
+                        window.earliest = first
+                for rule in rules:
+                    if rule.kind == "silence":
+                        at_tick = [span for span in arriving if span[1] == tick]
+                        events.extend(self._silence_at_tick(state, scope, rule, window, at_tick, judged, tick, now))
+                        continue
+                    evaluation = evaluate(rule, window, tick)
+                    if evaluation is not None:
+                        events.extend(self._step(state, scope, rule, evaluation, tick, now))
+                window.prune(tick - retention)
+                pending = {span for span in pending if span[1] > tick}
+                judged = tick
+            window.judged = judged
+            window.pending = set()
+        return events
 
     # --- silence --------------------------------------------------------------------------
 
-    def _silence_on_arrival(self, state: ScopeState, scope: Scope, rule: CompiledRule, gap_hours: float,
-                            observation: Observation, at: datetime, now: datetime) -> list[AlertEvent]:
-        """Data arrived: a silence the timer saw resolves; a gap in history fires and resolves at once."""
+    def _silence_at_tick(self, state: ScopeState, scope: Scope, rule: CompiledRule, window: FeedWindow,
+                         spans: list[Span], previous: datetime | None, tick: datetime,
+                         now: datetime) -> list[AlertEvent]:
+        """Data arrived: a silence the timer saw resolves; a gap in history fires and resolves at once.
+        `spans` are the new reports' periods ending at this tick; the gap is measured from the tick before."""
         alert = state.alerts.get(rule.id)
         if alert is None:
             alert = state.alerts[rule.id] = AlertState()
+        reports = [eid for span in spans if span in window.buckets for eid in window.buckets[span].eids]
         events = []
-        if alert.status == "ok" and rule.level_for(gap_hours) is not None:
-            silent_since = observation.observed_at - timedelta(hours=gap_hours)
-            events.extend(self._step(state, scope, rule, Evaluation(gap_hours, details={"silent_hours": round(gap_hours, 2)}),
-                                     silent_since + timedelta(hours=gap_hours), now))
-        events.extend(self._step(state, scope, rule, Evaluation(0.0, [observation.event_id]), at, now))
+        if previous is not None and spans and previous < tick:
+            started = min(start for start, _ in spans)
+            gap_hours = max(0.0, (started - previous).total_seconds() / 3600)
+            if alert.status == "ok" and rule.level_for(gap_hours) is not None:
+                events.extend(self._step(state, scope, rule, Evaluation(gap_hours, details={"silent_hours": round(gap_hours, 2)}),
+                                         started, now))
+        evidence = sorted(reports)[:MAX_EVIDENCE]
+        events.extend(self._step(state, scope, rule, Evaluation(0.0, evidence), tick, now))
         return events
 
     def check_silence(self, state: ScopeState, scope: Scope, now: datetime) -> list[AlertEvent]:
