@@ -192,8 +192,17 @@ class ContinuityGuard:
         self.last[tp] = offset
 
     async def _committed(self, tp: Any) -> int | None:
-        """Asked of the group coordinator: the consumer's own memory of commits is empty on a new worker."""
-        return (await _group_offsets(self.app, [tp])).get(tp)
+        """Asked of the group coordinator: the consumer's own memory of commits is empty on a new worker.
+        A broker that cannot answer (one of a cluster down) is asked again a few times; after that the
+        first event of the partition goes unchecked rather than stopping the stream."""
+        for attempt in range(5):
+            try:
+                return (await _group_offsets(self.app, [tp])).get(tp)
+            except Exception as exc:  # noqa: BLE001 - any broker error: wait and ask again
+                log.warning("could not read the group's committed offset of %s/%d (%r); retrying",
+                            tp.topic, tp.partition, exc)
+                await asyncio.sleep(1 + attempt)
+        return None
 
 
 def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
@@ -209,6 +218,14 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
 
     @app.timer(interval=max(1.0, stall_timeout_s / 4))
     async def watch_progress() -> None:
+        # Faust stops the whole worker when a timer raises: a broker that cannot answer this
+        # tick (one of a cluster down, a bounce) must not do what the watchdog is there to prevent.
+        try:
+            await check_progress()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("stall watchdog could not read offsets this time: %r", exc)
+
+    async def check_progress() -> None:
         if app.rebalancing or getattr(app, "in_recovery", False):
             last.clear()
             return

@@ -9,33 +9,22 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 import signal
-import subprocess
 import sys
 import time
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import datetime
 
-import httpx
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from schemas import SitesFile
-from services.common.config_files import load_model
-from services.common.geography import Geography
-from services.common.kafka_admin import ensure_topics
-from services.common.local_kafka import LocalBroker, MissingTool, check_tools, free_port, stop_pid
-from services.common.settings import PROJECT_ROOT, Settings
+from services.common.local_kafka import MissingTool, check_tools
+from services.common.settings import PROJECT_ROOT
 from services.common.topics import Topics
-from services.ingest.validation import FeedRejection, parse_feed_message
-from services.notify.routing import route_to_contacts
-from services.triggers.backtest import run_backtest
-from services.triggers.loading import load_engine
-from schemas import ContactsFile
 
 from .receiver import ReceivedAlert, WebhookReceiver
 from .scenario import FeedMessage, bundled_scenario
+from .stack import LocalStack
+from .verify import predict, verify
 
 RUN_DIR = PROJECT_ROOT / ".cache" / "run"
 SERVICES = ("ingest", "triggers", "notify")
@@ -67,23 +56,6 @@ def demo_contacts(receiver: WebhookReceiver) -> dict:
     return {"version": 1, "contacts": contacts}
 
 
-def expected_deliveries(messages: list[FeedMessage], settings: Settings) -> tuple[int, int, int]:
-    """(valid messages, alert transitions, deliveries) the pure core predicts for the scenario."""
-    geography = Geography(load_model(settings.sites_file, SitesFile))
-    engine = load_engine(settings.triggers_file, settings.sites_file, settings.allowed_lateness)
-    contacts = load_model(settings.resolved_contacts_file, ContactsFile).contacts
-    now = datetime.now(timezone.utc)
-    observations = []
-    for message in messages:
-        try:
-            observations.append(parse_feed_message(message.feed, message.value, geography, now))
-        except FeedRejection:
-            pass
-    alerts = run_backtest(observations, engine, now)
-    deliveries = sum(len(route_to_contacts(a, contacts, geography)) for a in alerts)
-    return len(observations), len(alerts), deliveries
-
-
 def print_alert(alert: ReceivedAlert) -> None:
     p = alert.payload
     level = p["level"] if p["status"] == "firing" else None
@@ -92,27 +64,8 @@ def print_alert(alert: ReceivedAlert) -> None:
     say(f"  {_paint(f'{label:<9}', COLOURS[level])} {when}  → {alert.contact_id:<22} {p['summary']}")
 
 
-async def _wait_ready(port: int, process: subprocess.Popen, name: str, log: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-                raise RuntimeError(f"the {name} worker exited with {process.returncode}:\n{tail}")
-            try:
-                if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.5)
-    raise TimeoutError(f"the {name} worker was not ready after {timeout_s:.0f}s; see {log}")
-
-
-RESTART_CODES = (70, 75, 76)  # a worker that stopped itself on purpose (see services/common/faust_app.py)
-
-
-async def _wait_for_deliveries(receiver: WebhookReceiver, count: int, workers: dict[str, subprocess.Popen],
-                               logs: Path, launch, timeout_s: float, quiet_s: float = 15.0) -> bool:
+async def _wait_for_deliveries(receiver: WebhookReceiver, count: int, stack: LocalStack, timeout_s: float,
+                               quiet_s: float = 15.0) -> bool:
     """Wait for `count` deliveries, or until nothing new arrived for `quiet_s` after the first one.
 
     Live composites may combine member alerts in another order than the backtest that made
@@ -128,14 +81,8 @@ async def _wait_for_deliveries(receiver: WebhookReceiver, count: int, workers: d
             last_count, last_change = len(receiver.received), time.monotonic()
         elif last_count > 0 and time.monotonic() - last_change > quiet_s:
             return False
-        for name, process in list(workers.items()):
-            if process.poll() in RESTART_CODES:
-                say(f"  (the {name} worker stopped itself with code {process.returncode}; restarting it, as a supervisor would)")
-                workers[name] = launch(name)
-                continue
-            if process.poll() is not None:
-                tail = "\n".join((logs / f"{name}.log").read_text(errors="replace").splitlines()[-20:])
-                raise RuntimeError(f"the {name} worker exited with {process.returncode}:\n{tail}")
+        for name in stack.supervise():
+            say(f"  (the {name} worker stopped itself; restarting it, as a supervisor would)")
     return False
 
 
@@ -183,96 +130,72 @@ async def _demo(keep_kafka: bool) -> int:
     started = time.monotonic()
     run_dir = RUN_DIR / datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True, exist_ok=True)
-    logs = run_dir / "logs"
-    logs.mkdir()
-    broker: LocalBroker | None = None
-    workers: dict[str, subprocess.Popen] = {}
     receiver = WebhookReceiver(secrets={}, on_alert=print_alert)
+    existing = os.environ.get("EWS_KAFKA_BOOTSTRAP")
+    contacts_file = run_dir / "contacts.yaml"
+    stack = LocalStack(run_dir, namespace=f"demo{int(time.time())}" if existing else "ews", bootstrap=existing,
+                       env_extra={"EWS_CONTACTS_FILE": str(contacts_file),
+                                  "EWS_ALLOW_PRIVATE_WEBHOOKS": "1"})  # the demo receiver listens on loopback
+    logs = stack.logs
     try:
-        existing = os.environ.get("EWS_KAFKA_BOOTSTRAP")
         if existing:
-            bootstrap, namespace = existing, f"demo{int(time.time())}"
-            say(f"▶ using the Kafka cluster at {bootstrap} (topics under {namespace}.*)")
+            say(f"▶ using the Kafka cluster at {existing} (topics under {stack.namespace}.*)")
         else:
-            broker = LocalBroker(data_dir=run_dir / "kafka", port=free_port(), controller_port=free_port())
             say("▶ starting a local Apache Kafka broker (KRaft, loopback) ...")
-            await asyncio.to_thread(broker.start)
-            bootstrap, namespace = broker.bootstrap, "ews"
+        bootstrap = await stack.start_kafka()
+        if not existing:
             say(f"  Kafka is up at {bootstrap}")
-
         await receiver.start()
-        contacts_file = run_dir / "contacts.yaml"
         contacts_file.write_text(yaml.safe_dump(demo_contacts(receiver), allow_unicode=True, sort_keys=False))
-        ports = {service: free_port() for service in SERVICES}
-        env = {
-            **os.environ,
-            "EWS_KAFKA_BOOTSTRAP": bootstrap,
-            "EWS_TOPIC_NAMESPACE": namespace,
-            "EWS_CONTACTS_FILE": str(contacts_file),
-            "EWS_ALLOW_PRIVATE_WEBHOOKS": "1",  # the demo receiver listens on loopback
-            "EWS_DATA_DIR": str(run_dir / "data"),
-            "EWS_LOG_LEVEL": "warning",
-            **{f"EWS_{s.upper()}_WEB_PORT": str(p) for s, p in ports.items()},
-        }
-        settings = Settings(**{k[4:].lower(): v for k, v in env.items() if k.startswith("EWS_") and k != "EWS_ALLOW_PRIVATE_WEBHOOKS"},
-                            allow_private_webhooks=True)
-        await ensure_topics(settings)
+        settings = stack.settings
+        await stack.ensure_topics()
         say(f"▶ starting the workers: {', '.join(SERVICES)}; webhook receiver on {receiver.host}:{receiver.port}")
-        ews = shutil.which("ews", path=str(Path(sys.executable).parent)) or "ews"
-
-        def launch(service: str) -> subprocess.Popen:
-            log = open(logs / f"{service}.log", "ab")
-            return subprocess.Popen([ews, "worker", service], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-
         for service in SERVICES:
-            workers[service] = launch(service)
-        await asyncio.gather(*(
-            _wait_ready(ports[s], workers[s], s, logs / f"{s}.log", 120) for s in SERVICES
-        ))
+            stack.launch(service)
+        await stack.wait_ready()
         say("  all three workers are ready")
 
         messages = bundled_scenario()
-        valid, transitions, deliveries = expected_deliveries(messages, settings)
+        prediction = predict([(m.feed, m.value) for m in messages], settings.triggers_file, settings.sites_file,
+                             settings.resolved_contacts_file, settings.allowed_lateness)
+        transitions, deliveries = len(prediction.alerts), len(prediction.deliveries)
         say(f"▶ replaying the bundled scenario: {len(messages)} feed messages "
             f"(INM Honduras monthly arrivals 2014–2025, real; Darién corridor October 2026, synthetic)")
         say(f"  the rules predict {transitions} alert transitions and {deliveries} deliveries; arriving:")
-        await _produce(bootstrap, Topics(namespace), messages)
-        arrived = await _wait_for_deliveries(receiver, deliveries, workers, logs, launch, timeout_s=120)
+        topics = Topics(stack.namespace)
+        await _produce(bootstrap, topics, messages)
+        arrived = await _wait_for_deliveries(receiver, deliveries, stack, timeout_s=120)
         await asyncio.sleep(2)  # let late extras (there should be none) show up before counting
 
-        topics = Topics(namespace)
         deadline = time.monotonic() + 15
         while True:  # every message is either published or rejected; wait until ingest has done both
             counts = await _end_offsets(bootstrap, [topics.observations, topics.ingest_rejected, topics.alerts])
             if counts[topics.observations] + counts[topics.ingest_rejected] >= len(messages) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
+        verdict = verify(prediction.deliveries, receiver.received, receiver.duplicates)
         say("")
         say("▶ summary")
         say(f"  events in          {len(messages)}")
-        say(f"  accepted           {counts[topics.observations]}  (expected {valid})")
+        say(f"  accepted           {counts[topics.observations]}  (expected {prediction.valid})")
         say(f"  rejected           {counts[topics.ingest_rejected]}  (with reasons, on {topics.ingest_rejected})")
         say(f"  alerts fired       {counts[topics.alerts]}  transitions on {topics.alerts} (the backtest predicts {transitions})")
-        say(f"  deliveries         {len(receiver.received)}  distinct, signature verified (backtest: {deliveries}); "
+        say(f"  deliveries         {len(receiver.received)}  distinct, signature verified (backtest: {deliveries}; "
+            f"{len(verdict.missing)} missing, {len(verdict.extra)} extra); "
             f"{receiver.duplicates} repeats, {receiver.bad_signatures} bad signatures")
         say(f"  took               {time.monotonic() - started:.0f}s; logs in {logs.relative_to(PROJECT_ROOT)}")
         if not receiver.received:
             say("✗ no alert reached the receiver; see the worker logs above")
             return 1
-        if not arrived:
-            say("! fewer deliveries than the backtest predicted: reports of the same day reached the workers in\n"
-                "  another order than the file's, which can merge two steps of a composite; see the worker logs")
+        if not arrived or not verdict.ok:
+            say("! the deliveries differ from the backtest's: reports of one scope reached the workers in another\n"
+                "  order than the file's (see EWS_EVALUATION_SETTLE_S in README), or a composite combined its members\n"
+                "  in another order; see the worker logs")
         return 0
     finally:
         say("▶ stopping everything the demo started")
-        for process in workers.values():
-            if process.poll() is None:
-                stop_pid(process.pid, timeout_s=15)
+        await stack.stop(keep_kafka=keep_kafka)
         await receiver.stop()
-        if broker is not None and not keep_kafka:
-            await asyncio.to_thread(broker.stop)
-            shutil.rmtree(run_dir / "kafka", ignore_errors=True)
 
 
 def run_demo(keep_kafka: bool = False) -> int:

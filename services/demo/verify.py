@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from schemas import ContactsFile, SitesFile
+from schemas import AlertEvent, ContactsFile, SitesFile
 from services.common.config_files import load_model
 from services.common.geography import Geography
 from services.ingest.validation import FeedRejection, parse_feed_message
@@ -18,11 +18,19 @@ from services.triggers.backtest import run_backtest
 from services.triggers.loading import load_engine
 
 
-def expected_deliveries(messages: Iterable[tuple[str, bytes]], config_dir: Path, lateness: str = "P7D") -> set[str]:
-    """Idempotency keys ("alert_id:transition:contact") the workers must deliver for these feed messages."""
-    geography = Geography(load_model(config_dir / "sites.yaml", SitesFile))
-    engine = load_engine(config_dir / "triggers.yaml", config_dir / "sites.yaml", lateness)
-    contacts = load_model(config_dir / "contacts.yaml", ContactsFile).contacts
+@dataclass
+class Prediction:
+    valid: int  # feed messages that pass validation
+    alerts: list[AlertEvent]  # the transitions the rules produce over them
+    deliveries: set[str]  # Idempotency-Keys: "alert_id:transition:contact"
+
+
+def predict(messages: Iterable[tuple[str, bytes]], triggers_file: Path, sites_file: Path, contacts_file: Path,
+            lateness: str = "P7D") -> Prediction:
+    """What the workers must produce and deliver for these feed messages, computed with the pure core."""
+    geography = Geography(load_model(sites_file, SitesFile))
+    engine = load_engine(triggers_file, sites_file, lateness)
+    contacts = load_model(contacts_file, ContactsFile).contacts
     now = datetime.now(timezone.utc)
     observations = []
     for feed, value in messages:
@@ -30,8 +38,15 @@ def expected_deliveries(messages: Iterable[tuple[str, bytes]], config_dir: Path,
             observations.append(parse_feed_message(feed, value, geography, now))
         except FeedRejection:
             pass
-    return {f"{a.alert_id}:{a.transition}:{c.id}"
-            for a in run_backtest(observations, engine, now) for c in route_to_contacts(a, contacts, geography)}
+    alerts = run_backtest(observations, engine, now)
+    keys = {f"{a.alert_id}:{a.transition}:{c.id}" for a in alerts for c in route_to_contacts(a, contacts, geography)}
+    return Prediction(len(observations), alerts, keys)
+
+
+def expected_deliveries(messages: Iterable[tuple[str, bytes]], config_dir: Path, lateness: str = "P7D") -> set[str]:
+    """Idempotency keys the workers must deliver, for a config dir holding triggers, sites and contacts."""
+    return predict(messages, config_dir / "triggers.yaml", config_dir / "sites.yaml", config_dir / "contacts.yaml",
+                   lateness).deliveries
 
 
 @dataclass
