@@ -12,7 +12,7 @@ run: $(STAMP)  ## Kafka, the three workers, a webhook receiver, the bundled scen
 test: $(STAMP) tools  ## the whole suite (unit + integration) against a real local Kafka broker
 	$(BIN)/python -m pytest -q
 
-test-faults: $(STAMP)  ## reliability scenarios (kill -9 of each worker, webhook outage, broker bounce, two-worker kill); not yet in CI
+test-faults: $(STAMP)  ## reliability scenarios (kill -9 of each worker, webhook outage, broker bounce, a broker of three killed, two-worker kill); CI runs them after make test
 	$(BIN)/python -m pytest -q -m faults
 
 tools:  ## promtool (Debian's prometheus package) for the deploy checks, where it can be installed

@@ -157,25 +157,36 @@ async def _group_offsets(app: faust.App, partitions: list) -> dict:
 
 
 class ContinuityGuard:
-    """Stops the worker when a stream skips offsets, before the message after the gap is processed.
+    """Keeps a stream's offsets contiguous: a message that follows a gap is not processed; the
+    consumer is sent back to the gap so the dropped messages come again, in order.
 
     ews topics are neither compacted nor transactional, so a partition's offsets arrive one by
-    one. faust-streaming can drop messages it had fetched when a rebalance suspends the flow
-    (seen in tests/integration/test_triggers.py: offsets 8-11 of a partition never reached the
-    agent). Faust does not commit past a message that was never acknowledged, so a worker
-    that exits at the gap (code 76) is restarted from before it and processes what was dropped;
-    carrying on would compute later alerts without those observations.
+    one. faust-streaming drops messages it had fetched when the flow is suspended around a
+    rebalance or recovery (Consumer._drain_messages gives up on the message and still advances
+    its read offset; seen in the kill scenarios as the first message after an assignment going
+    missing). Processing on would compute later alerts without those observations. The message
+    after the gap is set aside without being acknowledged, so no commit can pass the gap. If
+    seeking back does not help after a few tries, the worker stops (exit 76) and its supervisor
+    restarts it from its last commit.
     """
+
+    MAX_SEEKS = 5  # per partition within SEEK_WINDOW_S before giving up and restarting
+    SEEK_WINDOW_S = 60.0
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
         self.last: dict[Any, int] = {}
+        self.seeks: dict[Any, list[float]] = {}
+        self.rewound: dict[Any, int] = {}  # partition → the offset it was sent back to, not yet seen again
+        app._ews_guard = self  # the stall watchdog resets it when it sends partitions back
 
         @app.on_partitions_revoked.connect
         async def _forget(sender: Any = None, revoked: Any = None, **kwargs: Any) -> None:
             self.last.clear()
+            self.rewound.clear()
 
-    async def check(self, event: Any) -> None:
+    async def check(self, event: Any) -> bool:
+        """True when the event is next in its partition; False when it follows a gap (skip it)."""
         tp, offset = event.message.tp, event.message.offset
         last = self.last.get(tp)
         if last is None:
@@ -185,11 +196,34 @@ class ContinuityGuard:
         else:
             expected = last + 1
         if expected is not None and offset > expected:
-            log.critical("%s/%d skipped offsets %d-%d (the stream dropped them); stopping the worker so it "
-                         "restarts from its last commit", tp.topic, tp.partition, expected, offset - 1)
+            await self._rewind(event, expected)
+            return False
+        self.rewound.pop(tp, None)
+        self.last[tp] = offset
+        return True
+
+    async def _rewind(self, event: Any, expected: int) -> None:
+        tp, offset = event.message.tp, event.message.offset
+        # Not acknowledged: the consumer must not commit past the gap. Faust's ack() is a no-op for a
+        # message marked acked, and rebalances wait for unacked messages, so it leaves that set too.
+        message = event.message
+        message.acked = True
+        self.app.consumer._unacked_messages.discard(message)
+        if self.rewound.get(tp) == expected:
+            return  # fetched before the seek took effect: it will come again after the gap
+        now = self.app.loop.time()
+        recent = [t for t in self.seeks.get(tp, []) if now - t < self.SEEK_WINDOW_S]
+        if len(recent) >= self.MAX_SEEKS:
+            log.critical("%s/%d keeps skipping offsets (%d-%d after %d seeks); stopping the worker so it "
+                         "restarts from its last commit", tp.topic, tp.partition, expected, offset - 1, len(recent))
             logging.shutdown()
             os._exit(EXIT_GAP)
-        self.last[tp] = offset
+        self.seeks[tp] = recent + [now]
+        log.error("%s/%d: offsets %d-%d were dropped by the stream; seeking back to %d",
+                  tp.topic, tp.partition, expected, offset - 1, expected)
+        await self.app.consumer.seek(tp, expected)
+        self.last[tp] = expected - 1
+        self.rewound[tp] = expected
 
     async def _committed(self, tp: Any) -> int | None:
         """Asked of the group coordinator: the consumer's own memory of commits is empty on a new worker.
@@ -209,9 +243,10 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
     """Notice a worker that has assigned partitions with messages waiting and makes no progress.
 
     faust-streaming can leave a consumer idle after a rebalance (open upstream issues #175,
-    #523): the worker reports ready and never fetches again. The watchdog first resumes the
-    partitions and the flow; if that does not help, it stops the worker (exit 75) so that its
-    supervisor restarts it from the last commit, instead of the stream silently standing still.
+    #523): the worker reports ready and never fetches again, or it dropped the last messages it
+    fetched and believes it has read them. The watchdog first seeks the partitions back to their
+    committed offsets and resumes the flow; if that does not help, it stops the worker (exit 75)
+    so that its supervisor restarts it, instead of the stream silently standing still.
     """
     last: dict[Any, tuple[int, float]] = {}
     state = {"resumed": False}  # resumed once since the last progress: the next stall stops the worker
@@ -259,8 +294,16 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
             return
         described = ", ".join(f"{tp.topic}/{tp.partition} at {pos} of {hw}" for tp, pos, hw in stalled)
         if not state["resumed"]:
-            log.error("no progress for %.0fs with messages waiting (%s); resuming partitions and flow",
-                      stall_timeout_s, described)
+            # Messages the stream fetched and then dropped (see ContinuityGuard) leave Faust
+            # believing it has read them: send the partitions back to the committed offsets.
+            log.error("no progress for %.0fs with messages waiting (%s); seeking back to the committed "
+                      "offsets and resuming the flow", stall_timeout_s, described)
+            guard = getattr(app, "_ews_guard", None)
+            for tp, position, _ in stalled:
+                await consumer.seek(tp, position)
+                if guard is not None:
+                    guard.last.pop(tp, None)
+                    guard.rewound.pop(tp, None)
             consumer.resume_partitions([tp for tp, _, _ in stalled])
             consumer.resume_flow()
             app.flow_control.resume()

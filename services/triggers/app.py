@@ -131,7 +131,8 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(observations)
     async def route_observation(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await guard.check(event)
+            if not await guard.check(event):
+                continue  # after a gap: the stream was sent back for what it dropped
             raw = event.message.value
             observation = Observation.model_validate_json(raw)
             for scope in holder.engine.scopes_for(observation):
@@ -140,7 +141,8 @@ def create_app(settings: Settings) -> faust.App:
     @app.agent(alerts)
     async def route_member_alert(stream: faust.StreamT) -> None:
         async for event in stream.events():
-            await guard.check(event)
+            if not await guard.check(event):
+                continue  # after a gap: the stream was sent back for what it dropped
             raw = event.message.value
             alert = AlertEvent.model_validate_json(raw)
             for scope in holder.engine.composite_targets(alert):
@@ -169,7 +171,8 @@ def create_app(settings: Settings) -> faust.App:
             to_judge: set[str] = set()
             produced: list[tuple[AlertEvent, Observation | None]] = []
             for event in events:
-                await guard.check(event)
+                if not await guard.check(event):
+                    continue  # after a gap: the stream was sent back for what it dropped
                 key = event.message.key.decode()
                 entry = touched.get(key)
                 state = entry[0] if entry is not None else (state_table.get(key) or ScopeState())
