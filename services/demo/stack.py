@@ -28,6 +28,30 @@ from services.common.topics import Topics
 RESTART_CODES = (70, 75, 76)  # a worker that stopped itself on purpose (see services/common/faust_app.py)
 
 
+class WorkerNotReady(RuntimeError):
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+async def wait_until_ready(workers: Iterable[tuple[str, subprocess.Popen, int]], timeout_s: float = 120) -> None:
+    """Until each (name, process, web port) answers 200 on /readyz; WorkerNotReady if one exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as client:
+        for name, process, port in workers:
+            while True:
+                if process.poll() is not None:
+                    raise WorkerNotReady(f"the {name} worker exited with {process.returncode}", name)
+                try:
+                    if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise WorkerNotReady(f"the {name} worker was not ready after {timeout_s:.0f}s", name)
+                await asyncio.sleep(0.3)
+
+
 @dataclass
 class LocalStack:
     run_dir: Path
@@ -82,20 +106,11 @@ class LocalStack:
 
     async def wait_ready(self, names: list[str] | None = None, timeout_s: float = 120) -> None:
         names = names or list(self.workers)
-        deadline = time.monotonic() + timeout_s
-        async with httpx.AsyncClient(timeout=2) as client:
-            for name in names:
-                while True:
-                    if self.workers[name].poll() is not None:
-                        raise RuntimeError(f"the {name} worker exited with {self.workers[name].returncode}:\n{self.tail(name)}")
-                    try:
-                        if (await client.get(f"http://127.0.0.1:{self.ports[name]}/readyz")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"the {name} worker was not ready after {timeout_s:.0f}s; see {self.logs / name}.log")
-                    await asyncio.sleep(0.3)
+        try:
+            await wait_until_ready([(name, self.workers[name], self.ports[name]) for name in names], timeout_s)
+        except WorkerNotReady as exc:
+            raise WorkerNotReady(f"{exc}; last lines of its log ({self.logs / exc.name}.log):\n{self.tail(exc.name)}",
+                                 exc.name) from None
 
     def supervise(self) -> list[str]:
         """Restart workers that stopped themselves on purpose; raise if one died otherwise. Returns who restarted."""

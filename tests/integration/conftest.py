@@ -1,32 +1,21 @@
-import asyncio
 import time
 
-import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.demo.receiver import WebhookReceiver
+from services.demo.stack import WorkerNotReady, wait_until_ready
 
 pytestmark = pytest.mark.integration
 
 
 async def wait_ready(workers, started, timeout_s: float = 90.0) -> None:
     """Wait until every started worker answers 200 on /readyz; fail with their logs otherwise."""
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient(timeout=2) as client:
-        for process, port in started:
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"a worker exited with {process.returncode}\n{workers.logs()}")
-                try:
-                    if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"workers not ready after {timeout_s}s\n{workers.logs()}")
-                await asyncio.sleep(0.3)
+    try:
+        await wait_until_ready([(f"pid {p.pid}", p, port) for p, port in started], timeout_s)
+    except WorkerNotReady as exc:
+        pytest.fail(f"{exc}\n{workers.logs()}")
 
 
 async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None) -> None:
