@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate
 
 from prometheus_client import Gauge
 
+from .relay import LAG
 from .settings import Settings
 from .topics import REJECTED_MAX_BYTES
 
@@ -240,7 +241,8 @@ class ContinuityGuard:
 
 
 def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
-    """Notice a worker that has assigned partitions with messages waiting and makes no progress.
+    """Notice a worker that has assigned partitions with messages waiting and makes no progress;
+    export its consumer lag (ews_consumer_lag_messages) on the way.
 
     faust-streaming can leave a consumer idle after a rebalance (open upstream issues #175,
     #523): the worker reports ready and never fetches again, or it dropped the last messages it
@@ -249,6 +251,7 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
     so that its supervisor restarts it, instead of the stream silently standing still.
     """
     last: dict[Any, tuple[int, float]] = {}
+    reported: set[str] = set()  # topics whose lag this worker has exported
     state = {"resumed": False}  # resumed once since the last progress: the next stall stops the worker
 
     @app.timer(interval=max(1.0, stall_timeout_s / 4))
@@ -277,9 +280,12 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
         missing = [tp for tp in assigned if committed.get(tp) is None]
         earliest = await consumer.earliest_offsets(*missing) if missing else {}
         stalled = []
+        behind: dict[str, int] = {}
         for tp in assigned:
             position = committed.get(tp, earliest.get(tp))
             highwater = highwaters.get(tp)
+            if position is not None and highwater is not None:
+                behind[tp.topic] = behind.get(tp.topic, 0) + max(0, highwater - position)
             seen = last.get(tp)
             if seen is not None and position is not None and position != seen[0]:
                 state["resumed"] = False  # progress
@@ -290,6 +296,9 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
                 last[tp] = (position, now)
             elif now - seen[1] >= stall_timeout_s:
                 stalled.append((tp, position, highwater))
+        for topic in reported | behind.keys():  # a topic no longer assigned here reads 0, not its last value
+            LAG.labels(app.conf.id, topic).set(behind.get(topic, 0))
+        reported.update(behind)
         if not stalled:
             return
         described = ", ".join(f"{tp.topic}/{tp.partition} at {pos} of {hw}" for tp, pos, hw in stalled)

@@ -1,9 +1,10 @@
 """The ingest worker: every way in → validation → de-duplication → ews.observations.
 
-- `validate_feed` reads the feed topics (raw bytes, whatever the partner keyed them by),
-  rejects what fails validation to ews.ingest.rejected with a reason, and forwards the
-  rest to `deduplicate`, keyed by event_id so that every copy of one event meets in one
-  partition.
+- The validation stage reads the feed topics (raw bytes, whatever the partner keyed them by)
+  a batch at a time, rejects what fails validation to ews.ingest.rejected with a reason, and
+  forwards the rest to `deduplicate`, keyed by event_id so that every copy of one event meets
+  in one partition. It keeps no state, so it runs on aiokafka directly
+  (services.common.relay), not through Faust's per-event stream.
 - `deduplicate` remembers each event_id for the retention period in a changelog-backed
   table: a re-send is dropped and counted, a changed report is a correction published with
   a higher revision, anything else is published to ews.observations keyed by location.
@@ -27,8 +28,9 @@ from services.common.config_files import load_model
 from services.common.faust_app import ContinuityGuard, create_faust_app
 from services.common.geography import Geography
 from services.common.http import read_body_limited
+from services.common.relay import Out, Relay
 from services.common.settings import Settings
-from services.common.topics import Topics
+from services.common.topics import REJECTED_MAX_BYTES, Topics
 
 from . import metrics
 from .deduplication import SeenEvent, content_digest, decide, expired
@@ -43,42 +45,48 @@ def create_app(settings: Settings) -> faust.App:
     geography = Geography(load_model(settings.sites_file, SitesFile))
     tokens = TokenStore.from_settings(settings)
     retention = parse_duration(settings.dedup_retention)
-    app = create_faust_app("ingest", settings, settings.ingest_web_port,
-                           reply_create_topic=True, reply_expires=60.0)
-
-    guard = ContinuityGuard(app)
     feed_of_topic = {topic: feed for feed, topic in topics.feeds.items()}
-    feeds = app.topic(*topics.feeds.values(), key_serializer="raw", value_serializer="raw")
+
+    def rejected_message(feed: str, raw: bytes, error: FeedRejection, **source) -> Out:
+        record = rejection(feed, raw, error, datetime.now(timezone.utc), **source)
+        metrics.EVENTS.labels(feed, "rejected").inc()
+        metrics.REJECTED.labels(feed, error.reason).inc()
+        return Out(topics.ingest_rejected, feed.encode(), record.model_dump_json().encode())
+
+    def validate_batch(records) -> list[Out]:
+        """Feed messages → observations keyed by event_id for `deduplicate`, or rejections with a reason."""
+        now = datetime.now(timezone.utc)
+        out = []
+        for record in records:
+            feed = feed_of_topic[record.topic]
+            raw = record.value or b""
+            try:
+                observation = parse_feed_message(feed, raw, geography, now)
+            except FeedRejection as error:
+                out.append(rejected_message(feed, raw, error, source_topic=record.topic,
+                                            source_partition=record.partition, source_offset=record.offset))
+                log.info("rejected %s message at %s/%s/%s: %s", feed, record.topic, record.partition,
+                         record.offset, error.detail)
+                continue
+            out.append(Out(topics.ingest_validated, observation.event_id.encode(), observation.model_dump_json().encode()))
+        return out
+
+    validation = Relay.for_service(settings, "ingest", "validation", list(topics.feeds.values()), validate_batch,
+                                   max_request_size=REJECTED_MAX_BYTES)
+    app = create_faust_app("ingest", settings, settings.ingest_web_port, readiness=validation.not_ready,
+                           reply_create_topic=True, reply_expires=60.0)
+    guard = ContinuityGuard(app)
+
+    @app.task
+    async def run_validation() -> None:
+        await validation.run()
+
     validated = app.topic(topics.ingest_validated, key_serializer="raw", value_serializer="json",
                           partitions=settings.topic_partitions)
     observations = app.topic(topics.observations, key_serializer="raw", value_serializer="raw")
     rejected = app.topic(topics.ingest_rejected, key_serializer="raw", value_serializer="raw")
     seen = app.Table("event-ids", default=None, partitions=settings.topic_partitions, key_type=str,
                      help="event_id → digest, revision, first seen; kept for EWS_DEDUP_RETENTION")
-
-    async def reject(feed: str, raw: bytes, error: FeedRejection, **source) -> None:
-        record = rejection(feed, raw, error, datetime.now(timezone.utc), **source)
-        await rejected.send(key=feed.encode(), value=record.model_dump_json().encode())
-        metrics.EVENTS.labels(feed, "rejected").inc()
-        metrics.REJECTED.labels(feed, error.reason).inc()
-
-    @app.agent(feeds)
-    async def validate_feed(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            if not await guard.check(event):
-                continue  # after a gap: the stream was sent back for what it dropped
-            message = event.message
-            feed = feed_of_topic[message.topic]
-            raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
-            try:
-                observation = parse_feed_message(feed, raw, geography, datetime.now(timezone.utc))
-            except FeedRejection as error:
-                await reject(feed, raw, error, source_topic=message.topic,
-                             source_partition=message.partition, source_offset=message.offset)
-                log.info("rejected %s message at %s/%s/%s: %s", feed, message.topic, message.partition,
-                         message.offset, error.detail)
-                continue
-            await deduplicate.send(key=observation.event_id.encode(), value=observation.model_dump(mode="json"))
 
     swept = {"count": 0}
 
@@ -139,7 +147,8 @@ def create_app(settings: Settings) -> faust.App:
         try:
             observation = parse_feed_message(feed, raw, geography, datetime.now(timezone.utc))
         except FeedRejection as error:
-            await reject(feed, raw, error, source_partner=f"{partner} item {index}")
+            out = rejected_message(feed, raw, error, source_partner=f"{partner} item {index}")
+            await (await rejected.send(key=out.key, value=out.value))
             return {"index": index, "outcome": "rejected", "reason": error.reason, "detail": error.detail}
         reply = await deduplicate.ask(key=observation.event_id.encode(), value=observation.model_dump(mode="json"))
         return {"index": index, "event_id": observation.event_id, **reply}

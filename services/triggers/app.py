@@ -1,12 +1,12 @@
 """The triggers worker: observations → scopes → windowed state in a Faust table → alert transitions.
 
-- `route_observation` re-keys each observation by every scope a rule watches (site, area,
+- The routing stage re-keys each observation by every scope a rule watches (site, area,
   country, corridor, region, source) onto ews.triggers.scoped, so that everything about one
-  scope meets in one partition.
+  scope meets in one partition; it also forwards the alert transitions composites combine. It
+  keeps no state, so it runs on aiokafka directly, a batch at a time (services.common.relay).
 - `evaluate_scope` keeps each scope's state in a changelog-backed table and publishes every
   transition to ews.alerts. Three kinds of message reach it: observations, member alerts
   for composites, and wall-clock silence checks; all state changes happen here, in-stream.
-- `route_member_alert` reads ews.alerts back and forwards the transitions composites combine.
 - Timers: the silence check, the active-alerts gauge, and the rule-file reload.
 """
 
@@ -25,8 +25,11 @@ import faust
 from faust.serializers import codecs
 from faust.streams import _current_event
 
+from pydantic import ValidationError
+
 from schemas import AlertEvent, Observation
 from services.common.faust_app import ContinuityGuard, create_faust_app
+from services.common.relay import Out, Relay
 from services.common.settings import Settings
 from services.common.topics import Topics
 
@@ -81,9 +84,37 @@ def create_app(settings: Settings) -> faust.App:
     topics = Topics(settings.topic_namespace)
     holder = ReloadingEngine(settings.triggers_file, settings.sites_file, settings.allowed_lateness)
     metrics.RULES_INFO.labels(holder.engine.rules.version).set(1)
-    app = create_faust_app("triggers", settings, settings.triggers_web_port)
 
-    observations = app.topic(topics.observations, key_serializer="raw", value_serializer="raw")
+    def route_batch(records) -> list[Out]:
+        """Observations, and the alerts composites combine, re-keyed by every scope that watches them."""
+        engine, out = holder.engine, []
+        for record in records:
+            try:
+                if record.topic == topics.observations:
+                    observation = Observation.model_validate_json(record.value)
+                    out.extend(Out(topics.triggers_scoped, scope.key.encode(), record.value)
+                               for scope in engine.scopes_for(observation))
+                else:
+                    alert = AlertEvent.model_validate_json(record.value)
+                    targets = engine.composite_targets(alert)
+                    if targets:
+                        value = b'{"member_alert":' + record.value + b"}"
+                        out.extend(Out(topics.triggers_scoped, scope.key.encode(), value) for scope in targets)
+            except ValidationError as exc:
+                # Only ingest (and notify's own alerts) write these topics; a record that is not one is
+                # a producer's bug: counted and logged, and still on its topic for whoever investigates.
+                metrics.OBSERVATIONS.labels("unreadable").inc()
+                log.error("%s/%d/%d is not a readable %s; skipped: %s", record.topic, record.partition, record.offset,
+                          "observation" if record.topic == topics.observations else "alert", exc)
+        return out
+
+    routing = Relay.for_service(settings, "triggers", "routing", [topics.observations, topics.alerts], route_batch)
+    app = create_faust_app("triggers", settings, settings.triggers_web_port, readiness=routing.not_ready)
+
+    @app.task
+    async def run_routing() -> None:
+        await routing.run()
+
     scoped = app.topic(topics.triggers_scoped, key_serializer="raw", value_serializer="raw",
                        partitions=settings.topic_partitions)
     alerts = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
@@ -127,26 +158,6 @@ def create_app(settings: Settings) -> faust.App:
 
     state_table = app.Table("scope-state", default=None, partitions=settings.topic_partitions,
                             key_type=str, value_type=StoredScopeState, help="window contributions, member alerts and alert state per scope")
-
-    @app.agent(observations)
-    async def route_observation(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            if not await guard.check(event):
-                continue  # after a gap: the stream was sent back for what it dropped
-            raw = event.message.value
-            observation = Observation.model_validate_json(raw)
-            for scope in holder.engine.scopes_for(observation):
-                await scoped.send(key=scope.key.encode(), value=raw)
-
-    @app.agent(alerts)
-    async def route_member_alert(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            if not await guard.check(event):
-                continue  # after a gap: the stream was sent back for what it dropped
-            raw = event.message.value
-            alert = AlertEvent.model_validate_json(raw)
-            for scope in holder.engine.composite_targets(alert):
-                await scoped.send(key=scope.key.encode(), value=json.dumps({"member_alert": json.loads(raw)}).encode())
 
     settle = settings.evaluation_settle_s
     due: dict[str, float] = {}  # scope key → loop time its added observations are to be judged

@@ -1,0 +1,104 @@
+"""The batch stages (services.common.relay) on the real broker: nothing lost when a stage stops mid-stream
+and another in its group takes over, offsets committed to the end, a topic that appears late is picked up."""
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from services.common.relay import Out, Relay
+from tests.integration.conftest import consume, produce
+
+
+async def create(bootstrap: str, *topics: tuple[str, int]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1) for name, partitions in topics])
+    finally:
+        await admin.close()
+
+
+async def committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        found = await admin.list_consumer_group_offsets(group, partitions=[TopicPartition(topic, p) for p in range(partitions)])
+        return {tp.partition: meta.offset for tp, meta in found.items()}
+    finally:
+        await admin.close()
+
+
+def upper(target: str):
+    def transform(records) -> list[Out]:
+        return [Out(target, r.key, r.value.upper()) for r in records]
+    return transform
+
+
+async def until(condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not await condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_stage_stopped_mid_stream_loses_nothing_and_its_group_commits_to_the_end(kafka_bootstrap, namespace):
+    source, target, group = f"{namespace}.relay-in", f"{namespace}.relay-out", f"{namespace}-relay"
+    await create(kafka_bootstrap, (source, 4), (target, 1))
+    values = [f"report-{i}".encode() for i in range(3000)]
+    for start in range(0, len(values), 500):  # keys spread the records over the four partitions
+        await produce(kafka_bootstrap, source, values[start:start + 500], key=f"k{start}".encode())
+
+    first = Relay("test", kafka_bootstrap, group, [source], upper(target), max_records=50,
+                  session_timeout_s=10, heartbeat_interval_s=1, rebalance_timeout_s=10)
+    running = asyncio.create_task(first.run())
+    await until(lambda: _count_at_least(kafka_bootstrap, target, 200), 60, "the first stage to pass records on")
+    second = Relay("test", kafka_bootstrap, group, [source], upper(target), max_records=50,
+                   session_timeout_s=10, heartbeat_interval_s=1, rebalance_timeout_s=10)
+    taking_over = asyncio.create_task(second.run())
+    await asyncio.sleep(1.0)
+    running.cancel()  # mid-stream: its uncommitted batch is the second one's to repeat
+    await asyncio.gather(running, return_exceptions=True)
+    try:
+        await until(lambda: _committed_all(kafka_bootstrap, group, source), 90, "the group to commit every record")
+        received = await consume(kafka_bootstrap, target, len(values), timeout_s=30)
+    finally:
+        taking_over.cancel()
+        await asyncio.gather(taking_over, return_exceptions=True)
+    got = [r.value for r in received]
+    assert set(got) == {v.upper() for v in values}  # nothing lost
+    assert len(got) - len(set(got)) <= 4 * 50  # at most a batch per partition repeated
+
+
+async def test_a_stage_waits_for_its_topic_and_says_so_until_it_exists(kafka_bootstrap, namespace):
+    source, target = f"{namespace}.late-in", f"{namespace}.late-out"
+    await create(kafka_bootstrap, (target, 1))
+    relay = Relay("late", kafka_bootstrap, f"{namespace}-late", [source], upper(target))
+    running = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(2.0)
+        assert relay.not_ready() == [f"late: waiting for topic {source} to exist"]
+        await create(kafka_bootstrap, (source, 2))
+        await produce(kafka_bootstrap, source, [b"first report"])
+        received = await consume(kafka_bootstrap, target, 1, timeout_s=30)
+        assert [r.value for r in received] == [b"FIRST REPORT"]
+        assert relay.not_ready() == []
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def _count_at_least(bootstrap: str, topic: str, n: int) -> bool:
+    return len(await consume(bootstrap, topic, n, timeout_s=1.0)) >= n
+
+
+async def _committed_all(bootstrap: str, group: str, topic: str) -> bool:
+    offsets = await committed(bootstrap, group, topic, 4)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(4)])
+    finally:
+        await consumer.stop()
+    return all(end == 0 or offsets.get(tp.partition) == end for tp, end in ends.items())
