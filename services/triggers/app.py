@@ -14,22 +14,19 @@ from __future__ import annotations
 
 import json
 import logging
-import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from collections import Counter as Tally
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import faust
 from faust.serializers import codecs
-from faust.streams import _current_event
 
 from pydantic import ValidationError
 
 from schemas import AlertEvent, Observation
 from services.common.faust_app import ContinuityGuard, create_faust_app
 from services.common.relay import Out, Relay
+from services.common.table_writes import TableWrites
 from services.common.settings import Settings
 from services.common.topics import Topics
 
@@ -66,18 +63,9 @@ class StoredScopeState:
         return value
 
 
+CONTROL = (b'{"member_alert"', b'{"silence_check"', b'{"judge"')  # scoped messages that are not observations
 BATCH_MAX = 1000  # messages judged together at most
 BATCH_WITHIN_S = 0.02  # how long a batch waits to fill
-
-
-@contextmanager
-def acting_for(event: faust.EventT) -> Iterator[None]:
-    """Table writes outside per-event iteration: Faust takes the changelog partition from the current event."""
-    token = _current_event.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -122,6 +110,7 @@ def create_app(settings: Settings) -> faust.App:
     contributions_table = app.Table(
         "scope-contributions", default=None, partitions=settings.topic_partitions, key_type=str,
         help="the observations each scope's windows hold, one per key: scope|feed|event_id")
+    writes = TableWrites(app)
     index: dict[str, dict[str, list[str]]] = {}  # scope key → feed → event ids, built after a rebalance
 
     @app.on_partitions_revoked.connect
@@ -146,14 +135,14 @@ def create_app(settings: Settings) -> faust.App:
                         window.contributions[eid] = contribution_from_json(data)
         state.complete = True
 
-    def persist_contributions(key: str, state: ScopeState) -> None:
+    def persist_contributions(key: str, state: ScopeState, partition: int) -> None:
         for feed, window in state.feeds.items():
             changes = window.journal if window.journal is not None else dict(window.contributions)
             for eid, contribution in changes.items():
                 if contribution is None:
-                    contributions_table.pop(f"{key}|{feed}|{eid}", None)
+                    writes.delete(contributions_table, f"{key}|{feed}|{eid}", partition)
                 else:
-                    contributions_table[f"{key}|{feed}|{eid}"] = contribution_to_json(contribution)
+                    writes.set(contributions_table, f"{key}|{feed}|{eid}", contribution_to_json(contribution), partition)
             window.journal = {}
 
     state_table = app.Table("scope-state", default=None, partitions=settings.topic_partitions,
@@ -190,8 +179,19 @@ def create_app(settings: Settings) -> faust.App:
                 if not state.complete:
                     load_contributions(key, state)
                 touched[key] = (state, event)
-                data = json.loads(event.message.value)
-                if "member_alert" in data:
+                raw = event.message.value
+                data = json.loads(raw) if raw.startswith(CONTROL) else None
+                if data is None:
+                    observation = Observation.model_validate_json(raw)
+                    outcome = engine.add(state, engine.scope_from_key(key, observation), observation, now)
+                    metrics.OBSERVATIONS.labels(outcome).inc()
+                    if outcome == "applied":
+                        if settle <= 0:
+                            to_judge.add(key)
+                        else:
+                            due.setdefault(key, app.loop.time() + settle)
+                        waiting.setdefault(key, observation)
+                elif "member_alert" in data:
                     member = AlertEvent.model_validate(data["member_alert"])
                     scope = next((s for s in engine.composite_targets(member) if s.key == key), None)
                     if scope is not None:
@@ -201,16 +201,6 @@ def create_app(settings: Settings) -> faust.App:
                         produced.extend((a, None) for a in engine.check_silence(state, state.scope, now))
                 elif "judge" in data:
                     to_judge.add(key)
-                else:
-                    observation = Observation.model_validate(data)
-                    outcome = engine.add(state, engine.scope_from_key(key, observation), observation, now)
-                    metrics.OBSERVATIONS.labels(outcome).inc()
-                    if outcome == "applied":
-                        if settle <= 0:
-                            to_judge.add(key)
-                        else:
-                            due.setdefault(key, app.loop.time() + settle)
-                        waiting.setdefault(key, observation)
             for key in to_judge:
                 state = touched[key][0]
                 if state.scope is not None:
@@ -229,9 +219,10 @@ def create_app(settings: Settings) -> faust.App:
                 log.info("alert %s #%d %s %s value=%s", alert.alert_id, alert.transition, alert.status,
                          alert.level, alert.value)
             for key, (state, event) in touched.items():
-                with acting_for(event):  # the changelog partition is the one the key's messages came from
-                    state_table[key] = state  # the state, then what changed in its windows
-                    persist_contributions(key, state)
+                # the changelog partition is the one the key's messages came from
+                writes.set(state_table, key, state, event.message.partition)  # the state, then what changed in its windows
+                persist_contributions(key, state, event.message.partition)
+            await writes.flush()  # before this batch's events are acknowledged, so before any commit covers them
 
     @app.timer(interval=max(0.05, min(1.0, settle / 4 if settle else 1.0)))
     async def request_judgements() -> None:
