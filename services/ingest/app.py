@@ -20,6 +20,8 @@ import logging
 from datetime import datetime, timezone
 
 import faust
+from faust.agents.models import ReqRepRequest
+from mode.utils.text import want_str
 
 from schemas import Observation, SitesFile
 from schemas.types import parse_duration
@@ -29,6 +31,7 @@ from services.common.faust_app import ContinuityGuard, create_faust_app
 from services.common.geography import Geography
 from services.common.http import read_body_limited
 from services.common.relay import Out, Relay
+from services.common.table_writes import TableWrites
 from services.common.settings import Settings
 from services.common.topics import REJECTED_MAX_BYTES, Topics
 
@@ -38,6 +41,8 @@ from .validation import FeedRejection, describe_limit, parse_feed_message, rejec
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 1000  # events between sweeps of expired event_ids
+BATCH_MAX = 1000  # validated reports decided together at most
+BATCH_WITHIN_S = 0.02  # how long a batch waits to fill
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -83,40 +88,56 @@ def create_app(settings: Settings) -> faust.App:
 
     validated = app.topic(topics.ingest_validated, key_serializer="raw", value_serializer="json",
                           partitions=settings.topic_partitions)
-    observations = app.topic(topics.observations, key_serializer="raw", value_serializer="raw")
     rejected = app.topic(topics.ingest_rejected, key_serializer="raw", value_serializer="raw")
     seen = app.Table("event-ids", default=None, partitions=settings.topic_partitions, key_type=str,
                      help="event_id → digest, revision, first seen; kept for EWS_DEDUP_RETENTION")
 
     swept = {"count": 0}
+    writes = TableWrites(app)
 
     @app.agent(validated)
-    async def deduplicate(stream: faust.StreamT):
-        async for event in stream.events():
-            if not await guard.check(event):
-                continue  # after a gap: the stream was sent back for what it dropped
-            observation = Observation.model_validate(event.value)
+    async def deduplicate(stream: faust.StreamT) -> None:
+        """A batch at a time: each report decided against what is remembered of its event_id (and what
+        this batch already decided), the published observations and the remembered entries sent
+        together and acknowledged by the broker before the batch's events are."""
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             now = datetime.now(timezone.utc)
-            stored = seen.get(observation.event_id)
-            previous = SeenEvent.model_validate(stored) if stored is not None else None
-            if previous is not None and expired(previous, now, retention):
-                previous = None
-            digest = content_digest(observation)
-            outcome, revision = decide(previous, digest, event.message.partition, event.message.offset)
-            feed_name = _feed_label(observation.feed)
-            metrics.EVENTS.labels(feed_name, outcome).inc()
-            if outcome != "duplicate":
-                published = observation.model_copy(update={"revision": revision})
-                await observations.send(key=published.key.encode(), value=published.model_dump_json().encode())
-                seen[observation.event_id] = SeenEvent(
-                    digest=digest, revision=revision, seen_at=now, partition=event.message.partition,
-                    offset=event.message.offset,
-                ).model_dump(mode="json")
-                metrics.LAST_EVENT.labels(observation.source).set(observation.observed_at.timestamp())
-            swept["count"] += 1
-            if swept["count"] % PRUNE_EVERY == 0:
-                _sweep(seen, event.message.partition, now, retention)
-            yield {"outcome": outcome, "revision": revision}
+            published: list[tuple[bytes, bytes]] = []
+            replies = []
+            for event in events:
+                if not await guard.check(event):
+                    continue  # after a gap: the stream was sent back for what it dropped
+                value, asker = event.value, _asker(event)  # POST /feeds/{feed} asks and waits for the outcome
+                if isinstance(value, ReqRepRequest):
+                    value = value.value
+                observation = Observation.model_validate(value)
+                partition, offset = event.message.partition, event.message.offset
+                stored = seen.get(observation.event_id)
+                previous = SeenEvent.model_validate(stored) if stored is not None else None
+                if previous is not None and expired(previous, now, retention):
+                    previous = None
+                digest = content_digest(observation)
+                outcome, revision = decide(previous, digest, partition, offset)
+                metrics.EVENTS.labels(_feed_label(observation.feed), outcome).inc()
+                if outcome != "duplicate":
+                    out = observation.model_copy(update={"revision": revision})
+                    published.append((out.key.encode(), out.model_dump_json().encode()))
+                    writes.set(seen, observation.event_id, SeenEvent(
+                        digest=digest, revision=revision, seen_at=now, partition=partition, offset=offset,
+                    ).model_dump(mode="json"), partition)
+                    metrics.LAST_EVENT.labels(observation.source).set(observation.observed_at.timestamp())
+                swept["count"] += 1
+                if swept["count"] % PRUNE_EVERY == 0:
+                    _sweep(seen, writes, partition, now, retention)
+                if asker is not None:
+                    replies.append((event.key, {"outcome": outcome, "revision": revision}, asker))
+            sent = [await app.producer.send(topics.observations, key, value, None, None, None)
+                    for key, value in published]
+            await writes.flush()
+            if sent:
+                await asyncio.gather(*sent)
+            for key, reply, (reply_to, correlation_id) in replies:
+                await deduplicate._reply(key, reply, reply_to, correlation_id)
 
     @app.page("/feeds/{feed}")
     class FeedUpload(faust.web.View):
@@ -156,16 +177,27 @@ def create_app(settings: Settings) -> faust.App:
     return app
 
 
+def _asker(event: faust.EventT) -> tuple[str, str] | None:
+    """Where `agent.ask` wants the answer (reply topic, correlation id), as Faust's own agents read it."""
+    if isinstance(event.value, ReqRepRequest):
+        return event.value.reply_to, event.value.correlation_id
+    headers = event.headers or {}
+    reply_to = headers.get("Faust-Ag-ReplyTo")
+    if not reply_to:
+        return None
+    return want_str(reply_to), want_str(headers.get("Faust-Ag-CorrelationId") or b"")
+
+
 def _feed_label(feed: str) -> str:
     return "border-crossings" if feed == "border_crossing" else "displacement"
 
 
-def _sweep(table, partition: int, now: datetime, retention) -> None:
+def _sweep(table, writes: TableWrites, partition: int, now: datetime, retention) -> None:
     """Forget event_ids past retention in the partition being processed (the only one we may write)."""
-    stale = [key for key, value in list(table.items())
+    stale = [key for key, value in list(table.data.items())
              if value is not None and value.get("partition") == partition
              and expired(SeenEvent.model_validate(value), now, retention)]
     for key in stale:
-        del table[key]
+        writes.delete(table, key, partition)
     if stale:
         log.info("forgot %d event ids older than the retention period in partition %d", len(stale), partition)
