@@ -35,6 +35,11 @@ LAG = Gauge("ews_consumer_lag_messages", "Messages on a topic not yet committed 
 RECORDS = Counter("ews_relay_records_total", "Records a stateless stage read, by stage", ["stage"])
 
 
+def stage_group(namespace: str, service: str, stage: str) -> str:
+    """The consumer group of a service's batch stage (Faust's own group is "{namespace}-{service}")."""
+    return f"{namespace}-{service}-{stage}"
+
+
 class Out(NamedTuple):
     """One message a stage produces."""
 
@@ -68,7 +73,7 @@ class Relay:
     def for_service(cls, settings, service: str, stage: str, topics: Sequence[str],
                     transform: Callable[[list[ConsumerRecord]], list[Out]], **options) -> Relay:
         """A stage of `service`'s workers: their own consumer group, the deployment's broker and timeouts."""
-        return cls(stage, settings.kafka_bootstrap, f"{settings.topic_namespace}-{service}-{stage}", topics, transform,
+        return cls(stage, settings.kafka_bootstrap, stage_group(settings.topic_namespace, service, stage), topics, transform,
                    session_timeout_s=settings.broker_session_timeout_s,
                    heartbeat_interval_s=settings.broker_heartbeat_interval_s,
                    rebalance_timeout_s=settings.broker_rebalance_timeout_s, **options)

@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from services.common.kafka_admin import ensure_topics
 from services.common.local_kafka import LocalBroker, free_port, stop_pid
+from services.common.relay import stage_group
 from services.common.settings import Settings
 from services.common.topics import Topics
 
@@ -128,10 +129,13 @@ class LocalStack:
     async def wait_drained(self, services: Iterable[str], timeout_s: float = 180) -> None:
         """Until each service's consumer group has committed everything on its input topics (restarting
         workers that stop themselves meanwhile): the barrier between steps of a scenario."""
-        topics = Topics(self.namespace)
-        inputs = {"ingest": [*topics.feeds.values(), topics.ingest_validated],
-                  "triggers": [topics.observations, topics.triggers_scoped, topics.alerts],
-                  "notify": [topics.alerts, topics.notify_retry]}
+        topics, ns = Topics(self.namespace), self.namespace
+        groups = {  # service → its consumer groups → their input topics
+            "ingest": {stage_group(ns, "ingest", "validation"): list(topics.feeds.values()),
+                       f"{ns}-ingest": [topics.ingest_validated]},
+            "triggers": {stage_group(ns, "triggers", "routing"): [topics.observations, topics.alerts],
+                         f"{ns}-triggers": [topics.triggers_scoped]},
+            "notify": {f"{ns}-notify": [topics.alerts, topics.notify_retry]}}
         deadline = time.monotonic() + timeout_s
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
@@ -141,21 +145,20 @@ class LocalStack:
             while True:
                 self.supervise()
                 behind, lagging = 0, []
-                for service in services:
-                    partitions = [TopicPartition(t, p) for t in inputs[service]
-                                  for p in (consumer.partitions_for_topic(t) or ())]
+                for group, inputs in (g for service in services for g in groups[service].items()):
+                    partitions = [TopicPartition(t, p) for t in inputs for p in (consumer.partitions_for_topic(t) or ())]
                     if not partitions:
                         await consumer._client.force_metadata_update()
                         behind += 1
                         continue
                     ends = await consumer.end_offsets(partitions)
-                    committed = await admin.list_consumer_group_offsets(f"{self.namespace}-{service}", partitions=partitions)
+                    committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
                     for tp in partitions:
                         done = committed.get(tp)
                         lag = max(0, ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0))
                         if lag:
                             behind += lag
-                            lagging.append(f"{service}: {tp.topic}/{tp.partition} {lag} behind")
+                            lagging.append(f"{group}: {tp.topic}/{tp.partition} {lag} behind")
                 if behind == 0:
                     return
                 if time.monotonic() > deadline:
