@@ -170,6 +170,7 @@ def create_app(settings: Settings) -> faust.App:
             touched: dict[str, tuple[ScopeState, faust.EventT]] = {}
             to_judge: set[str] = set()
             produced: list[tuple[AlertEvent, Observation | None]] = []
+            parsed: dict[bytes, Observation] = {}
             for event in events:
                 if not await guard.check(event):
                     continue  # after a gap: the stream was sent back for what it dropped
@@ -182,7 +183,9 @@ def create_app(settings: Settings) -> faust.App:
                 raw = event.message.value
                 data = json.loads(raw) if raw.startswith(CONTROL) else None
                 if data is None:
-                    observation = Observation.model_validate_json(raw)
+                    observation = parsed.get(raw)
+                    if observation is None:  # one report reaches several of its scopes in one batch
+                        observation = parsed[raw] = Observation.model_validate_json(raw)
                     outcome = engine.add(state, engine.scope_from_key(key, observation), observation, now)
                     metrics.OBSERVATIONS.labels(outcome).inc()
                     if outcome == "applied":
