@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import faust
@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate
 
 from prometheus_client import Gauge
 
-from .relay import LAG
+from .relay import LAG, Relay
 from .settings import Settings
 from .topics import REJECTED_MAX_BYTES
 
@@ -60,8 +60,10 @@ log = logging.getLogger(__name__)
 
 
 def create_faust_app(service: str, settings: Settings, web_port: int,
-                     readiness: Callable[[], list[str]] | None = None, **overrides: Any) -> faust.App:
-    """A Faust app for `service` with the deployment's broker, timeouts and health endpoints."""
+                     readiness: Callable[[], list[str]] | None = None, stages: Sequence[Relay] = (),
+                     **overrides: Any) -> faust.App:
+    """A Faust app for `service` with the deployment's broker, timeouts and health endpoints, running
+    its batch `stages` (services.common.relay) for the life of the worker and counting them in /readyz."""
     datadir = settings.data_dir / f"{settings.topic_namespace}-{service}"
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = dict(
@@ -98,7 +100,13 @@ def create_faust_app(service: str, settings: Settings, web_port: int,
     options.update(overrides)
     app = EwsApp(f"{settings.topic_namespace}-{service}", **options)
     _add_prometheus_sensor(app)
-    _add_health_endpoints(app, service, readiness)
+
+    def not_ready() -> list[str]:
+        return [*(readiness() if readiness else []), *(r for stage in stages for r in stage.not_ready())]
+
+    for stage in stages:
+        app.task(stage.run)
+    _add_health_endpoints(app, service, not_ready)
     _add_stall_watchdog(app, settings.stall_timeout_s)
     return app
 

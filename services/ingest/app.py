@@ -78,13 +78,9 @@ def create_app(settings: Settings) -> faust.App:
 
     validation = Relay.for_service(settings, "ingest", "validation", list(topics.feeds.values()), validate_batch,
                                    max_request_size=REJECTED_MAX_BYTES)
-    app = create_faust_app("ingest", settings, settings.ingest_web_port, readiness=validation.not_ready,
+    app = create_faust_app("ingest", settings, settings.ingest_web_port, stages=[validation],
                            reply_create_topic=True, reply_expires=60.0)
     guard = ContinuityGuard(app)
-
-    @app.task
-    async def run_validation() -> None:
-        await validation.run()
 
     validated = app.topic(topics.ingest_validated, key_serializer="raw", value_serializer="json",
                           partitions=settings.topic_partitions)

@@ -97,11 +97,7 @@ def create_app(settings: Settings) -> faust.App:
         return out
 
     routing = Relay.for_service(settings, "triggers", "routing", [topics.observations, topics.alerts], route_batch)
-    app = create_faust_app("triggers", settings, settings.triggers_web_port, readiness=routing.not_ready)
-
-    @app.task
-    async def run_routing() -> None:
-        await routing.run()
+    app = create_faust_app("triggers", settings, settings.triggers_web_port, stages=[routing])
 
     scoped = app.topic(topics.triggers_scoped, key_serializer="raw", value_serializer="raw",
                        partitions=settings.topic_partitions)
