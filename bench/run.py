@@ -44,6 +44,7 @@ from services.triggers.loading import load_engine
 from .workload import START, feed_messages, write_geography
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
+GROUPS = ("pipeline", "backtest", "latency", "scale")
 SHIPPED_RULES = PROJECT_ROOT / "config" / "triggers.yaml"
 
 
@@ -345,17 +346,22 @@ async def main_async(args: argparse.Namespace) -> dict:
     stack = LocalStack(run_dir)
     say("▶ starting a local Apache Kafka broker ...")
     bootstrap = await stack.start_kafka()
+    groups = set(args.only or GROUPS)
     try:
-        say(f"▶ 1. ceiling vs pipeline ({args.events:,} events)")
-        results["pipeline"] = await ceiling_and_pipeline(run_dir, bootstrap, args.events, args.sites)
-        say(f"▶ 2. backtest ({args.backtest_events:,} events)")
-        results["backtest"] = await asyncio.to_thread(backtest_speed, run_dir, args.backtest_events, 1000)
-        say(f"▶ 3. latency (offered loads {', '.join(map(str, args.rates))} events/s, {args.seconds:.0f}s each)")
-        results["latency"] = await latency(run_dir, bootstrap, args.rates, args.seconds, args.idle)
+        if "pipeline" in groups:
+            say(f"▶ 1. ceiling vs pipeline ({args.events:,} events)")
+            results["pipeline"] = await ceiling_and_pipeline(run_dir, bootstrap, args.events, args.sites)
+        if "backtest" in groups:
+            say(f"▶ 2. backtest ({args.backtest_events:,} events)")
+            results["backtest"] = await asyncio.to_thread(backtest_speed, run_dir, args.backtest_events, 1000)
+        if "latency" in groups:
+            say(f"▶ 3. latency (offered loads {', '.join(map(str, args.rates))} events/s, {args.seconds:.0f}s each)")
+            results["latency"] = await latency(run_dir, bootstrap, args.rates, args.seconds, args.idle)
     finally:
         await stack.stop()
-    say(f"▶ 4. scale ({', '.join(map(str, args.scale_sites))} sites, {args.scale_events:,} events each)")
-    results["scale"] = scale(run_dir, args.scale_sites, args.scale_events)
+    if "scale" in groups:
+        say(f"▶ 4. scale ({', '.join(map(str, args.scale_sites))} sites, {args.scale_events:,} events each)")
+        results["scale"] = scale(run_dir, args.scale_sites, args.scale_events)
     return results
 
 
@@ -365,21 +371,26 @@ def _cpus() -> int:
 
 
 def table(results: dict) -> str:
-    p, b, lat = results["pipeline"], results["backtest"], results["latency"]
-    rows = [("ceiling: raw aiokafka getmany + JSON decode", f"{p['ceiling_events_per_s']:,} events/s"),
-            ("pipeline: ingest + triggers", f"{p['pipeline_events_per_s']:,} events/s"),
-            ("ratio pipeline / ceiling (target ≥ 0.25)", f"{p['ratio']:.3f}"),
-            (f"backtest, shipped rules, {b['events']:,} events", f"{b['events_per_s']:,} events/s (target ≥ 200,000)")]
+    rows = []
+    if "pipeline" in results:
+        p = results["pipeline"]
+        rows += [("ceiling: raw aiokafka getmany + JSON decode", f"{p['ceiling_events_per_s']:,} events/s"),
+                 ("pipeline: ingest + triggers", f"{p['pipeline_events_per_s']:,} events/s"),
+                 ("ratio pipeline / ceiling (target ≥ 0.25)", f"{p['ratio']:.3f}")]
+    if "backtest" in results:
+        b = results["backtest"]
+        rows.append((f"backtest, shipped rules, {b['events']:,} events", f"{b['events_per_s']:,} events/s (target ≥ 200,000)"))
+    lat = results.get("latency", {"rates": {}})
     for rate, r in lat["rates"].items():
         rows.append((f"latency at {rate} events/s, p50 / p95 / p99", f"{r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} ms"))
     if "after_idle" in lat:
         rows.append((f"latency of one event after {lat['after_idle']['idle_s']:.0f}s idle", f"{lat['after_idle']['latency_ms']} ms"))
-    for sites, samples in results["scale"].items():
+    for sites, samples in results.get("scale", {}).items():
         at = ", ".join(f"{s['events'] // 1000:,}k" for s in samples)
         rows.append((f"core peak RSS, {int(sites):,} sites", " → ".join(f"{s['peak_rss_mb']} MB" for s in samples)
                      + f" at {at} events"))
     for group in ("pipeline", "latency"):
-        for name, mb in results[group]["worker_peak_rss_mb"].items():
+        for name, mb in results.get(group, {}).get("worker_peak_rss_mb", {}).items():
             rows.append((f"{name} worker peak RSS ({group} run)", f"{mb:.0f} MB" if mb else "n/a"))
     width = max(len(r[0]) for r in rows)
     return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
@@ -396,6 +407,7 @@ def main() -> None:
     parser.add_argument("--scale-sites", type=int, nargs="+", default=[10, 1000, 10000])
     parser.add_argument("--scale-events", type=int, default=1_000_000)
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness works")
+    parser.add_argument("--only", nargs="+", choices=GROUPS, help="measure only these groups (the table shows what was measured)")
     parser.add_argument("--scale-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scale_child:
@@ -406,9 +418,11 @@ def main() -> None:
         args.events, args.backtest_events, args.seconds, args.idle = 5000, 20_000, 4.0, 5.0
         args.scale_sites, args.scale_events = [10, 1000], 40_000
     results = asyncio.run(main_async(args))
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    # A partial run goes to a file of its own: results.json holds figures measured side by side in one run.
+    written = RESULTS.with_name("results-only.json") if args.only else RESULTS
+    written.write_text(json.dumps(results, indent=2) + "\n")
     say("\n" + table(results))
-    say(f"\nwritten to {RESULTS.relative_to(PROJECT_ROOT)}")
+    say(f"\nwritten to {written.relative_to(PROJECT_ROOT)}")
 
 
 if __name__ == "__main__":
