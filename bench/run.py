@@ -1,7 +1,8 @@
 """`make bench`: the four groups of figures, measured side by side in one run.
 
 1. ceiling vs pipeline: the raw aiokafka consumer (getmany + JSON decode) draining N feed messages,
-   then ingest + triggers draining the same N; events/s of each and their ratio.
+   then ingest + triggers draining the same N; events/s of each and their ratio; then the same with
+   more triggers workers in the consumer group (--scale-out), to show how far scaling out goes.
 2. backtest: events/s of the pure evaluator over M observations with the shipped trigger set.
 3. latency: a paced producer at each offered load, with alert-causing probes among ordinary
    reports; p50/p95/p99 from produce to webhook receipt; one probe after an idle period.
@@ -110,9 +111,9 @@ async def raw_ceiling(bootstrap: str, topics: Topics, n: int) -> float:
         await consumer.stop()
 
 
-async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: int) -> dict:
+async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: int, triggers_workers: int = 1) -> dict:
     config = config_dir(run_dir, n_sites)
-    stack = LocalStack(run_dir / "pipeline", namespace=f"bench{secrets.token_hex(3)}", bootstrap=bootstrap,
+    stack = LocalStack(run_dir / f"pipeline-{triggers_workers}", namespace=f"bench{secrets.token_hex(3)}", bootstrap=bootstrap,
                        env_extra={"EWS_CONFIG_DIR": str(config)})
     stack.logs.mkdir(parents=True, exist_ok=True)
     topics = Topics(stack.namespace)
@@ -125,8 +126,10 @@ async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: i
     ceiling = await raw_ceiling(bootstrap, topics, n)
     say(f"  raw aiokafka consumer, getmany + JSON decode: {ceiling:,.0f} events/s")
     try:
-        for service in ("ingest", "triggers"):
-            stack.launch(service)
+        stack.launch("ingest")
+        triggers = ["triggers"] + [f"triggers-{i}" for i in range(2, triggers_workers + 1)]
+        for name in triggers:
+            stack.launch("triggers", name)
         await stack.wait_ready()
         started = None
         async with httpx.AsyncClient(timeout=5) as client:
@@ -136,7 +139,8 @@ async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: i
                 ingested = await metric_total(client, stack.ports["ingest"], "ews_ingest_events_total")
                 if started is None and ingested > 0:
                     started = time.perf_counter()
-                evaluated = await metric_total(client, stack.ports["triggers"], "ews_triggers_observations_total")
+                evaluated = sum([await metric_total(client, stack.ports[name], "ews_triggers_observations_total")
+                                 for name in triggers])
                 if evaluated >= scoped:
                     break
                 await asyncio.sleep(0.1)
@@ -144,10 +148,10 @@ async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: i
                 raise TimeoutError(f"the pipeline evaluated {evaluated:.0f} of {scoped} scoped observations in time")
         elapsed = time.perf_counter() - started
         pipeline = n / elapsed
-        say(f"  ingest + triggers, the same {n:,}: {pipeline:,.0f} events/s ({scoped:,} scope evaluations, "
-            f"{elapsed:.1f}s); ratio {pipeline / ceiling:.3f}")
+        say(f"  ingest + {len(triggers)} triggers worker{'s' if len(triggers) > 1 else ''}, the same {n:,}: "
+            f"{pipeline:,.0f} events/s ({scoped:,} scope evaluations, {elapsed:.1f}s); ratio {pipeline / ceiling:.3f}")
         rss = {name: stack.peak_rss_mb(name) for name in stack.workers}
-        return {"events": n, "sites": n_sites, "ceiling_events_per_s": round(ceiling),
+        return {"events": n, "sites": n_sites, "triggers_workers": len(triggers), "ceiling_events_per_s": round(ceiling),
                 "pipeline_events_per_s": round(pipeline), "ratio": round(pipeline / ceiling, 4),
                 "scope_evaluations": scoped, "worker_peak_rss_mb": rss, "worker_restarts": stack.restarts}
     finally:
@@ -351,6 +355,9 @@ async def main_async(args: argparse.Namespace) -> dict:
         if "pipeline" in groups:
             say(f"▶ 1. ceiling vs pipeline ({args.events:,} events)")
             results["pipeline"] = await ceiling_and_pipeline(run_dir, bootstrap, args.events, args.sites)
+            if args.scale_out > 1:  # the same with more triggers workers in the group: how far scaling out goes here
+                results["pipeline_scaled_out"] = await ceiling_and_pipeline(
+                    run_dir, bootstrap, args.events, args.sites, triggers_workers=args.scale_out)
         if "backtest" in groups:
             say(f"▶ 2. backtest ({args.backtest_events:,} events)")
             results["backtest"] = await asyncio.to_thread(backtest_speed, run_dir, args.backtest_events, 1000)
@@ -377,6 +384,10 @@ def table(results: dict) -> str:
         rows += [("ceiling: raw aiokafka getmany + JSON decode", f"{p['ceiling_events_per_s']:,} events/s"),
                  ("pipeline: ingest + triggers", f"{p['pipeline_events_per_s']:,} events/s"),
                  ("ratio pipeline / ceiling (target ≥ 0.25)", f"{p['ratio']:.3f}")]
+    if "pipeline_scaled_out" in results:
+        q = results["pipeline_scaled_out"]
+        rows += [(f"pipeline: ingest + {q['triggers_workers']} triggers workers (ceiling {q['ceiling_events_per_s']:,})",
+                  f"{q['pipeline_events_per_s']:,} events/s, ratio {q['ratio']:.3f}")]
     if "backtest" in results:
         b = results["backtest"]
         rows.append((f"backtest, shipped rules, {b['events']:,} events", f"{b['events_per_s']:,} events/s (target ≥ 200,000)"))
@@ -389,7 +400,7 @@ def table(results: dict) -> str:
         at = ", ".join(f"{s['events'] // 1000:,}k" for s in samples)
         rows.append((f"core peak RSS, {int(sites):,} sites", " → ".join(f"{s['peak_rss_mb']} MB" for s in samples)
                      + f" at {at} events"))
-    for group in ("pipeline", "latency"):
+    for group in ("pipeline", "pipeline_scaled_out", "latency"):
         for name, mb in results.get(group, {}).get("worker_peak_rss_mb", {}).items():
             rows.append((f"{name} worker peak RSS ({group} run)", f"{mb:.0f} MB" if mb else "n/a"))
     width = max(len(r[0]) for r in rows)
@@ -406,6 +417,7 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=60.0, help="idle period before the last probe")
     parser.add_argument("--scale-sites", type=int, nargs="+", default=[10, 1000, 10000])
     parser.add_argument("--scale-events", type=int, default=1_000_000)
+    parser.add_argument("--scale-out", type=int, default=2, help="then the pipeline again with this many triggers workers")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness works")
     parser.add_argument("--only", nargs="+", choices=GROUPS, help="measure only these groups (the table shows what was measured)")
     parser.add_argument("--scale-child", nargs=3, help=argparse.SUPPRESS)
