@@ -137,6 +137,10 @@ class Relay:
             await asyncio.sleep(1.0)
 
     async def _process(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, batch: dict) -> None:
+        assigned = consumer.assignment()
+        batch = {tp: records for tp, records in batch.items() if tp in assigned}  # revoked since the fetch: its new owner has them
+        if not batch:
+            return
         records = [record for records in batch.values() for record in records]
         RECORDS.labels(self.stage).inc(len(records))
         outputs = self.transform(records)
