@@ -24,6 +24,7 @@ from typing import NamedTuple
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
 from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Gauge
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Out(NamedTuple):
     topic: str
     key: bytes | None
     value: bytes
+    partition: int | None = None  # None: by key, as every Kafka client does (murmur2)
+    headers: list[tuple[str, bytes]] | None = None
 
 
 class Relay:
@@ -54,7 +57,8 @@ class Relay:
     def __init__(self, stage: str, bootstrap: str, group_id: str, topics: Sequence[str],
                  transform: Callable[[list[ConsumerRecord]], list[Out]], *, max_records: int = 2000,
                  session_timeout_s: float = 30.0, heartbeat_interval_s: float = 3.0,
-                 rebalance_timeout_s: float = 60.0, max_request_size: int = 1_048_576) -> None:
+                 rebalance_timeout_s: float = 60.0, max_request_size: int = 1_048_576,
+                 output_topics: Sequence[str] = ()) -> None:
         self.stage = stage
         self.bootstrap = bootstrap
         self.group_id = group_id
@@ -65,6 +69,8 @@ class Relay:
             session_timeout_ms=int(session_timeout_s * 1000), heartbeat_interval_ms=int(heartbeat_interval_s * 1000),
             rebalance_timeout_ms=int(rebalance_timeout_s * 1000), max_poll_interval_ms=int(rebalance_timeout_s * 1000))
         self.max_request_size = max_request_size
+        self.output_topics = list(output_topics)  # whose partitions `partition_for` knows
+        self._partitions: dict[str, list[int]] = {}
         self.assigned = asyncio.Event()
         self.waiting_for: list[str] = list(topics)
         self._in_flight = asyncio.Lock()
@@ -77,6 +83,10 @@ class Relay:
                    session_timeout_s=settings.broker_session_timeout_s,
                    heartbeat_interval_s=settings.broker_heartbeat_interval_s,
                    rebalance_timeout_s=settings.broker_rebalance_timeout_s, **options)
+
+    def partition_for(self, topic: str, key: bytes) -> int:
+        """The partition a message with this key goes to when sent by key (one of `output_topics`)."""
+        return DefaultPartitioner()(key, self._partitions[topic], None)
 
     def not_ready(self) -> list[str]:
         """Reasons for /readyz: topics that do not exist yet, no assignment yet."""
@@ -108,6 +118,8 @@ class Relay:
         await producer.start()
         await consumer.start()
         try:
+            for topic in self.output_topics:
+                self._partitions[topic] = sorted(await producer.partitions_for(topic))
             await self._wait_for_topics(consumer)
             consumer.subscribe(self.topics, listener=_WaitForBatch(self))
             loop, next_lag_export = asyncio.get_running_loop(), 0.0
@@ -144,7 +156,8 @@ class Relay:
         records = [record for records in batch.values() for record in records]
         RECORDS.labels(self.stage).inc(len(records))
         outputs = self.transform(records)
-        sent = [await producer.send(out.topic, out.value, key=out.key) for out in outputs]
+        sent = [await producer.send(out.topic, out.value, key=out.key, partition=out.partition, headers=out.headers)
+                for out in outputs]
         if sent:
             await asyncio.gather(*sent)  # a failed send raises: nothing of this batch is committed
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}

@@ -1,8 +1,9 @@
 """The triggers worker: observations → scopes → windowed state in a Faust table → alert transitions.
 
-- The routing stage re-keys each observation by every scope a rule watches (site, area,
-  country, corridor, region, source) onto ews.triggers.scoped, so that everything about one
-  scope meets in one partition; it also forwards the alert transitions composites combine. It
+- The routing stage sends each observation onto ews.triggers.scoped to the partition of every
+  scope a rule watches (site, area, country, corridor, region, source): one message per
+  partition, naming its scopes in the `ews-scopes` header, in the partition a message keyed by
+  the scope would take, so that everything about one scope meets in one partition; it also forwards the alert transitions composites combine. It
   keeps no state, so it runs on aiokafka directly, a batch at a time (services.common.relay).
 - `evaluate_scope` keeps each scope's state in a changelog-backed table and publishes every
   transition to ews.alerts. Three kinds of message reach it: observations, member alerts
@@ -63,9 +64,19 @@ class StoredScopeState:
         return value
 
 
+SCOPES_HEADER = "ews-scopes"  # on a scoped observation: the scope keys it is for, one per line
 CONTROL = (b'{"member_alert"', b'{"silence_check"', b'{"judge"')  # scoped messages that are not observations
 BATCH_MAX = 1000  # messages judged together at most
 BATCH_WITHIN_S = 0.02  # how long a batch waits to fill
+
+
+def _scope_keys(event: faust.EventT) -> list[str]:
+    """The scopes a scoped message is for: those its header names (all in this partition), else its key."""
+    headers = event.message.headers or ()
+    for name, value in (headers.items() if isinstance(headers, dict) else headers):
+        if name == SCOPES_HEADER:
+            return value.decode().split("\n")
+    return [event.message.key.decode()]
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -79,9 +90,15 @@ def create_app(settings: Settings) -> faust.App:
         for record in records:
             try:
                 if record.topic == topics.observations:
+                    # One message per partition the report's scopes live in, naming those scopes: the
+                    # same partitions as one message per scope key, fewer messages.
                     observation = Observation.model_validate_json(record.value)
-                    out.extend(Out(topics.triggers_scoped, scope.key.encode(), record.value)
-                               for scope in engine.scopes_for(observation))
+                    by_partition: dict[int, list[bytes]] = {}
+                    for scope in engine.scopes_for(observation):
+                        key = scope.key.encode()
+                        by_partition.setdefault(routing.partition_for(topics.triggers_scoped, key), []).append(key)
+                    out.extend(Out(topics.triggers_scoped, keys[0], record.value, partition,
+                                   [(SCOPES_HEADER, b"\n".join(keys))]) for partition, keys in by_partition.items())
                 else:
                     alert = AlertEvent.model_validate_json(record.value)
                     targets = engine.composite_targets(alert)
@@ -96,7 +113,8 @@ def create_app(settings: Settings) -> faust.App:
                           "observation" if record.topic == topics.observations else "alert", exc)
         return out
 
-    routing = Relay.for_service(settings, "triggers", "routing", [topics.observations, topics.alerts], route_batch)
+    routing = Relay.for_service(settings, "triggers", "routing", [topics.observations, topics.alerts], route_batch,
+                                output_topics=[topics.triggers_scoped])
     app = create_faust_app("triggers", settings, settings.triggers_web_port, stages=[routing])
 
     scoped = app.topic(topics.triggers_scoped, key_serializer="raw", value_serializer="raw",
@@ -170,36 +188,36 @@ def create_app(settings: Settings) -> faust.App:
             for event in events:
                 if not await guard.check(event):
                     continue  # after a gap: the stream was sent back for what it dropped
-                key = event.message.key.decode()
-                entry = touched.get(key)
-                state = entry[0] if entry is not None else (state_table.get(key) or ScopeState())
-                if not state.complete:
-                    load_contributions(key, state)
-                touched[key] = (state, event)
                 raw = event.message.value
                 data = json.loads(raw) if raw.startswith(CONTROL) else None
-                if data is None:
-                    observation = parsed.get(raw)
-                    if observation is None:  # one report reaches several of its scopes in one batch
-                        observation = parsed[raw] = Observation.model_validate_json(raw)
-                    outcome = engine.add(state, engine.scope_from_key(key, observation), observation, now)
-                    metrics.OBSERVATIONS.labels(outcome).inc()
-                    if outcome == "applied":
-                        if settle <= 0:
-                            to_judge.add(key)
-                        else:
-                            due.setdefault(key, app.loop.time() + settle)
-                        waiting.setdefault(key, observation)
-                elif "member_alert" in data:
-                    member = AlertEvent.model_validate(data["member_alert"])
-                    scope = next((s for s in engine.composite_targets(member) if s.key == key), None)
-                    if scope is not None:
-                        produced.extend((a, None) for a in engine.apply_member(state, scope, member, now))
-                elif "silence_check" in data:
-                    if state.scope is not None:
-                        produced.extend((a, None) for a in engine.check_silence(state, state.scope, now))
-                elif "judge" in data:
-                    to_judge.add(key)
+                for key in _scope_keys(event):
+                    entry = touched.get(key)
+                    state = entry[0] if entry is not None else (state_table.get(key) or ScopeState())
+                    if not state.complete:
+                        load_contributions(key, state)
+                    touched[key] = (state, event)
+                    if data is None:
+                        observation = parsed.get(raw)
+                        if observation is None:  # one report reaches several of its scopes in one batch
+                            observation = parsed[raw] = Observation.model_validate_json(raw)
+                        outcome = engine.add(state, engine.scope_from_key(key, observation), observation, now)
+                        metrics.OBSERVATIONS.labels(outcome).inc()
+                        if outcome == "applied":
+                            if settle <= 0:
+                                to_judge.add(key)
+                            else:
+                                due.setdefault(key, app.loop.time() + settle)
+                            waiting.setdefault(key, observation)
+                    elif "member_alert" in data:
+                        member = AlertEvent.model_validate(data["member_alert"])
+                        scope = next((s for s in engine.composite_targets(member) if s.key == key), None)
+                        if scope is not None:
+                            produced.extend((a, None) for a in engine.apply_member(state, scope, member, now))
+                    elif "silence_check" in data:
+                        if state.scope is not None:
+                            produced.extend((a, None) for a in engine.check_silence(state, state.scope, now))
+                    elif "judge" in data:
+                        to_judge.add(key)
             for key in to_judge:
                 state = touched[key][0]
                 if state.scope is not None:

@@ -4,7 +4,7 @@ and another in its group takes over, offsets committed to the end, a topic that 
 import asyncio
 import time
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.common.relay import Out, Relay
@@ -102,3 +102,28 @@ async def _committed_all(bootstrap: str, group: str, topic: str) -> bool:
     finally:
         await consumer.stop()
     return all(end == 0 or offsets.get(tp.partition) == end for tp, end in ends.items())
+
+
+async def test_a_stage_sends_to_the_partition_a_message_keyed_by_the_same_key_takes(kafka_bootstrap, namespace):
+    """Triggers send one observation per partition naming its scopes: the state of a scope must stay in the
+    partition that the judge and silence requests, keyed by the scope, reach."""
+    source, target = f"{namespace}.keys-in", f"{namespace}.keys-out"
+    await create(kafka_bootstrap, (source, 1), (target, 4))
+    relay = Relay("keys", kafka_bootstrap, f"{namespace}-keys", [source], upper(target), output_topics=[target])
+    running = asyncio.create_task(relay.run())
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await until(lambda: _true(not relay.not_ready()), 30, "the stage to be assigned")
+        keys = [f"site/PA-{i:04d}".encode() for i in range(200)]
+        landed = [(await (await producer.send(target, b"{}", key=key))).partition for key in keys]
+        assert [relay.partition_for(target, key) for key in keys] == landed
+        assert len(set(landed)) == 4
+    finally:
+        await producer.stop()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def _true(value: bool) -> bool:
+    return value
