@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate
 
 from prometheus_client import Gauge
 
+from .exits import EXIT_FAILED, EXIT_GAP, EXIT_STALLED, stop_worker
 from .relay import LAG, Relay
 from .settings import Settings
 from .topics import REJECTED_MAX_BYTES
@@ -140,8 +139,6 @@ class _SecondsPrometheusMonitor(PrometheusMonitor):
             self._metrics.events_runtime_latency.observe(self.events_runtime[-1])
 
 
-EXIT_STALLED = 75
-EXIT_GAP = 76
 
 
 async def _group_offsets(app: faust.App, partitions: list) -> dict:
@@ -226,8 +223,7 @@ class ContinuityGuard:
         if len(recent) >= self.MAX_SEEKS:
             log.critical("%s/%d keeps skipping offsets (%d-%d after %d seeks); stopping the worker so it "
                          "restarts from its last commit", tp.topic, tp.partition, expected, offset - 1, len(recent))
-            logging.shutdown()
-            os._exit(EXIT_GAP)
+            stop_worker(EXIT_GAP)
         self.seeks[tp] = recent + [now]
         log.error("%s/%d: offsets %d-%d were dropped by the stream; seeking back to %d",
                   tp.topic, tp.partition, expected, offset - 1, expected)
@@ -330,11 +326,7 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
                 last.pop(tp, None)
             return
         log.critical("still no progress after resuming (%s); stopping the worker so it restarts", described)
-        logging.shutdown()
-        os._exit(EXIT_STALLED)
-
-
-EXIT_AGENT_FAILED = 70
+        stop_worker(EXIT_STALLED)
 
 
 class EwsApp(faust.App):
@@ -349,9 +341,7 @@ class EwsApp(faust.App):
     async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
         log.critical("agent %s failed, stopping the worker so it restarts from the last commit: %r",
                      getattr(agent, "name", agent), exc, exc_info=exc)
-        logging.shutdown()
-        sys.stderr.flush()
-        os._exit(EXIT_AGENT_FAILED)
+        stop_worker(EXIT_FAILED)
 
 
 def _add_health_endpoints(app: faust.App, service: str, readiness: Callable[[], list[str]] | None) -> None:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -27,9 +25,9 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Gauge
 
-log = logging.getLogger(__name__)
+from .exits import EXIT_FAILED, stop_worker
 
-EXIT_STAGE_FAILED = 70  # as a failing Faust agent (services.common.faust_app.EXIT_AGENT_FAILED)
+log = logging.getLogger(__name__)
 
 LAG = Gauge("ews_consumer_lag_messages", "Messages on a topic not yet committed by the consumer group that reads it",
             ["group", "topic"])
@@ -105,9 +103,7 @@ class Relay:
         except Exception as exc:  # noqa: BLE001 - anything else is a bug or a broker that gave up: restart
             log.critical("stage %s failed, stopping the worker so it restarts from the last commit: %r",
                          self.stage, exc, exc_info=exc)
-            logging.shutdown()
-            sys.stderr.flush()
-            os._exit(EXIT_STAGE_FAILED)
+            stop_worker(EXIT_FAILED)
 
     async def _run(self) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=1,

@@ -20,13 +20,14 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.common.exits import EXIT_FAILED, EXIT_GAP, EXIT_STALLED
 from services.common.kafka_admin import ensure_topics
 from services.common.local_kafka import LocalBroker, free_port, stop_pid
 from services.common.relay import stage_group
 from services.common.settings import Settings
 from services.common.topics import Topics
 
-RESTART_CODES = (70, 75, 76)  # a worker that stopped itself on purpose (see services/common/faust_app.py)
+RESTART_CODES = (EXIT_FAILED, EXIT_STALLED, EXIT_GAP)  # a worker that stopped itself on purpose
 
 
 class WorkerNotReady(RuntimeError):

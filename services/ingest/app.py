@@ -31,8 +31,8 @@ from services.common.faust_app import ContinuityGuard, create_faust_app
 from services.common.geography import Geography
 from services.common.http import read_body_limited
 from services.common.relay import Out, Relay
-from services.common.table_writes import TableWrites
 from services.common.settings import Settings
+from services.common.table_writes import TableWrites
 from services.common.topics import REJECTED_MAX_BYTES, Topics
 
 from . import metrics

@@ -1,10 +1,11 @@
 """The triggers worker: observations → scopes → windowed state in a Faust table → alert transitions.
 
 - The routing stage sends each observation onto ews.triggers.scoped to the partition of every
-  scope a rule watches (site, area, country, corridor, region, source): one message per
-  partition, naming its scopes in the `ews-scopes` header, in the partition a message keyed by
-  the scope would take, so that everything about one scope meets in one partition; it also forwards the alert transitions composites combine. It
-  keeps no state, so it runs on aiokafka directly, a batch at a time (services.common.relay).
+  scope a rule watches (site, area, country, corridor, region, source), the partition a message
+  keyed by the scope would take, so that everything about one scope meets in one partition: one
+  message per partition, naming its scopes in the `ews-scopes` header. It also forwards the alert
+  transitions composites combine. It keeps no state, so it runs on aiokafka directly, a batch at
+  a time (services.common.relay).
 - `evaluate_scope` keeps each scope's state in a changelog-backed table and publishes every
   transition to ews.alerts. Three kinds of message reach it: observations, member alerts
   for composites, and wall-clock silence checks; all state changes happen here, in-stream.
@@ -21,14 +22,13 @@ from types import SimpleNamespace
 
 import faust
 from faust.serializers import codecs
-
 from pydantic import ValidationError
 
 from schemas import AlertEvent, Observation
 from services.common.faust_app import ContinuityGuard, create_faust_app
 from services.common.relay import Out, Relay
-from services.common.table_writes import TableWrites
 from services.common.settings import Settings
+from services.common.table_writes import TableWrites
 from services.common.topics import Topics
 
 from . import metrics
