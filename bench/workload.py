@@ -13,7 +13,6 @@ from pathlib import Path
 
 import yaml
 
-from schemas import Location, Observation
 from schemas.config import SitesFile
 from services.common.settings import PROJECT_ROOT
 

@@ -272,19 +272,24 @@ class ApplyResult:
 
 
 class Evaluation:
-    """A rule's value at one moment; the evidence (which event_ids) is only listed when an alert needs it."""
+    """A rule's value at one moment; the evidence (which event_ids) and the details are only worked
+    out when an alert needs them (either may be given as a function)."""
 
-    __slots__ = ("value", "_evidence", "details")
+    __slots__ = ("value", "_evidence", "_details")
 
     def __init__(self, value: float, evidence: list[str] | Callable[[], list[str]] = (),
-                 details: dict[str, float] | None = None) -> None:
+                 details: dict[str, float] | Callable[[], dict[str, float]] | None = None) -> None:
         self.value = value
         self._evidence = evidence
-        self.details = details or {}
+        self._details = details
 
     @property
     def evidence(self) -> list[str]:
         return self._evidence() if callable(self._evidence) else list(self._evidence)
+
+    @property
+    def details(self) -> dict[str, float]:
+        return (self._details() if callable(self._details) else self._details) or {}
 
 
 class TriggerEngine:
@@ -297,6 +302,7 @@ class TriggerEngine:
         # Memoised lookups: a few entries per site and scope, rebuilt with the engine on a rule reload.
         self._scopes: dict[tuple, tuple[list[Scope], list[Scope]]] = {}
         self._rules_at: dict[tuple[str, str], tuple[list[CompiledRule], timedelta, Kept]] = {}
+        self._targets: dict[tuple, list[Scope]] = {}
 
     # --- where observations and member alerts go --------------------------------------
 
@@ -325,6 +331,13 @@ class TriggerEngine:
 
     def composite_targets(self, alert: AlertEvent) -> list[Scope]:
         """The scopes of composites that combine this alert's rule: its own scope or one enclosing it."""
+        memo = (alert.rule_id, alert.scope.kind, alert.scope.id, alert.scope.country)
+        found = self._targets.get(memo)
+        if found is None:
+            found = self._targets[memo] = self._composite_targets(alert)
+        return found
+
+    def _composite_targets(self, alert: AlertEvent) -> list[Scope]:
         composites = self.rules.composites_of(alert.rule_id)
         if not composites:
             return []
@@ -517,7 +530,7 @@ class TriggerEngine:
             observed_until=at,
             evaluated_at=now,
             evidence=evaluation.evidence[-MAX_EVIDENCE:],
-            title=rule.title.model_dump(),
+            title=rule.titles,
             details=evaluation.details,
         )
 

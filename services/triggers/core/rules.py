@@ -61,6 +61,11 @@ class CompiledRule:
         return reached
 
     @cached_property
+    def titles(self) -> dict[str, str]:
+        """The title in each language, as alerts carry it."""
+        return self.title.model_dump()
+
+    @cached_property
     def lowest_threshold(self) -> float:
         return min(threshold for _, threshold in self.levels)
 
