@@ -10,8 +10,9 @@ tick whose value leaves its level's band. Evidence and details are worked out fo
 
 What this does not reproduce exactly is replayed observation by observation with the engine (per
 scope, the transitions are the same either way): corrections (an event_id seen twice), the max and
-last aggregates, negative category counts, a scope seen with two different descriptions, metrics
-too large for 64-bit sums. tests/unit/test_columnar.py holds the two to the same transitions.
+last aggregates (and any but sum for ratios), negative category counts, a scope seen with two
+different descriptions, metrics whose sums could pass 2**52. tests/unit/test_columnar.py holds the
+two to the same transitions.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ class _History:
         return codes
 
     def metric(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """Every observation's value of a metric (0 where absent) and whether it carries it; None if too large."""
+        """Every observation's value of a metric (0 where absent) and whether it carries it; None when
+        the sums could leave the range where integers and floats are exact."""
         if name not in self._metrics:
             held = self._held
             try:
@@ -145,7 +147,9 @@ class _History:
                 self._metrics[name] = None
             else:
                 carried = np.fromiter(map(contains, held, repeat(name)), bool, len(held))
-                self._metrics[name] = (values, carried)
+                # sums and their float forms are exact only below 2**53
+                exact = np.abs(values.astype(np.float64)).sum() < 2.0 ** 52
+                self._metrics[name] = (values, carried) if exact else None
         return self._metrics[name]
 
     def category(self, name: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray] | None:
@@ -240,6 +244,7 @@ class _FeedColumns:
             members = np.flatnonzero(durations == length)
             order = members[np.argsort(self.start[members], kind="stable")]
             self.lengths.append((length, order, self.start[order]))
+        self._listed: list[tuple[int, list[int], list[int]]] | None = None  # the same as lists, for small windows
 
     def window_sums(self, values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Per tick, the sum of `values` (one row per contribution, one column or several) over the
@@ -266,6 +271,19 @@ class _FeedColumns:
     def latest_eids(self, low: int, high: int, keep: np.ndarray | None = None) -> list[str]:
         """The event_ids an alert lists as evidence: the last MAX_EVIDENCE of the window's contributions
         ordered by start then event_id (the engine lists them all; an alert keeps the last ones)."""
+        if self._listed is None:
+            self._listed = [(length, order.tolist(), starts.tolist()) for length, order, starts in self.lengths]
+        small: list[int] = []
+        for length, order, starts in self._listed:  # most windows hold a few reports: lists beat arrays there
+            a, b = bisect_left(starts, low), bisect_right(starts, high - length)
+            if b - a > 4 * MAX_EVIDENCE:
+                break
+            small.extend(order[a:b])
+        else:
+            if keep is not None:
+                small = [c for c in small if keep[c]]
+            start, eids = self.start, self.eids
+            return [eid for _, eid in sorted((int(start[c]), eids[c]) for c in small)][-MAX_EVIDENCE:]
         found = self.inside(low, high, keep)
         if len(found) > MAX_EVIDENCE:
             starts = self.start[found]
