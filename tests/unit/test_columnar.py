@@ -142,3 +142,18 @@ def test_a_broken_column_would_be_caught():
     columnar, exact = both(history(9, 40, 0.0, 0.0, 0.0))
     assert columnar == exact
     assert columnar[:-1] != exact and [a.model_copy(update={"value": a.value + 1}) for a in columnar] != exact
+
+
+def test_counts_too_large_for_exact_sums_go_to_the_engine(monkeypatch):
+    """Above 2**52 a float no longer holds every integer: such a metric's scopes are replayed by the engine."""
+    by_engine: list[str] = []
+    replay_scope = columnar_module._replay_scope_with_engine
+    monkeypatch.setattr(columnar_module, "_replay_scope_with_engine",
+                        lambda engine, history, key, *rest: by_engine.append(key) or replay_scope(engine, history, key, *rest))
+    observations = [o if o.feed != BC or not o.event_id.startswith("HN-DANLI-3")
+                    else o.model_copy(update={"metrics": {**o.metrics, "count": 2 ** 55 + 1}})
+                    for o in history(11, 12, 0.0, 0.0, 0.0)]
+    columnar, exact = both(observations)
+    assert columnar == exact
+    assert any(a.alert_id == "site-surge/site/HN-DANLI" for a in exact)
+    assert "site/HN-DANLI" in by_engine
