@@ -199,11 +199,14 @@ async def latency(run_dir: Path, bootstrap: str, rates: list[int], seconds: floa
     background, probes = sites[:1000], sites[1000:]
     sent: dict[str, float] = {}  # probe site → produce time
     arrived: dict[str, float] = {}
+    judged: dict[str, float] = {}  # probe site → when the triggers worker judged it (the alert's evaluated_at)
 
     def on_alert(alert: ReceivedAlert) -> None:
         alert_id = alert.payload.get("alert_id", "")
         if alert_id.startswith("crossing-surge/site/") and alert.payload.get("transition") == 1:
-            arrived.setdefault(alert_id.rsplit("/", 1)[1], alert.received_at)
+            site = alert_id.rsplit("/", 1)[1]
+            arrived.setdefault(site, alert.received_at)
+            judged.setdefault(site, datetime.fromisoformat(alert.payload["evaluated_at"]).timestamp())
 
     receiver = WebhookReceiver(secrets={}, on_alert=on_alert)
     await receiver.start()
@@ -263,10 +266,16 @@ async def latency(run_dir: Path, bootstrap: str, rates: list[int], seconds: floa
             day += i // len(background) + 1
             await _wait_for(lambda: all(s in arrived for s in mine), 60)
             got = sorted((arrived[s] - sent[s]) * 1000 for s in mine if s in arrived)
-            results["rates"][str(rate)] = _percentiles(got, len(mine), i / seconds)
-            r = results["rates"][str(rate)]
+            results["rates"][str(rate)] = r = _percentiles(got, len(mine), i / seconds)
+            # where the time goes: produce → judged by triggers (ingest, routing, evaluation), judged → received (notify)
+            split = {"to_judged": sorted((judged[s] - sent[s]) * 1000 for s in mine if s in judged),
+                     "judged_to_received": sorted((arrived[s] - judged[s]) * 1000 for s in mine if s in judged)}
+            r["split_ms"] = {name: {k: v for k, v in _percentiles(values, len(mine), 0).items() if k.endswith("_ms")}
+                             for name, values in split.items()}
             say(f"  {rate:>5} events/s offered ({r['achieved_events_per_s']:,.0f} sent): p50 {r['p50_ms']} ms, "
                 f"p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms ({r['received']}/{r['probes']} probes)")
+            for name, q in r["split_ms"].items():
+                say(f"        {name.replace('_', ' ')}: p50 {q['p50_ms']} ms, p95 {q['p95_ms']} ms, p99 {q['p99_ms']} ms, max {q['max_ms']} ms")
         if idle_s > 0:
             say(f"  idle for {idle_s:.0f}s, then one probe ...")
             await asyncio.sleep(idle_s)
