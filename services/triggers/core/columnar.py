@@ -374,7 +374,7 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
 
         def ratio_at(i: int, value: float) -> Evaluation:
             return Evaluation(value, lambda: carrying(i),
-                              {rule.metric: float(totals[i]), rule.denominator: float(d_totals[i])})
+                              lambda: {rule.metric: float(totals[i]), rule.denominator: float(d_totals[i])})
 
         return _Series(series, ratio_at)
 
@@ -395,7 +395,7 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
         series[where] = [min(MAX_RATIO, round(q, 4)) for q in quotients.tolist()]
         return _Series(series, lambda i, value: Evaluation(
             value, lambda: columns.latest_eids(int(window_start[i]), int(ticks[i])),
-            {"current": float(current[i]), "baseline_expected": round(float(expected[i]), 2)}))
+            lambda: {"current": float(current[i]), "baseline_expected": round(float(expected[i]), 2)}))
 
     if kind == "new_value":
         lookback_start = _starts(rule, "lookback", window_start, history)
