@@ -42,7 +42,7 @@ from .validation import FeedRejection, describe_limit, parse_feed_message, rejec
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 1000  # events between sweeps of expired event_ids
 BATCH_MAX = 1000  # validated reports decided together at most
-BATCH_WITHIN_S = 0.005  # how long a batch waits to fill
+BATCH_WITHIN_S = 0.02  # how long a batch waits to fill (reports sent together are judged together)
 
 
 def create_app(settings: Settings) -> faust.App:

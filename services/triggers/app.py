@@ -67,7 +67,7 @@ class StoredScopeState:
 SCOPES_HEADER = "ews-scopes"  # on a scoped observation: the scope keys it is for, one per line
 CONTROL = (b'{"member_alert"', b'{"silence_check"', b'{"judge"')  # scoped messages that are not observations
 BATCH_MAX = 1000  # messages judged together at most
-BATCH_WITHIN_S = 0.005  # how long a batch waits to fill
+BATCH_WITHIN_S = 0.02  # how long a batch waits to fill (reports sent together are judged together)
 
 
 def _scope_keys(event: faust.EventT) -> list[str]:
