@@ -185,6 +185,7 @@ def create_app(settings: Settings) -> faust.App:
             to_judge: set[str] = set()
             produced: list[tuple[AlertEvent, Observation | None]] = []
             parsed: dict[bytes, Observation] = {}
+            members: dict[str, list[AlertEvent]] = {}  # composite scope key → member transitions in this batch
             for event in events:
                 if not await guard.check(event):
                     continue  # after a gap: the stream was sent back for what it dropped
@@ -209,15 +210,16 @@ def create_app(settings: Settings) -> faust.App:
                                 due.setdefault(key, app.loop.time() + settle)
                             waiting.setdefault(key, observation)
                     elif "member_alert" in data:
-                        member = AlertEvent.model_validate(data["member_alert"])
-                        scope = next((s for s in engine.composite_targets(member) if s.key == key), None)
-                        if scope is not None:
-                            produced.extend((a, None) for a in engine.apply_member(state, scope, member, now))
+                        members.setdefault(key, []).append(AlertEvent.model_validate(data["member_alert"]))
                     elif "silence_check" in data:
                         if state.scope is not None:
                             produced.extend((a, None) for a in engine.check_silence(state, state.scope, now))
                     elif "judge" in data:
                         to_judge.add(key)
+            for key, changes in members.items():  # a batch's member changes of one moment are combined together
+                scope = next((s for s in engine.composite_targets(changes[0]) if s.key == key), None)
+                if scope is not None:
+                    produced.extend((a, None) for a in engine.apply_members(touched[key][0], scope, changes, now))
             for key in to_judge:
                 state = touched[key][0]
                 if state.scope is not None:

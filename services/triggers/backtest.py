@@ -53,8 +53,7 @@ class Backtest:
         produced: list[AlertEvent] = []
         for key, scope in touched.items():
             produced.extend(engine.judge(states[key], scope, now))
-        for alert in list(produced):  # composites see member changes, as live through ews.alerts
-            produced.extend(self._composites(alert, now))
+        produced.extend(engine.combine(states, list(produced), now))  # composites, as live through ews.alerts
         self.alerts.extend(produced)
         return produced
 
@@ -71,13 +70,6 @@ class Backtest:
         else:
             self.alerts.extend(columnar.replay(self.engine, observations, now, self.states))
         return self.alerts
-
-    def _composites(self, member: AlertEvent, now: datetime) -> list[AlertEvent]:
-        out = []
-        for scope in self.engine.composite_targets(member):
-            state = self.states.setdefault(scope.key, ScopeState())
-            out.extend(self.engine.apply_member(state, scope, member, now))
-        return out
 
 
 def run_backtest(observations: Iterable[Observation], engine: TriggerEngine, evaluated_at: datetime,

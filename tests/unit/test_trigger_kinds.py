@@ -116,3 +116,43 @@ def test_composite_members_must_exist_and_sit_inside_its_scope():
     bad = {"id": "both", "kind": "composite", "scope": "area", "members": ["wide", "ghost"], "title": TITLE}
     with pytest.raises(ValidationError, match="unknown trigger 'ghost'|cannot contain wide"):
         TriggersFile.model_validate(yaml.safe_load(rules_yaml(corridor, bad)))
+
+
+def test_composite_combines_members_that_changed_at_the_same_moment_whatever_their_order():
+    """At one moment the surge rises to warning while the shelters fall to watch: the composite moves
+    once, to the level both hold together, whichever member alert arrives first. Taken one by one,
+    the order would decide whether it passed through another level first."""
+    from schemas import AlertEvent, Scope
+    from services.triggers.core import ScopeState
+
+    surge = {"id": "surge", "kind": "threshold", "feed": "border_crossing", "metric": "count", "scope": "site",
+             "window": "24h", "levels": {"watch": 1000, "warning": 2500, "emergency": 5000}, "title": TITLE}
+    shelters = {"id": "shelters", "kind": "ratio", "feed": "displacement", "metric": "shelter_occupancy",
+                "denominator": "shelter_capacity", "scope": "area", "window": "24h",
+                "levels": {"watch": 0.85, "warning": 0.95, "emergency": 1.1}, "title": TITLE}
+    both = {"id": "both", "kind": "composite", "scope": "area", "mode": "all", "members": ["surge", "shelters"],
+            "title": TITLE}
+    engine = engine_with(rules_yaml(surge, shelters, both))
+    area = Scope(kind="area", id="PA-5", country="PA")
+    site = Scope(kind="site", id="PA-LAJAS-BLANCAS", country="PA")
+
+    def member(rule_id: str, scope: Scope, level: str, day: int) -> AlertEvent:
+        at = NOW + timedelta(days=day)
+        return AlertEvent(alert_id=f"{rule_id}/{scope.kind}/{scope.id}", transition=1, rule_id=rule_id,
+                          rule_version="v", status="firing", level=level, previous_level=None, scope=scope,
+                          value=1, threshold=1, window="P1D", started_at=at, observed_until=at, evaluated_at=NOW,
+                          evidence=[])
+
+    def run(order: list[int], together: bool) -> list[tuple[str, str]]:
+        state = ScopeState()
+        engine.apply_members(state, area, [member("surge", site, "watch", 0), member("shelters", area, "emergency", 0)], NOW)
+        changes = [member("surge", site, "emergency", 1), member("shelters", area, "watch", 1)]
+        changes = [changes[i] for i in order]
+        if together:
+            produced = engine.apply_members(state, area, changes, NOW)
+        else:
+            produced = [a for change in changes for a in engine.apply_member(state, area, change, NOW)]
+        return [(a.status, a.level) for a in produced]
+
+    assert run([0, 1], together=True) == run([1, 0], together=True) == []  # watch before, watch after
+    assert run([0, 1], together=False) != run([1, 0], together=False)  # one by one, the order shows

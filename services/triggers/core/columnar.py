@@ -65,10 +65,7 @@ def replay(engine: TriggerEngine, observations: Iterable[Observation], now: date
             j += 1
         produced = [alert for _, alert in placed[i:j]]
         alerts.extend(produced)
-        for member in produced:
-            for scope in engine.composite_targets(member):
-                state = states.setdefault(scope.key, ScopeState())
-                alerts.extend(engine.apply_member(state, scope, member, now))
+        alerts.extend(engine.combine(states, produced, now))
         i = j
     return alerts
 

@@ -12,6 +12,7 @@ from bisect import bisect_left, insort
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import Literal, NamedTuple
 
 from schemas import LEVELS, AlertEvent, Location, Observation, Scope
@@ -479,19 +480,39 @@ class TriggerEngine:
 
     def apply_member(self, state: ScopeState, scope: Scope, member: AlertEvent, now: datetime) -> list[AlertEvent]:
         """A member trigger changed somewhere inside this scope: re-evaluate the composites that use it."""
-        state.scope = scope
-        rank = _RANK[member.level] if member.status == "firing" and member.level else 0
-        state.members.setdefault(member.rule_id, {})[member.scope.key] = rank
+        return self.apply_members(state, scope, [member], now)
+
+    def combine(self, states: dict[str, ScopeState], members: list[AlertEvent], now: datetime) -> list[AlertEvent]:
+        """The composites these member transitions (of one tick, in backtests) change, each composite
+        scope taking all of its members' changes together; states are created in `states` as needed."""
+        by_scope: dict[str, tuple[Scope, list[AlertEvent]]] = {}
+        for member in members:
+            for scope in self.composite_targets(member):
+                by_scope.setdefault(scope.key, (scope, []))[1].append(member)
         events = []
-        for composite in self.rules.composites_of(member.rule_id):
-            if composite.scope_kind != scope.kind:
-                continue
-            ranks = [max(state.members.get(m, {}).values(), default=0) for m in composite.members]
-            value = float(min(ranks) if composite.mode == "all" else max(ranks))
-            firing = sorted(f"{m}@{k}" for m in composite.members for k, r in state.members.get(m, {}).items() if r)
-            evaluation = Evaluation(value, evidence=firing[:MAX_EVIDENCE],
-                                    details={m: float(r) for m, r in zip(composite.members, ranks)})
-            events.extend(self._step(state, scope, composite, evaluation, member.observed_until, now))
+        for key, (scope, group) in by_scope.items():
+            events.extend(self.apply_members(states.setdefault(key, ScopeState()), scope, group, now))
+        return events
+
+    def apply_members(self, state: ScopeState, scope: Scope, members: list[AlertEvent], now: datetime) -> list[AlertEvent]:
+        """Member triggers changed inside this scope: record every change of one moment (observed_until),
+        then re-evaluate once each composite that uses them, moment by moment. Members that changed at
+        the same moment are combined whatever order their alerts arrived in."""
+        state.scope = scope
+        events = []
+        for at, group in groupby(sorted(members, key=lambda m: m.observed_until), key=lambda m: m.observed_until):
+            changed: dict[str, CompiledRule] = {}
+            for member in group:
+                rank = _RANK[member.level] if member.status == "firing" and member.level else 0
+                state.members.setdefault(member.rule_id, {})[member.scope.key] = rank
+                changed.update((c.id, c) for c in self.rules.composites_of(member.rule_id) if c.scope_kind == scope.kind)
+            for composite in changed.values():
+                ranks = [max(state.members.get(m, {}).values(), default=0) for m in composite.members]
+                value = float(min(ranks) if composite.mode == "all" else max(ranks))
+                firing = sorted(f"{m}@{k}" for m in composite.members for k, r in state.members.get(m, {}).items() if r)
+                evaluation = Evaluation(value, evidence=firing[:MAX_EVIDENCE],
+                                        details={m: float(r) for m, r in zip(composite.members, ranks)})
+                events.extend(self._step(state, scope, composite, evaluation, at, now))
         return events
 
     # --- the state machine and the alert it produces ------------------------------------
