@@ -92,21 +92,20 @@ class _History:
         self.feed = [o.feed for o in self.observations]
         self.feed_names = sorted(set(self.feed))
         self.feed_number = np.fromiter(map(self.feed_names.index, self.feed), np.int64, len(given))
-        self.eid = [o.event_id for o in self.observations]
-        self.eid_column = np.empty(len(given), object)
-        self.eid_column[:] = self.eid
+        self.eid = np.empty(len(given), object)
+        self.eid[:] = [o.event_id for o in self.observations]
         self._held = [o.metrics for o in self.observations]
 
-        # which scopes each observation reaches: the engine memoises one list per route, so group by that list
-        route_keys = list(map(_ROUTE, self.observations))  # what the engine's routing depends on
-        lists_of = {key: engine.scopes_for(self.observations[i])
-                    for key, i in dict(zip(route_keys, range(len(route_keys)))).items()}
-        lists = list(map(lists_of.__getitem__, route_keys))
-        identities = np.fromiter(map(id, lists), np.int64, len(lists))
-        _, first, route_of = np.unique(identities, return_index=True, return_inverse=True)
+        # which scopes each observation reaches: the engine's routing depends on these fields alone, so
+        # ask it once per distinct route and group the observations by route
+        route_keys = list(map(_ROUTE, self.observations))
+        last_of = dict(zip(route_keys, range(len(route_keys))))  # route → an observation that takes it
+        number = {key: n for n, key in enumerate(last_of)}
+        route_of = np.fromiter(map(number.__getitem__, route_keys), np.int64, len(route_keys))
         by_route = np.argsort(route_of, kind="stable")
-        bounds = np.concatenate(([0], np.cumsum(np.bincount(route_of, minlength=len(first)))))
-        routes = [(lists[first[r]], by_route[bounds[r]:bounds[r + 1]]) for r in range(len(first))]
+        bounds = np.concatenate(([0], np.cumsum(np.bincount(route_of, minlength=len(number)))))
+        routes = [(engine.scopes_for(self.observations[i]), by_route[bounds[n]:bounds[n + 1]])
+                  for n, i in enumerate(last_of.values())]
         for scopes, _ in routes:
             if len(scopes) > _SLOTS:
                 raise ValueError(f"an observation counts towards {len(scopes)} scopes; at most {_SLOTS} are supported")
@@ -130,8 +129,7 @@ class _History:
     def codes(self, key: str) -> np.ndarray:
         """Position * _SLOTS + the scope's index among the observation's scopes, in event-time order."""
         parts = self._codes[key]
-        codes = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
-        return codes
+        return parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
 
     def metric(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Every observation's value of a metric (0 where absent) and whether it carries it; None when
@@ -172,7 +170,7 @@ class _History:
     def duplicated(self, feed: str) -> set[str]:
         """The event_ids seen more than once in a feed: corrections, replayed by the engine."""
         if feed not in self._duplicated:
-            ids = [e for f, e in zip(self.feed, self.eid) if f == feed]
+            ids = [e for f, e in zip(self.feed, self.eid.tolist()) if f == feed]
             self._duplicated[feed] = set() if len(set(ids)) == len(ids) else {e for e, n in Counter(ids).items() if n > 1}
         return self._duplicated[feed]
 
@@ -234,14 +232,13 @@ class _FeedColumns:
         self.first = first
         self.earliest = np.minimum.accumulate(np.minimum.reduceat(self.start, first))
         self.tick_moments = [history.moment[t] for t in self.ticks.tolist()]
-        self.eids = history.eid_column[positions]
+        self.eids = history.eid[positions]
         durations = self.end - self.start
         self.lengths: list[tuple[int, np.ndarray, np.ndarray]] = []  # (period length, order by start, starts in that order)
         for length in np.unique(durations).tolist():
             members = np.flatnonzero(durations == length)
             order = members[np.argsort(self.start[members], kind="stable")]
             self.lengths.append((length, order, self.start[order]))
-        self._listed: list[tuple[int, list[int], list[int]]] | None = None  # the same as lists, for small windows
 
     def window_sums(self, values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Per tick, the sum of `values` (one row per contribution, one column or several) over the
@@ -268,19 +265,6 @@ class _FeedColumns:
     def latest_eids(self, low: int, high: int, keep: np.ndarray | None = None) -> list[str]:
         """The event_ids an alert lists as evidence: the last MAX_EVIDENCE of the window's contributions
         ordered by start then event_id (the engine lists them all; an alert keeps the last ones)."""
-        if self._listed is None:
-            self._listed = [(length, order.tolist(), starts.tolist()) for length, order, starts in self.lengths]
-        small: list[int] = []
-        for length, order, starts in self._listed:  # most windows hold a few reports: lists beat arrays there
-            a, b = bisect_left(starts, low), bisect_right(starts, high - length)
-            if b - a > 4 * MAX_EVIDENCE:
-                break
-            small.extend(order[a:b])
-        else:
-            if keep is not None:
-                small = [c for c in small if keep[c]]
-            start, eids = self.start, self.eids
-            return [eid for _, eid in sorted((int(start[c]), eids[c]) for c in small)][-MAX_EVIDENCE:]
         found = self.inside(low, high, keep)
         if len(found) > MAX_EVIDENCE:
             starts = self.start[found]
