@@ -50,6 +50,11 @@ def parse_duration(text: str) -> timedelta | isodate.Duration:
 def normalise_duration(text: str) -> str:
     if not isinstance(text, str):
         raise ValueError(f"expected a duration such as '24h', '7d' or ISO 8601 'P1M', got {text!r}")
+    return _normalise_duration(text)
+
+
+@lru_cache(maxsize=4096)  # every report names its period: a handful of distinct texts
+def _normalise_duration(text: str) -> str:
     short = _SHORT.match(text)
     if short:
         text = _SHORT_ISO[short.group(2)].format(int(short.group(1)))

@@ -1,10 +1,20 @@
-"""Stateless stages on aiokafka directly: read a batch, turn it into messages, send them all, commit.
+"""Stages on aiokafka directly: read a batch, turn it into messages, send them all, commit.
 
 Faust's per-event machinery (stream iteration, acks, sensors, a future and a serialiser pass per
-send) measured as most of a worker's time in `make bench`. A stage that keeps no state needs
-nothing of Faust's tables or recovery, so it runs here: `getmany` up to `max_records`, one call
-of `transform` over the whole batch, every output handed to the producer without waiting for it,
-then one wait for all acknowledgements, then one commit.
+send, a consumer thread) measured as most of a worker's time in `make bench`, so the busy stages
+run here: `getmany` up to `max_records`, one call of `transform` over the whole batch, every output
+handed to the producer without waiting for it, then one wait for all acknowledgements, then one
+commit.
+
+A stage that keeps state (a `StageState`: the triggers' scope windows, ingest's remembered
+event_ids) keeps it in memory per input partition and writes every change to compacted changelog
+topics, partition for partition with its one input topic, as Kafka Streams and Faust tables do.
+`transform` returns a `Step`: the outputs, then the state changes that produced them. The outputs
+are acknowledged first, then the changes, then the offsets are committed: a crash in between
+repeats outputs (dropped downstream by key) and never keeps a state change whose output was lost.
+A partition newly assigned to the stage is recovered from its changelogs, in the order the state
+lists them, before its first batch; partitions the stage keeps across a rebalance keep their state;
+partitions it no longer holds are forgotten.
 
 At least once: a batch's offsets are committed only after every message it produced was
 acknowledged by the broker, and a rebalance waits for the batch in flight. A crash repeats at most
@@ -18,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Gauge
@@ -31,6 +41,7 @@ log = logging.getLogger(__name__)
 
 LAG = Gauge("ews_consumer_lag_messages", "Messages on a topic not yet committed by the consumer group that reads it",
             ["group", "topic"])
+BATCH_BYTES = 512 * 1024  # a record batch's size at most (a larger single message still goes, alone)
 RECORDS = Counter("ews_relay_records_total", "Records a stateless stage read, by stage", ["stage"])
 
 
@@ -44,19 +55,44 @@ class Out(NamedTuple):
 
     topic: str
     key: bytes | None
-    value: bytes
+    value: bytes | None  # None: a tombstone (a changelog key deleted)
     partition: int | None = None  # None: by key, as every Kafka client does (murmur2)
     headers: list[tuple[str, bytes]] | None = None
 
 
+class Step(NamedTuple):
+    """What a stateful stage's transform made of a batch: outputs, and the changelog records of the
+    state changes behind them (`Out` with the topic and partition of the changelog)."""
+
+    outputs: list[Out]
+    changes: list[Out]
+
+
+class StageState(Protocol):
+    """A stage's in-memory state, per input partition, rebuilt from its changelog topics."""
+
+    changelogs: Sequence[str]  # recovered in this order
+
+    def restore(self, partition: int, changelog: str, records: list[ConsumerRecord]) -> None:
+        """Apply records of `changelog`'s `partition`, oldest first (a value of None deletes the key)."""
+
+    def restored(self, partitions: list[int]) -> None:
+        """Every changelog of these partitions has been applied: they are about to be processed."""
+
+    def forget(self, partition: int) -> None:
+        """The stage no longer holds this partition; another worker recovers it from the changelogs."""
+
+
 class Relay:
-    """One stateless stage: `transform(records) -> [Out]` between `topics` and whatever it returns."""
+    """One stage: `transform(records) -> [Out]` (or a `Step`, with `state`) between `topics` and what it returns."""
 
     def __init__(self, stage: str, bootstrap: str, group_id: str, topics: Sequence[str],
-                 transform: Callable[[list[ConsumerRecord]], list[Out]], *, max_records: int = 2000,
+                 transform: Callable[[list[ConsumerRecord]], list[Out] | Step], *, max_records: int = 2000,
                  session_timeout_s: float = 30.0, heartbeat_interval_s: float = 3.0,
                  rebalance_timeout_s: float = 60.0, max_request_size: int = 1_048_576,
-                 output_topics: Sequence[str] = ()) -> None:
+                 output_topics: Sequence[str] = (), state: StageState | None = None) -> None:
+        if state is not None and len(topics) != 1:
+            raise ValueError(f"stage {stage}: a stage with state reads one topic (its changelogs follow its partitions)")
         self.stage = stage
         self.bootstrap = bootstrap
         self.group_id = group_id
@@ -72,6 +108,11 @@ class Relay:
         self.assigned = asyncio.Event()
         self.waiting_for: list[str] = list(topics)
         self._in_flight = asyncio.Lock()
+        self.state = state
+        self.held: set[int] = set()  # input partitions whose state is in memory
+        self.restoring = False
+        self._producer: AIOKafkaProducer | None = None
+        self._started = asyncio.Event()
 
     @classmethod
     def for_service(cls, settings, service: str, stage: str, topics: Sequence[str],
@@ -92,7 +133,16 @@ class Relay:
             return [f"{self.stage}: waiting for topic {', '.join(self.waiting_for)} to exist"]
         if not self.assigned.is_set():
             return [f"{self.stage}: waiting for the first partition assignment"]
+        if self.restoring:
+            return [f"{self.stage}: recovering state from its changelogs"]
         return []
+
+    async def send(self, out: Out) -> None:
+        """Send one message with the stage's producer (timers asking the stage for work) and wait for it."""
+        await self._started.wait()
+        assert self._producer is not None
+        for sent in await send_all(self._producer, [out]):
+            await sent
 
     async def run(self) -> None:
         """The stage, for the life of the worker (run it as a task; cancel it to stop)."""
@@ -106,13 +156,17 @@ class Relay:
             stop_worker(EXIT_FAILED)
 
     async def _run(self) -> None:
+        # a batch's messages for one partition go as one record batch (send_all): room for them, under
+        # the broker's default limit of a record batch (message.max.bytes, 1 MiB)
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=1,
-                                    max_request_size=self.max_request_size)
+                                    max_request_size=self.max_request_size, max_batch_size=BATCH_BYTES)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group_id,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     max_partition_fetch_bytes=4 << 20, **self.consumer_options)
         await producer.start()
         await consumer.start()
+        self._producer = producer
+        self._started.set()
         try:
             for topic in self.output_topics:
                 self._partitions[topic] = sorted(await producer.partitions_for(topic))
@@ -128,6 +182,7 @@ class Relay:
                     await self._export_lag(consumer)
                     next_lag_export = loop.time() + 1.0
         finally:
+            self._started.clear()
             await consumer.stop()
             await producer.stop()
 
@@ -151,11 +206,11 @@ class Relay:
             return
         records = [record for records in batch.values() for record in records]
         RECORDS.labels(self.stage).inc(len(records))
-        outputs = self.transform(records)
-        sent = [await producer.send(out.topic, out.value, key=out.key, partition=out.partition, headers=out.headers)
-                for out in outputs]
-        if sent:
-            await asyncio.gather(*sent)  # a failed send raises: nothing of this batch is committed
+        result = self.transform(records)
+        for wave in (result if isinstance(result, Step) else (result,)):  # outputs acknowledged before changes
+            sent = await send_all(producer, wave)
+            if sent:
+                await asyncio.gather(*sent)  # a failed send raises: nothing of this batch is committed
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         try:
             await consumer.commit(offsets)
@@ -164,6 +219,43 @@ class Relay:
                         self.stage, exc)
         except KafkaError as exc:
             log.warning("%s: commit failed (%r); the next batch's commit covers it", self.stage, exc)
+
+    async def _recover(self, assigned: set[int]) -> None:
+        """Forget partitions no longer held; read the changelogs of those newly held, to their end."""
+        assert self.state is not None
+        for partition in sorted(self.held - assigned):
+            self.state.forget(partition)
+        new = sorted(assigned - self.held)
+        self.held = set(assigned)
+        if not new:
+            return
+        self.restoring = True
+        started, applied = asyncio.get_running_loop().time(), 0
+        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                  auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
+        await reader.start()
+        try:
+            for changelog in self.state.changelogs:
+                tps = [TopicPartition(changelog, p) for p in new]
+                reader.assign(tps)
+                ends = await reader.end_offsets(tps)
+                begins = await reader.beginning_offsets(tps)
+                for tp in tps:  # explicit offsets: seek_to_beginning can lose the race with the reset to the end
+                    reader.seek(tp, begins[tp])
+                left = set(tps)
+                while left:
+                    # by position, not the last record's offset: compaction may have removed the last records
+                    left = {tp for tp in left if await reader.position(tp) < ends[tp]}
+                    if left:
+                        for tp, records in (await reader.getmany(*left, timeout_ms=1000, max_records=10_000)).items():
+                            self.state.restore(tp.partition, changelog, records)
+                            applied += len(records)
+            self.state.restored(new)
+        finally:
+            await reader.stop()
+            self.restoring = False
+        log.info("%s: recovered partitions %s from %d changelog records in %.1fs", self.stage, new, applied,
+                 asyncio.get_running_loop().time() - started)
 
     async def _export_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Behind = the partition's end minus what this stage has read (and, a batch later, committed)."""
@@ -176,6 +268,43 @@ class Relay:
             LAG.labels(self.group_id, topic).set(lag.get(topic, 0))
 
 
+async def send_all(producer: AIOKafkaProducer, outs: Sequence[Out]) -> list[asyncio.Future]:
+    """Hand `outs` to the producer as one record batch per partition (in their order within each
+    partition) and return the futures of their acknowledgements, without waiting for them.
+
+    aiokafka's `send` costs a future, a metadata check and a pass through the accumulator per
+    message; a stage sends thousands per batch (make bench). Partitions are chosen as `send` would:
+    by murmur2 of the key over all of the topic's partitions, at random without a key."""
+    partitioner, cluster = DefaultPartitioner(), producer.client.cluster
+    partitions: dict[str, list[int]] = {}
+    open_batches: dict[tuple[str, int], Any] = {}
+    futures: list[asyncio.Future] = []
+    for out in outs:
+        partition = out.partition
+        if partition is None:
+            known = partitions.get(out.topic)
+            if known is None:
+                await producer.client._wait_on_metadata(out.topic)
+                known = partitions[out.topic] = sorted(cluster.partitions_for_topic(out.topic))
+            partition = partitioner(out.key, known, known)
+        batch = open_batches.get((out.topic, partition))
+        if batch is None:
+            batch = open_batches[(out.topic, partition)] = producer.create_batch()
+        if batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers or []) is not None:
+            continue
+        if batch.record_count():  # full: send it, and start the next with this message
+            futures.append(await producer.send_batch(batch, out.topic, partition=partition))
+            batch = open_batches[(out.topic, partition)] = producer.create_batch()
+            if batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers or []) is not None:
+                continue
+        # larger than a batch on its own: sent alone (the partition's earlier messages are already sent)
+        futures.append(await producer.send(out.topic, out.value, key=out.key, partition=partition, headers=out.headers))
+    for (topic, partition), batch in open_batches.items():
+        if batch.record_count():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+    return futures
+
+
 class _WaitForBatch(ConsumerRebalanceListener):
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
@@ -185,5 +314,16 @@ class _WaitForBatch(ConsumerRebalanceListener):
             pass  # the batch in flight, if any, has been sent and committed
 
     async def on_partitions_assigned(self, assigned) -> None:
+        if self.relay.state is not None:
+            try:
+                # Holding the batch lock: aiokafka may already hand out records of the new partitions, and
+                # no batch may be worked on before their state is back.
+                async with self.relay._in_flight:
+                    await self.relay._recover({tp.partition for tp in assigned})
+            except Exception as exc:  # noqa: BLE001 - aiokafka would log it and go on without the state
+                log.critical("%s: could not recover its state, stopping the worker so it restarts: %r",
+                             self.relay.stage, exc, exc_info=exc)
+                stop_worker(EXIT_FAILED)
+                raise
         self.relay.assigned.set()
         log.info("%s: assigned %s", self.relay.stage, sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))

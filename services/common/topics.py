@@ -35,6 +35,7 @@ class Topics:
         self.feed_displacement = f"{ns}.feed.displacement"
         self.ingest_rejected = f"{ns}.ingest.rejected"
         self.ingest_validated = f"{ns}.ingest.validated"  # valid reports keyed by event_id, for de-duplication
+        self.ingest_replies = f"{ns}.ingest.replies"  # de-duplication outcomes for POST /feeds/{feed}, by request
         self.observations = f"{ns}.observations"
         self.triggers_scoped = f"{ns}.triggers.scoped"  # observations re-keyed by trigger scope
         self.alerts = f"{ns}.alerts"
@@ -44,8 +45,9 @@ class Topics:
         self.notify_dead = f"{ns}.notify.dead"
         self.notify_silences = f"{ns}.notify.silences"
         self.notify_acks = f"{ns}.notify.acks"
-        # Faust names a table's changelog "{app id}-{table}-changelog"; created here, with the
-        # same partitions as its source topic, so a worker never starts before its changelog exists.
+        # State changelogs, named as Faust named its tables' ("{app id}-{table}-changelog"), so state
+        # kept by earlier versions carries over; created here, with the same partitions as their
+        # stage's input topic, so a worker never starts before its changelog exists.
         self.triggers_state_changelog = f"{ns}-triggers-scope-state-changelog"
         self.triggers_contributions_changelog = f"{ns}-triggers-scope-contributions-changelog"
         self.ingest_event_ids_changelog = f"{ns}-ingest-event-ids-changelog"
@@ -64,6 +66,7 @@ class Topics:
             # a rejection carries the original bytes, base64: room for whatever the feed topic let in
             TopicSpec(self.ingest_rejected, retention_ms=90 * DAY_MS, max_message_bytes=REJECTED_MAX_BYTES),
             TopicSpec(self.ingest_validated, retention_ms=7 * DAY_MS),
+            TopicSpec(self.ingest_replies, retention_ms=3600 * 1000, partitions=1),  # read by whoever asked, at once
             TopicSpec(self.observations, retention_ms=year),
             TopicSpec(self.triggers_scoped, retention_ms=7 * DAY_MS),
             TopicSpec(self.alerts, retention_ms=year),

@@ -133,9 +133,9 @@ class LocalStack:
         topics, ns = Topics(self.namespace), self.namespace
         groups = {  # service → its consumer groups → their input topics
             "ingest": {stage_group(ns, "ingest", "validation"): list(topics.feeds.values()),
-                       f"{ns}-ingest": [topics.ingest_validated]},
+                       stage_group(ns, "ingest", "deduplication"): [topics.ingest_validated]},
             "triggers": {stage_group(ns, "triggers", "routing"): [topics.observations, topics.alerts],
-                         f"{ns}-triggers": [topics.triggers_scoped]},
+                         stage_group(ns, "triggers", "evaluation"): [topics.triggers_scoped]},
             "notify": {f"{ns}-notify": [topics.alerts, topics.notify_retry]}}
         deadline = time.monotonic() + timeout_s
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)

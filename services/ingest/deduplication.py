@@ -1,15 +1,18 @@
-"""Re-sends and corrections by event_id. Pure: the state entry and the time are passed in."""
+"""Re-sends and corrections by event_id: the decision (pure: the entry and the time are passed in) and
+the remembered entries per partition, expired after the retention period."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from collections import OrderedDict
+from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel
 
 from schemas import Observation
+from services.common.relay import Out
 
 Outcome = Literal["accepted", "duplicate", "correction", "replayed"]
 
@@ -48,3 +51,52 @@ def decide(previous: SeenEvent | None, digest: str, partition: int = -1, offset:
 
 def expired(entry: SeenEvent, now: datetime, retention) -> bool:
     return entry.seen_at + retention < now
+
+
+class SeenEvents:
+    """The de-duplication stage's state (services.common.relay.StageState): per input partition, event_id →
+    SeenEvent, oldest first, so that expiring is a look at the front, not a sweep of every entry."""
+
+    def __init__(self, changelog: str, retention: timedelta) -> None:
+        self.changelogs = (changelog,)
+        self.retention = retention
+        self.held: dict[int, OrderedDict[str, SeenEvent]] = {}
+
+    def partition(self, partition: int) -> OrderedDict[str, SeenEvent]:
+        return self.held.setdefault(partition, OrderedDict())
+
+    def get(self, partition: int, event_id: str, now: datetime) -> SeenEvent | None:
+        entry = self.partition(partition).get(event_id)
+        return None if entry is None or expired(entry, now, self.retention) else entry
+
+    def put(self, partition: int, event_id: str, entry: SeenEvent) -> Out:
+        """Remember (as the newest) and return the changelog record."""
+        held = self.partition(partition)
+        held.pop(event_id, None)
+        held[event_id] = entry
+        return Out(self.changelogs[0], event_id.encode(), entry.model_dump_json().encode(), partition)
+
+    def expire(self, partition: int, now: datetime) -> list[Out]:
+        """Forget the entries past retention at the front; their changelog tombstones."""
+        held, out = self.partition(partition), []
+        while held:
+            event_id, entry = next(iter(held.items()))
+            if not expired(entry, now, self.retention):
+                break
+            del held[event_id]
+            out.append(Out(self.changelogs[0], event_id.encode(), None, partition))
+        return out
+
+    def restore(self, partition: int, changelog: str, records) -> None:
+        held = self.partition(partition)
+        for record in records:
+            event_id = record.key.decode()
+            held.pop(event_id, None)
+            if record.value is not None:
+                held[event_id] = SeenEvent.model_validate_json(record.value)
+
+    def restored(self, partitions: list[int]) -> None:
+        pass
+
+    def forget(self, partition: int) -> None:
+        self.held.pop(partition, None)

@@ -7,7 +7,7 @@ import time
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.common.relay import Out, Relay
+from services.common.relay import Out, Relay, Step
 from tests.integration.conftest import consume, produce
 
 
@@ -127,3 +127,79 @@ async def test_a_stage_sends_to_the_partition_a_message_keyed_by_the_same_key_ta
 
 async def _true(value: bool) -> bool:
     return value
+
+
+class RunningTotals:
+    """A stage's state for the tests: per partition, key → the sum of the values read so far."""
+
+    def __init__(self, changelog: str) -> None:
+        self.changelogs = (changelog,)
+        self.held: dict[int, dict[bytes, int]] = {}
+        self.recovered = 0
+
+    def restore(self, partition, changelog, records) -> None:
+        for record in records:
+            self.held.setdefault(partition, {})[record.key] = int(record.value)
+            self.recovered += 1
+
+    def restored(self, partitions) -> None:
+        pass
+
+    def forget(self, partition) -> None:
+        self.held.pop(partition, None)
+
+
+def running_totals(target: str, state: RunningTotals):
+    def transform(records) -> Step:
+        outputs, changes = [], []
+        for r in records:
+            totals = state.held.setdefault(r.partition, {})
+            totals[r.key] = totals.get(r.key, 0) + int(r.value)
+            outputs.append(Out(target, r.key, str(totals[r.key]).encode()))
+            changes.append(Out(state.changelogs[0], r.key, str(totals[r.key]).encode(), r.partition))
+        return Step(outputs, changes)
+    return transform
+
+
+async def test_a_stage_with_state_replaced_by_another_carries_on_from_its_changelog(kafka_bootstrap, namespace):
+    """The second stage recovers every partition's state before its first batch: the running totals carry
+    on where the first stage left them, none restarts from zero (state lost) or counts twice."""
+    source, target, changelog = f"{namespace}.sum-in", f"{namespace}.sum-out", f"{namespace}.sum-changelog"
+    group = f"{namespace}-sum"
+    await create(kafka_bootstrap, (source, 4), (target, 1), (changelog, 4))
+    keys = [f"k{i}".encode() for i in range(12)]
+
+    async def feed(rounds: int) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for _ in range(rounds):
+                for key in keys:
+                    await producer.send(source, b"1", key=key)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    async def run_until(stage: Relay, outputs: int) -> None:
+        running = asyncio.create_task(stage.run())
+        try:
+            await until(lambda: _count_at_least(kafka_bootstrap, target, outputs), 60, f"{outputs} outputs")
+            await until(lambda: _committed_all(kafka_bootstrap, group, source), 30, "the group to commit every record")
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+
+    first_state = RunningTotals(changelog)
+    await feed(20)
+    await run_until(Relay("sum", kafka_bootstrap, group, [source], running_totals(target, first_state),
+                          state=first_state, max_records=50), 20 * len(keys))
+    second_state = RunningTotals(changelog)
+    await feed(15)
+    await run_until(Relay("sum", kafka_bootstrap, group, [source], running_totals(target, second_state),
+                          state=second_state, max_records=50), 35 * len(keys))
+    assert second_state.recovered == 20 * len(keys)  # every change the first stage wrote, all four partitions
+    received = await consume(kafka_bootstrap, target, 35 * len(keys), timeout_s=10)
+    by_key: dict[bytes, list[int]] = {}
+    for record in received:
+        by_key.setdefault(record.key, []).append(int(record.value))
+    assert {key: sorted(totals) for key, totals in by_key.items()} == {key: list(range(1, 36)) for key in keys}

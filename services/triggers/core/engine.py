@@ -228,7 +228,6 @@ class ScopeState:
     alerts: dict[str, AlertState] = field(default_factory=dict)
     # member rule id → member scope key → level rank (0 resolved, 1 watch, 2 warning, 3 emergency)
     members: dict[str, dict[str, int]] = field(default_factory=dict)
-    complete: bool = True  # False when loaded without its contributions (they are stored one by one)
 
     def to_json(self, contributions: bool = True) -> dict:
         """Plain JSON, buckets rebuilt on load; without contributions when they are stored one by one."""
@@ -242,8 +241,7 @@ class ScopeState:
         return cls(scope=Scope.model_validate(data["scope"]) if data.get("scope") else None,
                    feeds={feed: FeedWindow.from_json(w) for feed, w in data.get("feeds", {}).items()},
                    alerts={rule_id: AlertState.from_json(a) for rule_id, a in data.get("alerts", {}).items()},
-                   members={m: dict(v) for m, v in data.get("members", {}).items()},
-                   complete=all("contributions" in w for w in data.get("feeds", {}).values()))
+                   members={m: dict(v) for m, v in data.get("members", {}).items()})
 
 
 def contribution_to_json(c: Contribution) -> list:
