@@ -69,3 +69,36 @@ def test_the_message_that_recorded_an_event_seen_again_after_a_crash_is_replayed
     seen = SeenEvent(digest=content_digest(first), revision=1, seen_at=NOW, partition=2, offset=41)
     assert decide(seen, content_digest(first), partition=2, offset=41) == ("replayed", 1)
     assert decide(seen, content_digest(first), partition=2, offset=42) == ("duplicate", 1)
+
+
+def test_remembered_event_ids_expire_after_retention_oldest_first_and_leave_tombstones():
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from services.ingest.deduplication import SeenEvent, SeenEvents
+    from tests.helpers import NOW
+
+    seen = SeenEvents("ns-ingest-event-ids-changelog", retention=timedelta(days=3))
+
+    def entry(days_ago: float) -> SeenEvent:
+        return SeenEvent(digest="d", revision=1, seen_at=NOW - timedelta(days=days_ago), partition=1)
+
+    seen.put(1, "a", entry(5))
+    seen.put(1, "b", entry(4))
+    seen.put(1, "c", entry(1))
+    seen.put(1, "a", entry(0))  # seen again (a correction): now the newest
+    seen.put(2, "z", entry(9))  # another partition is another worker's business until its own batch
+    assert seen.get(1, "b", NOW) is None  # past retention: a re-send is new again, even before it is forgotten
+    tombstones = seen.expire(1, NOW)
+    assert [(t.topic, t.key, t.value, t.partition) for t in tombstones] == [
+        ("ns-ingest-event-ids-changelog", b"b", None, 1)]
+    assert list(seen.held[1]) == ["c", "a"] and seen.get(1, "a", NOW) is not None
+    assert list(seen.held[2]) == ["z"]
+
+    # what the changelog holds comes back in the same order, deletions applied
+    recovered = SeenEvents("ns-ingest-event-ids-changelog", retention=timedelta(days=3))
+    records = [SimpleNamespace(key=o.key, value=o.value) for o in
+               [seen.put(1, "x", entry(2)), *tombstones, seen.put(1, "b", entry(0))]]
+    recovered.restore(1, "ns-ingest-event-ids-changelog", records)
+    assert list(recovered.held[1]) == ["x", "b"]
+    assert recovered.get(1, "x", NOW).seen_at == NOW - timedelta(days=2)
