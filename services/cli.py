@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import sys
 from pathlib import Path
@@ -45,6 +46,13 @@ def worker(service: str) -> None:
             # aiokafka and faust would still build a record (measured: ~9% of a busy worker).
             logger.setLevel(level)
 
+    # A worker holds many long-lived objects (windows, remembered event_ids) and allocates a few per
+    # message: with CPython's default thresholds the cyclic collector ran every 700 allocations and
+    # kept re-scanning them. What was built at start-up is frozen out of its reach, and it runs far
+    # less often (make bench, pipeline: ~3,400 -> ~4,400-5,300 events/s); the state is acyclic and
+    # freed by reference counting, so memory stays where it was.
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 1000)
     Worker(app, loglevel=settings.log_level, redirect_stdouts=False).execute_from_commandline()
 
 

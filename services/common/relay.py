@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Gauge
 
 from .exits import EXIT_FAILED, stop_worker
@@ -125,7 +127,7 @@ class Relay:
 
     def partition_for(self, topic: str, key: bytes) -> int:
         """The partition a message with this key goes to when sent by key (one of `output_topics`)."""
-        return DefaultPartitioner()(key, self._partitions[topic], None)
+        return self._partitions[topic][_index_of(key, len(self._partitions[topic]))]
 
     def not_ready(self) -> list[str]:
         """Reasons for /readyz: topics that do not exist yet, no assignment yet."""
@@ -268,6 +270,12 @@ class Relay:
             LAG.labels(self.group_id, topic).set(lag.get(topic, 0))
 
 
+@lru_cache(maxsize=1 << 16)  # keys repeat (scopes, sites, alerts) and aiokafka's murmur2 is pure Python
+def _index_of(key: bytes, partitions: int) -> int:
+    """Where Kafka's default partitioner puts `key` among `partitions` sorted partitions (murmur2, as Java)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 async def send_all(producer: AIOKafkaProducer, outs: Sequence[Out]) -> list[asyncio.Future]:
     """Hand `outs` to the producer as one record batch per partition (in their order within each
     partition) and return the futures of their acknowledgements, without waiting for them.
@@ -275,7 +283,7 @@ async def send_all(producer: AIOKafkaProducer, outs: Sequence[Out]) -> list[asyn
     aiokafka's `send` costs a future, a metadata check and a pass through the accumulator per
     message; a stage sends thousands per batch (make bench). Partitions are chosen as `send` would:
     by murmur2 of the key over all of the topic's partitions, at random without a key."""
-    partitioner, cluster = DefaultPartitioner(), producer.client.cluster
+    cluster = producer.client.cluster
     partitions: dict[str, list[int]] = {}
     open_batches: dict[tuple[str, int], Any] = {}
     futures: list[asyncio.Future] = []
@@ -286,7 +294,7 @@ async def send_all(producer: AIOKafkaProducer, outs: Sequence[Out]) -> list[asyn
             if known is None:
                 await producer.client._wait_on_metadata(out.topic)
                 known = partitions[out.topic] = sorted(cluster.partitions_for_topic(out.topic))
-            partition = partitioner(out.key, known, known)
+            partition = known[_index_of(out.key, len(known))] if out.key is not None else random.choice(known)
         batch = open_batches.get((out.topic, partition))
         if batch is None:
             batch = open_batches[(out.topic, partition)] = producer.create_batch()

@@ -299,13 +299,13 @@ class TriggerEngine:
         # Called with (rule, scope, value, at) at every evaluation; backtest plots use it.
         self.trace: Callable[[CompiledRule, Scope, float, datetime], None] | None = None
         # Memoised lookups: a few entries per site and scope, rebuilt with the engine on a rule reload.
-        self._scopes: dict[tuple, tuple[list[Scope], list[Scope]]] = {}
+        self._scopes: dict[tuple, tuple[list[Scope], list[Scope], dict[str, Scope]]] = {}
         self._rules_at: dict[tuple[str, str], tuple[list[CompiledRule], timedelta, Kept]] = {}
         self._targets: dict[tuple, list[Scope]] = {}
 
     # --- where observations and member alerts go --------------------------------------
 
-    def _routes(self, observation: Observation) -> tuple[list[Scope], list[Scope]]:
+    def _routes(self, observation: Observation) -> tuple[list[Scope], list[Scope], dict[str, Scope]]:
         location = observation.location
         memo = (observation.feed, location.kind, location.id, location.country, observation.source)
         routes = self._scopes.get(memo)
@@ -314,7 +314,7 @@ class TriggerEngine:
             if "source" in self.rules.scope_kinds:
                 every.append(Scope(kind="source", id=observation.source, country=location.country))
             watched = [s for s in every if self.rules.applies_to(observation.feed, s.kind)]
-            routes = self._scopes[memo] = (every, watched)
+            routes = self._scopes[memo] = (every, watched, {s.key: s for s in every})
         return routes
 
     def scopes_for(self, observation: Observation) -> list[Scope]:
@@ -323,9 +323,9 @@ class TriggerEngine:
 
     def scope_from_key(self, key: str, observation: Observation) -> Scope:
         """Rebuild a scope from its key (what the repartition topic carries)."""
-        for scope in self._routes(observation)[0]:
-            if scope.key == key:
-                return scope
+        scope = self._routes(observation)[2].get(key)
+        if scope is not None:
+            return scope
         raise KeyError(f"observation {observation.event_id} does not count towards scope {key}")
 
     def composite_targets(self, alert: AlertEvent) -> list[Scope]:
