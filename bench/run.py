@@ -6,8 +6,8 @@
 2. backtest: events/s of the pure evaluator over M observations with the shipped trigger set.
 3. latency: a paced producer at each offered load, with alert-causing probes among ordinary
    reports; p50/p95/p99 from produce to webhook receipt; one probe after an idle period.
-4. scale: peak RSS of the evaluation state for several site counts, sampled as history grows
-   (bounded by retention, not by history), and the live workers' peak RSS.
+4. scale: the live workers' memory for several site counts over M events each, sampled as history
+   grows (bounded by retention, not by history), with what they hold, and their peak RSS.
 
 Prints a table, writes bench/results.json. `python -m bench.run --help` for the sizes.
 """
@@ -21,7 +21,6 @@ import platform
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -39,7 +38,7 @@ from services.common.topics import Topics
 from services.demo.receiver import ReceivedAlert, WebhookReceiver
 from services.demo.stack import LocalStack
 from services.ingest.validation import parse_feed_message
-from services.triggers.backtest import Backtest, run_backtest
+from services.triggers.backtest import run_backtest
 from services.triggers.loading import load_engine
 
 from .workload import START, feed_messages, write_geography
@@ -312,49 +311,98 @@ def _percentiles(values: list[float], probes: int, achieved: float) -> dict:
 
 # --- 4. scale ------------------------------------------------------------------------------
 
-def scale_child(n_sites: int, n: int, run_dir: Path) -> None:
-    """Run in a fresh process: stream n observations through the core, print peak RSS at checkpoints."""
+async def produce_stream(bootstrap: str, topics: Topics, messages, chunk: int = 20_000) -> int:
+    """Produce a generator's messages a chunk at a time (a million need not be held at once)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=262144)
+    await producer.start()
+    sent = 0
+    try:
+        futures = []
+        for feed, value in messages:
+            futures.append(await producer.send(topics.feeds[feed], value))
+            if len(futures) >= chunk:
+                await asyncio.gather(*futures)
+                sent, futures = sent + len(futures), []
+        await asyncio.gather(*futures)
+        return sent + len(futures)
+    finally:
+        await producer.stop()
+
+
+def _rss_mb(pid: int, field: str = "VmRSS") -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict:
+    """n feed messages over n_sites through live ingest, triggers and notify workers (no contact
+    matches, so notify follows every alert without delivering): each worker's memory sampled as
+    history grows, with what it says it holds, and its peak."""
     config = config_dir(run_dir, n_sites)
-    engine = load_engine(SHIPPED_RULES, config / "sites.yaml", "P7D")
-    backtest = Backtest(engine)
-    backtest.alerts = _Discard()
-    now = datetime.now(timezone.utc)
-    checkpoints = {n // 4, n // 2, n}
-    samples = []
-    for i, observation in enumerate(observations_of(feed_messages(n, n_sites), config / "sites.yaml"), 1):
-        backtest.apply(observation, now)
-        if i in checkpoints:
-            held = sum(len(w.contributions) for s in backtest.states.values() for w in s.feeds.values())
-            samples.append({"events": i, "peak_rss_mb": _own_peak_rss_mb(),
-                            "contributions_held": held, "days_of_history": (observation.observed_at - START).days + 1})
-    print(json.dumps(samples))
+    stack = LocalStack(run_dir / f"scale-{n_sites}", namespace=f"bench{secrets.token_hex(3)}", bootstrap=bootstrap,
+                       env_extra={"EWS_CONFIG_DIR": str(config)})
+    stack.logs.mkdir(parents=True, exist_ok=True)
+    await stack.ensure_topics()
+    samples: list[dict] = []
+    try:
+        for service in ("ingest", "triggers", "notify"):
+            stack.launch(service)
+        await stack.wait_ready()
+        started = time.perf_counter()
+        producing = asyncio.create_task(produce_stream(bootstrap, Topics(stack.namespace), feed_messages(n, n_sites)))
+
+        async def sample(client: httpx.AsyncClient) -> dict:
+            stack.supervise()
+            ports = stack.ports
+            return {"seconds": round(time.perf_counter() - started, 1),
+                    "ingested": await metric_total(client, ports["ingest"], "ews_ingest_events_total"),
+                    "evaluated": await metric_total(client, ports["triggers"], "ews_triggers_observations_total"),
+                    "event_ids_held": await metric_total(client, ports["ingest"], "ews_ingest_event_ids_held"),
+                    "contributions_held": await metric_total(client, ports["triggers"], "ews_triggers_contributions_held"),
+                    "rss_mb": {name: _rss_mb(process.pid) for name, process in stack.workers.items()}}
+
+        async with httpx.AsyncClient(timeout=10) as client:
+            while not producing.done():
+                samples.append(await sample(client))
+                await asyncio.wait([producing], timeout=2.0)
+            producing.result()
+            draining = asyncio.create_task(stack.wait_drained(["ingest", "triggers", "notify"], timeout_s=max(900, n / 200)))
+            while not draining.done():
+                samples.append(await sample(client))
+                await asyncio.wait([draining], timeout=2.0)
+            draining.result()
+            final = await sample(client)
+        elapsed = time.perf_counter() - started
+        peaks = {name: _rss_mb(process.pid, "VmHWM") for name, process in stack.workers.items()}
+    finally:
+        await stack.stop()
+    marks = []
+    for fraction in (0.25, 0.5, 0.75):  # the samples nearest a quarter, half and three quarters of the evaluation
+        target = fraction * final["evaluated"]
+        marks.append({"fraction": fraction, **min(samples, key=lambda s: abs(s["evaluated"] - target))})
+    marks.append({"fraction": 1.0, **final})
+    last_day = START + timedelta(days=(n - 1) // (n_sites + n_sites // 10 + (1 if n_sites % 10 else 0)))
+    return {"sites": n_sites, "events": n, "seconds": round(elapsed, 1), "events_per_s": round(n / elapsed),
+            "days_of_history": (last_day - START).days + 1, "worker_peak_rss_mb": peaks, "samples": marks,
+            "worker_restarts": stack.restarts}
 
 
-def _own_peak_rss_mb() -> int:
-    """VmHWM of this process (ru_maxrss would include the parent's peak, inherited across fork)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    return 0
-
-
-class _Discard(list):
-    def extend(self, items) -> None:  # transitions are not kept: memory is the state's
-        pass
-
-
-def scale(run_dir: Path, site_counts: list[int], n: int) -> dict:
+async def scale(run_dir: Path, bootstrap: str, site_counts: list[int], n: int) -> dict:
     out = {}
     for n_sites in site_counts:
-        say(f"  {n_sites:,} sites, {n:,} events through the evaluation core ...")
-        done = subprocess.run([sys.executable, "-m", "bench.run", "--scale-child", str(n_sites), str(n), str(run_dir)],
-                              capture_output=True, text=True, cwd=PROJECT_ROOT)
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr[-2000:])
-        samples = json.loads(done.stdout.strip().splitlines()[-1])
-        out[str(n_sites)] = samples
-        say("    " + "; ".join(f"{s['events']:,} events ({s['days_of_history']} days): {s['peak_rss_mb']} MB peak, "
-                               f"{s['contributions_held']:,} contributions held" for s in samples))
+        say(f"  {n_sites:,} sites, {n:,} events through ingest, triggers and notify ...")
+        r = out[str(n_sites)] = await scale_run(run_dir, bootstrap, n_sites, n)
+        for s in r["samples"]:
+            rss = ", ".join(f"{name} {mb:.0f}" for name, mb in s["rss_mb"].items() if mb is not None)
+            say(f"    {s['fraction']:>4.0%} evaluated ({s['seconds']:.0f}s): RSS {rss} MB; "
+                f"{s['contributions_held']:,.0f} reports in windows, {s['event_ids_held']:,.0f} event_ids remembered")
+        say("    peak RSS: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in r["worker_peak_rss_mb"].items() if mb)
+            + f"; {r['days_of_history']} days of history, {r['events_per_s']:,} events/s")
     return out
 
 
@@ -383,11 +431,11 @@ async def main_async(args: argparse.Namespace) -> dict:
         if "latency" in groups:
             say(f"▶ 3. latency (offered loads {', '.join(map(str, args.rates))} events/s, {args.seconds:.0f}s each)")
             results["latency"] = await latency(run_dir, bootstrap, args.rates, args.seconds, args.idle)
+        if "scale" in groups:
+            say(f"▶ 4. scale ({', '.join(map(str, args.scale_sites))} sites, {args.scale_events:,} events each)")
+            results["scale"] = await scale(run_dir, bootstrap, args.scale_sites, args.scale_events)
     finally:
         await stack.stop()
-    if "scale" in groups:
-        say(f"▶ 4. scale ({', '.join(map(str, args.scale_sites))} sites, {args.scale_events:,} events each)")
-        results["scale"] = scale(run_dir, args.scale_sites, args.scale_events)
     return results
 
 
@@ -418,10 +466,13 @@ def table(results: dict) -> str:
         rows.append((f"latency at {rate} events/s, p50 / p95 / p99", f"{r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} ms"))
     if "after_idle" in lat:
         rows.append((f"latency of one event after {lat['after_idle']['idle_s']:.0f}s idle", f"{lat['after_idle']['latency_ms']} ms"))
-    for sites, samples in results.get("scale", {}).items():
-        at = ", ".join(f"{s['events'] // 1000:,}k" for s in samples)
-        rows.append((f"core peak RSS, {int(sites):,} sites", " → ".join(f"{s['peak_rss_mb']} MB" for s in samples)
-                     + f" at {at} events"))
+    for sites, r in results.get("scale", {}).items():
+        for name in ("triggers", "notify", "ingest"):
+            rows.append((f"{name} RSS at 1/4, 1/2, 3/4, all of {r['events'] // 1000:,}k events, {int(sites):,} sites",
+                         " → ".join(f"{s['rss_mb'].get(name) or 0:.0f}" for s in r["samples"])
+                         + f" MB (peak {r['worker_peak_rss_mb'].get(name) or 0:.0f})"))
+        rows.append((f"  reports in windows / event_ids remembered at the end, {int(sites):,} sites",
+                     f"{r['samples'][-1]['contributions_held']:,.0f} / {r['samples'][-1]['event_ids_held']:,.0f}"))
     for group in ("pipeline", "pipeline_scaled_out", "latency"):
         for name, mb in results.get(group, {}).get("worker_peak_rss_mb", {}).items():
             rows.append((f"{name} worker peak RSS ({group} run)", f"{mb:.0f} MB" if mb else "n/a"))
@@ -442,12 +493,7 @@ def main() -> None:
     parser.add_argument("--scale-out", type=int, default=2, help="then the pipeline again with this many triggers workers")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness works")
     parser.add_argument("--only", nargs="+", choices=GROUPS, help="measure only these groups (the table shows what was measured)")
-    parser.add_argument("--scale-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.scale_child:
-        sites, n, run_dir = args.scale_child
-        scale_child(int(sites), int(n), Path(run_dir))
-        return
     if args.quick:
         args.events, args.backtest_events, args.seconds, args.idle = 5000, 20_000, 4.0, 5.0
         args.scale_sites, args.scale_events = [10, 1000], 40_000

@@ -80,6 +80,7 @@ def create_app(settings: Settings) -> faust.App:
     validation = Relay.for_service(settings, "ingest", "validation", list(topics.feeds.values()), validate_batch,
                                    max_request_size=REJECTED_MAX_BYTES)
     seen = SeenEvents(topics.ingest_event_ids_changelog, retention)
+    metrics.EVENT_IDS_HELD.set_function(lambda: sum(len(held) for held in seen.held.values()))
     newest: dict[str, float] = {}  # source → newest observed_at accepted (ews_feed_last_event_timestamp_seconds)
 
     def deduplicate_batch(records) -> Step:

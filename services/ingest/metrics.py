@@ -7,3 +7,6 @@ REJECTED = Counter("ews_ingest_rejected_total", "Rejected feed messages by feed 
 LAST_EVENT = Gauge(
     "ews_feed_last_event_timestamp_seconds", "observed_at of the newest accepted report, by source", ["source"]
 )
+EVENT_IDS_HELD = Gauge(
+    "ews_ingest_event_ids_held", "event_ids this worker remembers for de-duplication (kept for EWS_DEDUP_RETENTION)"
+)

@@ -156,6 +156,9 @@ def create_app(settings: Settings) -> faust.App:
 
     settle = settings.evaluation_settle_s
     states = ScopeStates(topics)
+    metrics.SCOPES_HELD.set_function(lambda: sum(len(held) for held in states.held.values()))
+    metrics.CONTRIBUTIONS_HELD.set_function(lambda: sum(len(window.contributions) for _, state in states.items()
+                                                        for window in state.feeds.values()))
     due: dict[str, float] = {}  # scope key → loop time its added observations are to be judged
     waiting: dict[str, Observation] = {}  # per scope, the oldest observation not yet judged (latency metric)
 

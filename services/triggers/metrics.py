@@ -14,3 +14,7 @@ EVENT_TO_ALERT = Histogram(
 )
 RULES_RELOADS = Counter("ews_rules_reloads_total", "Rule file reloads by outcome (applied, refused)", ["outcome"])
 RULES_INFO = Gauge("ews_rules_info", "The active rule set (value 1), labelled by its version", ["version"])
+SCOPES_HELD = Gauge("ews_triggers_scopes_held", "Scopes whose windows and alerts this worker holds in memory")
+CONTRIBUTIONS_HELD = Gauge(
+    "ews_triggers_contributions_held", "Reports held in this worker's windows (bounded by the rules' windows, not by history)"
+)
