@@ -139,12 +139,13 @@ class Relay:
             return [f"{self.stage}: recovering state from its changelogs"]
         return []
 
-    async def send(self, out: Out) -> None:
-        """Send one message with the stage's producer (timers asking the stage for work) and wait for it."""
+    async def send(self, *outs: Out) -> None:
+        """Send messages with the stage's producer (timers asking the stage for work) and wait for them."""
         await self._started.wait()
         assert self._producer is not None
-        for sent in await send_all(self._producer, [out]):
-            await sent
+        sent = await send_all(self._producer, outs)
+        if sent:
+            await asyncio.gather(*sent)
 
     async def run(self) -> None:
         """The stage, for the life of the worker (run it as a task; cancel it to stop)."""

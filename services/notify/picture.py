@@ -9,6 +9,9 @@ from schemas import AlertEvent
 from schemas.notify import Acknowledgement
 
 
+EPISODE_KEPT = 20  # transitions of an episode kept for CAP <references>: memory follows alerts, not history
+
+
 @dataclass
 class AlertPicture:
     latest: dict[str, AlertEvent] = field(default_factory=dict)
@@ -22,7 +25,9 @@ class AlertPicture:
         episode = self.episodes.get(alert.alert_id, [])
         if current is not None and current.status == "resolved":
             episode = []
-        self.episodes[alert.alert_id] = [*episode, alert]
+        # An alert that never resolves would otherwise keep every transition it ever had; a CAP Update
+        # references the earlier messages of its episode, of which the latest matter to a receiver.
+        self.episodes[alert.alert_id] = [*episode[-(EPISODE_KEPT - 1):], alert]
         self.latest[alert.alert_id] = alert
         self.partitions[alert.alert_id] = partition
 

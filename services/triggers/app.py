@@ -245,16 +245,15 @@ def create_app(settings: Settings) -> faust.App:
         ready = [key for key, at in due.items() if at <= moment]
         for key in ready:
             del due[key]
-            await evaluation.send(Out(topics.triggers_scoped, key.encode(), b'{"judge":true}'))
+        await evaluation.send(*(Out(topics.triggers_scoped, key.encode(), b'{"judge":true}') for key in ready))
 
     @app.timer(interval=settings.silence_check_interval_s)
     async def request_silence_checks() -> None:
         """Ask every scope with a silence rule to check the wall clock, through the stream that owns it."""
         kinds = {r.scope_kind for r in map(holder.engine.rules.common, holder.engine.rules.ids) if r.kind == "silence"}
-        now = datetime.now(timezone.utc).isoformat()
-        for key, _ in states.items():
-            if key.split("/", 1)[0] in kinds:
-                await evaluation.send(Out(topics.triggers_scoped, key.encode(), json.dumps({"silence_check": now}).encode()))
+        check = json.dumps({"silence_check": datetime.now(timezone.utc).isoformat()}).encode()
+        await evaluation.send(*(Out(topics.triggers_scoped, key.encode(), check)
+                                for key, _ in states.items() if key.split("/", 1)[0] in kinds))
 
     @app.timer(interval=15.0)
     async def count_active_alerts() -> None:

@@ -9,7 +9,7 @@ from schemas import Contact
 from schemas.config import SharingFile
 from schemas.notify import Acknowledgement, Silence
 from services.common.settings import PROJECT_ROOT
-from services.notify.picture import AlertPicture, reminders_due
+from services.notify.picture import EPISODE_KEPT, AlertPicture, reminders_due
 from services.notify.rendering import LANGUAGES, render_cap, render_email
 from services.notify.routing import escalation_targets, silenced_by
 from services.notify.sharing import share
@@ -143,6 +143,17 @@ def test_the_picture_keeps_the_latest_transition_and_its_episode():
     latest = picture.latest[alerts[0].alert_id]
     assert latest.transition == 4 and latest.status == "firing"
     assert [a.transition for a in picture.earlier_in_episode(latest)] == []  # a new episode after the resolution
+
+
+def test_an_alert_that_never_resolves_keeps_only_the_latest_transitions_of_its_episode():
+    picture = AlertPicture()
+    alerts = episode(*([1200, 2600] * 20))  # watch, warning, watch, ... forty transitions, never resolved
+    assert len(alerts) == 40 and all(a.status == "firing" for a in alerts)
+    for a in alerts:
+        picture.record(a, 0)
+    latest = picture.latest[alerts[0].alert_id]
+    assert len(picture.episodes[latest.alert_id]) == EPISODE_KEPT
+    assert [a.transition for a in picture.earlier_in_episode(latest)] == list(range(41 - EPISODE_KEPT, 40))
 
 
 def test_the_floor_applies_to_counts_of_people_not_to_ratios_or_levels():
