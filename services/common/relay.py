@@ -112,6 +112,7 @@ class Relay:
         self._in_flight = asyncio.Lock()
         self.state = state
         self.held: set[int] = set()  # input partitions whose state is in memory
+        self._ends: dict[tuple[str, int], int] = {}  # (changelog, partition) → its end offset after this stage's writes
         self.restoring = False
         self._producer: AIOKafkaProducer | None = None
         self._started = asyncio.Event()
@@ -214,6 +215,11 @@ class Relay:
             sent = await send_all(producer, wave)
             if sent:
                 await asyncio.gather(*sent)  # a failed send raises: nothing of this batch is committed
+        if isinstance(result, Step):
+            for change in result.changes:  # where this stage's writes leave its changelogs (see _recover)
+                written = (change.topic, change.partition)
+                if written in self._ends:
+                    self._ends[written] += 1
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
         try:
             await consumer.commit(offsets)
@@ -224,19 +230,37 @@ class Relay:
             log.warning("%s: commit failed (%r); the next batch's commit covers it", self.stage, exc)
 
     async def _recover(self, assigned: set[int]) -> None:
-        """Forget partitions no longer held; read the changelogs of those newly held, to their end."""
+        """Forget partitions no longer held; read the changelogs of those newly held, to their end.
+
+        A partition held before and assigned again keeps its state only if its changelogs end where
+        this stage's own writes left them: a worker that lost its membership without being told (a
+        session timeout) may get back a partition that another worker changed in between."""
         assert self.state is not None
-        for partition in sorted(self.held - assigned):
-            self.state.forget(partition)
-        new = sorted(assigned - self.held)
-        self.held = set(assigned)
-        if not new:
-            return
-        self.restoring = True
-        started, applied = asyncio.get_running_loop().time(), 0
         reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
                                   auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
         await reader.start()
+        try:
+            kept = sorted(self.held & assigned)
+            if kept:
+                ends = await reader.end_offsets([TopicPartition(c, p) for c in self.state.changelogs for p in kept])
+                changed = {tp.partition for tp, end in ends.items() if self._ends.get((tp.topic, tp.partition)) != end}
+                if changed:
+                    log.warning("%s: partitions %s were changed by another worker since this one held them; "
+                                "recovering them again", self.stage, sorted(changed))
+                    self.held -= changed
+            for partition in sorted(self.held - assigned | (set(kept) - self.held)):
+                self.state.forget(partition)
+            new = sorted(assigned - self.held)
+            self.held = set(assigned)
+            if new:
+                await self._read_changelogs(reader, new)
+        finally:
+            await reader.stop()
+
+    async def _read_changelogs(self, reader: AIOKafkaConsumer, new: list[int]) -> None:
+        assert self.state is not None
+        self.restoring = True
+        started, applied = asyncio.get_running_loop().time(), 0
         try:
             for changelog in self.state.changelogs:
                 tps = [TopicPartition(changelog, p) for p in new]
@@ -253,9 +277,9 @@ class Relay:
                         for tp, records in (await reader.getmany(*left, timeout_ms=1000, max_records=10_000)).items():
                             self.state.restore(tp.partition, changelog, records)
                             applied += len(records)
+                self._ends.update({(tp.topic, tp.partition): end for tp, end in ends.items()})
             self.state.restored(new)
         finally:
-            await reader.stop()
             self.restoring = False
         log.info("%s: recovered partitions %s from %d changelog records in %.1fs", self.stage, new, applied,
                  asyncio.get_running_loop().time() - started)

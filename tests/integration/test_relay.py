@@ -203,3 +203,28 @@ async def test_a_stage_with_state_replaced_by_another_carries_on_from_its_change
     for record in received:
         by_key.setdefault(record.key, []).append(int(record.value))
     assert {key: sorted(totals) for key, totals in by_key.items()} == {key: list(range(1, 36)) for key in keys}
+
+
+async def test_a_partition_another_worker_changed_meanwhile_is_recovered_again_the_others_kept(kafka_bootstrap, namespace):
+    """A worker that lost its membership without being told (a session timeout) may be given back a partition
+    that another worker changed in between: it must not go on with its own, stale state of it."""
+    source, changelog = f"{namespace}.again-in", f"{namespace}.again-changelog"
+    await create(kafka_bootstrap, (source, 4), (changelog, 4))
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        for partition in range(4):
+            await producer.send_and_wait(changelog, b"5", key=b"k", partition=partition)
+        state = RunningTotals(changelog)
+        stage = Relay("sum", kafka_bootstrap, f"{namespace}-again", [source], running_totals("unused", state), state=state)
+        await stage._recover({0, 1, 2, 3})
+        assert state.recovered == 4 and all(state.held[p] == {b"k": 5} for p in range(4))
+        for partition in range(4):
+            state.held[partition][b"in memory only"] = 1  # gone if the partition is read again
+        await producer.send_and_wait(changelog, b"9", key=b"k", partition=1)  # another worker's change
+        await stage._recover({0, 1, 2, 3})  # the same assignment again
+    finally:
+        await producer.stop()
+    assert state.held[1] == {b"k": 9}  # read again: the other worker's change, not the stale state
+    assert state.recovered == 4 + 2
+    assert all(state.held[p] == {b"k": 5, b"in memory only": 1} for p in (0, 2, 3))  # untouched: kept as they were
