@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
@@ -150,14 +150,7 @@ class Relay:
 
     async def run(self) -> None:
         """The stage, for the life of the worker (run it as a task; cancel it to stop)."""
-        try:
-            await self._run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - anything else is a bug or a broker that gave up: restart
-            log.critical("stage %s failed, stopping the worker so it restarts from the last commit: %r",
-                         self.stage, exc, exc_info=exc)
-            stop_worker(EXIT_FAILED)
+        await run_or_stop_worker(f"stage {self.stage}", self._run)
 
     async def _run(self) -> None:
         # a batch's messages for one partition go as one record batch (send_all): room for them, under
@@ -191,17 +184,9 @@ class Relay:
             await producer.stop()
 
     async def _wait_for_topics(self, consumer: AIOKafkaConsumer) -> None:
-        """Subscribing to a topic that does not exist yet would see it only at the next metadata refresh."""
-        announced = False
-        while True:
-            await consumer._client.force_metadata_update()
-            self.waiting_for = [t for t in self.topics if not consumer.partitions_for_topic(t)]
-            if not self.waiting_for:
-                return
-            if not announced:
-                log.warning("%s: waiting for topic %s to exist (ews topics create)", self.stage, ", ".join(self.waiting_for))
-                announced = True
-            await asyncio.sleep(1.0)
+        def missing(topics: list[str]) -> None:
+            self.waiting_for = topics
+        await wait_for_topics(consumer, self.topics, self.stage, missing)
 
     async def _process(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, batch: dict) -> None:
         assigned = consumer.assignment()
@@ -240,17 +225,16 @@ class Relay:
                                   auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
         await reader.start()
         try:
-            kept = sorted(self.held & assigned)
+            kept, changed = self.held & assigned, set()
             if kept:
                 ends = await reader.end_offsets([TopicPartition(c, p) for c in self.state.changelogs for p in kept])
                 changed = {tp.partition for tp, end in ends.items() if self._ends.get((tp.topic, tp.partition)) != end}
                 if changed:
                     log.warning("%s: partitions %s were changed by another worker since this one held them; "
                                 "recovering them again", self.stage, sorted(changed))
-                    self.held -= changed
-            for partition in sorted(self.held - assigned | (set(kept) - self.held)):
+            for partition in sorted((self.held - assigned) | changed):
                 self.state.forget(partition)
-            new = sorted(assigned - self.held)
+            new = sorted(assigned - (kept - changed))
             self.held = set(assigned)
             if new:
                 await self._read_changelogs(reader, new)
@@ -293,6 +277,43 @@ class Relay:
                 lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - await consumer.position(tp))
         for topic in self.topics:  # a topic no longer assigned here reads 0, not its last value
             LAG.labels(self.group_id, topic).set(lag.get(topic, 0))
+
+
+def header(record: ConsumerRecord, name: str) -> bytes | None:
+    """The value of a record's header, None when it has none of that name."""
+    for key, value in record.headers or ():
+        if key == name:
+            return value
+    return None
+
+
+async def run_or_stop_worker(what: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run a worker's long-lived task; if it fails (a bug, a broker that gave up), stop the worker so its
+    supervisor restarts it from the last commit instead of it going on without the task."""
+    try:
+        await run()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        log.critical("%s failed, stopping the worker so it restarts from the last commit: %r", what, exc, exc_info=exc)
+        stop_worker(EXIT_FAILED)
+
+
+async def wait_for_topics(consumer: AIOKafkaConsumer, topics: Sequence[str], who: str,
+                          missing: Callable[[list[str]], None] = lambda topics: None) -> None:
+    """Until every topic exists (subscribing to or assigning one that does not would see it only at the next
+    metadata refresh); says once which are missing, and tells `missing` each time."""
+    announced = False
+    while True:
+        await consumer._client.force_metadata_update()
+        waiting = [t for t in topics if not consumer.partitions_for_topic(t)]
+        missing(waiting)
+        if not waiting:
+            return
+        if not announced:
+            log.warning("%s: waiting for topic %s to exist (ews topics create)", who, ", ".join(waiting))
+            announced = True
+        await asyncio.sleep(1.0)
 
 
 @lru_cache(maxsize=1 << 16)  # keys repeat (scopes, sites, alerts) and aiokafka's murmur2 is pure Python

@@ -16,8 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from .exits import EXIT_FAILED, stop_worker
-from .relay import Out
+from .relay import Out, header, run_or_stop_worker, wait_for_topics
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +25,7 @@ REPLY_HEADER = "ews-reply-to"  # on a request: the correlation id its answer is 
 
 def correlation_of(record) -> bytes | None:
     """The correlation id of a request record, None for a message nobody waits for."""
-    for name, value in record.headers or ():
-        if name == REPLY_HEADER:
-            return value
-    return None
+    return header(record, REPLY_HEADER)
 
 
 def answer(topic: str, correlation: bytes, reply: dict) -> Out:
@@ -60,23 +56,13 @@ class Replies:
 
     async def run(self) -> None:
         """Read answers for the life of the worker (run it as a task)."""
-        try:
-            await self._run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - callers would wait for answers nobody reads
-            log.critical("reading answers on %s failed, stopping the worker so it restarts: %r", self.topic, exc,
-                         exc_info=exc)
-            stop_worker(EXIT_FAILED)
+        await run_or_stop_worker(f"reading answers on {self.topic}", self._run)
 
     async def _run(self) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
         await consumer.start()
         try:
-            while not consumer.partitions_for_topic(self.topic):
-                await consumer._client.force_metadata_update()
-                if not consumer.partitions_for_topic(self.topic):
-                    await asyncio.sleep(1.0)
+            await wait_for_topics(consumer, [self.topic], "answers")
             tps = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic))]
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)

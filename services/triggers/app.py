@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from schemas import AlertEvent, Observation
 from services.common.faust_app import create_faust_app
-from services.common.relay import Out, Relay, Step
+from services.common.relay import Out, Relay, Step, header
 from services.common.settings import Settings
 from services.common.topics import Topics
 
@@ -111,10 +111,8 @@ BATCH_MAX = 2000  # messages judged together at most
 
 def _scope_keys(record) -> list[str]:
     """The scopes a scoped message is for: those its header names (all in this partition), else its key."""
-    for name, value in record.headers or ():
-        if name == SCOPES_HEADER:
-            return value.decode().split("\n")
-    return [record.key.decode()]
+    named = header(record, SCOPES_HEADER)
+    return named.decode().split("\n") if named is not None else [record.key.decode()]
 
 
 def create_app(settings: Settings) -> faust.App:
