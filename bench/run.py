@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import secrets
 import shutil
@@ -110,7 +111,10 @@ async def raw_ceiling(bootstrap: str, topics: Topics, n: int) -> float:
         await consumer.stop()
 
 
-async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: int, triggers_workers: int = 1) -> dict:
+async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: int, triggers_workers: int = 1,
+                               broker_pid: int | None = None) -> dict:
+    """The raw consumer's rate, then the pipeline's over the same messages, and the CPU time each
+    process spent per event while the pipeline ran (where the time goes, steadier than a rate)."""
     config = config_dir(run_dir, n_sites)
     stack = LocalStack(run_dir / f"pipeline-{triggers_workers}", namespace=f"bench{secrets.token_hex(3)}", bootstrap=bootstrap,
                        env_extra={"EWS_CONFIG_DIR": str(config)})
@@ -132,7 +136,11 @@ async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: i
             stack.launch("triggers", name)
         await stack.wait_ready()
         stack.launch("ingest")
-        started = None
+        started, cpu_before = None, {}
+
+        def processes_cpu() -> dict[str, float | None]:
+            return {**{name: _cpu_s(process.pid) for name, process in stack.workers.items()}, "broker": _cpu_s(broker_pid)}
+
         async with httpx.AsyncClient(timeout=5) as client:
             deadline = time.monotonic() + max(600, n / 50)
             while time.monotonic() < deadline:
@@ -140,6 +148,7 @@ async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: i
                 ingested = await metric_total(client, stack.ports["ingest"], "ews_ingest_events_total")
                 if started is None and ingested > 0:
                     started = time.perf_counter()
+                    cpu_before = processes_cpu()
                 evaluated = sum([await metric_total(client, stack.ports[name], "ews_triggers_observations_total")
                                  for name in triggers])
                 if evaluated >= scoped:
@@ -148,12 +157,18 @@ async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: i
             else:
                 raise TimeoutError(f"the pipeline evaluated {evaluated:.0f} of {scoped} scoped observations in time")
         elapsed = time.perf_counter() - started
+        cpu_after = processes_cpu()
         pipeline = n / elapsed
+        cpu_us = {name: round((cpu_after[name] - cpu_before[name]) / n * 1e6, 1) for name in cpu_after
+                  if cpu_after[name] is not None and cpu_before.get(name) is not None}
         say(f"  ingest + {len(triggers)} triggers worker{'s' if len(triggers) > 1 else ''}, the same {n:,}: "
             f"{pipeline:,.0f} events/s ({scoped:,} scope evaluations, {elapsed:.1f}s); ratio {pipeline / ceiling:.3f}")
+        say("  CPU per event: " + ", ".join(f"{name} {us:.0f} µs" for name, us in cpu_us.items())
+            + f"; {sum(cpu_us.values()) * pipeline / 1e6:.2f} of {_cpus()} cores busy")
         rss = {name: stack.peak_rss_mb(name) for name in stack.workers}
         return {"events": n, "sites": n_sites, "triggers_workers": len(triggers), "ceiling_events_per_s": round(ceiling),
                 "pipeline_events_per_s": round(pipeline), "ratio": round(pipeline / ceiling, 4),
+                "cpu_us_per_event": cpu_us,
                 "scope_evaluations": scoped, "worker_peak_rss_mb": rss, "worker_restarts": stack.restarts}
     finally:
         await stack.stop()
@@ -331,6 +346,15 @@ async def produce_stream(bootstrap: str, topics: Topics, messages, chunk: int = 
         await producer.stop()
 
 
+def _cpu_s(pid: int | None) -> float | None:
+    """CPU seconds (user + system) a process has used so far, None where /proc cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def _rss_mb(pid: int, field: str = "VmRSS") -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -426,10 +450,12 @@ async def main_async(args: argparse.Namespace) -> dict:
             results["backtest"] = await asyncio.to_thread(backtest_speed, run_dir, args.backtest_events, 1000)
         if "pipeline" in groups:
             say(f"▶ 1. ceiling vs pipeline ({args.events:,} events)")
-            results["pipeline"] = await ceiling_and_pipeline(run_dir, bootstrap, args.events, args.sites)
+            broker_pid = stack.broker.process.pid if stack.broker is not None and stack.broker.process else None
+            results["pipeline"] = await ceiling_and_pipeline(run_dir, bootstrap, args.events, args.sites,
+                                                             broker_pid=broker_pid)
             if args.scale_out > 1:  # the same with more triggers workers in the group: how far scaling out goes here
                 results["pipeline_scaled_out"] = await ceiling_and_pipeline(
-                    run_dir, bootstrap, args.events, args.sites, triggers_workers=args.scale_out)
+                    run_dir, bootstrap, args.events, args.sites, triggers_workers=args.scale_out, broker_pid=broker_pid)
         if "latency" in groups:
             say(f"▶ 3. latency (offered loads {', '.join(map(str, args.rates))} events/s, {args.seconds:.0f}s each)")
             results["latency"] = await latency(run_dir, bootstrap, args.rates, args.seconds, args.idle)
@@ -442,7 +468,6 @@ async def main_async(args: argparse.Namespace) -> dict:
 
 
 def _cpus() -> int:
-    import os
     return len(os.sched_getaffinity(0))
 
 
@@ -453,6 +478,8 @@ def table(results: dict) -> str:
         rows += [("ceiling: raw aiokafka getmany + JSON decode", f"{p['ceiling_events_per_s']:,} events/s"),
                  ("pipeline: ingest + triggers", f"{p['pipeline_events_per_s']:,} events/s"),
                  ("ratio pipeline / ceiling (target ≥ 0.25)", f"{p['ratio']:.3f}")]
+        if p.get("cpu_us_per_event"):
+            rows.append(("  CPU per event while it ran", ", ".join(f"{name} {us:.0f} µs" for name, us in p["cpu_us_per_event"].items())))
     if "pipeline_scaled_out" in results:
         q = results["pipeline_scaled_out"]
         rows += [(f"pipeline: ingest + {q['triggers_workers']} triggers workers (ceiling {q['ceiling_events_per_s']:,})",

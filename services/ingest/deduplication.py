@@ -9,6 +9,8 @@ from collections import OrderedDict
 from datetime import datetime, timedelta, timezone
 from typing import Literal, NamedTuple
 
+import orjson
+
 from schemas import Observation
 from services.common.relay import Out
 
@@ -28,12 +30,12 @@ class SeenEvent(NamedTuple):
 
     def to_json(self) -> bytes:
         """The changelog's form (the same JSON object earlier versions wrote)."""
-        return json.dumps({"digest": self.digest, "revision": self.revision, "seen_at": self.seen_at.isoformat(),
-                           "partition": self.partition, "offset": self.offset}, separators=(",", ":")).encode()
+        return orjson.dumps({"digest": self.digest, "revision": self.revision, "seen_at": self.seen_at.isoformat(),
+                             "partition": self.partition, "offset": self.offset})
 
     @classmethod
     def from_json(cls, raw: bytes) -> SeenEvent:
-        data = json.loads(raw)
+        data = orjson.loads(raw)
         return cls(data["digest"], int(data["revision"]), _utc(data["seen_at"]), int(data["partition"]),
                    int(data.get("offset", -1)))
 
@@ -45,7 +47,10 @@ def _utc(text: str) -> datetime:
 def content_digest(observation: Observation) -> str:
     """A fingerprint of what the report says (not when it arrived or its revision)."""
     content = observation.model_dump(mode="json", exclude={"ingested_at", "revision"})
-    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
+    if not canonical.isascii() or b"\x7f" in canonical:  # earlier versions' digests: json's \u escapes
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def decide(previous: SeenEvent | None, digest: str, partition: int = -1, offset: int = -2) -> tuple[Outcome, int]:

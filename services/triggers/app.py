@@ -24,6 +24,7 @@ from collections import Counter as Tally
 from datetime import datetime, timezone
 
 import faust
+import orjson
 from pydantic import ValidationError
 
 from schemas import AlertEvent, Observation
@@ -67,7 +68,7 @@ class ScopeStates:
                 if record.value is None:
                     held.pop(key, None)
                 else:
-                    held[key] = ScopeState.from_json(json.loads(record.value))
+                    held[key] = ScopeState.from_json(orjson.loads(record.value))
             return
         for record in records:  # the states are all back: contributions go straight into their windows
             scope_key, feed, eid = record.key.decode().split("|", 2)
@@ -78,7 +79,7 @@ class ScopeStates:
             if record.value is None:
                 window.contributions.pop(eid, None)
             else:
-                window.contributions[eid] = contribution_from_json(json.loads(record.value))
+                window.contributions[eid] = contribution_from_json(orjson.loads(record.value))
 
     def restored(self, partitions: list[int]) -> None:
         for partition in partitions:
@@ -91,15 +92,21 @@ class ScopeStates:
         self.held.pop(partition, None)
         self.on_forget(partition)
 
-    def changes(self, key: str, state: ScopeState, partition: int) -> list[Out]:
-        """The changelog records of a scope touched by a batch: its state, then what changed in its windows."""
-        out = [Out(self.changelogs[0], key.encode(),
-                   json.dumps(state.to_json(contributions=False), separators=(",", ":")).encode(), partition)]
+    def changes(self, key: str, state: ScopeState, partition: int, encoded: dict[int, bytes]) -> list[Out]:
+        """The changelog records of a scope touched by a batch: its state, then what changed in its windows.
+        `encoded` holds the batch's contributions already encoded, by id: one report's is shared by its scopes."""
+        out = [Out(self.changelogs[0], key.encode(), orjson.dumps(state.to_json(contributions=False)), partition)]
+        contributions = self.changelogs[1]
         for feed, window in state.feeds.items():
             changed = window.journal if window.journal is not None else dict(window.contributions)
             for eid, contribution in changed.items():
-                value = None if contribution is None else json.dumps(contribution_to_json(contribution)).encode()
-                out.append(Out(self.changelogs[1], f"{key}|{feed}|{eid}".encode(), value, partition))
+                if contribution is None:
+                    value = None
+                else:
+                    value = encoded.get(id(contribution))
+                    if value is None:
+                        value = encoded[id(contribution)] = orjson.dumps(contribution_to_json(contribution))
+                out.append(Out(contributions, f"{key}|{feed}|{eid}".encode(), value, partition))
             window.journal = {}
         return out
 
@@ -175,7 +182,7 @@ def create_app(settings: Settings) -> faust.App:
         outcomes: Tally = Tally()
         for record in records:
             raw, held = record.value, states.partition(record.partition)
-            data = json.loads(raw) if raw.startswith(CONTROL) else None
+            data = orjson.loads(raw) if raw.startswith(CONTROL) else None
             for key in _scope_keys(record):
                 entry = touched.get(key)
                 state = entry[0] if entry is not None else held.get(key)
@@ -223,7 +230,9 @@ def create_app(settings: Settings) -> faust.App:
         # Alerts first, acknowledged by the broker, then the states (the stage's order): a crash in
         # between replays the same (alert_id, transition) - a repeat downstream drops by its key - and
         # never leaves a state change whose alert was lost.
-        changes = [change for key, (state, partition) in touched.items() for change in states.changes(key, state, partition)]
+        encoded: dict[int, bytes] = {}
+        changes = [change for key, (state, partition) in touched.items()
+                   for change in states.changes(key, state, partition, encoded)]
         return Step(outputs, changes)
 
     evaluation = Relay.for_service(settings, "triggers", "evaluation", [topics.triggers_scoped], evaluate_batch,

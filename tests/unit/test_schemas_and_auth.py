@@ -61,6 +61,24 @@ def test_resend_is_duplicate_and_changed_content_is_a_correction():
     assert decide(seen, content_digest(observation(crossing(0, 1001)))) == ("correction", 2)
 
 
+def test_digests_and_remembered_entries_match_what_earlier_versions_kept_so_a_resend_after_an_upgrade_is_a_duplicate():
+    import json
+
+    from services.ingest.deduplication import SeenEvent
+    from tests.helpers import NOW
+
+    # earlier versions hashed json.dumps(sort_keys, compact, ASCII with \u escapes) and stored entries as json
+    for source in ["PA-SNM", "Migración Panamá", "tab\tquote\"del\x7f", "línea\u2028"]:
+        report = observation(crossing(0, 1000)).model_copy(update={"source": source})
+        content = report.model_dump(mode="json", exclude={"ingested_at", "revision"})
+        earlier = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        assert content_digest(report) == earlier, source
+    entry = SeenEvent(digest="ab" * 32, revision=3, seen_at=NOW, partition=2, offset=41)
+    earlier_form = json.dumps({"digest": entry.digest, "revision": 3, "seen_at": NOW.isoformat(), "partition": 2,
+                               "offset": 41}, separators=(",", ":")).encode()
+    assert SeenEvent.from_json(earlier_form) == entry == SeenEvent.from_json(entry.to_json())
+
+
 def test_the_message_that_recorded_an_event_seen_again_after_a_crash_is_replayed_not_dropped():
     from services.ingest.deduplication import SeenEvent
     from tests.helpers import NOW

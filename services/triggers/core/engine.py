@@ -20,7 +20,7 @@ from schemas.types import parse_duration
 from services.common.geography import Geography
 
 from .rules import CompiledRule, RuleSet, as_timedelta
-from .state_machine import AlertState, Transition, step_alert
+from .state_machine import AlertState, Transition, iso, step_alert
 
 MAX_EVIDENCE = 20
 MAX_RATIO = 1_000_000.0  # a spike over a zero baseline reads as this, not infinity (JSON has no infinity)
@@ -202,9 +202,9 @@ class FeedWindow:
                 i += 1
 
     def to_json(self, contributions: bool = True) -> dict:
-        data = {"watermark": _iso(self.watermark), "earliest": _iso(self.earliest),
-                "last_arrival": _iso(self.last_arrival), "last_period": self.last_period,
-                "judged": _iso(self.judged), "pending": sorted([s.isoformat(), e.isoformat()] for s, e in self.pending)}
+        data = {"watermark": iso(self.watermark), "earliest": iso(self.earliest),
+                "last_arrival": iso(self.last_arrival), "last_period": self.last_period,
+                "judged": iso(self.judged), "pending": sorted([s.isoformat(), e.isoformat()] for s, e in self.pending)}
         if contributions:
             data["contributions"] = {eid: contribution_to_json(c) for eid, c in self.contributions.items()}
         return data
@@ -245,16 +245,12 @@ class ScopeState:
 
 
 def contribution_to_json(c: Contribution) -> list:
-    return [c.revision, c.start.isoformat(), c.end.isoformat(), c.metrics, c.categories]
+    return [c.revision, iso(c.start), iso(c.end), c.metrics, c.categories]
 
 
 def contribution_from_json(data: list) -> Contribution:
     revision, start, end, metrics, categories = data
     return Contribution(revision, datetime.fromisoformat(start), datetime.fromisoformat(end), metrics, categories)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -302,6 +298,7 @@ class TriggerEngine:
         self._scopes: dict[tuple, tuple[list[Scope], list[Scope], dict[str, Scope]]] = {}
         self._rules_at: dict[tuple[str, str], tuple[list[CompiledRule], timedelta, Kept]] = {}
         self._targets: dict[tuple, list[Scope]] = {}
+        self._last_contribution: tuple[Observation, Contribution] | None = None
 
     # --- where observations and member alerts go --------------------------------------
 
@@ -388,15 +385,24 @@ class TriggerEngine:
             return "too_late"  # its windows were judged and forgotten
         if previous is not None:
             window.pending.add((previous.start, previous.end))  # a correction changes the old span too
-        window.put(observation.event_id, Contribution(observation.revision, observation.observed_at,
-                                                      observation.period_end, observation.metrics,
-                                                      observation.categories), kept)
+        window.put(observation.event_id, self._contribution_of(observation), kept)
         window.pending.add((observation.observed_at, observation.period_end))
         if window.watermark is None or observation.period_end > window.watermark:
             window.watermark = observation.period_end
             window.last_period = observation.period
         window.last_arrival = now
         return "applied"
+
+    def _contribution_of(self, observation: Observation) -> Contribution:
+        """What an observation adds to a window: one object shared by the scopes it is added to in a row
+        (a report counts towards ~4 scopes; the live worker also writes it to the changelog once)."""
+        last = self._last_contribution
+        if last is not None and last[0] is observation:
+            return last[1]
+        contribution = Contribution(observation.revision, observation.observed_at, observation.period_end,
+                                    observation.metrics, observation.categories)
+        self._last_contribution = (observation, contribution)
+        return contribution
 
     def judge(self, state: ScopeState, scope: Scope, now: datetime) -> list[AlertEvent]:
         """Evaluate every rule at each tick (period end) added since the last judgement, oldest first.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Literal
 
 from schemas import LEVELS, Level
@@ -14,6 +15,12 @@ _RANK = {level: i for i, level in enumerate(LEVELS)}
 
 
 _TIMES = ("started_at", "pending_since", "below_level_since", "below_clear_since")
+
+
+@lru_cache(maxsize=1 << 14)  # the states' times repeat across scopes and batches: period ends, ticks
+def iso(value: datetime | None) -> str | None:
+    """A time as the changelogs hold it (ISO 8601), None as None."""
+    return value.isoformat() if value is not None else None
 
 
 @dataclass(slots=True)
@@ -27,11 +34,9 @@ class AlertState:
     below_clear_since: datetime | None = None  # value below `clear`, waiting for `clear_for`
 
     def to_json(self) -> dict:
-        data = {"status": self.status, "level": self.level, "transition": self.transition}
-        for name in _TIMES:
-            value = getattr(self, name)
-            data[name] = value.isoformat() if value is not None else None
-        return data
+        return {"status": self.status, "level": self.level, "transition": self.transition,
+                "started_at": iso(self.started_at), "pending_since": iso(self.pending_since),
+                "below_level_since": iso(self.below_level_since), "below_clear_since": iso(self.below_clear_since)}
 
     @classmethod
     def from_json(cls, data: dict) -> "AlertState":
