@@ -4,7 +4,7 @@ Faust's per-event machinery (stream iteration, acks, sensors, a future and a ser
 send, a consumer thread) measured as most of a worker's time in `make bench`, so the busy stages
 run here: `getmany` up to `max_records`, one call of `transform` over the whole batch, every output
 handed to the producer without waiting for it, then one wait for all acknowledgements, then one
-commit.
+commit, which the next batch does not wait for.
 
 A stage that keeps state (a `StageState`: the triggers' scope windows, ingest's remembered
 event_ids) keeps it in memory per input partition and writes every change to compacted changelog
@@ -116,6 +116,7 @@ class Relay:
         self.restoring = False
         self._producer: AIOKafkaProducer | None = None
         self._started = asyncio.Event()
+        self._committing: asyncio.Future | None = None  # the last batch's commit
 
     @classmethod
     def for_service(cls, settings, service: str, stage: str, topics: Sequence[str],
@@ -180,6 +181,7 @@ class Relay:
                     next_lag_export = loop.time() + 1.0
         finally:
             self._started.clear()
+            await self._committed(timeout_s=10)
             await consumer.stop()
             await producer.stop()
 
@@ -205,7 +207,13 @@ class Relay:
                 written = (change.topic, change.partition)
                 if written in self._ends:
                     self._ends[written] += 1
+        # Committed in the background: the next batch need not wait for the round trip (measured: 6 ms
+        # a batch, most of a hop's latency at 100 events/s). Commits go out in order on one connection,
+        # so the last one stands; a rebalance and a stop wait for it.
         offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        self._committing = asyncio.ensure_future(self._commit(consumer, offsets))
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict) -> None:
         try:
             await consumer.commit(offsets)
         except CommitFailedError as exc:
@@ -213,6 +221,11 @@ class Relay:
                         self.stage, exc)
         except KafkaError as exc:
             log.warning("%s: commit failed (%r); the next batch's commit covers it", self.stage, exc)
+
+    async def _committed(self, timeout_s: float | None = None) -> None:
+        """Until the last batch's commit is done (it logs its own failure)."""
+        if self._committing is not None:
+            await asyncio.wait([self._committing], timeout=timeout_s)
 
     async def _recover(self, assigned: set[int]) -> None:
         """Forget partitions no longer held; read the changelogs of those newly held, to their end.
@@ -365,7 +378,7 @@ class _WaitForBatch(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked) -> None:
         async with self.relay._in_flight:
-            pass  # the batch in flight, if any, has been sent and committed
+            await self.relay._committed()  # the batch in flight, if any, has been sent and committed
 
     async def on_partitions_assigned(self, assigned) -> None:
         if self.relay.state is not None:
