@@ -114,6 +114,7 @@ class ScopeStates:
 SCOPES_HEADER = "ews-scopes"  # on a scoped observation: the scope keys it is for, one per line
 CONTROL = (b'{"member_alert"', b'{"silence_check"', b'{"judge"')  # scoped messages that are not observations
 BATCH_MAX = 2000  # messages judged together at most
+SCOPES_PER_MESSAGE = 1000  # scope keys one control message names at most (its header stays well under 1 MB)
 
 
 def _scope_keys(record) -> list[str]:
@@ -240,6 +241,17 @@ def create_app(settings: Settings) -> faust.App:
     app = create_faust_app("triggers", settings, settings.triggers_web_port, stages=[routing, evaluation])
     states.on_forget = lambda partition: waiting.clear()
 
+    def addressed(keys: list[str], value: bytes) -> list[Out]:
+        """A control message for many scopes: one per partition they live in (and per SCOPES_PER_MESSAGE),
+        naming them, as routing does: a silence check of 10,000 sites is a few messages, not 10,000."""
+        by_partition: dict[int, list[bytes]] = {}
+        for key in keys:
+            encoded = key.encode()
+            by_partition.setdefault(routing.partition_for(topics.triggers_scoped, encoded), []).append(encoded)
+        return [Out(topics.triggers_scoped, chunk[0], value, partition, [(SCOPES_HEADER, b"\n".join(chunk))])
+                for partition, named in by_partition.items()
+                for chunk in (named[i:i + SCOPES_PER_MESSAGE] for i in range(0, len(named), SCOPES_PER_MESSAGE))]
+
     @app.timer(interval=max(0.05, min(1.0, settle / 4 if settle else 1.0)))
     async def request_judgements() -> None:
         """Ask scopes whose settle time is over to judge what was added, through the stream that owns them."""
@@ -252,15 +264,14 @@ def create_app(settings: Settings) -> faust.App:
         ready = [key for key, at in due.items() if at <= moment]
         for key in ready:
             del due[key]
-        await evaluation.send(*(Out(topics.triggers_scoped, key.encode(), b'{"judge":true}') for key in ready))
+        await evaluation.send(*addressed(ready, b'{"judge":true}'))
 
     @app.timer(interval=settings.silence_check_interval_s)
     async def request_silence_checks() -> None:
         """Ask every scope with a silence rule to check the wall clock, through the stream that owns it."""
         kinds = {r.scope_kind for r in map(holder.engine.rules.common, holder.engine.rules.ids) if r.kind == "silence"}
         check = json.dumps({"silence_check": datetime.now(timezone.utc).isoformat()}).encode()
-        await evaluation.send(*(Out(topics.triggers_scoped, key.encode(), check)
-                                for key, _ in states.items() if key.split("/", 1)[0] in kinds))
+        await evaluation.send(*addressed([key for key, _ in states.items() if key.split("/", 1)[0] in kinds], check))
 
     @app.timer(interval=15.0)
     async def count_active_alerts() -> None:

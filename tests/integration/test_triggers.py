@@ -156,6 +156,25 @@ async def test_live_judges_reports_arriving_in_any_order_within_the_settle_time_
     assert len(alerts) == len(expected)
 
 
+async def test_sites_that_fall_silent_on_the_wall_clock_alert_whatever_partition_their_state_lives_in(
+        workers, kafka_bootstrap, namespace, tmp_path):
+    """The silence check reaches every scope through one message per partition naming its scopes."""
+    rules = {"version": 1, "triggers": [{"id": "quiet", "kind": "silence", "feed": "border_crossing", "scope": "site",
+                                         "levels": {"watch": "2s"}, "title": SITE_RULES["triggers"][0]["title"]}]}
+    workers.env.update(EWS_CONFIG_DIR=str(config_dir(tmp_path, rules)), EWS_SILENCE_CHECK_INTERVAL_S="1")
+    started = [workers.start("triggers")]
+    await wait_ready(workers, started)
+    observed = datetime.now(timezone.utc).replace(microsecond=0)
+    reports = [Observation(event_id=f"{site}-quiet", feed="border_crossing", source="TEST", observed_at=observed,
+                           period="PT1S", period_end=observed + timedelta(seconds=1),
+                           location=Location(kind="site", id=site, country=COUNTRY[site]), metrics={"count": 5},
+                           ingested_at=observed) for site in SITES]
+    await produce_observations(kafka_bootstrap, Topics(namespace).observations, reports)
+    expected = {(f"quiet/site/{site}", 1) for site in SITES}  # due 1 s after arrival, silent 2 s more
+    alerts = await wait_for_alerts(kafka_bootstrap, Topics(namespace).alerts, expected, timeout_s=60)
+    assert {key_of(a): (a["status"], a["level"]) for a in alerts} == {key: ("firing", "watch") for key in expected}
+
+
 @pytest.mark.faults
 async def test_a_killed_worker_of_two_loses_and_changes_no_transition(workers, kafka_bootstrap, namespace, tmp_path):
     directory = config_dir(tmp_path, SITE_RULES)
