@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 from collections import Counter as Tally
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 import faust
@@ -35,10 +36,13 @@ from services.common.topics import Topics
 
 from . import metrics
 from .core import ScopeState
-from .core.engine import contribution_from_json, contribution_to_json
+from .core.engine import Contribution, contribution_from_json, contribution_to_json
 from .loading import ReloadingEngine
 
 log = logging.getLogger(__name__)
+
+
+Encoded = dict[int, tuple[Contribution, bytes]]  # a batch's contributions by id, with their changelog value
 
 
 class ScopeStates:
@@ -48,10 +52,10 @@ class ScopeStates:
     write however many a country or corridor holds. Recovery reads the states, then puts each
     contribution back into its scope's window."""
 
-    def __init__(self, topics: Topics) -> None:
+    def __init__(self, topics: Topics, on_forget: Callable[[int], None] = lambda partition: None) -> None:
         self.changelogs = (topics.triggers_state_changelog, topics.triggers_contributions_changelog)
         self.held: dict[int, dict[str, ScopeState]] = {}
-        self.on_forget = lambda partition: None
+        self.on_forget = on_forget  # told when a partition's state is dropped
         self.rescan = False  # set when partitions were recovered: some may hold observations not yet judged
 
     def partition(self, partition: int) -> dict[str, ScopeState]:
@@ -92,9 +96,10 @@ class ScopeStates:
         self.held.pop(partition, None)
         self.on_forget(partition)
 
-    def changes(self, key: str, state: ScopeState, partition: int, encoded: dict[int, bytes]) -> list[Out]:
+    def changes(self, key: str, state: ScopeState, partition: int, encoded: Encoded) -> list[Out]:
         """The changelog records of a scope touched by a batch: its state, then what changed in its windows.
-        `encoded` holds the batch's contributions already encoded, by id: one report's is shared by its scopes."""
+        `encoded` holds the batch's contributions already encoded, by id (with the contribution, so that an id
+        is never reused within the batch): one report's contribution is shared by its scopes."""
         out = [Out(self.changelogs[0], key.encode(), orjson.dumps(state.to_json(contributions=False)), partition)]
         contributions = self.changelogs[1]
         for feed, window in state.feeds.items():
@@ -103,9 +108,12 @@ class ScopeStates:
                 if contribution is None:
                     value = None
                 else:
-                    value = encoded.get(id(contribution))
-                    if value is None:
-                        value = encoded[id(contribution)] = orjson.dumps(contribution_to_json(contribution))
+                    known = encoded.get(id(contribution))
+                    if known is None:
+                        value = orjson.dumps(contribution_to_json(contribution))
+                        encoded[id(contribution)] = (contribution, value)
+                    else:
+                        value = known[1]
                 out.append(Out(contributions, f"{key}|{feed}|{eid}".encode(), value, partition))
             window.journal = {}
         return out
@@ -161,12 +169,12 @@ def create_app(settings: Settings) -> faust.App:
                                 output_topics=[topics.triggers_scoped])
 
     settle = settings.evaluation_settle_s
-    states = ScopeStates(topics)
+    waiting: dict[str, Observation] = {}  # per scope, the oldest observation not yet judged (latency metric)
+    states = ScopeStates(topics, on_forget=lambda partition: waiting.clear())
     metrics.SCOPES_HELD.set_function(lambda: sum(len(held) for held in states.held.values()))
     metrics.CONTRIBUTIONS_HELD.set_function(lambda: sum(len(window.contributions) for _, state in states.items()
                                                         for window in state.feeds.values()))
     due: dict[str, float] = {}  # scope key → loop time its added observations are to be judged
-    waiting: dict[str, Observation] = {}  # per scope, the oldest observation not yet judged (latency metric)
 
     def evaluate_batch(records) -> Step:
         """Observations are added to their scopes' windows, then each scope is judged once (now, or after
@@ -231,7 +239,7 @@ def create_app(settings: Settings) -> faust.App:
         # Alerts first, acknowledged by the broker, then the states (the stage's order): a crash in
         # between replays the same (alert_id, transition) - a repeat downstream drops by its key - and
         # never leaves a state change whose alert was lost.
-        encoded: dict[int, bytes] = {}
+        encoded: Encoded = {}
         changes = [change for key, (state, partition) in touched.items()
                    for change in states.changes(key, state, partition, encoded)]
         return Step(outputs, changes)
@@ -239,7 +247,6 @@ def create_app(settings: Settings) -> faust.App:
     evaluation = Relay.for_service(settings, "triggers", "evaluation", [topics.triggers_scoped], evaluate_batch,
                                    state=states, max_records=BATCH_MAX)
     app = create_faust_app("triggers", settings, settings.triggers_web_port, stages=[routing, evaluation])
-    states.on_forget = lambda partition: waiting.clear()
 
     def addressed(keys: list[str], value: bytes) -> list[Out]:
         """A control message for many scopes: one per partition they live in (and per SCOPES_PER_MESSAGE),

@@ -151,7 +151,7 @@ def test_composite_combines_members_that_changed_at_the_same_moment_whatever_the
         if together:
             produced = engine.apply_members(state, area, changes, NOW)
         else:
-            produced = [a for change in changes for a in engine.apply_member(state, area, change, NOW)]
+            produced = [a for change in changes for a in engine.apply_members(state, area, [change], NOW)]
         return [(a.status, a.level) for a in produced]
 
     assert run([0, 1], together=True) == run([1, 0], together=True) == []  # watch before, watch after

@@ -482,10 +482,6 @@ class TriggerEngine:
 
     # --- composites -----------------------------------------------------------------------
 
-    def apply_member(self, state: ScopeState, scope: Scope, member: AlertEvent, now: datetime) -> list[AlertEvent]:
-        """A member trigger changed somewhere inside this scope: re-evaluate the composites that use it."""
-        return self.apply_members(state, scope, [member], now)
-
     def combine(self, states: dict[str, ScopeState], members: list[AlertEvent], now: datetime) -> list[AlertEvent]:
         """The composites these member transitions (of one tick, in backtests) change, each composite
         scope taking all of its members' changes together; states are created in `states` as needed."""
