@@ -395,7 +395,15 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
             stack.launch(service)
         await stack.wait_ready()
         started = time.perf_counter()
-        producing = asyncio.create_task(produce_stream(bootstrap, Topics(stack.namespace), feed_messages(n, n_sites)))
+        last: list[bytes] = []  # the last message produced: how many days of history the events span
+
+        def remembered(messages):
+            for feed, value in messages:
+                last[:] = [value]
+                yield feed, value
+
+        producing = asyncio.create_task(produce_stream(bootstrap, Topics(stack.namespace),
+                                                       remembered(feed_messages(n, n_sites))))
 
         async def sample(client: httpx.AsyncClient) -> dict:
             stack.supervise()
@@ -427,7 +435,7 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
         target = fraction * final["evaluated"]
         marks.append({"fraction": fraction, **min(samples, key=lambda s: abs(s["evaluated"] - target))})
     marks.append({"fraction": 1.0, **final})
-    last_day = START + timedelta(days=(n - 1) // (n_sites + n_sites // 10 + (1 if n_sites % 10 else 0)))
+    last_day = datetime.fromisoformat(json.loads(last[0])["observed_at"])
     return {"sites": n_sites, "events": n, "seconds": round(elapsed, 1), "events_per_s": round(n / elapsed),
             "days_of_history": (last_day - START).days + 1, "worker_peak_rss_mb": peaks, "samples": marks,
             "worker_restarts": stack.restarts}
