@@ -31,6 +31,8 @@ class Settings(BaseSettings):
 
     # Ingest
     feed_http_max_bytes: int = Field(5_000_000, description="largest POST /feeds body; larger gets 413")
+    feed_http_answer_s: float = Field(60.0, gt=0, description="how long POST /feeds waits for each item's "
+                                      "de-duplication before answering 'pending' (the item stays queued)")
     dedup_retention: str = Field("P30D", description="how long a seen event_id is remembered (ISO 8601)")
 
     web_host: str = "127.0.0.1"

@@ -123,7 +123,7 @@ def create_app(settings: Settings) -> faust.App:
     deduplication = Relay.for_service(settings, "ingest", "deduplication", [topics.ingest_validated],
                                       deduplicate_batch, state=seen, max_records=BATCH_MAX,
                                       max_request_size=REJECTED_MAX_BYTES)
-    replies = Replies(settings.kafka_bootstrap, topics.ingest_replies)
+    replies = Replies(settings.kafka_bootstrap, topics.ingest_replies, timeout_s=settings.feed_http_answer_s)
     app = create_faust_app("ingest", settings, settings.ingest_web_port, readiness=replies.not_ready,
                            stages=[validation, deduplication])
     app.task(replies.run)
@@ -165,7 +165,7 @@ def create_app(settings: Settings) -> faust.App:
             reply = await replies.ask(deduplication.send, request)
         except asyncio.TimeoutError:
             return {"index": index, "event_id": observation.event_id, "outcome": "pending",
-                    "detail": f"queued for de-duplication; no answer within {replies.timeout_s:.0f} s"}
+                    "detail": f"queued for de-duplication; no answer within {replies.timeout_s:g} s"}
         return {"index": index, "event_id": observation.event_id, **reply}
 
     return app

@@ -59,6 +59,22 @@ async def test_http_upload_answers_per_item(ingest, kafka_bootstrap, namespace):
     assert json.loads(rejected.value)["source_partner"] == "PA-SNM item 2"
 
 
+async def test_an_item_not_deduplicated_in_time_is_answered_pending_and_still_published(workers, kafka_bootstrap, namespace):
+    workers.env["EWS_TOKENS"] = f"PA-SNM:partner:{PARTNER_TOKEN}"
+    workers.env["EWS_FEED_HTTP_ANSWER_S"] = "0.001"  # no answer can make the round trip through the broker in time
+    started = [workers.start("ingest")]
+    await wait_ready(workers, started)
+    async with httpx.AsyncClient(timeout=30) as client:
+        r = await client.post(f"http://127.0.0.1:{started[0][1]}/feeds/border-crossings", json=[crossing(0, 1200)],
+                              headers={"Authorization": f"Bearer {PARTNER_TOKEN}"})
+    assert r.status_code == 200, r.text
+    [item] = r.json()["results"]
+    assert (item["outcome"], item["event_id"]) == ("pending", "pa-lajas-blancas-0")
+    assert item["detail"] == "queued for de-duplication; no answer within 0.001 s"
+    [published] = await consume(kafka_bootstrap, Topics(namespace).observations, 1)
+    assert json.loads(published.value)["event_id"] == "pa-lajas-blancas-0"
+
+
 async def test_kafka_resends_are_dropped_and_corrections_published_with_a_higher_revision(ingest, kafka_bootstrap, namespace):
     topics = Topics(namespace)
     report = json.dumps(crossing(0, 1000)).encode()
