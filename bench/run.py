@@ -370,16 +370,6 @@ def _cpu_s(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def _rss_mb(pid: int, field: str = "VmRSS") -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
 async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict:
     """n feed messages over n_sites through live ingest, triggers and notify workers (no contact
     matches, so notify follows every alert without delivering): each worker's memory sampled as
@@ -413,7 +403,7 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
                     "evaluated": await metric_total(client, ports["triggers"], "ews_triggers_observations_total"),
                     "event_ids_held": await metric_total(client, ports["ingest"], "ews_ingest_event_ids_held"),
                     "contributions_held": await metric_total(client, ports["triggers"], "ews_triggers_contributions_held"),
-                    "rss_mb": {name: _rss_mb(process.pid) for name, process in stack.workers.items()}}
+                    "rss_mb": {name: stack.rss_mb(name) for name in stack.workers}}
 
         async with httpx.AsyncClient(timeout=10) as client:
             while not producing.done():
@@ -427,7 +417,7 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
             draining.result()
             final = await sample(client)
         elapsed = time.perf_counter() - started
-        peaks = {name: _rss_mb(process.pid, "VmHWM") for name, process in stack.workers.items()}
+        peaks = {name: stack.peak_rss_mb(name) for name in stack.workers}
     finally:
         await stack.stop()
     marks = []

@@ -181,9 +181,13 @@ class LocalStack:
 
     def peak_rss_mb(self, name: str) -> float | None:
         """The worker's peak resident memory so far (VmHWM), while it runs."""
+        return self.rss_mb(name, "VmHWM")
+
+    def rss_mb(self, name: str, field: str = "VmRSS") -> float | None:
+        """The worker's resident memory now (or another /proc status field in kB), while it runs."""
         try:
             for line in Path(f"/proc/{self.workers[name].pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
         except OSError:
             return None

@@ -119,10 +119,10 @@ class ScopeStates:
         return out
 
 
-SCOPES_HEADER = "ews-scopes"  # on a scoped observation: the scope keys it is for, one per line
+SCOPES_HEADER = "ews-scopes"  # on a scoped message: the scope keys it is for, one per line
 CONTROL = (b'{"member_alert"', b'{"silence_check"', b'{"judge"')  # scoped messages that are not observations
 BATCH_MAX = 2000  # messages judged together at most
-SCOPES_PER_MESSAGE = 1000  # scope keys one control message names at most (its header stays well under 1 MB)
+SCOPES_PER_MESSAGE = 1000  # scope keys one message names at most (its header stays well under 1 MB)
 
 
 def _scope_keys(record) -> list[str]:
@@ -136,6 +136,18 @@ def create_app(settings: Settings) -> faust.App:
     holder = ReloadingEngine(settings.triggers_file, settings.sites_file, settings.allowed_lateness)
     metrics.RULES_INFO.labels(holder.engine.rules.version).set(1)
 
+    def addressed(keys: list[str], value: bytes) -> list[Out]:
+        """A message for many scopes: one per partition they live in (and per SCOPES_PER_MESSAGE), naming
+        them in its header: a report reaches each partition its scopes live in once, and a silence check
+        of 10,000 sites is a few messages, not 10,000."""
+        by_partition: dict[int, list[bytes]] = {}
+        for key in keys:
+            encoded = key.encode()
+            by_partition.setdefault(routing.partition_for(topics.triggers_scoped, encoded), []).append(encoded)
+        return [Out(topics.triggers_scoped, chunk[0], value, partition, [(SCOPES_HEADER, b"\n".join(chunk))])
+                for partition, named in by_partition.items()
+                for chunk in (named[i:i + SCOPES_PER_MESSAGE] for i in range(0, len(named), SCOPES_PER_MESSAGE))]
+
     def route_batch(records) -> list[Out]:
         """Observations, and the alerts composites combine, re-keyed by every scope that watches them."""
         engine, out = holder.engine, []
@@ -145,12 +157,7 @@ def create_app(settings: Settings) -> faust.App:
                     # One message per partition the report's scopes live in, naming those scopes: the
                     # same partitions as one message per scope key, fewer messages.
                     observation = Observation.model_validate_json(record.value)
-                    by_partition: dict[int, list[bytes]] = {}
-                    for scope in engine.scopes_for(observation):
-                        key = scope.key.encode()
-                        by_partition.setdefault(routing.partition_for(topics.triggers_scoped, key), []).append(key)
-                    out.extend(Out(topics.triggers_scoped, keys[0], record.value, partition,
-                                   [(SCOPES_HEADER, b"\n".join(keys))]) for partition, keys in by_partition.items())
+                    out.extend(addressed([scope.key for scope in engine.scopes_for(observation)], record.value))
                 else:
                     alert = AlertEvent.model_validate_json(record.value)
                     targets = engine.composite_targets(alert)
@@ -247,17 +254,6 @@ def create_app(settings: Settings) -> faust.App:
     evaluation = Relay.for_service(settings, "triggers", "evaluation", [topics.triggers_scoped], evaluate_batch,
                                    state=states, max_records=BATCH_MAX)
     app = create_faust_app("triggers", settings, settings.triggers_web_port, stages=[routing, evaluation])
-
-    def addressed(keys: list[str], value: bytes) -> list[Out]:
-        """A control message for many scopes: one per partition they live in (and per SCOPES_PER_MESSAGE),
-        naming them, as routing does: a silence check of 10,000 sites is a few messages, not 10,000."""
-        by_partition: dict[int, list[bytes]] = {}
-        for key in keys:
-            encoded = key.encode()
-            by_partition.setdefault(routing.partition_for(topics.triggers_scoped, encoded), []).append(encoded)
-        return [Out(topics.triggers_scoped, chunk[0], value, partition, [(SCOPES_HEADER, b"\n".join(chunk))])
-                for partition, named in by_partition.items()
-                for chunk in (named[i:i + SCOPES_PER_MESSAGE] for i in range(0, len(named), SCOPES_PER_MESSAGE))]
 
     @app.timer(interval=max(0.05, min(1.0, settle / 4 if settle else 1.0)))
     async def request_judgements() -> None:

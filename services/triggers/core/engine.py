@@ -204,7 +204,7 @@ class FeedWindow:
     def to_json(self, contributions: bool = True) -> dict:
         data = {"watermark": iso(self.watermark), "earliest": iso(self.earliest),
                 "last_arrival": iso(self.last_arrival), "last_period": self.last_period,
-                "judged": iso(self.judged), "pending": sorted([s.isoformat(), e.isoformat()] for s, e in self.pending)}
+                "judged": iso(self.judged), "pending": sorted([iso(s), iso(e)] for s, e in self.pending)}
         if contributions:
             data["contributions"] = {eid: contribution_to_json(c) for eid, c in self.contributions.items()}
         return data
