@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from itertools import chain, repeat
-from operator import attrgetter, contains
+from operator import attrgetter, contains, itemgetter
 
 import numpy as np
 
@@ -39,6 +39,7 @@ _SLOTS = 1024  # an observation's scopes are numbered below this in a route code
 _COLUMNAR = {("threshold", "sum"), ("threshold", "mean"), ("ratio", "sum")}
 _COLUMNAR_KINDS = {"rate_of_change", "new_value", "silence"}
 _ROUTE = attrgetter("feed", "location.kind", "location.id", "location.country", "source")
+_FIELDS = attrgetter("__dict__")
 
 # An event's place in the order the engine's backtest produces them: (route code of the first
 # observation of its tick that reached the scope - its position * _SLOTS + the scope's index among
@@ -82,19 +83,25 @@ class _History:
                 moments[at] = (at - _EPOCH) // _US
             return np.fromiter(map(moments.__getitem__, times), np.int64, len(times))
 
-        ends = micros([o.period_end for o in given])
-        order = np.argsort(ends, kind="stable")  # event-time order; ties keep the order given
-        self.observations = list(map(given.__getitem__, order.tolist()))
+        # each column in one pass of C-level getters over the models' field dicts (pydantic keeps a
+        # model's fields in its __dict__): a million observations are read a field at a time
+        fields = list(map(_FIELDS, given))
+        ends = micros(list(map(itemgetter("period_end"), fields)))
+        order = np.argsort(ends, kind="stable").tolist()  # event-time order; ties keep the order given
+        self.observations = list(map(given.__getitem__, order))
+        fields = list(map(fields.__getitem__, order))
         self.end = ends[order]
-        self.start = micros([o.observed_at for o in self.observations])
+        self.start = micros(list(map(itemgetter("observed_at"), fields)))
         self.moment = {us: at for at, us in moments.items()}
         _, self.group_of_position = np.unique(self.end, return_inverse=True)
-        self.feed = [o.feed for o in self.observations]
+        self.feed = list(map(itemgetter("feed"), fields))
         self.feed_names = sorted(set(self.feed))
-        self.feed_number = np.fromiter(map(self.feed_names.index, self.feed), np.int64, len(given))
+        number_of_feed = {name: number for number, name in enumerate(self.feed_names)}
+        self.feed_number = np.fromiter(map(number_of_feed.__getitem__, self.feed), np.int64, len(given))
+        self._of_feed = {name: np.flatnonzero(self.feed_number == number) for name, number in number_of_feed.items()}
         self.eid = np.empty(len(given), object)
-        self.eid[:] = [o.event_id for o in self.observations]
-        self._held = [o.metrics for o in self.observations]
+        self.eid[:] = list(map(itemgetter("event_id"), fields))
+        self._fields = fields
 
         # which scopes each observation reaches: the engine's routing depends on these fields alone, so
         # ask it once per distinct route and group the observations by route
@@ -119,9 +126,10 @@ class _History:
                 self._codes.setdefault(key, []).append(at + index)
                 if self.scope.setdefault(key, scope) != scope:
                     self.mixed.add(key)
-        self._metrics: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
-        self._categories: dict[str, tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray] | None] = {}
+        self._metrics: dict[tuple[str, str], tuple[np.ndarray, np.ndarray] | None] = {}
+        self._categories: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray] | None] = {}
         self._duplicated: dict[str, set[str]] = {}
+        self._fields_of_feed: dict[tuple[str, str], list] = {}
 
     def scope_keys(self) -> list[str]:
         return list(self._codes)
@@ -131,27 +139,37 @@ class _History:
         parts = self._codes[key]
         return parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
 
-    def metric(self, name: str) -> tuple[np.ndarray, np.ndarray] | None:
-        """Every observation's value of a metric (0 where absent) and whether it carries it; None when
-        the sums could leave the range where integers and floats are exact."""
-        if name not in self._metrics:
-            held = self._held
-            try:
-                values = np.array([m.get(name, 0) for m in held], np.int64)
-            except OverflowError:
-                self._metrics[name] = None
-            else:
-                carried = np.fromiter(map(contains, held, repeat(name)), bool, len(held))
-                # sums and their float forms are exact only below 2**53
-                exact = np.abs(values.astype(np.float64)).sum() < 2.0 ** 52
-                self._metrics[name] = (values, carried) if exact else None
-        return self._metrics[name]
+    def _held(self, feed: str, field: str) -> list:
+        """A field of each observation of a feed, in event-time order."""
+        if (feed, field) not in self._fields_of_feed:
+            self._fields_of_feed[feed, field] = list(map(itemgetter(field), map(self._fields.__getitem__, self._of_feed[feed].tolist())))
+        return self._fields_of_feed[feed, field]
 
-    def category(self, name: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray] | None:
-        """A category's counts in long form: per observation its first row and row count, the value
-        names, and per row the name's number and the count. None if a count is negative or too large."""
-        if name not in self._categories:
-            held = [o.categories.get(name) or {} for o in self.observations]
+    def metric(self, feed: str, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every observation's value of a metric (0 where absent or of another feed) and whether it
+        carries it; None when the feed's sums could leave the range where integers and floats are exact."""
+        if (feed, name) not in self._metrics:
+            held = self._held(feed, "metrics")
+            mine = np.fromiter(map(dict.get, held, repeat(name), repeat(np.nan)), np.float64, len(held))  # NaN: absent
+            carried = np.zeros(len(self.feed), bool)
+            carried[self._of_feed[feed]] = ~np.isnan(mine)
+            mine[np.isnan(mine)] = 0.0
+            # sums and their float forms are exact only below 2**53
+            if np.abs(mine).sum() < 2.0 ** 52:
+                values = np.zeros(len(self.feed), np.int64)
+                values[self._of_feed[feed]] = mine
+                self._metrics[feed, name] = (values, carried)
+            else:
+                self._metrics[feed, name] = None
+        return self._metrics[feed, name]
+
+    def category(self, feed: str, name: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray] | None:
+        """A category's counts in long form: per observation its first row and row count (none for
+        other feeds), the value names, and per row the name's number and the count. None if a count
+        is negative or too large."""
+        if (feed, name) not in self._categories:
+            positions = self._of_feed[feed]
+            held = list(map(dict.get, self._held(feed, "categories"), repeat(name), repeat({})))
             values = list(chain.from_iterable(held))  # every (observation, value) pair, in order
             number_of = {value: i for i, value in enumerate(dict.fromkeys(values))}
             try:
@@ -159,18 +177,20 @@ class _History:
             except OverflowError:
                 amounts = None
             if amounts is None or (amounts < 0).any():
-                self._categories[name] = None
+                self._categories[feed, name] = None
             else:
-                counts = np.fromiter(map(len, held), np.int64, len(held))
-                first = np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+                counts = np.zeros(len(self.feed), np.int64)
+                counts[positions] = np.fromiter(map(len, held), np.int64, len(held))
+                first = np.zeros(len(self.feed), np.int64)
+                first[positions] = np.concatenate(([0], np.cumsum(counts[positions])[:-1]))
                 numbers = np.fromiter(map(number_of.__getitem__, values), np.int64, len(values))
-                self._categories[name] = (first, counts, list(number_of), numbers, amounts)
-        return self._categories[name]
+                self._categories[feed, name] = (first, counts, list(number_of), numbers, amounts)
+        return self._categories[feed, name]
 
     def duplicated(self, feed: str) -> set[str]:
         """The event_ids seen more than once in a feed: corrections, replayed by the engine."""
         if feed not in self._duplicated:
-            ids = [e for f, e in zip(self.feed, self.eid.tolist()) if f == feed]
+            ids = self.eid[self._of_feed[feed]].tolist()
             self._duplicated[feed] = set() if len(set(ids)) == len(ids) else {e for e, n in Counter(ids).items() if n > 1}
         return self._duplicated[feed]
 
@@ -224,7 +244,8 @@ class _FeedColumns:
     """One feed's contributions at one scope: start and end times, per tick the earliest start so
     far, and per period length the contributions ordered by start (windows are ranges of starts)."""
 
-    def __init__(self, history: _History, positions: np.ndarray) -> None:
+    def __init__(self, history: _History, feed: str, positions: np.ndarray) -> None:
+        self.feed = feed
         self.positions = positions
         self.start = history.start[positions]
         self.end = history.end[positions]
@@ -284,15 +305,15 @@ def _columns_of(engine: TriggerEngine, history: _History, scope: Scope, position
             if (rule.kind, rule.aggregate) not in _COLUMNAR and rule.kind not in _COLUMNAR_KINDS:
                 return None
             for metric in (rule.metric, rule.denominator):
-                if metric and history.metric(metric) is None:
+                if metric and history.metric(feed, metric) is None:
                     return None
-            if rule.kind == "new_value" and history.category(rule.category) is None:
+            if rule.kind == "new_value" and history.category(feed, rule.category) is None:
                 return None
         mine = positions if feed_of is None else positions[feed_of == history.feed_names.index(feed)]
         duplicated = history.duplicated(feed)
         if duplicated and any(history.eid[p] in duplicated for p in mine.tolist()):
             return None
-        out.append((_FeedColumns(history, mine), rules))
+        out.append((_FeedColumns(history, feed, mine), rules))
     return out
 
 
@@ -326,10 +347,10 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
     window_start = _starts(rule, "window", ticks, history)
     kind = rule.kind
     if kind == "threshold" or kind == "ratio":
-        metric = history.metric(rule.metric)
+        metric = history.metric(columns.feed, rule.metric)
         values, carried = metric[0][columns.positions], metric[1][columns.positions]
         if kind == "ratio":
-            denominator = history.metric(rule.denominator)
+            denominator = history.metric(columns.feed, rule.denominator)
             d_values = denominator[0][columns.positions]
             carried = carried & denominator[1][columns.positions]
         counts = columns.window_sums(carried.astype(np.int64), window_start, ticks)
@@ -361,7 +382,7 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
 
     if kind == "rate_of_change":
         baseline_start = _starts(rule, "baseline", window_start, history)
-        values, carried = history.metric(rule.metric)
+        values, carried = history.metric(columns.feed, rule.metric)
         mine = np.where(carried[columns.positions], values[columns.positions], 0)
         current = columns.window_sums(mine, window_start, ticks).astype(np.float64)
         expected = columns.window_sums(mine, baseline_start, window_start) * rule.window_to_baseline
@@ -380,7 +401,7 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
 
     if kind == "new_value":
         lookback_start = _starts(rule, "lookback", window_start, history)
-        first, count, names, numbers, amounts = history.category(rule.category)
+        first, count, names, numbers, amounts = history.category(columns.feed, rule.category)
         mine_first, mine_count = first[columns.positions], count[columns.positions]
         total = int(mine_count.sum())
         rows = np.repeat(mine_first - np.cumsum(mine_count) + mine_count, mine_count) + np.arange(total)
@@ -415,37 +436,93 @@ def _rule_transitions(engine: TriggerEngine, state: ScopeState, scope: Scope, ru
         return
     series = _series(rule, columns, history)
     judged = np.flatnonzero(~np.isnan(series.values))
-    values = series.values[judged]
-    reached = np.full(len(values), -1)
-    for number, (_, threshold) in enumerate(rule.levels):
-        reached[values >= threshold] = number
-    # while firing: the level the value holds the alert at (-1 below clear); the alert only changes where this moves
-    band = np.where(values < rule.clear, -1, np.maximum(reached, 0))
-    can_fire = np.flatnonzero(reached >= 0).tolist()
-    moves = (np.flatnonzero(band[1:] != band[:-1]) + 1).tolist()
-    band, judged_at, value_at = band.tolist(), judged.tolist(), values.tolist()
-    number_of = {level: number for number, (level, _) in enumerate(rule.levels)}
+    course = _Course(rule, series.values[judged], columns.ticks[judged])
+    judged_at, value_at = judged.tolist(), course.values.tolist()
     alert = state.alerts.get(rule.id)
     if alert is None:
         alert = state.alerts[rule.id] = AlertState()
-    i, n = 0, len(values)
+    i, n = 0, len(value_at)
     while i < n:
-        if alert.status == "ok" and alert.pending_since is None:  # nothing happens below the lowest level
-            k = bisect_left(can_fire, i)
-            if k == len(can_fire):
-                return
-            i = can_fire[k]
-        elif (alert.status == "firing" and alert.below_level_since is None and alert.below_clear_since is None
-              and band[i] == number_of[alert.level]):  # nothing happens while the value stays in its band
-            k = bisect_right(moves, i)
-            if k == len(moves):
-                return
-            i = moves[k]
         tick = judged_at[i]
+        changed = False
         for event in engine._step(state, scope, rule, series.evaluation_at(tick, value_at[i]),
                                   columns.tick_moments[tick], now):
+            changed = True
             yield int(columns.ticks[tick]), 0, event
-        i += 1
+        i = course.next_step(alert, i, changed)
+
+
+class _Course:
+    """A rule's judged values at one scope, and where among them the alert can change.
+
+    Between two such ticks the state machine would see values that leave it as it is, so they are
+    skipped: below the lowest level while nothing is pending; a level reached while `for` has not yet
+    elapsed; while firing, values in the band of the level it holds or in runs under it shorter than
+    `clear_for`, and inside a run under it, values in one band until `clear_for` elapses."""
+
+    def __init__(self, rule: CompiledRule, values: np.ndarray, ticks: np.ndarray) -> None:
+        self.rule = rule
+        self.values = values
+        self.ticks = ticks
+        reached = np.full(len(values), -1)
+        for number, (_, threshold) in enumerate(rule.levels):
+            reached[values >= threshold] = number
+        # while firing: the level the value holds the alert at (-1 below clear)
+        self.band = np.where(values < rule.clear, -1, np.maximum(reached, 0))
+        self.can_fire = np.flatnonzero(reached >= 0).tolist()
+        self.drops = np.flatnonzero(reached < 0).tolist()
+        self.moves = (np.flatnonzero(self.band[1:] != self.band[:-1]) + 1).tolist()
+        self.tick_at = ticks.tolist()
+        self.number_of = {level: number for number, (level, _) in enumerate(rule.levels)}
+        clear_for = rule.clear_for
+        # the runs under a level are worked out ahead only for fixed durations (not months or years)
+        self._clear_for_us = 0 if clear_for is None else clear_for // _US if isinstance(clear_for, timedelta) else None
+        self._firing_at: dict[int, tuple[list[int], list[int]]] = {}
+
+    def next_step(self, alert: AlertState, stepped: int, changed: bool) -> int:
+        """The next judged tick after `stepped` whose value can change the alert (len(values) if none)."""
+        n = len(self.tick_at)
+        if alert.status == "ok":
+            if alert.pending_since is None:
+                return _after(self.can_fire, stepped, n)
+            return min(_after(self.drops, stepped, n), self._due(alert.pending_since, self.rule.for_, stepped))
+        number = self.number_of[alert.level]
+        held = self.band[stepped] == number  # the alert holds its level here (no time under it is counted)
+        if changed and not held:
+            return stepped + 1  # fired or de-escalated at a value under the level: the next value counts from here
+        if held and self._clear_for_us is not None:
+            # runs under the level that end before `clear_for` leave the alert as it was: go to the next
+            # tick above the level or the start of the next run under it that lasts `clear_for`
+            above, lasting = self._firing(number)
+            return min(_after(above, stepped, n), _after(lasting, stepped, n))
+        nearest = _after(self.moves, stepped, n)  # under the level: below_level_since (and below_clear_since) are set
+        for since in (alert.below_level_since, alert.below_clear_since):
+            if since is not None:
+                nearest = min(nearest, self._due(since, self.rule.clear_for, stepped))
+        return nearest
+
+    def _firing(self, number: int) -> tuple[list[int], list[int]]:
+        """While firing at level `number`: the ticks above it (escalation), and the starts of the runs of
+        ticks under it that last `clear_for` (within them the alert de-escalates or resolves)."""
+        if number not in self._firing_at:
+            under = self.band < number
+            starts = under & ~np.concatenate(([False], under[:-1]))
+            run_start = np.maximum.accumulate(np.where(starts, np.arange(len(under)), 0))
+            elapsed = under & (self.ticks - self.ticks[run_start] >= self._clear_for_us)
+            self._firing_at[number] = (np.flatnonzero(self.band > number).tolist(), np.unique(run_start[elapsed]).tolist())
+        return self._firing_at[number]
+
+    def _due(self, since: datetime, duration, stepped: int) -> int:
+        """The first judged tick after `stepped` at or past since + duration."""
+        if duration is None:
+            return stepped + 1
+        return bisect_left(self.tick_at, ((since + duration) - _EPOCH) // _US, stepped + 1)
+
+
+def _after(marks: list[int], stepped: int, n: int) -> int:
+    """The first of the sorted `marks` after `stepped`, n if none."""
+    k = bisect_right(marks, stepped)
+    return marks[k] if k < len(marks) else n
 
 
 def _silence_transitions(engine: TriggerEngine, state: ScopeState, scope: Scope, rule: CompiledRule,
