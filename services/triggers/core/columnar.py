@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
 from itertools import chain, repeat
-from operator import attrgetter, contains, itemgetter
+from operator import attrgetter, contains, floordiv, itemgetter, sub
 
 import numpy as np
 
@@ -45,6 +45,11 @@ _FIELDS = attrgetter("__dict__")
 # observation of its tick that reached the scope - its position * _SLOTS + the scope's index among
 # its scopes -, the feed's order at the scope, the rule's order among the feed's rules * 2 + step).
 Place = tuple[int, int, int]
+
+
+def _micros(times: list[datetime]) -> np.ndarray:
+    """Microseconds since the epoch, exactly (timedelta arithmetic in C, no hashing of a million datetimes)."""
+    return np.fromiter(map(floordiv, map(sub, times, repeat(_EPOCH)), repeat(_US)), np.int64, len(times))
 
 
 def replay(engine: TriggerEngine, observations: Iterable[Observation], now: datetime,
@@ -76,24 +81,19 @@ class _History:
 
     def __init__(self, engine: TriggerEngine, observations: Iterable[Observation]) -> None:
         given = list(observations)
-        moments: dict[datetime, int] = {}  # the same few period ends and starts recur across thousands of reports
-
-        def micros(times: list[datetime]) -> np.ndarray:
-            for at in set(times).difference(moments):
-                moments[at] = (at - _EPOCH) // _US
-            return np.fromiter(map(moments.__getitem__, times), np.int64, len(times))
-
         # each column in one pass of C-level getters over the models' field dicts (pydantic keeps a
         # model's fields in its __dict__): a million observations are read a field at a time
         fields = list(map(_FIELDS, given))
-        ends = micros(list(map(itemgetter("period_end"), fields)))
+        end_times = list(map(itemgetter("period_end"), fields))
+        ends = _micros(end_times)
         order = np.argsort(ends, kind="stable").tolist()  # event-time order; ties keep the order given
         self.observations = list(map(given.__getitem__, order))
         fields = list(map(fields.__getitem__, order))
         self.end = ends[order]
-        self.start = micros(list(map(itemgetter("observed_at"), fields)))
-        self.moment = {us: at for at, us in moments.items()}
-        _, self.group_of_position = np.unique(self.end, return_inverse=True)
+        self.start = _micros(list(map(itemgetter("observed_at"), fields)))
+        distinct, first = np.unique(ends, return_index=True)  # the ticks, each with one of its datetimes
+        self.moment = dict(zip(distinct.tolist(), map(end_times.__getitem__, first.tolist())))
+        self.group_of_position = np.concatenate(([0], np.cumsum(self.end[1:] != self.end[:-1])))  # the tick's number
         self.feed = list(map(itemgetter("feed"), fields))
         self.feed_names = sorted(set(self.feed))
         number_of_feed = {name: number for number, name in enumerate(self.feed_names)}
