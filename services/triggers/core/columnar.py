@@ -21,6 +21,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta, timezone
+from functools import cached_property
 from itertools import chain, repeat
 from operator import attrgetter, contains, floordiv, itemgetter, sub
 
@@ -252,14 +253,21 @@ class _FeedColumns:
         self.ticks, first = np.unique(self.end, return_index=True)
         self.first = first
         self.earliest = np.minimum.accumulate(np.minimum.reduceat(self.start, first))
-        self.tick_moments = [history.moment[t] for t in self.ticks.tolist()]
-        self.eids = history.eid[positions]
+        self._history = history
         durations = self.end - self.start
         self.lengths: list[tuple[int, np.ndarray, np.ndarray]] = []  # (period length, order by start, starts in that order)
         for length in np.unique(durations).tolist():
             members = np.flatnonzero(durations == length)
             order = members[np.argsort(self.start[members], kind="stable")]
             self.lengths.append((length, order, self.start[order]))
+
+    @cached_property
+    def tick_moments(self) -> list[datetime]:
+        return list(map(self._history.moment.__getitem__, self.ticks.tolist()))
+
+    @cached_property
+    def eids(self) -> np.ndarray:
+        return self._history.eid[self.positions]
 
     def window_sums(self, values: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Per tick, the sum of `values` (one row per contribution, one column or several) over the
@@ -277,8 +285,8 @@ class _FeedColumns:
         """The contributions in one window (those `keep` marks, if given), in no particular order."""
         parts = []
         for length, order, starts in self.lengths:
-            a = int(starts.searchsorted(low, "left"))
-            b = int(starts.searchsorted(high - length, "right"))
+            a = starts.searchsorted(low, "left")
+            b = starts.searchsorted(high - length, "right")
             parts.append(order[a:max(a, b)])
         found = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return found if keep is None else found[keep[found]]
@@ -372,7 +380,7 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
         series = np.full(len(ticks), np.nan)
         where = np.flatnonzero(judged)
         quotients = totals[where].astype(np.float64) / d_totals[where].astype(np.float64)
-        series[where] = [round(q, 4) for q in quotients.tolist()]
+        series[where] = _rounded(quotients, 4)
 
         def ratio_at(i: int, value: float) -> Evaluation:
             return Evaluation(value, lambda: carrying(i),
@@ -394,7 +402,7 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
         series[flat] = MAX_RATIO
         where = np.flatnonzero(full & ~low & ~flat)
         quotients = current[where] / expected[where]
-        series[where] = [min(MAX_RATIO, round(q, 4)) for q in quotients.tolist()]
+        series[where] = np.minimum(MAX_RATIO, _rounded(quotients, 4))
         return _Series(series, lambda i, value: Evaluation(
             value, lambda: columns.latest_eids(int(window_start[i]), int(ticks[i])),
             lambda: {"current": float(current[i]), "baseline_expected": round(float(expected[i]), 2)}))
@@ -426,6 +434,18 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
         return _Series(series, lambda i, value: Evaluation(value, lambda: evidence_at(i), lambda: new_at(i)))
 
     raise ValueError(f"rule {rule.id}: kind {kind} has no columnar form")
+
+
+def _rounded(values: np.ndarray, digits: int) -> np.ndarray:
+    """`round(value, digits)` of each value, exactly as Python rounds: numpy's scaled rounding agrees
+    except where the scaled value sits within its rounding error of a half, and those go to Python."""
+    scale = 10.0 ** digits
+    scaled = values * scale
+    out = np.rint(scaled) / scale
+    halfway = np.abs(scaled - np.floor(scaled) - 0.5) <= 1e-7 * np.maximum(1.0, np.abs(scaled))
+    doubtful = np.flatnonzero(halfway | ~np.isfinite(scaled))
+    out[doubtful] = [round(value, digits) for value in values[doubtful].tolist()]
+    return out
 
 
 def _rule_transitions(engine: TriggerEngine, state: ScopeState, scope: Scope, rule: CompiledRule,
