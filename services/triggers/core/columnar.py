@@ -153,14 +153,16 @@ class _History:
         carries it; None when the feed's sums could leave the range where integers and floats are exact."""
         if (feed, name) not in self._metrics:
             held = self._held(feed, "metrics")
-            mine = np.fromiter(map(dict.get, held, repeat(name), repeat(np.nan)), np.float64, len(held))  # NaN: absent
+            positions = self._of_feed[feed]
+            mine = np.fromiter(map(dict.get, held, repeat(name), repeat(np.nan)), np.float64, len(held))
+            absent = np.isnan(mine)
+            mine[absent] = 0.0
             carried = np.zeros(len(self.feed), bool)
-            carried[self._of_feed[feed]] = ~np.isnan(mine)
-            mine[np.isnan(mine)] = 0.0
+            carried[positions] = ~absent
             # sums and their float forms are exact only below 2**53
             if np.abs(mine).sum() < 2.0 ** 52:
                 values = np.zeros(len(self.feed), np.int64)
-                values[self._of_feed[feed]] = mine
+                values[positions] = mine
                 self._metrics[feed, name] = (values, carried)
             else:
                 self._metrics[feed, name] = None
