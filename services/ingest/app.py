@@ -103,8 +103,10 @@ def create_app(settings: Settings) -> faust.App:
             outcome, revision = decide(previous, digest, record.partition, record.offset)
             outcomes[(_feed_label(observation.feed), outcome)] += 1
             if outcome != "duplicate":
-                out = observation.model_copy(update={"revision": revision})
-                outputs.append(Out(topics.observations, out.key.encode(), out.model_dump_json().encode()))
+                # as validated, unless the revision changed (a new report keeps its bytes: not encoded again)
+                value = record.value if revision == observation.revision else \
+                    observation.model_copy(update={"revision": revision}).model_dump_json().encode()
+                outputs.append(Out(topics.observations, observation.key.encode(), value))
                 changes.append(seen.put(record.partition, observation.event_id, SeenEvent(
                     digest=digest, revision=revision, seen_at=now, partition=record.partition, offset=record.offset)))
                 at = observation.observed_at.timestamp()
