@@ -35,35 +35,38 @@ def load_history(paths: list[Path], geography: Geography, now: datetime) -> Hist
             files.extend(sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and not p.name.endswith(".source.txt")))
         else:
             files.append(path)
-    # a million observations are kept: the collector rescanning them was half the reading time
-    with collector.paused():
+    with collector.paused():  # a million observations are kept: the collector rescanning them was half the reading time
         for path in files:
-            history.files.append(path)
-            if path.suffix == ".csv":
-                try:
-                    feed, rows = read_feed_rows(path)
-                    items = [(row.number, feed, json.dumps(row.report).encode()) for row in rows]
-                except FileFormatError as exc:
-                    history.problems.append(f"{path}: skipped: {exc}")
-                    continue
-            else:
-                items = []
-                for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        item = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        history.problems.append(f"{path}:{number}: not JSON: {exc.msg}")
-                        continue
-                    if isinstance(item, dict) and "feed" in item and ("message" in item or "raw" in item):
-                        raw = json.dumps(item["message"]).encode() if "message" in item else item["raw"].encode()
-                        items.append((number, item["feed"], raw))
-                    else:
-                        items.append((number, _feed_of(item) if isinstance(item, dict) else "border-crossings", line.encode()))
-            for number, feed, raw in items:
-                try:
-                    history.observations.append(parse_feed_message(feed, raw, geography, now))
-                except FeedRejection as error:
-                    history.problems.append(f"{path}:{number}: {error.detail}")
+            _read_file(path, geography, now, history)
     return history
+
+
+def _read_file(path: Path, geography: Geography, now: datetime, history: History) -> None:
+    history.files.append(path)
+    if path.suffix == ".csv":
+        try:
+            feed, rows = read_feed_rows(path)
+            items = [(row.number, feed, json.dumps(row.report).encode()) for row in rows]
+        except FileFormatError as exc:
+            history.problems.append(f"{path}: skipped: {exc}")
+            return
+    else:
+        items = []
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as exc:
+                history.problems.append(f"{path}:{number}: not JSON: {exc.msg}")
+                continue
+            if isinstance(item, dict) and "feed" in item and ("message" in item or "raw" in item):
+                raw = json.dumps(item["message"]).encode() if "message" in item else item["raw"].encode()
+                items.append((number, item["feed"], raw))
+            else:
+                items.append((number, _feed_of(item) if isinstance(item, dict) else "border-crossings", line.encode()))
+    for number, feed, raw in items:
+        try:
+            history.observations.append(parse_feed_message(feed, raw, geography, now))
+        except FeedRejection as error:
+            history.problems.append(f"{path}:{number}: {error.detail}")
