@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,31 +43,57 @@ def load_history(paths: list[Path], geography: Geography, now: datetime) -> Hist
 
 
 def _read_file(path: Path, geography: Geography, now: datetime, history: History) -> None:
+    """One file's reports into `history`: each line or row validated as ingest would, a bad one a
+    problem naming its line, an unreadable file a problem naming the file."""
     history.files.append(path)
     if path.suffix == ".csv":
         try:
             feed, rows = read_feed_rows(path)
             items = [(row.number, feed, json.dumps(row.report).encode()) for row in rows]
-        except FileFormatError as exc:
-            history.problems.append(f"{path}: skipped: {exc}")
+        except (FileFormatError, UnicodeDecodeError, OSError) as exc:
+            reason = str(exc) if isinstance(exc, FileFormatError) else f"{path}: {_unreadable(exc)}"  # the former names the file
+            history.problems.append(f"{reason}; the whole file is skipped")
             return
-    else:
-        items = []
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                history.problems.append(f"{path}:{number}: not JSON: {exc.msg}")
-                continue
-            if isinstance(item, dict) and "feed" in item and ("message" in item or "raw" in item):
-                raw = json.dumps(item["message"]).encode() if "message" in item else item["raw"].encode()
-                items.append((number, item["feed"], raw))
-            else:
-                items.append((number, _feed_of(item) if isinstance(item, dict) else "border-crossings", line.encode()))
+        _add(path, items, geography, now, history)
+        return
+    try:
+        with path.open("rb") as lines:  # a line at a time: one that is not UTF-8 is its own problem, not the file's
+            _add(path, _json_lines(path, lines, history), geography, now, history)
+    except OSError as exc:
+        history.problems.append(f"{path}: {_unreadable(exc)}; the rest of the file is skipped")
+
+
+def _json_lines(path: Path, lines: Iterable[bytes], history: History) -> Iterator[tuple[int, str, bytes]]:
+    """(line number, feed, the report's bytes) of each line holding a report, a line either a report
+    or {"feed": ..., "message": {...}} / {"feed": ..., "raw": "..."}."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            history.problems.append(f"{path}:{number}: {_unreadable(exc)}")
+            continue
+        if isinstance(item, dict) and "feed" in item and ("message" in item or "raw" in item):
+            raw = json.dumps(item["message"]).encode() if "message" in item else str(item["raw"]).encode()
+            yield number, str(item["feed"]), raw
+        else:
+            yield number, _feed_of(item) if isinstance(item, dict) else "border-crossings", line.rstrip(b"\r\n")
+
+
+def _add(path: Path, items: Iterable[tuple[int, str, bytes]], geography: Geography, now: datetime, history: History) -> None:
     for number, feed, raw in items:
         try:
             history.observations.append(parse_feed_message(feed, raw, geography, now))
         except FeedRejection as error:
             history.problems.append(f"{path}:{number}: {error.detail}")
+
+
+def _unreadable(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON: {exc.msg}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text: {exc.reason} at byte {exc.start}"
+    if isinstance(exc, OSError):
+        return f"cannot be read: {exc.strerror or exc}"
+    return str(exc)

@@ -1,0 +1,41 @@
+"""`ews backtest` reads history files as ingest reads feeds: a bad line or an unreadable file is
+reported with its file and line and skipped; the rest of the history is still backtested."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from services.cli import main
+from services.common.settings import PROJECT_ROOT
+from tests.helpers import crossing
+
+CONFIG = PROJECT_ROOT / "config"
+
+
+def test_bad_lines_and_unreadable_files_are_reported_and_the_rest_backtested(tmp_path):
+    history = tmp_path / "history"
+    history.mkdir()
+    good = [json.dumps(crossing(day, 9000)).encode() for day in range(3)]  # a surge at Lajas Blancas
+    (history / "feed.jsonl").write_bytes(b"\n".join([
+        good[0],
+        b'{"event_id": "caf\xe9-1", "count": 5}',  # Latin-1, not UTF-8
+        b"",
+        b"{not json",
+        json.dumps({"feed": ["border-crossings"], "raw": 5}).encode(),  # a wrapper with nonsense in it
+        good[1],
+        json.dumps({"feed": "border-crossings", "raw": good[2].decode()}).encode(),
+    ]))
+    (history / "latin1.csv").write_bytes("event_id,site_id,count\nañasco-1,PA-LAJAS-BLANCAS,5\n".encode("latin-1"))
+
+    result = CliRunner().invoke(main, ["backtest", "--rules", str(CONFIG / "triggers.yaml"), "--events", str(history)])
+
+    assert result.exit_code == 0, result.output
+    feed, csv = history / "feed.jsonl", history / "latin1.csv"
+    assert f"skipped {feed}:2: not UTF-8 text: invalid continuation byte at byte 17" in result.output
+    assert f"skipped {feed}:4: not JSON: Expecting property name enclosed in double quotes" in result.output
+    assert f"skipped {feed}:5: unknown feed" in result.output
+    assert f"skipped {csv}: not UTF-8 text: invalid continuation byte at byte 24; the whole file is skipped" in result.output
+    assert "3 observations from 2 files (4 skipped)" in result.output
+    assert "fired" in result.output and "PA-LAJAS-BLANCAS" in result.output  # the good lines were backtested
