@@ -71,14 +71,15 @@ def _json_lines(path: Path, lines: Iterable[bytes], history: History) -> Iterato
             continue
         try:
             item = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if isinstance(item, dict) and "feed" in item and ("message" in item or "raw" in item):
+                raw = json.dumps(item["message"]).encode() if "message" in item else str(item["raw"]).encode()
+                feed = str(item["feed"])
+            else:
+                feed, raw = _feed_of(item) if isinstance(item, dict) else "border-crossings", line.rstrip(b"\r\n")
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             history.problems.append(f"{path}:{number}: {_unreadable(exc)}")
             continue
-        if isinstance(item, dict) and "feed" in item and ("message" in item or "raw" in item):
-            raw = json.dumps(item["message"]).encode() if "message" in item else str(item["raw"]).encode()
-            yield number, str(item["feed"]), raw
-        else:
-            yield number, _feed_of(item) if isinstance(item, dict) else "border-crossings", line.rstrip(b"\r\n")
+        yield number, feed, raw
 
 
 def _add(path: Path, items: Iterable[tuple[int, str, bytes]], geography: Geography, now: datetime, history: History) -> None:
@@ -94,6 +95,8 @@ def _unreadable(exc: Exception) -> str:
         return f"not JSON: {exc.msg}"
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8 text: {exc.reason} at byte {exc.start}"
+    if isinstance(exc, RecursionError):
+        return "JSON is nested too deeply; a feed report is a flat object"
     if isinstance(exc, OSError):
         return f"cannot be read: {exc.strerror or exc}"
     return str(exc)

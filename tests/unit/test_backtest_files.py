@@ -24,6 +24,7 @@ def test_bad_lines_and_unreadable_files_are_reported_and_the_rest_backtested(tmp
         b"",
         b"{not json",
         json.dumps({"feed": ["border-crossings"], "raw": 5}).encode(),  # a wrapper with nonsense in it
+        b"[" * 100_000 + b"]" * 100_000,
         good[1],
         json.dumps({"feed": "border-crossings", "raw": good[2].decode()}).encode(),
     ]))
@@ -36,6 +37,7 @@ def test_bad_lines_and_unreadable_files_are_reported_and_the_rest_backtested(tmp
     assert f"skipped {feed}:2: not UTF-8 text: invalid continuation byte at byte 17" in result.output
     assert f"skipped {feed}:4: not JSON: Expecting property name enclosed in double quotes" in result.output
     assert f"skipped {feed}:5: unknown feed" in result.output
+    assert f"skipped {feed}:6: JSON is nested too deeply; a feed report is a flat object" in result.output
     assert f"skipped {csv}: not UTF-8 text: invalid continuation byte at byte 24; the whole file is skipped" in result.output
-    assert "3 observations from 2 files (4 skipped)" in result.output
+    assert "3 observations from 2 files (5 skipped)" in result.output
     assert "fired" in result.output and "PA-LAJAS-BLANCAS" in result.output  # the good lines were backtested
