@@ -23,7 +23,12 @@ class _LineLoader(yaml.SafeLoader):
     """A SafeLoader that remembers the line of every mapping key and sequence item."""
 
 
+MAX_VALUES = 2_000_000  # values a config file may expand to (10,000 sites are ~100,000); YAML aliases can multiply them
+
+
 def _construct_with_lines(loader: _LineLoader, node: yaml.Node, path: tuple, lines: dict) -> object:
+    if len(lines) > MAX_VALUES:
+        raise _TooLarge()
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out = {}
@@ -36,6 +41,10 @@ def _construct_with_lines(loader: _LineLoader, node: yaml.Node, path: tuple, lin
     if isinstance(node, yaml.SequenceNode):
         return [_construct_with_lines(loader, item, path + (i,), lines) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
+
+
+class _TooLarge(Exception):
+    pass
 
 
 def load_yaml(path: Path) -> tuple[object, dict[tuple, int]]:
@@ -53,12 +62,21 @@ def load_yaml(path: Path) -> tuple[object, dict[tuple, int]]:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError([f"{where}: YAML syntax: {getattr(exc, 'problem', exc)}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: nested too deeply to be a config file"]) from None
     finally:
         loader.dispose()
     lines: dict[tuple, int] = {}
     if node is None:
         return {}, lines
-    return _construct_with_lines(loader, node, (), lines), lines
+    try:
+        return _construct_with_lines(loader, node, (), lines), lines
+    except RecursionError:
+        raise ConfigError([f"{path}: nested too deeply, or a YAML alias (*name) is used inside the block its "
+                           "anchor (&name) marks"]) from None
+    except _TooLarge:
+        raise ConfigError([f"{path}: expands to more than {MAX_VALUES:,} values (YAML aliases repeating "
+                           "blocks that repeat blocks?)"]) from None
 
 
 def problems_from(path: Path, error: ValidationError, lines: dict[tuple, int]) -> list[str]:

@@ -1,5 +1,6 @@
 """Config files: the shipped ones pass; a broken one is refused with file:line: field: message."""
 
+import pytest
 from click.testing import CliRunner
 
 from services.cli import main
@@ -60,3 +61,24 @@ def test_a_check_of_a_whole_trigger_is_reported_at_that_trigger(tmp_path):
     )
     result = CliRunner().invoke(main, ["rules", "check", str(broken)])
     assert f"{broken}:3: triggers.0: clear (800.0) must not be above the lowest level (100.0)" in result.output
+
+
+def _aliases_of_aliases(depth: int) -> str:
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, depth)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("triggers: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply to be a config file"),
+    ("triggers: &loop [*loop]\n", "nested too deeply, or a YAML alias (*name) is used inside the block its anchor (&name) marks"),
+    (_aliases_of_aliases(9), "expands to more than 2,000,000 values"),
+])
+def test_pathological_yaml_is_refused_with_a_reason_not_a_traceback(tmp_path, text, problem):
+    """What would otherwise end `ews rules check` (and a worker's hot reload) with a RecursionError or
+    expand a few lines into a billion values."""
+    broken = tmp_path / "triggers.yaml"
+    broken.write_text(text)
+    result = CliRunner().invoke(main, ["rules", "check", str(broken)])
+    assert result.exit_code == 1, result.output
+    assert f"{broken}: {problem}" in result.output
