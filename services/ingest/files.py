@@ -108,7 +108,11 @@ def _convert(field: str, value: str) -> object:
 def read_feed_rows(path: Path, feed: str | None = None, source: str | None = None) -> tuple[str, Iterator[FileRow]]:
     """The feed the file holds and its rows as report dicts (validation happens after)."""
     text = path.read_text(encoding="utf-8-sig")
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:  # a field over the csv module's limit (128 KiB)
+        raise FileFormatError(f"{path}:{reader.line_num}: not readable as CSV: {exc}") from None
     if not rows:
         raise FileFormatError(f"{path}: the file is empty")
     header, start, tags = rows[0], 1, None

@@ -61,7 +61,16 @@ def test_a_file_without_usable_columns_is_refused_naming_it(tmp_path):
     path = tmp_path / "nothing.csv"
     path.write_text("#foo,#bar\n1,2\n")
     result = CliRunner().invoke(main, ["ingest", "--check", str(path)])
-    assert result.exit_code == 2 and "no column maps to a report field" in result.output
+    assert result.exit_code == 2
+    assert result.output.startswith(f"{path}: no column maps to a report field")  # the file named once
+
+
+def test_a_field_too_long_for_csv_is_refused_naming_the_line(tmp_path):
+    path = tmp_path / "huge.csv"
+    path.write_text("event_id,site_id,observed_at,count\n" + "x" * 200_000 + ",PA-LAJAS-BLANCAS,2026-01-01,5\n")
+    result = CliRunner().invoke(main, ["ingest", "--check", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"{path}:2: not readable as CSV: field larger than field limit" in result.output
 
 
 def test_the_hxl_copy_of_the_honduras_series_matches_the_published_csv():
