@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ def _json_lines(path: Path, lines: Iterable[bytes], history: History) -> Iterato
     """(line number, feed, the report's bytes) of each line holding a report, a line either a report
     or {"feed": ..., "message": {...}} / {"feed": ..., "raw": "..."}."""
     for number, line in enumerate(lines, start=1):
+        if number == 1:
+            line = line.removeprefix(codecs.BOM_UTF8)  # as spreadsheet tools on Windows save UTF-8
         if not line.strip():
             continue
         try:

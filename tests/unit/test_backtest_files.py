@@ -19,7 +19,7 @@ def test_bad_lines_and_unreadable_files_are_reported_and_the_rest_backtested(tmp
     history.mkdir()
     good = [json.dumps(crossing(day, 9000)).encode() for day in range(3)]  # a surge at Lajas Blancas
     (history / "feed.jsonl").write_bytes(b"\n".join([
-        good[0],
+        b"\xef\xbb\xbf" + good[0],  # a UTF-8 byte order mark, as spreadsheet tools write
         b'{"event_id": "caf\xe9-1", "count": 5}',  # Latin-1, not UTF-8
         b"",
         b"{not json",
