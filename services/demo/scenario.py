@@ -11,7 +11,7 @@ from services.ingest.files import read_feed_rows
 
 SCENARIOS = PROJECT_ROOT / "scenarios"
 SYNTHETIC_CORRIDOR = SCENARIOS / "darien-corridor.synthetic.jsonl"
-HONDURAS_ARRIVALS = SCENARIOS / "honduras-irregular-arrivals.csv"  # as published (see .source.txt)
+HONDURAS_ARRIVALS = SCENARIOS / "honduras-irregular-arrivals.source.csv"  # as published (see .source.txt)
 HONDURAS_ARRIVALS_HXL = SCENARIOS / "honduras-irregular-arrivals.hxl.csv"  # the same figures, HXL-tagged
 
 

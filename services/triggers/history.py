@@ -34,7 +34,8 @@ def load_history(paths: list[Path], geography: Geography, now: datetime) -> Hist
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and not p.name.endswith(".source.txt")))
+            # a scenario's data as published and where it came from (`*.source.*`) are not feeds
+            files.extend(sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and ".source." not in p.name))
         else:
             files.append(path)
     with collector.paused():  # a million observations are kept: the collector rescanning them was half the reading time
