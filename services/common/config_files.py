@@ -55,6 +55,8 @@ def load_yaml(path: Path) -> tuple[object, dict[tuple, int]]:
         raise ConfigError([f"{path}: file not found"]) from None
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except OSError as exc:  # a folder where the file should be, no permission to read it
+        raise ConfigError([f"{path}: cannot be read: {exc.strerror or exc}"]) from None
     loader = _LineLoader(text)
     try:
         node = loader.get_single_node()

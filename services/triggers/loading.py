@@ -41,7 +41,15 @@ class ReloadingEngine:
         self._stamps = self._read_stamps()
 
     def _read_stamps(self) -> tuple:
-        return tuple((f.stat().st_mtime_ns, f.stat().st_size) if f.exists() else None for f in self.files)
+        stamps = []
+        for file in self.files:
+            try:
+                found = file.stat()
+            except OSError:  # gone (an editor replacing it) or unreadable: a change, checked on load
+                stamps.append(None)
+            else:
+                stamps.append((found.st_mtime_ns, found.st_size))
+        return tuple(stamps)
 
     def reload_if_changed(self) -> tuple[str, list[str]] | None:
         """None if nothing changed; ("applied", []) or ("refused", problems) otherwise."""
@@ -53,5 +61,9 @@ class ReloadingEngine:
             engine = load_engine(*self.files, self.allowed_lateness)
         except ConfigError as exc:
             return "refused", exc.problems
+        except Exception as exc:  # a bug the check missed: the running rules stay, and so does the worker
+            log.exception("loading the changed rule files failed")
+            return "refused", [f"{' and '.join(map(str, self.files))}: could not be loaded "
+                               f"({type(exc).__name__}: {exc}); the running rules stay"]
         self.engine = engine
         return "applied", []

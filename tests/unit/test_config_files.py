@@ -82,3 +82,36 @@ def test_pathological_yaml_is_refused_with_a_reason_not_a_traceback(tmp_path, te
     result = CliRunner().invoke(main, ["rules", "check", str(broken)])
     assert result.exit_code == 1, result.output
     assert f"{broken}: {problem}" in result.output
+
+
+def test_changed_files_that_cannot_be_loaded_are_refused_and_the_running_rules_stay(tmp_path, monkeypatch):
+    """The triggers worker's hot reload (a timer): whatever an operator's save leaves behind, the worker
+    keeps the rules it runs and says why; it never stops over a file."""
+    import os
+    import shutil
+
+    from services.triggers import loading
+
+    rules, sites = tmp_path / "triggers.yaml", tmp_path / "sites.yaml"
+    shutil.copy(CONFIG / "triggers.yaml", rules)
+    shutil.copy(CONFIG / "sites.yaml", sites)
+    holder = loading.ReloadingEngine(rules, sites, "P7D")
+    running = holder.engine
+
+    rules.unlink()
+    rules.mkdir()  # a folder where the file was
+    assert holder.reload_if_changed() == ("refused", [f"{rules}: cannot be read: Is a directory"])
+    rules.rmdir()
+    rules.write_text("triggers: &loop [*loop]\n")
+    status, problems = holder.reload_if_changed()
+    assert status == "refused" and "YAML alias" in problems[0]
+
+    shutil.copy(CONFIG / "triggers.yaml", rules)
+    monkeypatch.setattr(loading, "RuleSet", lambda file: 1 / 0)  # a bug the check missed
+    status, problems = holder.reload_if_changed()
+    assert status == "refused" and "ZeroDivisionError" in problems[0] and "the running rules stay" in problems[0]
+    assert holder.engine is running
+
+    monkeypatch.undo()
+    os.utime(rules, ns=(1, 1))
+    assert holder.reload_if_changed() == ("applied", []) and holder.engine is not running
