@@ -59,6 +59,8 @@ async def read_json(request) -> Any:
         return json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "body is JSON nested too deeply; a contact is a flat object with a list of channels") from None
 
 
 def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:

@@ -73,6 +73,10 @@ async def test_the_api_registers_contacts_and_answers_bad_input_clearly(notify, 
         bad_url = webhook_contact(receiver, "bad") | {"channels": [{"type": "webhook", "url": "not a url", "secret": "s" * 20}]}
         assert (await api.post("/contacts", json=bad_url, headers=AUTH)).json()["errors"][0]["field"].startswith("channels.0")
         assert (await api.get("/contacts/nobody", headers=AUTH)).status_code == 404
+        not_json = await api.post("/contacts", content=b"{nope", headers=AUTH)
+        assert not_json.status_code == 400 and "body is not JSON" in not_json.json()["error"]
+        deep = await api.post("/contacts", content=b"[" * 100_000 + b"]" * 100_000, headers=AUTH)
+        assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]
 
         created = await api.post("/contacts", json=webhook_contact(receiver, "pa", countries=["PA"], language="es"), headers=AUTH)
         assert created.status_code == 201, created.text
