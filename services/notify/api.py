@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ from .webhook import WebhookTargetRefused, check_target
 
 if TYPE_CHECKING:
     from .app import NotifyState
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
 ANY_ROLE = ("admin", "operator", "partner")
@@ -85,6 +88,9 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
                     status, body = exc.status, {"error": exc.message}
                 except ApiError as exc:
                     status, body = exc.status, {"error": exc.message, **({"errors": exc.errors} if exc.errors else {})}
+                except Exception:  # a bug: answered, counted and logged like any other request
+                    log.exception("%s %s failed", request.method, route)
+                    status, body = 500, {"error": "internal error; the notify worker's log has the details"}
                 metrics.API_REQUESTS.labels(route, str(status)).inc()
                 if status == 204:
                     return view.bytes(b"", status=204)
