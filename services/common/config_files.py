@@ -23,7 +23,7 @@ class _LineLoader(yaml.SafeLoader):
     """A SafeLoader that remembers the line of every mapping key and sequence item."""
 
 
-MAX_VALUES = 2_000_000  # values a config file may expand to (10,000 sites are ~100,000); YAML aliases can multiply them
+MAX_VALUES = 2_000_000  # values a config file may expand to (10,000 sites are ~70,000); YAML aliases can multiply them
 
 
 def _construct_with_lines(loader: _LineLoader, node: yaml.Node, path: tuple, lines: dict) -> object:

@@ -111,7 +111,7 @@ def read_feed_rows(path: Path, feed: str | None = None, source: str | None = Non
     reader = csv.reader(io.StringIO(text))
     try:
         rows = list(reader)
-    except csv.Error as exc:  # a field over the csv module's limit (128 KiB)
+    except csv.Error as exc:  # a field over the csv module's 128 KiB limit, say
         raise FileFormatError(f"{path}:{reader.line_num}: not readable as CSV: {exc}") from None
     if not rows:
         raise FileFormatError(f"{path}: the file is empty")
