@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from services.ingest.files import FileFormatError, read_feed_rows
 from services.ingest.validation import FeedRejection, parse_feed_message
 
 SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv")
+PROGRESS_LINES = 10_000  # how often reading a long file reports its progress
 
 
 @dataclass
@@ -29,8 +30,8 @@ def _feed_of(report: dict) -> str:
     return "displacement" if "area_id" in report or "newly_displaced" in report else "border-crossings"
 
 
-def load_history(paths: list[Path], geography: Geography, now: datetime) -> History:
-    history = History()
+def history_files(paths: list[Path]) -> list[Path]:
+    """The files a backtest reads: those given, and the history files inside the folders given."""
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -38,18 +39,28 @@ def load_history(paths: list[Path], geography: Geography, now: datetime) -> Hist
             files.extend(sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and ".source." not in p.name))
         else:
             files.append(path)
+    return files
+
+
+def load_history(paths: list[Path], geography: Geography, now: datetime,
+                 progress: Callable[[int], None] = lambda read: None) -> History:
+    """Every report in these files (and folders) as an observation; `progress` is told how many more
+    bytes were read, every PROGRESS_LINES lines."""
+    history = History()
     with collector.paused():  # a million observations are kept: the collector rescanning them was half the reading time
-        for path in files:
-            _read_file(path, geography, now, history)
+        for path in history_files(paths):
+            _read_file(path, geography, now, history, progress)
     return history
 
 
-def _read_file(path: Path, geography: Geography, now: datetime, history: History) -> None:
+def _read_file(path: Path, geography: Geography, now: datetime, history: History,
+               progress: Callable[[int], None]) -> None:
     """One file's reports into `history`: each line or row validated as ingest would, a bad one a
     problem naming its line, an unreadable file a problem naming the file."""
     history.files.append(path)
     if path.suffix == ".csv":
         try:
+            size = path.stat().st_size
             feed, rows = read_feed_rows(path)
             items = [(row.number, feed, json.dumps(row.report).encode()) for row in rows]
         except (FileFormatError, UnicodeDecodeError, OSError) as exc:
@@ -57,18 +68,25 @@ def _read_file(path: Path, geography: Geography, now: datetime, history: History
             history.problems.append(f"{reason}; the whole file is skipped")
             return
         _add(path, items, geography, now, history)
+        progress(size)
         return
     try:
         with path.open("rb") as lines:  # a line at a time: one that is not UTF-8 is its own problem, not the file's
-            _add(path, _json_lines(path, lines, history), geography, now, history)
+            _add(path, _json_lines(path, lines, history, progress), geography, now, history)
     except OSError as exc:
         history.problems.append(f"{path}: {_unreadable(exc)}; the rest of the file is skipped")
 
 
-def _json_lines(path: Path, lines: Iterable[bytes], history: History) -> Iterator[tuple[int, str, bytes]]:
+def _json_lines(path: Path, lines: Iterable[bytes], history: History,
+                progress: Callable[[int], None]) -> Iterator[tuple[int, str, bytes]]:
     """(line number, feed, the report's bytes) of each line holding a report, a line either a report
     or {"feed": ..., "message": {...}} / {"feed": ..., "raw": "..."}."""
+    read = 0
     for number, line in enumerate(lines, start=1):
+        read += len(line)
+        if number % PROGRESS_LINES == 0:
+            progress(read)
+            read = 0
         if number == 1:
             line = line.removeprefix(codecs.BOM_UTF8)  # as spreadsheet tools on Windows save UTF-8
         if not line.strip():
@@ -84,6 +102,7 @@ def _json_lines(path: Path, lines: Iterable[bytes], history: History) -> Iterato
             history.problems.append(f"{path}:{number}: {_unreadable(exc)}")
             continue
         yield number, feed, raw
+    progress(read)
 
 
 def _add(path: Path, items: Iterable[tuple[int, str, bytes]], geography: Geography, now: datetime, history: History) -> None:

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from services.cli import main
 from services.common.settings import PROJECT_ROOT
-from tests.helpers import crossing
+from tests.helpers import GEOGRAPHY, NOW, crossing
 
 CONFIG = PROJECT_ROOT / "config"
 
@@ -41,3 +41,18 @@ def test_bad_lines_and_unreadable_files_are_reported_and_the_rest_backtested(tmp
     assert f"skipped {csv}: not UTF-8 text: invalid continuation byte at byte 24; the whole file is skipped" in result.output
     assert "3 observations from 2 files (5 skipped)" in result.output
     assert "fired" in result.output and "PA-LAJAS-BLANCAS" in result.output  # the good lines were backtested
+
+
+def test_reading_a_long_history_reports_its_progress_up_to_the_files_size(tmp_path, monkeypatch):
+    """What `ews backtest` shows as a progress bar (hidden under 10 MB): bytes read, every so many lines."""
+    from services.triggers import history as history_module
+
+    monkeypatch.setattr(history_module, "PROGRESS_LINES", 100)
+    jsonl, csv = tmp_path / "long.jsonl", tmp_path / "short.csv"
+    jsonl.write_bytes(b"\n".join(json.dumps(crossing(day, 10)).encode() for day in range(1000)) + b"\n")
+    csv.write_text("event_id,source,site_id,observed_at,count,from_country,to_country\n"
+                   "lb-1,PA-SNM,PA-LAJAS-BLANCAS,2026-01-01,5,CO,PA\n")
+    told: list[int] = []
+    read = history_module.load_history([tmp_path], GEOGRAPHY, NOW, told.append)
+    assert len(read.observations) == 1001 and not read.problems
+    assert len(told) >= 10 and sum(told) == jsonl.stat().st_size + csv.stat().st_size
