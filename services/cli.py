@@ -130,7 +130,7 @@ def backtest(rules_file: Path, events: tuple[Path, ...], sites_file: Path | None
 
     from services.triggers.backtest import Backtest
     from services.triggers.backtest_report import plot, timeline
-    from services.triggers.history import history_files, load_history
+    from services.triggers.history import history_files, load_history, size_of
     from services.triggers.loading import load_engine
 
     settings = get_settings()
@@ -142,8 +142,9 @@ def backtest(rules_file: Path, events: tuple[Path, ...], sites_file: Path | None
         sys.exit(2)
     now = datetime.now(timezone.utc)
     files = history_files(list(events))
-    size = sum(_size_of(path) for path in files)
-    with click.progressbar(length=size, label=f"reading {len(files)} history file{'s' * (len(files) != 1)}", file=sys.stderr,
+    size = sum(map(size_of, files))
+    label = f"reading {len(files)} history file{'s' * (len(files) != 1)}"
+    with click.progressbar(length=size, label=label, file=sys.stderr,
                            hidden=size < 10_000_000) as bar:  # about 30,000 reports: a few seconds
         history = load_history(files, engine.geography, now, bar.update)
     for problem in history.problems:
@@ -174,13 +175,6 @@ def backtest(rules_file: Path, events: tuple[Path, ...], sites_file: Path | None
     if plot_file is not None:
         panels = plot(plot_file, series, run.alerts, levels)
         click.echo(f"plotted {panels} trigger/scope pairs to {plot_file}", err=True)
-
-
-def _size_of(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:  # reading it will say why
-        return 0
 
 
 @main.command("ingest")

@@ -29,8 +29,8 @@ def upload_file(path: Path, feed: str | None, source: str | None, check_only: bo
     try:
         feed, rows = read_feed_rows(path, feed, source)
         rows = list(rows)
-    except (FileFormatError, UnicodeDecodeError, OSError) as exc:
-        click.echo(str(exc) if isinstance(exc, FileFormatError) else f"{path}: {exc}", err=True)  # the former names the file
+    except FileFormatError as exc:  # it names the file
+        click.echo(str(exc), err=True)
         return 2
     geography = Geography(load_model(settings.sites_file, SitesFile))
     return asyncio.run(_upload(path, feed, rows, geography, check_only, settings))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,7 +58,23 @@ _INTEGER = re.compile(r"^-?\d{1,3}(,\d{3})+$|^-?\d+$")
 
 
 class FileFormatError(ValueError):
-    """The file as a whole cannot be read (no header, unknown columns); names the file."""
+    """The file as a whole cannot be read (not UTF-8, no header, unknown columns); names the file."""
+
+
+NESTED_TOO_DEEPLY = "JSON is nested too deeply; a feed report is a flat object"
+
+
+def unreadable(exc: Exception) -> str:
+    """Why bytes could not be read as text or JSON, for a person."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON: {exc.msg}"
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text: {exc.reason} at byte {exc.start}"
+    if isinstance(exc, RecursionError):
+        return NESTED_TOO_DEEPLY
+    if isinstance(exc, OSError):
+        return f"cannot be read: {exc.strerror or exc}"
+    return str(exc)
 
 
 @dataclass(frozen=True)
@@ -107,7 +124,10 @@ def _convert(field: str, value: str) -> object:
 
 def read_feed_rows(path: Path, feed: str | None = None, source: str | None = None) -> tuple[str, Iterator[FileRow]]:
     """The feed the file holds and its rows as report dicts (validation happens after)."""
-    text = path.read_text(encoding="utf-8-sig")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (UnicodeDecodeError, OSError) as exc:
+        raise FileFormatError(f"{path}: {unreadable(exc)}") from None
     reader = csv.reader(io.StringIO(text))
     try:
         rows = list(reader)

@@ -13,6 +13,8 @@ from schemas import FEED_MODELS, BorderCrossingReport, DisplacementReport, Locat
 from schemas.types import parse_duration
 from services.common.geography import Geography
 
+from .files import NESTED_TOO_DEEPLY
+
 MAX_MESSAGE_BYTES = 1_000_000
 
 
@@ -64,7 +66,7 @@ def parse_feed_message(feed: str, raw: bytes, geography: Geography, ingested_at:
     except json.JSONDecodeError as exc:
         raise FeedRejection("invalid_json", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
-        raise FeedRejection("invalid_json", "JSON is nested too deeply; a feed report is a flat object") from None
+        raise FeedRejection("invalid_json", NESTED_TOO_DEEPLY) from None
     if not isinstance(data, dict):
         raise FeedRejection("not_an_object", f"expected one JSON object per message, got {type(data).__name__}")
     try:

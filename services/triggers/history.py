@@ -12,7 +12,7 @@ from pathlib import Path
 from schemas import Observation
 from services.common import collector
 from services.common.geography import Geography
-from services.ingest.files import FileFormatError, read_feed_rows
+from services.ingest.files import FileFormatError, read_feed_rows, unreadable
 from services.ingest.validation import FeedRejection, parse_feed_message
 
 SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv")
@@ -60,21 +60,19 @@ def _read_file(path: Path, geography: Geography, now: datetime, history: History
     history.files.append(path)
     if path.suffix == ".csv":
         try:
-            size = path.stat().st_size
             feed, rows = read_feed_rows(path)
             items = [(row.number, feed, json.dumps(row.report).encode()) for row in rows]
-        except (FileFormatError, UnicodeDecodeError, OSError) as exc:
-            reason = str(exc) if isinstance(exc, FileFormatError) else f"{path}: {_unreadable(exc)}"  # the former names the file
-            history.problems.append(f"{reason}; the whole file is skipped")
+        except FileFormatError as exc:  # it names the file
+            history.problems.append(f"{exc}; the whole file is skipped")
             return
         _add(path, items, geography, now, history)
-        progress(size)
+        progress(size_of(path))
         return
     try:
         with path.open("rb") as lines:  # a line at a time: one that is not UTF-8 is its own problem, not the file's
             _add(path, _json_lines(path, lines, history, progress), geography, now, history)
     except OSError as exc:
-        history.problems.append(f"{path}: {_unreadable(exc)}; the rest of the file is skipped")
+        history.problems.append(f"{path}: {unreadable(exc)}; the rest of the file is skipped")
 
 
 def _json_lines(path: Path, lines: Iterable[bytes], history: History,
@@ -99,7 +97,7 @@ def _json_lines(path: Path, lines: Iterable[bytes], history: History,
             else:
                 feed, raw = _feed_of(item) if isinstance(item, dict) else "border-crossings", line.rstrip(b"\r\n")
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            history.problems.append(f"{path}:{number}: {_unreadable(exc)}")
+            history.problems.append(f"{path}:{number}: {unreadable(exc)}")
             continue
         yield number, feed, raw
     progress(read)
@@ -113,13 +111,9 @@ def _add(path: Path, items: Iterable[tuple[int, str, bytes]], geography: Geograp
             history.problems.append(f"{path}:{number}: {error.detail}")
 
 
-def _unreadable(exc: Exception) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"not JSON: {exc.msg}"
-    if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text: {exc.reason} at byte {exc.start}"
-    if isinstance(exc, RecursionError):
-        return "JSON is nested too deeply; a feed report is a flat object"
-    if isinstance(exc, OSError):
-        return f"cannot be read: {exc.strerror or exc}"
-    return str(exc)
+def size_of(path: Path) -> int:
+    """Its size in bytes, 0 if it cannot be read (reading it says why)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
