@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: run test test-unit test-faults bench kafka kafka-stop install check clean tools
+.PHONY: run test test-unit test-faults bench kafka kafka-stop install check clean tools lint format
 
 run: $(STAMP)  ## Kafka, the three workers, a webhook receiver, the bundled scenario, a summary
 	$(BIN)/ews demo
@@ -14,6 +14,15 @@ test: $(STAMP) tools  ## the whole suite (unit + integration) against a real loc
 
 test-faults: $(STAMP)  ## reliability scenarios (kill -9 of each worker, webhook outage, broker bounce, a broker of three killed, two-worker kill); CI runs them after make test
 	$(BIN)/python -m pytest -q -m faults
+
+lint: $(STAMP)  ## the gates CI runs before the tests: ruff (lint and format) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)  ## apply ruff's formatting and its safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 tools:  ## promtool (Debian's prometheus package) for the deploy checks, where it can be installed
 	@command -v promtool >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
@@ -41,7 +50,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "ews needs Python 3.11: install python3.11 and run again (or make PYTHON=/path/to/python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,lint]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
