@@ -77,12 +77,17 @@ async def metric_total(client: httpx.AsyncClient, port: int, name: str) -> float
         text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
     except httpx.HTTPError:
         return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") or line.startswith(name + " "))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
 
 
 async def produce_all(bootstrap: str, topics: Topics, messages: list[tuple[str, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=262144)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=262144
+    )
     await producer.start()
     try:
         futures = [await producer.send(topics.feeds[feed], value) for feed, value in messages]
@@ -93,9 +98,16 @@ async def produce_all(bootstrap: str, topics: Topics, messages: list[tuple[str, 
 
 # --- 1. ceiling and pipeline ---------------------------------------------------------------
 
+
 async def raw_ceiling(bootstrap: str, topics: Topics, n: int) -> float:
-    consumer = AIOKafkaConsumer(*topics.feeds.values(), bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                enable_auto_commit=False, group_id=None, max_partition_fetch_bytes=8 << 20)
+    consumer = AIOKafkaConsumer(
+        *topics.feeds.values(),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        max_partition_fetch_bytes=8 << 20,
+    )
     await consumer.start()
     try:
         seen, started = 0, None
@@ -112,20 +124,34 @@ async def raw_ceiling(bootstrap: str, topics: Topics, n: int) -> float:
         await consumer.stop()
 
 
-async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: int, triggers_workers: int = 1,
-                               broker_pid: int | None = None) -> dict:
+async def ceiling_and_pipeline(
+    run_dir: Path,
+    bootstrap: str,
+    n: int,
+    n_sites: int,
+    triggers_workers: int = 1,
+    broker_pid: int | None = None,
+) -> dict:
     """The raw consumer's rate, then the pipeline's over the same messages, and the CPU time each
     process spent per event while the pipeline ran (where the time goes, steadier than a rate)."""
     config = config_dir(run_dir, n_sites)
-    stack = LocalStack(run_dir / f"pipeline-{triggers_workers}", namespace=f"bench{secrets.token_hex(3)}", bootstrap=bootstrap,
-                       env_extra={"EWS_CONFIG_DIR": str(config)})
+    stack = LocalStack(
+        run_dir / f"pipeline-{triggers_workers}",
+        namespace=f"bench{secrets.token_hex(3)}",
+        bootstrap=bootstrap,
+        env_extra={"EWS_CONFIG_DIR": str(config)},
+    )
     stack.logs.mkdir(parents=True, exist_ok=True)
     topics = Topics(stack.namespace)
     await stack.ensure_topics()
     messages = list(feed_messages(n, n_sites))
     engine = load_engine(config / "triggers.yaml", config / "sites.yaml", "P7D")
-    scoped = sum(len(engine.scopes_for(o)) for o in observations_of(messages, config / "sites.yaml"))
-    say(f"  producing {n:,} feed messages ({sum(len(v) for _, v in messages) / n:.0f} bytes on average) ...")
+    scoped = sum(
+        len(engine.scopes_for(o)) for o in observations_of(messages, config / "sites.yaml")
+    )
+    say(
+        f"  producing {n:,} feed messages ({sum(len(v) for _, v in messages) / n:.0f} bytes on average) ..."
+    )
     await produce_all(bootstrap, topics, messages)
     ceiling = await raw_ceiling(bootstrap, topics, n)
     say(f"  raw aiokafka consumer, getmany + JSON decode: {ceiling:,.0f} events/s")
@@ -140,42 +166,72 @@ async def ceiling_and_pipeline(run_dir: Path, bootstrap: str, n: int, n_sites: i
         started, cpu_before = None, {}
 
         def processes_cpu() -> dict[str, float | None]:
-            return {**{name: _cpu_s(process.pid) for name, process in stack.workers.items()}, "broker": _cpu_s(broker_pid)}
+            return {
+                **{name: _cpu_s(process.pid) for name, process in stack.workers.items()},
+                "broker": _cpu_s(broker_pid),
+            }
 
         async with httpx.AsyncClient(timeout=5) as client:
             deadline = time.monotonic() + max(600, n / 50)
             while time.monotonic() < deadline:
                 stack.supervise()
-                ingested = await metric_total(client, stack.ports["ingest"], "ews_ingest_events_total")
+                ingested = await metric_total(
+                    client, stack.ports["ingest"], "ews_ingest_events_total"
+                )
                 if started is None and ingested > 0:
                     started = time.perf_counter()
                     cpu_before = processes_cpu()
-                evaluated = sum([await metric_total(client, stack.ports[name], "ews_triggers_observations_total")
-                                 for name in triggers])
+                evaluated = sum(
+                    [
+                        await metric_total(
+                            client, stack.ports[name], "ews_triggers_observations_total"
+                        )
+                        for name in triggers
+                    ]
+                )
                 if evaluated >= scoped:
                     break
                 await asyncio.sleep(0.1)
             else:
-                raise TimeoutError(f"the pipeline evaluated {evaluated:.0f} of {scoped} scoped observations in time")
+                raise TimeoutError(
+                    f"the pipeline evaluated {evaluated:.0f} of {scoped} scoped observations in time"
+                )
         elapsed = time.perf_counter() - started
         cpu_after = processes_cpu()
         pipeline = n / elapsed
-        cpu_us = {name: round((cpu_after[name] - cpu_before[name]) / n * 1e6, 1) for name in cpu_after
-                  if cpu_after[name] is not None and cpu_before.get(name) is not None}
-        say(f"  ingest + {len(triggers)} triggers worker{'s' if len(triggers) > 1 else ''}, the same {n:,}: "
-            f"{pipeline:,.0f} events/s ({scoped:,} scope evaluations, {elapsed:.1f}s); ratio {pipeline / ceiling:.3f}")
-        say("  CPU per event: " + ", ".join(f"{name} {us:.0f} µs" for name, us in cpu_us.items())
-            + f"; {sum(cpu_us.values()) * pipeline / 1e6:.2f} of {_cpus()} cores busy")
+        cpu_us = {
+            name: round((cpu_after[name] - cpu_before[name]) / n * 1e6, 1)
+            for name in cpu_after
+            if cpu_after[name] is not None and cpu_before.get(name) is not None
+        }
+        say(
+            f"  ingest + {len(triggers)} triggers worker{'s' if len(triggers) > 1 else ''}, the same {n:,}: "
+            f"{pipeline:,.0f} events/s ({scoped:,} scope evaluations, {elapsed:.1f}s); ratio {pipeline / ceiling:.3f}"
+        )
+        say(
+            "  CPU per event: "
+            + ", ".join(f"{name} {us:.0f} µs" for name, us in cpu_us.items())
+            + f"; {sum(cpu_us.values()) * pipeline / 1e6:.2f} of {_cpus()} cores busy"
+        )
         rss = {name: stack.peak_rss_mb(name) for name in stack.workers}
-        return {"events": n, "sites": n_sites, "triggers_workers": len(triggers), "ceiling_events_per_s": round(ceiling),
-                "pipeline_events_per_s": round(pipeline), "ratio": round(pipeline / ceiling, 4),
-                "cpu_us_per_event": cpu_us,
-                "scope_evaluations": scoped, "worker_peak_rss_mb": rss, "worker_restarts": stack.restarts}
+        return {
+            "events": n,
+            "sites": n_sites,
+            "triggers_workers": len(triggers),
+            "ceiling_events_per_s": round(ceiling),
+            "pipeline_events_per_s": round(pipeline),
+            "ratio": round(pipeline / ceiling, 4),
+            "cpu_us_per_event": cpu_us,
+            "scope_evaluations": scoped,
+            "worker_peak_rss_mb": rss,
+            "worker_restarts": stack.restarts,
+        }
     finally:
         await stack.stop()
 
 
 # --- 2. backtest ---------------------------------------------------------------------------
+
 
 def backtest_speed(run_dir: Path, n: int, n_sites: int, checked: int = 100_000) -> dict:
     """The columnar backtest over n observations; then, over the first `checked`, the engine observation
@@ -185,55 +241,108 @@ def backtest_speed(run_dir: Path, n: int, n_sites: int, checked: int = 100_000) 
     observations = list(observations_of(feed_messages(n, n_sites), config / "sites.yaml"))
     now = datetime.now(timezone.utc)
     started = time.perf_counter()
-    alerts = run_backtest(observations, load_engine(SHIPPED_RULES, config / "sites.yaml", "P7D"), now)
+    alerts = run_backtest(
+        observations, load_engine(SHIPPED_RULES, config / "sites.yaml", "P7D"), now
+    )
     elapsed = time.perf_counter() - started
-    say(f"  columnar backtest, shipped rules: {n / elapsed:,.0f} events/s ({len(alerts):,} transitions, {elapsed:.1f}s)")
+    say(
+        f"  columnar backtest, shipped rules: {n / elapsed:,.0f} events/s ({len(alerts):,} transitions, {elapsed:.1f}s)"
+    )
     subset = observations[:checked]
     started = time.perf_counter()
-    exact = run_backtest(subset, load_engine(SHIPPED_RULES, config / "sites.yaml", "P7D"), now, exact=True)
+    exact = run_backtest(
+        subset, load_engine(SHIPPED_RULES, config / "sites.yaml", "P7D"), now, exact=True
+    )
     exact_elapsed = time.perf_counter() - started
-    same = run_backtest(subset, load_engine(SHIPPED_RULES, config / "sites.yaml", "P7D"), now) == exact
-    say(f"  engine observation by observation, first {len(subset):,}: {len(subset) / exact_elapsed:,.0f} events/s; "
-        f"same {len(exact):,} transitions as the columns: {'yes' if same else 'NO'}")
-    return {"events": n, "sites": n_sites, "events_per_s": round(n / elapsed), "transitions": len(alerts),
-            "seconds": round(elapsed, 2), "engine_events": len(subset),
-            "engine_events_per_s": round(len(subset) / exact_elapsed), "same_transitions": same}
+    same = (
+        run_backtest(subset, load_engine(SHIPPED_RULES, config / "sites.yaml", "P7D"), now) == exact
+    )
+    say(
+        f"  engine observation by observation, first {len(subset):,}: {len(subset) / exact_elapsed:,.0f} events/s; "
+        f"same {len(exact):,} transitions as the columns: {'yes' if same else 'NO'}"
+    )
+    return {
+        "events": n,
+        "sites": n_sites,
+        "events_per_s": round(n / elapsed),
+        "transitions": len(alerts),
+        "seconds": round(elapsed, 2),
+        "engine_events": len(subset),
+        "engine_events_per_s": round(len(subset) / exact_elapsed),
+        "same_transitions": same,
+    }
 
 
 # --- 3. latency ----------------------------------------------------------------------------
 
+
 def probe_message(site: str, country: str, index: int) -> bytes:
     """A report that fires crossing-surge at a site nobody has reported from: one alert per probe."""
-    return json.dumps({"event_id": f"probe-{index}", "source": f"BENCH-{country}", "site_id": site,
-                       "observed_at": START.isoformat(), "period": "P1D", "count": 9000,
-                       "from_country": "CO" if country != "CO" else "VE", "to_country": country}).encode()
+    return json.dumps(
+        {
+            "event_id": f"probe-{index}",
+            "source": f"BENCH-{country}",
+            "site_id": site,
+            "observed_at": START.isoformat(),
+            "period": "P1D",
+            "count": 9000,
+            "from_country": "CO" if country != "CO" else "VE",
+            "to_country": country,
+        }
+    ).encode()
 
 
-async def latency(run_dir: Path, bootstrap: str, rates: list[int], seconds: float, idle_s: float) -> dict:
+async def latency(
+    run_dir: Path, bootstrap: str, rates: list[int], seconds: float, idle_s: float
+) -> dict:
     n_sites = 3000
     config = config_dir(run_dir, n_sites)
     sites = load_model(config / "sites.yaml", SitesFile).sites
     background, probes = sites[:1000], sites[1000:]
     sent: dict[str, float] = {}  # probe site → produce time
     arrived: dict[str, float] = {}
-    judged: dict[str, float] = {}  # probe site → when the triggers worker judged it (the alert's evaluated_at)
+    judged: dict[
+        str, float
+    ] = {}  # probe site → when the triggers worker judged it (the alert's evaluated_at)
 
     def on_alert(alert: ReceivedAlert) -> None:
         alert_id = alert.payload.get("alert_id", "")
         if alert_id.startswith("crossing-surge/site/") and alert.payload.get("transition") == 1:
             site = alert_id.rsplit("/", 1)[1]
             arrived.setdefault(site, alert.received_at)
-            judged.setdefault(site, datetime.fromisoformat(alert.payload["evaluated_at"]).timestamp())
+            judged.setdefault(
+                site, datetime.fromisoformat(alert.payload["evaluated_at"]).timestamp()
+            )
 
     receiver = WebhookReceiver(secrets={}, on_alert=on_alert)
     await receiver.start()
     secret = secrets.token_hex(16)
     receiver.secrets["duty"] = secret
-    (config / "contacts.yaml").write_text(yaml.safe_dump({"version": 1, "contacts": [{
-        "id": "duty", "name": "Duty officer", "organisation": "bench", "language": "en", "trigger_ids": ["crossing-surge"],
-        "channels": [{"type": "webhook", "url": receiver.url_for("duty"), "secret": secret}]}]}))
-    stack = LocalStack(run_dir / "latency", namespace=f"bench{secrets.token_hex(3)}", bootstrap=bootstrap,
-                       env_extra={"EWS_CONFIG_DIR": str(config), "EWS_ALLOW_PRIVATE_WEBHOOKS": "1"})
+    (config / "contacts.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "contacts": [
+                    {
+                        "id": "duty",
+                        "name": "Duty officer",
+                        "organisation": "bench",
+                        "language": "en",
+                        "trigger_ids": ["crossing-surge"],
+                        "channels": [
+                            {"type": "webhook", "url": receiver.url_for("duty"), "secret": secret}
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    stack = LocalStack(
+        run_dir / "latency",
+        namespace=f"bench{secrets.token_hex(3)}",
+        bootstrap=bootstrap,
+        env_extra={"EWS_CONFIG_DIR": str(config), "EWS_ALLOW_PRIVATE_WEBHOOKS": "1"},
+    )
     stack.logs.mkdir(parents=True, exist_ok=True)
     topics = Topics(stack.namespace)
     await stack.ensure_topics()
@@ -251,7 +360,9 @@ async def latency(run_dir: Path, bootstrap: str, rates: list[int], seconds: floa
             site = probes[probe_index]
             probe_index += 1
             sent[site.id] = time.time()
-            await producer.send(topics.feeds["border-crossings"], probe_message(site.id, site.country, probe_index))
+            await producer.send(
+                topics.feeds["border-crossings"], probe_message(site.id, site.country, probe_index)
+            )
             return site.id
 
         day = 0
@@ -271,9 +382,15 @@ async def latency(run_dir: Path, bootstrap: str, rates: list[int], seconds: floa
                 while owed >= 1:
                     site = background[i % len(background)]
                     day_of = day + i // len(background)
-                    body = {"event_id": f"bg-{label}-{i}", "source": f"BENCH-{site.country}", "site_id": site.id,
-                            "observed_at": (START + timedelta(days=day_of)).isoformat(), "period": "P1D",
-                            "count": 100 + i % 300, "to_country": site.country}
+                    body = {
+                        "event_id": f"bg-{label}-{i}",
+                        "source": f"BENCH-{site.country}",
+                        "site_id": site.id,
+                        "observed_at": (START + timedelta(days=day_of)).isoformat(),
+                        "period": "P1D",
+                        "count": 100 + i % 300,
+                        "to_country": site.country,
+                    }
                     await producer.send(topics.feeds["border-crossings"], json.dumps(body).encode())
                     owed -= 1
                     i += 1
@@ -292,29 +409,47 @@ async def latency(run_dir: Path, bootstrap: str, rates: list[int], seconds: floa
         mine, _ = await offered(rates[0], WARM_UP_S, "warm-up")
         first = sorted((arrived[s] - sent[s]) * 1000 for s in mine if s in arrived)
         results["warm_up"] = {"seconds": WARM_UP_S, **_percentiles(first, len(mine), 0)}
-        say(f"  warm-up, {WARM_UP_S:.0f}s at {rates[0]} events/s (not counted below): max {results['warm_up']['max_ms']} ms, "
-            f"p50 {results['warm_up']['p50_ms']} ms")
+        say(
+            f"  warm-up, {WARM_UP_S:.0f}s at {rates[0]} events/s (not counted below): max {results['warm_up']['max_ms']} ms, "
+            f"p50 {results['warm_up']['p50_ms']} ms"
+        )
         for rate in rates:
             mine, i = await offered(rate, seconds, str(rate))
             got = sorted((arrived[s] - sent[s]) * 1000 for s in mine if s in arrived)
             results["rates"][str(rate)] = r = _percentiles(got, len(mine), i / seconds)
             # where the time goes: produce → judged by triggers (ingest, routing, evaluation), judged → received (notify)
-            split = {"to_judged": sorted((judged[s] - sent[s]) * 1000 for s in mine if s in judged),
-                     "judged_to_received": sorted((arrived[s] - judged[s]) * 1000 for s in mine if s in judged)}
-            r["split_ms"] = {name: {k: v for k, v in _percentiles(values, len(mine), 0).items() if k.endswith("_ms")}
-                             for name, values in split.items()}
-            say(f"  {rate:>5} events/s offered ({r['achieved_events_per_s']:,.0f} sent): p50 {r['p50_ms']} ms, "
-                f"p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms ({r['received']}/{r['probes']} probes)")
+            split = {
+                "to_judged": sorted((judged[s] - sent[s]) * 1000 for s in mine if s in judged),
+                "judged_to_received": sorted(
+                    (arrived[s] - judged[s]) * 1000 for s in mine if s in judged
+                ),
+            }
+            r["split_ms"] = {
+                name: {
+                    k: v for k, v in _percentiles(values, len(mine), 0).items() if k.endswith("_ms")
+                }
+                for name, values in split.items()
+            }
+            say(
+                f"  {rate:>5} events/s offered ({r['achieved_events_per_s']:,.0f} sent): p50 {r['p50_ms']} ms, "
+                f"p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms ({r['received']}/{r['probes']} probes)"
+            )
             for name, q in r["split_ms"].items():
-                say(f"        {name.replace('_', ' ')}: p50 {q['p50_ms']} ms, p95 {q['p95_ms']} ms, p99 {q['p99_ms']} ms, max {q['max_ms']} ms")
+                say(
+                    f"        {name.replace('_', ' ')}: p50 {q['p50_ms']} ms, p95 {q['p95_ms']} ms, p99 {q['p99_ms']} ms, max {q['max_ms']} ms"
+                )
         if idle_s > 0:
             say(f"  idle for {idle_s:.0f}s, then one probe ...")
             await asyncio.sleep(idle_s)
             stack.supervise()
             site = await send_probe()
             await _wait_for(lambda: site in arrived, 60)
-            results["after_idle"] = {"idle_s": idle_s, "latency_ms": round((arrived[site] - sent[site]) * 1000, 1)
-                                     if site in arrived else None}
+            results["after_idle"] = {
+                "idle_s": idle_s,
+                "latency_ms": round((arrived[site] - sent[site]) * 1000, 1)
+                if site in arrived
+                else None,
+            }
             say(f"  after {idle_s:.0f}s idle: {results['after_idle']['latency_ms']} ms")
         results["worker_peak_rss_mb"] = {name: stack.peak_rss_mb(name) for name in stack.workers}
         results["worker_restarts"] = stack.restarts
@@ -336,16 +471,27 @@ def _percentiles(values: list[float], probes: int, achieved: float) -> dict:
         if not values:
             return None
         return round(values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))], 1)
-    return {"probes": probes, "received": len(values), "achieved_events_per_s": round(achieved),
-            "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99), "max_ms": pct(100),
-            "mean_ms": round(statistics.fmean(values), 1) if values else None}
+
+    return {
+        "probes": probes,
+        "received": len(values),
+        "achieved_events_per_s": round(achieved),
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "max_ms": pct(100),
+        "mean_ms": round(statistics.fmean(values), 1) if values else None,
+    }
 
 
 # --- 4. scale ------------------------------------------------------------------------------
 
+
 async def produce_stream(bootstrap: str, topics: Topics, messages, chunk: int = 20_000) -> int:
     """Produce a generator's messages a chunk at a time (a million need not be held at once)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=262144)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=262144
+    )
     await producer.start()
     sent = 0
     try:
@@ -375,8 +521,12 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
     matches, so notify follows every alert without delivering): each worker's memory sampled as
     history grows, with what it says it holds, and its peak."""
     config = config_dir(run_dir, n_sites)
-    stack = LocalStack(run_dir / f"scale-{n_sites}", namespace=f"bench{secrets.token_hex(3)}", bootstrap=bootstrap,
-                       env_extra={"EWS_CONFIG_DIR": str(config)})
+    stack = LocalStack(
+        run_dir / f"scale-{n_sites}",
+        namespace=f"bench{secrets.token_hex(3)}",
+        bootstrap=bootstrap,
+        env_extra={"EWS_CONFIG_DIR": str(config)},
+    )
     stack.logs.mkdir(parents=True, exist_ok=True)
     await stack.ensure_topics()
     samples: list[dict] = []
@@ -385,32 +535,47 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
             stack.launch(service)
         await stack.wait_ready()
         started = time.perf_counter()
-        last: list[bytes] = []  # the last message produced: how many days of history the events span
+        last: list[
+            bytes
+        ] = []  # the last message produced: how many days of history the events span
 
         def remembered(messages):
             for feed, value in messages:
                 last[:] = [value]
                 yield feed, value
 
-        producing = asyncio.create_task(produce_stream(bootstrap, Topics(stack.namespace),
-                                                       remembered(feed_messages(n, n_sites))))
+        producing = asyncio.create_task(
+            produce_stream(
+                bootstrap, Topics(stack.namespace), remembered(feed_messages(n, n_sites))
+            )
+        )
 
         async def sample(client: httpx.AsyncClient) -> dict:
             stack.supervise()
             ports = stack.ports
-            return {"seconds": round(time.perf_counter() - started, 1),
-                    "ingested": await metric_total(client, ports["ingest"], "ews_ingest_events_total"),
-                    "evaluated": await metric_total(client, ports["triggers"], "ews_triggers_observations_total"),
-                    "event_ids_held": await metric_total(client, ports["ingest"], "ews_ingest_event_ids_held"),
-                    "contributions_held": await metric_total(client, ports["triggers"], "ews_triggers_contributions_held"),
-                    "rss_mb": {name: stack.rss_mb(name) for name in stack.workers}}
+            return {
+                "seconds": round(time.perf_counter() - started, 1),
+                "ingested": await metric_total(client, ports["ingest"], "ews_ingest_events_total"),
+                "evaluated": await metric_total(
+                    client, ports["triggers"], "ews_triggers_observations_total"
+                ),
+                "event_ids_held": await metric_total(
+                    client, ports["ingest"], "ews_ingest_event_ids_held"
+                ),
+                "contributions_held": await metric_total(
+                    client, ports["triggers"], "ews_triggers_contributions_held"
+                ),
+                "rss_mb": {name: stack.rss_mb(name) for name in stack.workers},
+            }
 
         async with httpx.AsyncClient(timeout=10) as client:
             while not producing.done():
                 samples.append(await sample(client))
                 await asyncio.wait([producing], timeout=2.0)
             producing.result()
-            draining = asyncio.create_task(stack.wait_drained(["ingest", "triggers", "notify"], timeout_s=max(900, n / 200)))
+            draining = asyncio.create_task(
+                stack.wait_drained(["ingest", "triggers", "notify"], timeout_s=max(900, n / 200))
+            )
             while not draining.done():
                 samples.append(await sample(client))
                 await asyncio.wait([draining], timeout=2.0)
@@ -421,14 +586,27 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
     finally:
         await stack.stop()
     marks = []
-    for fraction in (0.25, 0.5, 0.75):  # the samples nearest a quarter, half and three quarters of the evaluation
+    for fraction in (
+        0.25,
+        0.5,
+        0.75,
+    ):  # the samples nearest a quarter, half and three quarters of the evaluation
         target = fraction * final["evaluated"]
-        marks.append({"fraction": fraction, **min(samples, key=lambda s: abs(s["evaluated"] - target))})
+        marks.append(
+            {"fraction": fraction, **min(samples, key=lambda s: abs(s["evaluated"] - target))}
+        )
     marks.append({"fraction": 1.0, **final})
     last_day = datetime.fromisoformat(json.loads(last[0])["observed_at"])
-    return {"sites": n_sites, "events": n, "seconds": round(elapsed, 1), "events_per_s": round(n / elapsed),
-            "days_of_history": (last_day - START).days + 1, "worker_peak_rss_mb": peaks, "samples": marks,
-            "worker_restarts": stack.restarts}
+    return {
+        "sites": n_sites,
+        "events": n,
+        "seconds": round(elapsed, 1),
+        "events_per_s": round(n / elapsed),
+        "days_of_history": (last_day - START).days + 1,
+        "worker_peak_rss_mb": peaks,
+        "samples": marks,
+        "worker_restarts": stack.restarts,
+    }
 
 
 async def scale(run_dir: Path, bootstrap: str, site_counts: list[int], n: int) -> dict:
@@ -437,43 +615,80 @@ async def scale(run_dir: Path, bootstrap: str, site_counts: list[int], n: int) -
         say(f"  {n_sites:,} sites, {n:,} events through ingest, triggers and notify ...")
         r = out[str(n_sites)] = await scale_run(run_dir, bootstrap, n_sites, n)
         for s in r["samples"]:
-            rss = ", ".join(f"{name} {mb:.0f}" for name, mb in s["rss_mb"].items() if mb is not None)
-            say(f"    {s['fraction']:>4.0%} evaluated ({s['seconds']:.0f}s): RSS {rss} MB; "
-                f"{s['contributions_held']:,.0f} reports in windows, {s['event_ids_held']:,.0f} event_ids remembered")
-        say("    peak RSS: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in r["worker_peak_rss_mb"].items() if mb)
-            + f"; {r['days_of_history']} days of history, {r['events_per_s']:,} events/s")
+            rss = ", ".join(
+                f"{name} {mb:.0f}" for name, mb in s["rss_mb"].items() if mb is not None
+            )
+            say(
+                f"    {s['fraction']:>4.0%} evaluated ({s['seconds']:.0f}s): RSS {rss} MB; "
+                f"{s['contributions_held']:,.0f} reports in windows, {s['event_ids_held']:,.0f} event_ids remembered"
+            )
+        say(
+            "    peak RSS: "
+            + ", ".join(f"{name} {mb:.0f} MB" for name, mb in r["worker_peak_rss_mb"].items() if mb)
+            + f"; {r['days_of_history']} days of history, {r['events_per_s']:,} events/s"
+        )
     return out
 
 
 # --- the run -------------------------------------------------------------------------------
 
+
 async def main_async(args: argparse.Namespace) -> dict:
     run_dir = PROJECT_ROOT / ".cache" / "bench" / datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True)
-    results: dict = {"measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "machine": {"python": platform.python_version(), "cpus": _cpus(), "platform": platform.platform()},
-                     "command": "make bench " + " ".join(sys.argv[1:])}
+    results: dict = {
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": _cpus(),
+            "platform": platform.platform(),
+        },
+        "command": "make bench " + " ".join(sys.argv[1:]),
+    }
     stack = LocalStack(run_dir)
     say("▶ starting a local Apache Kafka broker ...")
     bootstrap = await stack.start_kafka()
     groups = set(args.only or GROUPS)
     try:
-        if "backtest" in groups:  # first, while the broker is idle (after the pipeline it is still busy with its logs)
+        if (
+            "backtest" in groups
+        ):  # first, while the broker is idle (after the pipeline it is still busy with its logs)
             say(f"▶ 2. backtest ({args.backtest_events:,} events)")
-            results["backtest"] = await asyncio.to_thread(backtest_speed, run_dir, args.backtest_events, 1000)
+            results["backtest"] = await asyncio.to_thread(
+                backtest_speed, run_dir, args.backtest_events, 1000
+            )
         if "pipeline" in groups:
             say(f"▶ 1. ceiling vs pipeline ({args.events:,} events)")
-            broker_pid = stack.broker.process.pid if stack.broker is not None and stack.broker.process else None
-            results["pipeline"] = await ceiling_and_pipeline(run_dir, bootstrap, args.events, args.sites,
-                                                             broker_pid=broker_pid)
-            if args.scale_out > 1:  # the same with more triggers workers in the group: how far scaling out goes here
+            broker_pid = (
+                stack.broker.process.pid
+                if stack.broker is not None and stack.broker.process
+                else None
+            )
+            results["pipeline"] = await ceiling_and_pipeline(
+                run_dir, bootstrap, args.events, args.sites, broker_pid=broker_pid
+            )
+            if (
+                args.scale_out > 1
+            ):  # the same with more triggers workers in the group: how far scaling out goes here
                 results["pipeline_scaled_out"] = await ceiling_and_pipeline(
-                    run_dir, bootstrap, args.events, args.sites, triggers_workers=args.scale_out, broker_pid=broker_pid)
+                    run_dir,
+                    bootstrap,
+                    args.events,
+                    args.sites,
+                    triggers_workers=args.scale_out,
+                    broker_pid=broker_pid,
+                )
         if "latency" in groups:
-            say(f"▶ 3. latency (offered loads {', '.join(map(str, args.rates))} events/s, {args.seconds:.0f}s each)")
-            results["latency"] = await latency(run_dir, bootstrap, args.rates, args.seconds, args.idle)
+            say(
+                f"▶ 3. latency (offered loads {', '.join(map(str, args.rates))} events/s, {args.seconds:.0f}s each)"
+            )
+            results["latency"] = await latency(
+                run_dir, bootstrap, args.rates, args.seconds, args.idle
+            )
         if "scale" in groups:
-            say(f"▶ 4. scale ({', '.join(map(str, args.scale_sites))} sites, {args.scale_events:,} events each)")
+            say(
+                f"▶ 4. scale ({', '.join(map(str, args.scale_sites))} sites, {args.scale_events:,} events each)"
+            )
             results["scale"] = await scale(run_dir, bootstrap, args.scale_sites, args.scale_events)
     finally:
         await stack.stop()
@@ -488,36 +703,80 @@ def table(results: dict) -> str:
     rows = []
     if "pipeline" in results:
         p = results["pipeline"]
-        rows += [("ceiling: raw aiokafka getmany + JSON decode", f"{p['ceiling_events_per_s']:,} events/s"),
-                 ("pipeline: ingest + triggers", f"{p['pipeline_events_per_s']:,} events/s"),
-                 ("ratio pipeline / ceiling (target ≥ 0.25)", f"{p['ratio']:.3f}")]
+        rows += [
+            (
+                "ceiling: raw aiokafka getmany + JSON decode",
+                f"{p['ceiling_events_per_s']:,} events/s",
+            ),
+            ("pipeline: ingest + triggers", f"{p['pipeline_events_per_s']:,} events/s"),
+            ("ratio pipeline / ceiling (target ≥ 0.25)", f"{p['ratio']:.3f}"),
+        ]
         if p.get("cpu_us_per_event"):
-            rows.append(("  CPU per event while it ran", ", ".join(f"{name} {us:.0f} µs" for name, us in p["cpu_us_per_event"].items())))
+            rows.append(
+                (
+                    "  CPU per event while it ran",
+                    ", ".join(f"{name} {us:.0f} µs" for name, us in p["cpu_us_per_event"].items()),
+                )
+            )
     if "pipeline_scaled_out" in results:
         q = results["pipeline_scaled_out"]
-        rows += [(f"pipeline: ingest + {q['triggers_workers']} triggers workers (ceiling {q['ceiling_events_per_s']:,})",
-                  f"{q['pipeline_events_per_s']:,} events/s, ratio {q['ratio']:.3f}")]
+        rows += [
+            (
+                f"pipeline: ingest + {q['triggers_workers']} triggers workers (ceiling {q['ceiling_events_per_s']:,})",
+                f"{q['pipeline_events_per_s']:,} events/s, ratio {q['ratio']:.3f}",
+            )
+        ]
     if "backtest" in results:
         b = results["backtest"]
-        rows.append((f"backtest, shipped rules, {b['events']:,} events at {b['sites']:,} sites",
-                     f"{b['events_per_s']:,} events/s (target ≥ 200,000)"))
-        rows.append((f"  engine one by one, first {b['engine_events']:,} (same transitions: {'yes' if b['same_transitions'] else 'NO'})",
-                     f"{b['engine_events_per_s']:,} events/s"))
+        rows.append(
+            (
+                f"backtest, shipped rules, {b['events']:,} events at {b['sites']:,} sites",
+                f"{b['events_per_s']:,} events/s (target ≥ 200,000)",
+            )
+        )
+        rows.append(
+            (
+                f"  engine one by one, first {b['engine_events']:,} (same transitions: {'yes' if b['same_transitions'] else 'NO'})",
+                f"{b['engine_events_per_s']:,} events/s",
+            )
+        )
     lat = results.get("latency", {"rates": {}})
     if "warm_up" in lat:
-        rows.append((f"latency of the first alerts after start-up ({lat['warm_up']['seconds']:.0f}s, not counted)",
-                     f"max {lat['warm_up']['max_ms']} ms, p50 {lat['warm_up']['p50_ms']} ms"))
+        rows.append(
+            (
+                f"latency of the first alerts after start-up ({lat['warm_up']['seconds']:.0f}s, not counted)",
+                f"max {lat['warm_up']['max_ms']} ms, p50 {lat['warm_up']['p50_ms']} ms",
+            )
+        )
     for rate, r in lat["rates"].items():
-        rows.append((f"latency at {rate} events/s, p50 / p95 / p99", f"{r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} ms"))
+        rows.append(
+            (
+                f"latency at {rate} events/s, p50 / p95 / p99",
+                f"{r['p50_ms']} / {r['p95_ms']} / {r['p99_ms']} ms",
+            )
+        )
     if "after_idle" in lat:
-        rows.append((f"latency of one event after {lat['after_idle']['idle_s']:.0f}s idle", f"{lat['after_idle']['latency_ms']} ms"))
+        rows.append(
+            (
+                f"latency of one event after {lat['after_idle']['idle_s']:.0f}s idle",
+                f"{lat['after_idle']['latency_ms']} ms",
+            )
+        )
     for sites, r in results.get("scale", {}).items():
         for name in ("triggers", "notify", "ingest"):
-            rows.append((f"{name} RSS at 1/4, 1/2, 3/4, all of {r['events'] // 1000:,}k events, {int(sites):,} sites",
-                         " → ".join(f"{s['rss_mb'].get(name) or 0:.0f}" for s in r["samples"])
-                         + f" MB (peak {r['worker_peak_rss_mb'].get(name) or 0:.0f})"))
-        rows.append((f"  reports in windows / event_ids remembered at the end, {int(sites):,} sites",
-                     f"{r['samples'][-1]['contributions_held']:,.0f} / {r['samples'][-1]['event_ids_held']:,.0f}"))
+            rows.append(
+                (
+                    f"{name} RSS at 1/4, 1/2, 3/4, all of {r['events'] // 1000:,}k events, {int(sites):,} sites",
+                    " → ".join(f"{s['rss_mb'].get(name) or 0:.0f}" for s in r["samples"])
+                    + f" MB (peak {r['worker_peak_rss_mb'].get(name) or 0:.0f})",
+                )
+            )
+        rows.append(
+            (
+                f"  reports in windows / event_ids remembered at the end, {int(sites):,} sites",
+                f"{r['samples'][-1]['contributions_held']:,.0f} / {r['samples'][-1]['event_ids_held']:,.0f}",
+            )
+        )
     for group in ("pipeline", "pipeline_scaled_out", "latency"):
         for name, mb in results.get(group, {}).get("worker_peak_rss_mb", {}).items():
             rows.append((f"{name} worker peak RSS ({group} run)", f"{mb:.0f} MB" if mb else "n/a"))
@@ -527,17 +786,37 @@ def table(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=100_000, help="feed messages for ceiling vs pipeline")
+    parser.add_argument(
+        "--events", type=int, default=100_000, help="feed messages for ceiling vs pipeline"
+    )
     parser.add_argument("--sites", type=int, default=1000, help="sites in the pipeline workload")
     parser.add_argument("--backtest-events", type=int, default=1_000_000)
-    parser.add_argument("--rates", type=int, nargs="+", default=[100, 2000], help="offered loads, events/s")
-    parser.add_argument("--seconds", type=float, default=15.0, help="how long each offered load runs")
-    parser.add_argument("--idle", type=float, default=60.0, help="idle period before the last probe")
+    parser.add_argument(
+        "--rates", type=int, nargs="+", default=[100, 2000], help="offered loads, events/s"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=15.0, help="how long each offered load runs"
+    )
+    parser.add_argument(
+        "--idle", type=float, default=60.0, help="idle period before the last probe"
+    )
     parser.add_argument("--scale-sites", type=int, nargs="+", default=[10, 1000, 10000])
     parser.add_argument("--scale-events", type=int, default=1_000_000)
-    parser.add_argument("--scale-out", type=int, default=2, help="then the pipeline again with this many triggers workers")
-    parser.add_argument("--quick", action="store_true", help="small sizes, to check the harness works")
-    parser.add_argument("--only", nargs="+", choices=GROUPS, help="measure only these groups (the table shows what was measured)")
+    parser.add_argument(
+        "--scale-out",
+        type=int,
+        default=2,
+        help="then the pipeline again with this many triggers workers",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, to check the harness works"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=GROUPS,
+        help="measure only these groups (the table shows what was measured)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.events, args.backtest_events, args.seconds, args.idle = 5000, 20_000, 4.0, 5.0

@@ -42,7 +42,12 @@ class _NoApp:
 
     def __getattr__(self, name):
         def decorator(*args, **kwargs):
-            return args[0] if args and callable(args[0]) and not kwargs else (lambda function: function)
+            return (
+                args[0]
+                if args and callable(args[0]) and not kwargs
+                else (lambda function: function)
+            )
+
         return decorator
 
 
@@ -72,7 +77,13 @@ def _transforms(config: Path) -> dict:
 def _records(outs: list[Out], offsets: dict) -> list[Record]:
     records = []
     for out in outs:
-        partition = out.partition if out.partition is not None else _index_of(out.key, PARTITIONS) if out.key else 0
+        partition = (
+            out.partition
+            if out.partition is not None
+            else _index_of(out.key, PARTITIONS)
+            if out.key
+            else 0
+        )
         offset = offsets[(out.topic, partition)] = offsets.get((out.topic, partition), -1) + 1
         records.append(Record(out.topic, partition, offset, out.key, out.value, out.headers or []))
     return records
@@ -85,16 +96,22 @@ async def measure(n: int, n_sites: int, batch: int = 2000) -> dict[str, float]:
 
     transforms = _transforms(config_dir(Path(tempfile.mkdtemp(prefix="ews-stages-")), n_sites))
     topics = Topics("stages")
-    passed_on = {"validation": topics.ingest_validated, "deduplication": topics.observations,
-                 "routing": topics.triggers_scoped, "evaluation": None}
-    feed = [Record(topics.feeds[name], i % PARTITIONS, i, None, value, [])
-            for i, (name, value) in enumerate(feed_messages(n, n_sites))]
+    passed_on = {
+        "validation": topics.ingest_validated,
+        "deduplication": topics.observations,
+        "routing": topics.triggers_scoped,
+        "evaluation": None,
+    }
+    feed = [
+        Record(topics.feeds[name], i % PARTITIONS, i, None, value, [])
+        for i, (name, value) in enumerate(feed_messages(n, n_sites))
+    ]
     gc.freeze()  # as `ews worker` does
     gc.set_threshold(100_000, 50, 1000)
     spent = dict.fromkeys(STAGES, 0.0)
     offsets: dict = {}
     for start in range(0, n, batch):
-        records = feed[start:start + batch]
+        records = feed[start : start + batch]
         for stage in STAGES:
             began = time.perf_counter()
             result = transforms[stage](records)
@@ -113,7 +130,9 @@ def main() -> None:
     for stage, us in costs.items():
         print(f"  {stage:<14} {us:7.1f} µs per event")
     total = sum(costs.values())
-    print(f"  {'all four':<14} {total:7.1f} µs per event: {1e6 / total:,.0f} events/s on one core, no broker")
+    print(
+        f"  {'all four':<14} {total:7.1f} µs per event: {1e6 / total:,.0f} events/s on one core, no broker"
+    )
 
 
 if __name__ == "__main__":

@@ -23,24 +23,45 @@ _NORTHBOUND = {"PA", "CR", "NI", "HN", "GT", "MX"}
 
 def geography(n_sites: int) -> SitesFile:
     """N synthetic sites spread over the areas of config/sites.yaml, each on the corridor of its country."""
-    real = SitesFile.model_validate(yaml.safe_load((PROJECT_ROOT / "config" / "sites.yaml").read_text()))
+    real = SitesFile.model_validate(
+        yaml.safe_load((PROJECT_ROOT / "config" / "sites.yaml").read_text())
+    )
     areas = real.areas
     sites, corridors = [], {"darien-northbound": [], "andean-southbound": []}
     for i in range(n_sites):
         area = areas[i % len(areas)]
         site_id = f"{area.country}-B{i:05d}"
-        sites.append({"id": site_id, "name": f"Bench site {i}", "country": area.country, "kind": "crossing",
-                      "area": area.id})
+        sites.append(
+            {
+                "id": site_id,
+                "name": f"Bench site {i}",
+                "country": area.country,
+                "kind": "crossing",
+                "area": area.id,
+            }
+        )
         northbound = area.country in _NORTHBOUND or (area.country == "CO" and i % 2 == 0)
         corridors["darien-northbound" if northbound else "andean-southbound"].append(site_id)
-    return SitesFile.model_validate({
-        "region": real.region, "sites": sites, "areas": [a.model_dump() for a in areas],
-        "corridors": [{"id": cid, "name": cid, "sites": members} for cid, members in corridors.items() if members],
-    })
+    return SitesFile.model_validate(
+        {
+            "region": real.region,
+            "sites": sites,
+            "areas": [a.model_dump() for a in areas],
+            "corridors": [
+                {"id": cid, "name": cid, "sites": members}
+                for cid, members in corridors.items()
+                if members
+            ],
+        }
+    )
 
 
 def write_geography(n_sites: int, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(geography(n_sites).model_dump(mode="json", exclude_none=True), sort_keys=False))
+    path.write_text(
+        yaml.safe_dump(
+            geography(n_sites).model_dump(mode="json", exclude_none=True), sort_keys=False
+        )
+    )
     return path
 
 
@@ -56,23 +77,40 @@ def feed_messages(n_events: int, n_sites: int, seed: int = 7) -> Iterator[tuple[
         for i, site in enumerate(sites):
             if produced >= n_events:
                 return
-            level[i] = min(9000, max(0, int(level[i] * rng.uniform(0.7, 1.45)) + rng.randint(-50, 50)))
+            level[i] = min(
+                9000, max(0, int(level[i] * rng.uniform(0.7, 1.45)) + rng.randint(-50, 50))
+            )
             children = level[i] // rng.randint(40, 200)
             nationality = {n: level[i] // 4 for n in rng.sample(NATIONALITIES, 3)}
             if rng.random() < 0.02:
                 nationality[rng.choice(["SO", "ER", "NP", "BD"])] = level[i] // 5
-            body = {"event_id": f"bc-{site.id}-{day}", "source": f"BENCH-{site.country}", "site_id": site.id,
-                    "observed_at": date.isoformat(), "period": "P1D", "count": level[i],
-                    "from_country": "CO" if site.country != "CO" else "VE", "to_country": site.country,
-                    "unaccompanied_children": children, "by_nationality": nationality}
+            body = {
+                "event_id": f"bc-{site.id}-{day}",
+                "source": f"BENCH-{site.country}",
+                "site_id": site.id,
+                "observed_at": date.isoformat(),
+                "period": "P1D",
+                "count": level[i],
+                "from_country": "CO" if site.country != "CO" else "VE",
+                "to_country": site.country,
+                "unaccompanied_children": children,
+                "by_nationality": nationality,
+            }
             yield "border-crossings", json.dumps(body).encode()
             produced += 1
             if i % 10 == 0 and produced < n_events:
                 capacity = 500 + (i % 7) * 100
-                body = {"event_id": f"dp-{site.id}-{day}", "source": f"BENCH-{site.country}-DP",
-                        "area_id": site.area, "country": site.country, "observed_at": date.isoformat(), "period": "P1D",
-                        "newly_displaced": rng.randint(0, 2500), "shelter_occupancy": rng.randint(200, capacity + 150),
-                        "shelter_capacity": capacity}
+                body = {
+                    "event_id": f"dp-{site.id}-{day}",
+                    "source": f"BENCH-{site.country}-DP",
+                    "area_id": site.area,
+                    "country": site.country,
+                    "observed_at": date.isoformat(),
+                    "period": "P1D",
+                    "newly_displaced": rng.randint(0, 2500),
+                    "shelter_occupancy": rng.randint(200, capacity + 150),
+                    "shelter_capacity": capacity,
+                }
                 yield "displacement", json.dumps(body).encode()
                 produced += 1
         day += 1

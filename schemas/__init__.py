@@ -2,8 +2,17 @@
 
 from .alert import AlertEvent, Level, LEVELS, Scope, ScopeKind
 from .config import (
-    Contact, ContactsFile, Corridor, Area, Site, SitesFile, TriggerRule, TriggersFile, RuleOverride,
-    WebhookChannel, EmailChannel,
+    Contact,
+    ContactsFile,
+    Corridor,
+    Area,
+    Site,
+    SitesFile,
+    TriggerRule,
+    TriggersFile,
+    RuleOverride,
+    WebhookChannel,
+    EmailChannel,
 )
 from .delivery import DeliveryRecord
 from .feeds import BorderCrossingReport, DisplacementReport, FEED_MODELS
@@ -11,9 +20,27 @@ from .observation import Location, Observation
 from .rejection import RejectedMessage
 
 __all__ = [
-    "AlertEvent", "Level", "LEVELS", "Scope", "ScopeKind",
-    "Contact", "ContactsFile", "Corridor", "Area", "Site", "SitesFile", "TriggerRule", "TriggersFile",
-    "RuleOverride", "WebhookChannel", "EmailChannel",
-    "DeliveryRecord", "BorderCrossingReport", "DisplacementReport", "FEED_MODELS",
-    "Location", "Observation", "RejectedMessage",
+    "AlertEvent",
+    "Level",
+    "LEVELS",
+    "Scope",
+    "ScopeKind",
+    "Contact",
+    "ContactsFile",
+    "Corridor",
+    "Area",
+    "Site",
+    "SitesFile",
+    "TriggerRule",
+    "TriggersFile",
+    "RuleOverride",
+    "WebhookChannel",
+    "EmailChannel",
+    "DeliveryRecord",
+    "BorderCrossingReport",
+    "DisplacementReport",
+    "FEED_MODELS",
+    "Location",
+    "Observation",
+    "RejectedMessage",
 ]

@@ -31,7 +31,9 @@ class AlertEvent(BaseModel):
     transition: int
     rule_id: str
     rule_version: str
-    kind: str = "threshold"  # the trigger kind: what `value` measures (a count, a ratio, hours, a level)
+    kind: str = (
+        "threshold"  # the trigger kind: what `value` measures (a count, a ratio, hours, a level)
+    )
     status: Literal["firing", "resolved"]
     level: Level | None
     previous_level: Level | None
@@ -44,7 +46,9 @@ class AlertEvent(BaseModel):
     evaluated_at: datetime
     evidence: list[str]
     title: dict[str, str] = {}  # the rule's title in en/es/fr/pt, so receivers need no rules file
-    details: dict[str, float] = {}  # kind-specific figures: new categories and their counts, silent hours, ...
+    details: dict[
+        str, float
+    ] = {}  # kind-specific figures: new categories and their counts, silent hours, ...
 
     @property
     def idempotency_key(self) -> str:

@@ -22,6 +22,7 @@ class Strict(BaseModel):
 
 # --- geography -----------------------------------------------------------------------
 
+
 class Site(Strict):
     id: Identifier
     name: str
@@ -61,11 +62,14 @@ class SitesFile(Strict):
         for corridor in self.corridors:
             unknown = [s for s in corridor.sites if s not in known]
             if unknown:
-                raise ValueError(f"corridor {corridor.id} names unknown sites: {', '.join(unknown)}")
+                raise ValueError(
+                    f"corridor {corridor.id} names unknown sites: {', '.join(unknown)}"
+                )
         return self
 
 
 # --- triggers ------------------------------------------------------------------------
+
 
 class Levels(Strict):
     watch: float | None = None
@@ -103,9 +107,15 @@ class RuleBase(Strict):
     id: Identifier
     scope: ScopeName
     levels: Levels
-    for_: Duration | None = Field(None, alias="for", description="condition must hold this long before firing")
-    clear: float | None = Field(None, description="resolve below this value (default: the lowest level)")
-    clear_for: Duration | None = Field(None, description="value must stay below clear this long to resolve")
+    for_: Duration | None = Field(
+        None, alias="for", description="condition must hold this long before firing"
+    )
+    clear: float | None = Field(
+        None, description="resolve below this value (default: the lowest level)"
+    )
+    clear_for: Duration | None = Field(
+        None, description="value must stay below clear this long to resolve"
+    )
     title: Texts
     description: Texts | None = None
     rationale: str | None = None
@@ -125,7 +135,9 @@ class RuleBase(Strict):
 def _check_metric(feed: str, metric: str, field: str = "metric") -> None:
     metrics = FEED_METRICS[feed]
     if metric not in metrics:
-        raise ValueError(f"{field} {metric!r} is not in the {feed} feed; expected one of {', '.join(metrics)}")
+        raise ValueError(
+            f"{field} {metric!r} is not in the {feed} feed; expected one of {', '.join(metrics)}"
+        )
 
 
 class MetricRule(RuleBase):
@@ -157,7 +169,9 @@ class RateOfChangeRule(MetricRule):
     kind: Literal["rate_of_change"]
     window: Duration
     baseline: Duration = Field(description="the period before the window that sets the normal rate")
-    min_value: float = Field(0, ge=0, description="the current window must reach this before any level counts")
+    min_value: float = Field(
+        0, ge=0, description="the current window must reach this before any level counts"
+    )
 
 
 class RatioRule(MetricRule):
@@ -176,7 +190,9 @@ class NewValueRule(RuleBase):
     feed: FeedKind
     category: Literal["nationality", "cause"]
     window: Duration
-    lookback: Duration = Field(description="the category must have been absent this long before the window")
+    lookback: Duration = Field(
+        description="the category must have been absent this long before the window"
+    )
 
 
 class SilenceLevels(Strict):
@@ -195,11 +211,15 @@ class SilenceRule(RuleBase):
     @model_validator(mode="after")
     def _some_level(self) -> "SilenceRule":
         if not any((self.levels.watch, self.levels.warning, self.levels.emergency)):
-            raise ValueError("give at least one of watch, warning, emergency as a duration, e.g. 48h")
+            raise ValueError(
+                "give at least one of watch, warning, emergency as a duration, e.g. 48h"
+            )
         return self
 
     @model_validator(mode="after")
-    def _clear_below_lowest(self) -> "SilenceRule":  # levels are durations; it clears when data arrives
+    def _clear_below_lowest(
+        self,
+    ) -> "SilenceRule":  # levels are durations; it clears when data arrives
         return self
 
 
@@ -209,8 +229,10 @@ class CompositeRule(RuleBase):
     kind: Literal["composite"]
     mode: Literal["all", "any"] = "all"
     members: list[Identifier] = Field(min_length=2)
-    levels: Levels = Field(default_factory=lambda: Levels(watch=1, warning=2, emergency=3),
-                           description="composite level = the members' combined level (1 watch, 2 warning, 3 emergency)")
+    levels: Levels = Field(
+        default_factory=lambda: Levels(watch=1, warning=2, emergency=3),
+        description="composite level = the members' combined level (1 watch, 2 warning, 3 emergency)",
+    )
 
 
 TriggerRule = Annotated[
@@ -244,11 +266,18 @@ class TriggersFile(Strict):
         for country, rules in self.overrides.items():
             unknown = [r for r in rules if r not in ids]
             if unknown:
-                raise ValueError(f"overrides for {country} name unknown triggers: {', '.join(unknown)}")
+                raise ValueError(
+                    f"overrides for {country} name unknown triggers: {', '.join(unknown)}"
+                )
             for rule_id, override in rules.items():
-                if isinstance(by_id[rule_id], (SilenceRule, CompositeRule)) and override.levels is not None:
-                    raise ValueError(f"overrides for {country}: {rule_id} is a {by_id[rule_id].kind} trigger; "
-                                     "its levels cannot be overridden")
+                if (
+                    isinstance(by_id[rule_id], (SilenceRule, CompositeRule))
+                    and override.levels is not None
+                ):
+                    raise ValueError(
+                        f"overrides for {country}: {rule_id} is a {by_id[rule_id].kind} trigger; "
+                        "its levels cannot be overridden"
+                    )
         order = ["site", "area", "country", "corridor", "region"]
         for rule in self.triggers:
             if isinstance(rule, CompositeRule):
@@ -257,11 +286,18 @@ class TriggersFile(Strict):
                     if target is None:
                         raise ValueError(f"composite {rule.id} names unknown trigger {member!r}")
                     if isinstance(target, CompositeRule):
-                        raise ValueError(f"composite {rule.id} names composite {member}; members must be other kinds")
-                    if target.scope == "source" or rule.scope == "source" or (
-                            order.index(target.scope) > order.index(rule.scope)):
-                        raise ValueError(f"composite {rule.id} at {rule.scope} scope cannot contain {member} "
-                                         f"at {target.scope} scope; members must be at the same or an inner scope")
+                        raise ValueError(
+                            f"composite {rule.id} names composite {member}; members must be other kinds"
+                        )
+                    if (
+                        target.scope == "source"
+                        or rule.scope == "source"
+                        or (order.index(target.scope) > order.index(rule.scope))
+                    ):
+                        raise ValueError(
+                            f"composite {rule.id} at {rule.scope} scope cannot contain {member} "
+                            f"at {target.scope} scope; members must be at the same or an inner scope"
+                        )
             elif rule.scope == "source" and not isinstance(rule, SilenceRule):
                 raise ValueError(f"trigger {rule.id}: only silence triggers watch a source scope")
         return self
@@ -269,10 +305,13 @@ class TriggersFile(Strict):
 
 # --- contacts ------------------------------------------------------------------------
 
+
 class WebhookChannel(Strict):
     type: Literal["webhook"] = "webhook"
     url: HttpUrl
-    secret: str = Field(min_length=16, description="shared secret for X-EWS-Signature; at least 16 characters")
+    secret: str = Field(
+        min_length=16, description="shared secret for X-EWS-Signature; at least 16 characters"
+    )
 
     def __repr__(self) -> str:  # never print the secret
         return f"WebhookChannel(url={str(self.url)!r})"
@@ -287,15 +326,20 @@ class Contact(Strict):
     id: Identifier
     name: str
     organisation: str
-    country: CountryCode | None = Field(None, description="the recipient's own country (None: an international office); "
-                                                           "the sharing policy applies to alerts from other countries")
+    country: CountryCode | None = Field(
+        None,
+        description="the recipient's own country (None: an international office); "
+        "the sharing policy applies to alerts from other countries",
+    )
     countries: list[CountryCode] = Field(default_factory=list, description="empty = every country")
     corridors: list[Identifier] = Field(default_factory=list)
     min_level: Level = "watch"
     trigger_ids: list[Identifier] = Field(default_factory=list, description="empty = every trigger")
     language: Language = "en"
     format: Literal["json", "cap"] = "json"
-    channels: list[Annotated[WebhookChannel | EmailChannel, Field(discriminator="type")]] = Field(min_length=1)
+    channels: list[Annotated[WebhookChannel | EmailChannel, Field(discriminator="type")]] = Field(
+        min_length=1
+    )
     escalation_contacts: list[Identifier] = Field(default_factory=list)
 
     @field_validator("countries")
@@ -308,7 +352,9 @@ class SharingRule(Strict):
     """What recipients outside a source country receive of its alerts."""
 
     outside: Literal["full", "aggregates", "nothing"] = "full"
-    small_count_floor: int = Field(0, ge=0, description="counts below this read '<k' for recipients outside")
+    small_count_floor: int = Field(
+        0, ge=0, description="counts below this read '<k' for recipients outside"
+    )
 
 
 class SharingFile(Strict):
@@ -326,10 +372,13 @@ class ContactsFile(Strict):
 
 # --- API tokens ----------------------------------------------------------------------
 
+
 class TokenEntry(Strict):
     """One bearer token. Prefer `token_sha256` (hex of the token's SHA-256) so the file holds no secret."""
 
-    name: Identifier = Field(description="who holds it; partner tokens name the data partner, e.g. PA-SNM")
+    name: Identifier = Field(
+        description="who holds it; partner tokens name the data partner, e.g. PA-SNM"
+    )
     role: Literal["admin", "operator", "partner"]
     token: str | None = Field(None, min_length=24, repr=False)
     token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", repr=False)

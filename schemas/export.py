@@ -39,7 +39,9 @@ def render_schemas() -> dict[str, str]:
     for name, model in EXPORTED.items():
         schema = model.model_json_schema(by_alias=True, mode="validation")
         schema["$id"] = f"https://ews.example.org/schemas/{name}.schema.json"
-        out[f"{name}.schema.json"] = json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        out[f"{name}.schema.json"] = (
+            json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        )
     return out
 
 

@@ -12,7 +12,9 @@ from .types import Count, CountryCode, Duration, Identifier, UtcDateTime
 class FeedReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    event_id: Identifier = Field(description="unique per report; a re-send with the same id is a duplicate")
+    event_id: Identifier = Field(
+        description="unique per report; a re-send with the same id is a duplicate"
+    )
     source: Identifier = Field(description="the publishing organisation, e.g. PA-SNM")
     observed_at: UtcDateTime = Field(description="start of the period the counts cover")
     period: Duration = Field("P1D", description="ISO 8601 duration the counts cover")
@@ -22,7 +24,9 @@ class BorderCrossingReport(FeedReport):
     """People counted crossing at a site (or, without site_id, into a country) during a period."""
 
     feed: Literal["border_crossing"] = "border_crossing"
-    site_id: Identifier | None = Field(None, description="crossing point from config/sites.yaml; omit for a national total")
+    site_id: Identifier | None = Field(
+        None, description="crossing point from config/sites.yaml; omit for a national total"
+    )
     from_country: CountryCode | None = None
     to_country: CountryCode
     count: Count
@@ -33,14 +37,18 @@ class BorderCrossingReport(FeedReport):
     @model_validator(mode="after")
     def _breakdowns_within_total(self) -> "BorderCrossingReport":
         if sum(self.by_nationality.values()) > self.count:
-            raise ValueError(f"by_nationality adds up to {sum(self.by_nationality.values())}, more than count {self.count}")
+            raise ValueError(
+                f"by_nationality adds up to {sum(self.by_nationality.values())}, more than count {self.count}"
+            )
         if self.children is not None and self.children > self.count:
             raise ValueError(f"children ({self.children}) is more than count ({self.count})")
         if self.unaccompanied_children is not None:
             ceiling = self.children if self.children is not None else self.count
             if self.unaccompanied_children > ceiling:
                 what = "children" if self.children is not None else "count"
-                raise ValueError(f"unaccompanied_children ({self.unaccompanied_children}) is more than {what} ({ceiling})")
+                raise ValueError(
+                    f"unaccompanied_children ({self.unaccompanied_children}) is more than {what} ({ceiling})"
+                )
         return self
 
 
@@ -58,7 +66,9 @@ class DisplacementReport(FeedReport):
     @model_validator(mode="after")
     def _shelter_consistent(self) -> "DisplacementReport":
         if (self.shelter_occupancy is None) != (self.shelter_capacity is None):
-            raise ValueError("shelter_occupancy and shelter_capacity go together: give both or neither")
+            raise ValueError(
+                "shelter_occupancy and shelter_capacity go together: give both or neither"
+            )
         if self.shelter_capacity == 0 and self.shelter_occupancy:
             raise ValueError("shelter_capacity is 0 but shelter_occupancy is not")
         return self

@@ -23,7 +23,9 @@ class Silence(BaseModel):
     country: str | None = Field(None, pattern=r"^[A-Z]{2}$")
     starts_at: UtcDateTime
     ends_at: UtcDateTime
-    comment: str = Field(min_length=1, max_length=500, description="why; shown to everyone who lists silences")
+    comment: str = Field(
+        min_length=1, max_length=500, description="why; shown to everyone who lists silences"
+    )
     created_by: str
     created_at: datetime
     expired_by: str | None = None
@@ -40,15 +42,19 @@ class Silence(BaseModel):
         if not self.starts_at <= at < self.ends_at:
             return False
         countries = {alert.scope.country} if alert.scope.country else set()
-        return ((self.rule_id is None or self.rule_id == alert.rule_id)
-                and (self.scope_kind is None or self.scope_kind == alert.scope.kind)
-                and (self.scope_id is None or self.scope_id == alert.scope.id)
-                and (self.country is None or self.country in countries))
+        return (
+            (self.rule_id is None or self.rule_id == alert.rule_id)
+            and (self.scope_kind is None or self.scope_kind == alert.scope.kind)
+            and (self.scope_id is None or self.scope_id == alert.scope.id)
+            and (self.country is None or self.country in countries)
+        )
 
 
 class Acknowledgement(BaseModel):
     alert_id: str
-    transition: int = Field(description="the transition acknowledged; a later escalation needs a new one")
+    transition: int = Field(
+        description="the transition acknowledged; a later escalation needs a new one"
+    )
     by: str
     at: datetime
     comment: str = ""

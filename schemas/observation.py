@@ -31,8 +31,12 @@ class Observation(BaseModel):
     period: Duration
     period_end: UtcDateTime
     location: Location
-    metrics: dict[str, int] = Field(description="counts by metric name, e.g. count, newly_displaced")
-    categories: dict[str, dict[str, int]] = Field(default_factory=dict, description="breakdowns, e.g. nationality")
+    metrics: dict[str, int] = Field(
+        description="counts by metric name, e.g. count, newly_displaced"
+    )
+    categories: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="breakdowns, e.g. nationality"
+    )
     ingested_at: datetime
 
     @property

@@ -15,8 +15,14 @@ MAX_COUNT = 1_000_000_000  # no real count of people reaches a billion; larger i
 
 
 def _check_country(code: str) -> str:
-    if not isinstance(code, str) or len(code) != 2 or pycountry.countries.get(alpha_2=code.upper()) is None:
-        raise ValueError(f"expected an ISO 3166-1 alpha-2 country code such as 'PA' or 'HN', got {code!r}")
+    if (
+        not isinstance(code, str)
+        or len(code) != 2
+        or pycountry.countries.get(alpha_2=code.upper()) is None
+    ):
+        raise ValueError(
+            f"expected an ISO 3166-1 alpha-2 country code such as 'PA' or 'HN', got {code!r}"
+        )
     return code.upper()
 
 
@@ -28,7 +34,9 @@ def _check_subdivision(code: str) -> str:
 
 def _timestamp_text(value: object) -> object:
     if not isinstance(value, (str, datetime)):
-        raise ValueError(f"expected an ISO 8601 timestamp with an offset such as '2026-11-20T00:00:00Z', got {value!r}")
+        raise ValueError(
+            f"expected an ISO 8601 timestamp with an offset such as '2026-11-20T00:00:00Z', got {value!r}"
+        )
     return value
 
 
@@ -61,7 +69,9 @@ def _normalise_duration(text: str) -> str:
     try:
         value = isodate.parse_duration(text.strip().upper())
     except (isodate.ISO8601Error, ValueError):
-        raise ValueError(f"expected a duration such as '24h', '7d' or ISO 8601 'P1M', got {text!r}") from None
+        raise ValueError(
+            f"expected a duration such as '24h', '7d' or ISO 8601 'P1M', got {text!r}"
+        ) from None
     zero = datetime(2000, 1, 1, tzinfo=timezone.utc)
     if zero + value <= zero:
         raise ValueError(f"expected a positive duration, got {text!r}")
@@ -72,5 +82,9 @@ CountryCode = Annotated[str, AfterValidator(_check_country), Field(examples=["PA
 SubdivisionCode = Annotated[str, AfterValidator(_check_subdivision), Field(examples=["HN-CR"])]
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
 UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterValidator(_to_utc)]
-Duration = Annotated[str, BeforeValidator(normalise_duration), Field(examples=["P1D", "PT24H", "P1M"])]
-Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")]
+Duration = Annotated[
+    str, BeforeValidator(normalise_duration), Field(examples=["P1D", "PT24H", "P1M"])
+]
+Identifier = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+]

@@ -34,11 +34,14 @@ def worker(service: str) -> None:
         app = importlib.import_module(f"services.{service}.app").create_app(settings)
     except ConfigError as exc:
         click.echo("\n".join(exc.problems), err=True)
-        click.echo(f"ews {service}: configuration refused; fix the lines above and start again", err=True)
+        click.echo(
+            f"ews {service}: configuration refused; fix the lines above and start again", err=True
+        )
         sys.exit(2)
     created = asyncio.run(ensure_topics(settings))
     if created:
         click.echo(f"created topics: {', '.join(created)}", err=True)
+
     class Worker(faust.Worker):
         def on_setup_root_logger(self, logger, level: int) -> None:
             super().on_setup_root_logger(logger, level)
@@ -93,15 +96,24 @@ def rules_check(files: tuple[Path, ...]) -> None:
     """Check triggers, sites and contacts files; print every problem as file:line: field: message."""
     from schemas import ContactsFile, SitesFile, TriggersFile
 
-    kinds = {"triggers": TriggersFile, "sites": SitesFile, "corridors": SitesFile, "contacts": ContactsFile}
+    kinds = {
+        "triggers": TriggersFile,
+        "sites": SitesFile,
+        "corridors": SitesFile,
+        "contacts": ContactsFile,
+    }
     problems: list[str] = []
     for path in files:
         try:
             data, _ = load_yaml(path)
-            model = next((m for key, m in kinds.items() if isinstance(data, dict) and key in data), None)
+            model = next(
+                (m for key, m in kinds.items() if isinstance(data, dict) and key in data), None
+            )
             if model is None:
-                problems.append(f"{path}:1: (file): not a triggers, sites or contacts file "
-                                "(expected a top-level 'triggers:', 'sites:' or 'contacts:' key)")
+                problems.append(
+                    f"{path}:1: (file): not a triggers, sites or contacts file "
+                    "(expected a top-level 'triggers:', 'sites:' or 'contacts:' key)"
+                )
                 continue
             load_model(path, model)
             click.echo(f"{path}: ok ({model.__name__})")
@@ -113,16 +125,43 @@ def rules_check(files: tuple[Path, ...]) -> None:
 
 
 @main.command()
-@click.option("--rules", "rules_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="triggers file, e.g. config/triggers.yaml")
-@click.option("--events", "events", type=click.Path(exists=True, path_type=Path), required=True, multiple=True,
-              help="JSON lines, CSV or HXL file, or a folder of them (repeatable)")
-@click.option("--sites", "sites_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="sites file (default: next to the rules, else config/sites.yaml)")
-@click.option("--json", "as_json", is_flag=True, help="print the transitions as JSON instead of a timeline")
-@click.option("--plot", "plot_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="draw each fired scope's series, levels and firing periods to this PNG")
-def backtest(rules_file: Path, events: tuple[Path, ...], sites_file: Path | None, as_json: bool, plot_file: Path | None) -> None:
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="triggers file, e.g. config/triggers.yaml",
+)
+@click.option(
+    "--events",
+    "events",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    multiple=True,
+    help="JSON lines, CSV or HXL file, or a folder of them (repeatable)",
+)
+@click.option(
+    "--sites",
+    "sites_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="sites file (default: next to the rules, else config/sites.yaml)",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="print the transitions as JSON instead of a timeline"
+)
+@click.option(
+    "--plot",
+    "plot_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="draw each fired scope's series, levels and firing periods to this PNG",
+)
+def backtest(
+    rules_file: Path,
+    events: tuple[Path, ...],
+    sites_file: Path | None,
+    as_json: bool,
+    plot_file: Path | None,
+) -> None:
     """Run the trigger rules over history: when each trigger would have fired, escalated and cleared."""
     import json as jsonlib
     import time
@@ -134,7 +173,11 @@ def backtest(rules_file: Path, events: tuple[Path, ...], sites_file: Path | None
     from services.triggers.loading import load_engine
 
     settings = get_settings()
-    sites = sites_file or (rules_file.parent / "sites.yaml" if (rules_file.parent / "sites.yaml").exists() else settings.sites_file)
+    sites = sites_file or (
+        rules_file.parent / "sites.yaml"
+        if (rules_file.parent / "sites.yaml").exists()
+        else settings.sites_file
+    )
     try:
         engine = load_engine(rules_file, sites, settings.allowed_lateness)
     except ConfigError as exc:
@@ -144,17 +187,20 @@ def backtest(rules_file: Path, events: tuple[Path, ...], sites_file: Path | None
     files = history_files(list(events))
     size = sum(map(size_of, files))
     label = f"reading {len(files)} history file{'s' * (len(files) != 1)}"
-    with click.progressbar(length=size, label=label, file=sys.stderr,
-                           hidden=size < 10_000_000) as bar:  # about 30,000 reports: a few seconds
+    with click.progressbar(
+        length=size, label=label, file=sys.stderr, hidden=size < 10_000_000
+    ) as bar:  # about 30,000 reports: a few seconds
         history = load_history(files, engine.geography, now, bar.update)
     for problem in history.problems:
         click.echo(f"skipped {problem}", err=True)
     series: dict = {}
     levels: dict = {}
     if plot_file is not None:
+
         def record(rule, scope, value, at):
             series.setdefault((rule.id, scope.key), []).append((at, value))
             levels[(rule.id, scope.key)] = rule.levels
+
         engine.trace = record
     run = Backtest(engine)
     if len(history.observations) >= 100_000:
@@ -163,15 +209,22 @@ def backtest(rules_file: Path, events: tuple[Path, ...], sites_file: Path | None
     run.replay(history.observations, now)
     elapsed = time.perf_counter() - started
     if as_json:
-        click.echo(jsonlib.dumps([a.model_dump(mode="json") for a in run.alerts], indent=2, ensure_ascii=False))
+        click.echo(
+            jsonlib.dumps(
+                [a.model_dump(mode="json") for a in run.alerts], indent=2, ensure_ascii=False
+            )
+        )
     else:
         for line in timeline(run.alerts):
             click.echo(line)
     rate = len(history.observations) / elapsed if elapsed > 0 else float("inf")
-    click.echo(f"{len(history.observations)} observations from {len(history.files)} files "
-               f"({len(history.problems)} skipped), {len(run.alerts)} transitions in "
-               f"{len({a.alert_id for a in run.alerts})} trigger/scope pairs; rules {engine.rules.version[:19]}; "
-               f"{elapsed:.2f}s ({rate:,.0f} observations/s)", err=True)
+    click.echo(
+        f"{len(history.observations)} observations from {len(history.files)} files "
+        f"({len(history.problems)} skipped), {len(run.alerts)} transitions in "
+        f"{len({a.alert_id for a in run.alerts})} trigger/scope pairs; rules {engine.rules.version[:19]}; "
+        f"{elapsed:.2f}s ({rate:,.0f} observations/s)",
+        err=True,
+    )
     if plot_file is not None:
         panels = plot(plot_file, series, run.alerts, levels)
         click.echo(f"plotted {panels} trigger/scope pairs to {plot_file}", err=True)
@@ -179,7 +232,11 @@ def backtest(rules_file: Path, events: tuple[Path, ...], sites_file: Path | None
 
 @main.command("ingest")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--feed", type=click.Choice(["border-crossings", "displacement"]), help="default: guessed from the columns")
+@click.option(
+    "--feed",
+    type=click.Choice(["border-crossings", "displacement"]),
+    help="default: guessed from the columns",
+)
 @click.option("--source", help="source to use for rows without one, e.g. PA-SNM")
 @click.option("--check", is_flag=True, help="validate only; send nothing to Kafka")
 def ingest_file(file: Path, feed: str | None, source: str | None, check: bool) -> None:
@@ -190,13 +247,20 @@ def ingest_file(file: Path, feed: str | None, source: str | None, check: bool) -
 
 
 @main.group()
-@click.option("--url", envvar="EWS_NOTIFY_URL", help="notify API (default: this machine's notify worker)")
-@click.option("--token", envvar="EWS_API_TOKEN", help="an admin or operator bearer token (or EWS_API_TOKEN)")
+@click.option(
+    "--url", envvar="EWS_NOTIFY_URL", help="notify API (default: this machine's notify worker)"
+)
+@click.option(
+    "--token", envvar="EWS_API_TOKEN", help="an admin or operator bearer token (or EWS_API_TOKEN)"
+)
 @click.pass_context
 def contacts(ctx: click.Context, url: str | None, token: str | None) -> None:
     """Register, list and remove coordination contacts through the notify API."""
     settings = get_settings()
-    ctx.obj = {"url": url or f"http://{settings.web_host}:{settings.notify_web_port}", "token": token}
+    ctx.obj = {
+        "url": url or f"http://{settings.web_host}:{settings.notify_web_port}",
+        "token": token,
+    }
 
 
 def _api(ctx: click.Context, method: str, path: str, **kwargs):
@@ -205,14 +269,25 @@ def _api(ctx: click.Context, method: str, path: str, **kwargs):
     if not ctx.obj["token"]:
         raise click.UsageError("give --token or set EWS_API_TOKEN to an admin or operator token")
     try:
-        response = httpx.request(method, ctx.obj["url"] + path, timeout=30,
-                                 headers={"Authorization": f"Bearer {ctx.obj['token']}"}, **kwargs)
+        response = httpx.request(
+            method,
+            ctx.obj["url"] + path,
+            timeout=30,
+            headers={"Authorization": f"Bearer {ctx.obj['token']}"},
+            **kwargs,
+        )
     except httpx.HTTPError as exc:
         click.echo(f"cannot reach the notify API at {ctx.obj['url']}: {exc}", err=True)
         sys.exit(2)
     if response.status_code >= 400:
-        body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-        click.echo(f"{method} {path}: {response.status_code} {body.get('error', response.text)}", err=True)
+        body = (
+            response.json()
+            if response.headers.get("content-type", "").startswith("application/json")
+            else {}
+        )
+        click.echo(
+            f"{method} {path}: {response.status_code} {body.get('error', response.text)}", err=True
+        )
         for problem in body.get("errors", []):
             click.echo(f"  {problem['field']}: {problem['message']}", err=True)
         sys.exit(1)
@@ -225,8 +300,10 @@ def contacts_list(ctx: click.Context) -> None:
     """One line per contact: id, organisation, language, minimum level, countries, channels."""
     for c in _api(ctx, "GET", "/contacts").json()["contacts"]:
         channels = ", ".join(ch.get("url") or ch.get("address") for ch in c["channels"])
-        click.echo(f"{c['id']:<24} {c['organisation'][:30]:<30} {c['language']}  {c['min_level']:<9} "
-                   f"{','.join(c['countries'] + c['corridors']) or 'all':<16} {channels}")
+        click.echo(
+            f"{c['id']:<24} {c['organisation'][:30]:<30} {c['language']}  {c['min_level']:<9} "
+            f"{','.join(c['countries'] + c['corridors']) or 'all':<16} {channels}"
+        )
 
 
 @contacts.command("add")
@@ -240,11 +317,26 @@ def contacts_list(ctx: click.Context) -> None:
 @click.option("--language", type=click.Choice(["en", "es", "fr", "pt"]), default="en")
 @click.option("--format", "fmt", type=click.Choice(["json", "cap"]), default="json")
 @click.option("--webhook", help="https URL that receives the alerts")
-@click.option("--secret", help="shared secret for the webhook signature (default: generated and printed)")
+@click.option(
+    "--secret", help="shared secret for the webhook signature (default: generated and printed)"
+)
 @click.option("--email", help="e-mail address that receives the alerts")
 @click.pass_context
-def contacts_add(ctx, contact_id, name, organisation, country, countries, corridors, min_level, language, fmt,
-                 webhook, secret, email) -> None:
+def contacts_add(
+    ctx,
+    contact_id,
+    name,
+    organisation,
+    country,
+    countries,
+    corridors,
+    min_level,
+    language,
+    fmt,
+    webhook,
+    secret,
+    email,
+) -> None:
     """Register a contact."""
     import secrets as secrets_module
 
@@ -254,10 +346,18 @@ def contacts_add(ctx, contact_id, name, organisation, country, countries, corrid
         channels.append({"type": "webhook", "url": webhook, "secret": secret})
     if email:
         channels.append({"type": "email", "address": email})
-    body = {"id": contact_id, "name": name, "organisation": organisation, "country": country,
-            "countries": [c.strip() for c in countries.split(",") if c.strip()],
-            "corridors": [c.strip() for c in corridors.split(",") if c.strip()],
-            "min_level": min_level, "language": language, "format": fmt, "channels": channels}
+    body = {
+        "id": contact_id,
+        "name": name,
+        "organisation": organisation,
+        "country": country,
+        "countries": [c.strip() for c in countries.split(",") if c.strip()],
+        "corridors": [c.strip() for c in corridors.split(",") if c.strip()],
+        "min_level": min_level,
+        "language": language,
+        "format": fmt,
+        "channels": channels,
+    }
     _api(ctx, "POST", "/contacts", json=body)
     click.echo(f"registered {contact_id}")
     if webhook:

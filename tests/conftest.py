@@ -57,12 +57,20 @@ class Workers:
         values = {k[4:].lower(): v for k, v in self.env.items() if k.startswith("EWS_")}
         return Settings(**values)
 
-    def start(self, service: str, port: int | None = None, **extra_env: str) -> tuple[subprocess.Popen, int]:
+    def start(
+        self, service: str, port: int | None = None, **extra_env: str
+    ) -> tuple[subprocess.Popen, int]:
         port = port or free_port()
         env = {**self.env, f"EWS_{service.upper()}_WEB_PORT": str(port), **extra_env}
         log = open(self.log_dir / f"{service}-{len(self.processes)}.log", "wb")
-        process = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", service], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=PROJECT_ROOT)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "worker", service],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=PROJECT_ROOT,
+        )
         self.processes.append(process)
         self.launches[process.pid] = (service, {"port": port, **extra_env})
         return process, port
@@ -85,7 +93,10 @@ class Workers:
                 stop_pid(process.pid, timeout_s=10)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.log_dir.glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}"
+            for p in sorted(self.log_dir.glob("*.log"))
+        )
 
 
 @pytest.fixture

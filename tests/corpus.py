@@ -13,24 +13,59 @@ from tests.helpers import crossing
 BAD_VALUES: dict[str, list] = {
     "event_id": ["", " spaced id ", 123, None, "x" * 300, ["a"], {"a": 1}, "ümlaut-ü"],
     "source": ["", 42, None, ["PA"], "bad source!"],
-    "observed_at": ["2026-11-20T00:00:00", "yesterday", 12345, "2026-13-01T00:00:00Z", None, "", "2026-11-20",
-                    "2026-02-30T00:00:00Z", ["2026"], "2026-11-20T25:00:00Z"],
+    "observed_at": [
+        "2026-11-20T00:00:00",
+        "yesterday",
+        12345,
+        "2026-13-01T00:00:00Z",
+        None,
+        "",
+        "2026-11-20",
+        "2026-02-30T00:00:00Z",
+        ["2026"],
+        "2026-11-20T25:00:00Z",
+    ],
     "period": ["1 day", "P", "-P1D", 5, None, "PT0S", "forever", "P1Q"],
     "site_id": ["PA-NOWHERE", 5, "", "pa lajas blancas", "MX-TAPACHULA-X"],
     "from_country": ["XX", "pan", "", 5, "P", "ZZ"],
     "to_country": ["XX", "pan", "", 5, None, "QQ", "Panama"],
-    "count": [-1, 1.5, "12", True, None, 10**12, 2**70, "", [1], {"n": 1}, -10**6],
-    "by_nationality": [{"XX": 1}, {"VE": -1}, {"VE": 99_999}, [1, 2], "VE", {"VE": 1.5}, {"VE": "10"}, {"": 1}],
+    "count": [-1, 1.5, "12", True, None, 10**12, 2**70, "", [1], {"n": 1}, -(10**6)],
+    "by_nationality": [
+        {"XX": 1},
+        {"VE": -1},
+        {"VE": 99_999},
+        [1, 2],
+        "VE",
+        {"VE": 1.5},
+        {"VE": "10"},
+        {"": 1},
+    ],
     "children": [-1, 999_999, "x", 2.5, [3]],
     "unaccompanied_children": [-1, 400, "x", 1.5],
 }
 REQUIRED = ["event_id", "source", "observed_at", "to_country", "count"]
 BYTE_LEVEL = [
-    b"", b"{", b"}", b"nul\x00l", b"\xff\xfe\xfd", b"\xc3\x28", b"{\"count\": \xff}", b"\xed\xa0\x80",
-    b"[]", b'"just a string"', b"123", b"null", b"true", b"{\"a\":}", b"{'single': 'quotes'}",
-    b"{\"count\": NaN}", b"{\"count\": Infinity}", b"{\"count\": -Infinity}",
-    b"[" * 50_000 + b"]" * 50_000, b"{\"a\":" * 20_000 + b"1" + b"}" * 20_000,
-    b"\xef\xbb\xbf{\"bom\": true}",
+    b"",
+    b"{",
+    b"}",
+    b"nul\x00l",
+    b"\xff\xfe\xfd",
+    b"\xc3\x28",
+    b'{"count": \xff}',
+    b"\xed\xa0\x80",
+    b"[]",
+    b'"just a string"',
+    b"123",
+    b"null",
+    b"true",
+    b'{"a":}',
+    b"{'single': 'quotes'}",
+    b'{"count": NaN}',
+    b'{"count": Infinity}',
+    b'{"count": -Infinity}',
+    b"[" * 50_000 + b"]" * 50_000,
+    b'{"a":' * 20_000 + b"1" + b"}" * 20_000,
+    b'\xef\xbb\xbf{"bom": true}',
 ]
 
 
@@ -59,9 +94,18 @@ def malformed_border_crossings() -> list[bytes]:
 
 
 def valid_border_crossings(n: int) -> list[bytes]:
-    sites = [("PA-LAJAS-BLANCAS", "CO", "PA"), ("CR-PASO-CANOAS", "PA", "CR"), ("MX-TAPACHULA", "GT", "MX")]
-    return [json.dumps(crossing(i % 30, 100 + i, site=sites[i % 3][0], frm=sites[i % 3][1], to=sites[i % 3][2])
-                       | {"event_id": f"valid-{i}"}).encode() for i in range(n)]
+    sites = [
+        ("PA-LAJAS-BLANCAS", "CO", "PA"),
+        ("CR-PASO-CANOAS", "PA", "CR"),
+        ("MX-TAPACHULA", "GT", "MX"),
+    ]
+    return [
+        json.dumps(
+            crossing(i % 30, 100 + i, site=sites[i % 3][0], frm=sites[i % 3][1], to=sites[i % 3][2])
+            | {"event_id": f"valid-{i}"}
+        ).encode()
+        for i in range(n)
+    ]
 
 
 DISPLACEMENT_BAD: dict[str, list] = {
@@ -77,13 +121,24 @@ DISPLACEMENT_BAD: dict[str, list] = {
 
 
 def malformed_displacement() -> list[bytes]:
-    base = {"event_id": "hn-base", "source": "HN-CONADEH", "observed_at": "2026-11-20T00:00:00Z", "period": "P1D",
-            "area_id": "HN-CR", "country": "HN", "newly_displaced": 450, "cause": "violence",
-            "shelter_occupancy": 820, "shelter_capacity": 900}
+    base = {
+        "event_id": "hn-base",
+        "source": "HN-CONADEH",
+        "observed_at": "2026-11-20T00:00:00Z",
+        "period": "P1D",
+        "area_id": "HN-CR",
+        "country": "HN",
+        "newly_displaced": 450,
+        "cause": "violence",
+        "shelter_occupancy": 820,
+        "shelter_capacity": 900,
+    }
     out = []
     for field, values in DISPLACEMENT_BAD.items():
         for n, value in enumerate(values):
-            out.append(json.dumps(dict(base, event_id=f"bad-d-{field}-{n}", **{field: value})).encode())
+            out.append(
+                json.dumps(dict(base, event_id=f"bad-d-{field}-{n}", **{field: value})).encode()
+            )
     without_capacity = dict(base, event_id="bad-d-occupancy-alone")
     del without_capacity["shelter_capacity"]
     out.append(json.dumps(without_capacity).encode())

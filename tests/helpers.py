@@ -19,10 +19,21 @@ GEOGRAPHY = Geography(load_model(PROJECT_ROOT / "config" / "sites.yaml", SitesFi
 TITLE = {"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"}
 
 
-def crossing(day: int, count: int, site: str = "PA-LAJAS-BLANCAS", frm: str = "CO", to: str = "PA", **extra) -> dict:
+def crossing(
+    day: int, count: int, site: str = "PA-LAJAS-BLANCAS", frm: str = "CO", to: str = "PA", **extra
+) -> dict:
     observed = datetime(2026, 11, 1, tzinfo=timezone.utc) + timedelta(days=day)
-    return {"event_id": f"{site.lower()}-{day}", "source": "PA-SNM", "observed_at": observed.isoformat().replace("+00:00", "Z"),
-            "period": "P1D", "site_id": site, "from_country": frm, "to_country": to, "count": count, **extra}
+    return {
+        "event_id": f"{site.lower()}-{day}",
+        "source": "PA-SNM",
+        "observed_at": observed.isoformat().replace("+00:00", "Z"),
+        "period": "P1D",
+        "site_id": site,
+        "from_country": frm,
+        "to_country": to,
+        "count": count,
+        **extra,
+    }
 
 
 def observation(report: dict, feed: str = "border-crossings", revision: int = 1):
@@ -36,9 +47,17 @@ def engine_with(rules_yaml: str, lateness: str = "P7D") -> TriggerEngine:
 
 
 def threshold_rule(**overrides) -> dict:
-    rule = {"id": "surge", "kind": "threshold", "feed": "border_crossing", "metric": "count", "scope": "site",
-            "window": "24h", "aggregate": "sum", "levels": {"watch": 1000, "warning": 2500, "emergency": 5000},
-            "title": TITLE}
+    rule = {
+        "id": "surge",
+        "kind": "threshold",
+        "feed": "border_crossing",
+        "metric": "count",
+        "scope": "site",
+        "window": "24h",
+        "aggregate": "sum",
+        "levels": {"watch": 1000, "warning": 2500, "emergency": 5000},
+        "title": TITLE,
+    }
     rule.update(overrides)
     return rule
 

@@ -32,7 +32,11 @@ def _digest(token: str) -> bytes:
 class TokenStore:
     def __init__(self, entries: list[TokenEntry]) -> None:
         self._entries = [
-            (e.name, e.role, bytes.fromhex(e.token_sha256) if e.token_sha256 else _digest(e.token or ""))
+            (
+                e.name,
+                e.role,
+                bytes.fromhex(e.token_sha256) if e.token_sha256 else _digest(e.token or ""),
+            )
             for e in entries
         ]
 
@@ -43,7 +47,9 @@ class TokenStore:
         if settings.tokens_file is not None:
             entries.extend(load_model(settings.tokens_file, TokensFile).tokens)
         if settings.tokens is not None:
-            for number, item in enumerate(filter(None, settings.tokens.get_secret_value().split(";")), start=1):
+            for number, item in enumerate(
+                filter(None, settings.tokens.get_secret_value().split(";")), start=1
+            ):
                 parts = item.strip().split(":", 2)
                 if len(parts) != 3:
                     raise ConfigError([f"EWS_TOKENS: entry {number}: expected name:role:token"])
@@ -60,13 +66,19 @@ class TokenStore:
     def authenticate(self, authorization: str | None) -> Principal:
         """The holder of a valid `Authorization: Bearer <token>`, or AuthError(401) saying what is wrong."""
         if not authorization:
-            raise AuthError(401, "missing Authorization header: send 'Authorization: Bearer <token>'")
+            raise AuthError(
+                401, "missing Authorization header: send 'Authorization: Bearer <token>'"
+            )
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise AuthError(401, "Authorization must be 'Bearer <token>'")
         presented = _digest(token.strip())
         found: Principal | None = None
-        for name, role, digest in self._entries:  # no early exit: time does not depend on which matched
+        for (
+            name,
+            role,
+            digest,
+        ) in self._entries:  # no early exit: time does not depend on which matched
             if hmac.compare_digest(presented, digest):
                 found = Principal(name, role)
         if found is None:
@@ -76,5 +88,7 @@ class TokenStore:
     def require(self, authorization: str | None, *roles: str) -> Principal:
         principal = self.authenticate(authorization)
         if principal.role not in roles:
-            raise AuthError(403, f"role {principal.role} may not do this; it needs one of: {', '.join(roles)}")
+            raise AuthError(
+                403, f"role {principal.role} may not do this; it needs one of: {', '.join(roles)}"
+            )
         return principal

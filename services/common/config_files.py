@@ -39,7 +39,10 @@ def _construct_with_lines(loader: _LineLoader, node: yaml.Node, path: tuple, lin
             lines[path + (key,)] = key_node.start_mark.line + 1
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct_with_lines(loader, item, path + (i,), lines) for i, item in enumerate(node.value)]
+        return [
+            _construct_with_lines(loader, item, path + (i,), lines)
+            for i, item in enumerate(node.value)
+        ]
     return loader.construct_object(node, deep=True)
 
 
@@ -74,11 +77,19 @@ def load_yaml(path: Path) -> tuple[object, dict[tuple, int]]:
     try:
         return _construct_with_lines(loader, node, (), lines), lines
     except RecursionError:
-        raise ConfigError([f"{path}: nested too deeply, or a YAML alias (*name) is used inside the block its "
-                           "anchor (&name) marks"]) from None
+        raise ConfigError(
+            [
+                f"{path}: nested too deeply, or a YAML alias (*name) is used inside the block its "
+                "anchor (&name) marks"
+            ]
+        ) from None
     except _TooLarge:
-        raise ConfigError([f"{path}: expands to more than {MAX_VALUES:,} values (YAML aliases repeating "
-                           "blocks that repeat blocks?)"]) from None
+        raise ConfigError(
+            [
+                f"{path}: expands to more than {MAX_VALUES:,} values (YAML aliases repeating "
+                "blocks that repeat blocks?)"
+            ]
+        ) from None
 
 
 def problems_from(path: Path, error: ValidationError, lines: dict[tuple, int]) -> list[str]:

@@ -21,6 +21,7 @@ from .relay import LAG, Relay
 from .settings import Settings
 from .topics import REJECTED_MAX_BYTES
 
+
 def _make_buffer_flush_wait_for_delivery() -> None:
     """Before Faust commits offsets it flushes its producer buffer, where table changelog writes
     wait. faust-streaming 0.15's ProducerBuffer.flush returns after 0.1 s without progress and
@@ -53,14 +54,23 @@ def _make_buffer_flush_wait_for_delivery() -> None:
 
 _make_buffer_flush_wait_for_delivery()
 
-READY = Gauge("ews_worker_ready", "1 when the worker has its partitions, its state recovered and its views loaded", ["service"])
+READY = Gauge(
+    "ews_worker_ready",
+    "1 when the worker has its partitions, its state recovered and its views loaded",
+    ["service"],
+)
 
 log = logging.getLogger(__name__)
 
 
-def create_faust_app(service: str, settings: Settings, web_port: int,
-                     readiness: Callable[[], list[str]] | None = None, stages: Sequence[Relay] = (),
-                     **overrides: Any) -> faust.App:
+def create_faust_app(
+    service: str,
+    settings: Settings,
+    web_port: int,
+    readiness: Callable[[], list[str]] | None = None,
+    stages: Sequence[Relay] = (),
+    **overrides: Any,
+) -> faust.App:
     """A Faust app for `service` with the deployment's broker, timeouts and health endpoints, running
     its batch `stages` (services.common.relay) for the life of the worker and counting them in /readyz."""
     datadir = settings.data_dir / f"{settings.topic_namespace}-{service}"
@@ -102,7 +112,10 @@ def create_faust_app(service: str, settings: Settings, web_port: int,
     _add_prometheus_sensor(app)
 
     def not_ready() -> list[str]:
-        return [*(readiness() if readiness else []), *(r for stage in stages for r in stage.not_ready())]
+        return [
+            *(readiness() if readiness else []),
+            *(r for stage in stages for r in stage.not_ready()),
+        ]
 
     for stage in stages:
         app.task(stage.run)
@@ -120,10 +133,14 @@ def _add_prometheus_sensor(app: faust.App) -> None:
     """
     metrics = FaustMetrics.create(REGISTRY, "faust")
     REGISTRY.unregister(metrics.events_runtime_latency)
-    metrics = metrics._replace(events_runtime_latency=Histogram(
-        "faust_events_runtime_seconds", "Time a stream event took to process",
-        registry=REGISTRY, buckets=[b / 1000 for b in MS_LATENCY_BUCKETS],
-    ))
+    metrics = metrics._replace(
+        events_runtime_latency=Histogram(
+            "faust_events_runtime_seconds",
+            "Time a stream event took to process",
+            registry=REGISTRY,
+            buckets=[b / 1000 for b in MS_LATENCY_BUCKETS],
+        )
+    )
     app.monitor = _SecondsPrometheusMonitor(metrics=metrics)
 
     @app.page("/metrics")
@@ -132,13 +149,13 @@ def _add_prometheus_sensor(app: faust.App) -> None:
 
 
 class _SecondsPrometheusMonitor(PrometheusMonitor):
-    def on_stream_event_out(self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None) -> None:
+    def on_stream_event_out(
+        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
+    ) -> None:
         Monitor.on_stream_event_out(self, tp, offset, stream, event, state)
         self._metrics.total_active_events.dec()
         if state is not None:
             self._metrics.events_runtime_latency.observe(self.events_runtime[-1])
-
-
 
 
 async def _group_offsets(app: faust.App, partitions: list) -> dict:
@@ -153,14 +170,18 @@ async def _group_offsets(app: faust.App, partitions: list) -> dict:
         app._ews_admin = admin
     try:
         found = await admin.list_consumer_group_offsets(
-            app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition) for tp in partitions])
+            app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        )
     except Exception:
         app._ews_admin = None  # a broken connection: the next call starts a new client
         await admin.close()
         raise
     by_name = {(tp.topic, tp.partition): tp for tp in partitions}
-    return {by_name[(tp.topic, tp.partition)]: meta.offset for tp, meta in found.items()
-            if meta.offset >= 0 and (tp.topic, tp.partition) in by_name}
+    return {
+        by_name[(tp.topic, tp.partition)]: meta.offset
+        for tp, meta in found.items()
+        if meta.offset >= 0 and (tp.topic, tp.partition) in by_name
+    }
 
 
 class ContinuityGuard:
@@ -184,7 +205,9 @@ class ContinuityGuard:
         self.app = app
         self.last: dict[Any, int] = {}
         self.seeks: dict[Any, list[float]] = {}
-        self.rewound: dict[Any, int] = {}  # partition → the offset it was sent back to, not yet seen again
+        self.rewound: dict[
+            Any, int
+        ] = {}  # partition → the offset it was sent back to, not yet seen again
         app._ews_guard = self  # the stall watchdog resets it when it sends partitions back
 
         @app.on_partitions_revoked.connect
@@ -221,12 +244,25 @@ class ContinuityGuard:
         now = self.app.loop.time()
         recent = [t for t in self.seeks.get(tp, []) if now - t < self.SEEK_WINDOW_S]
         if len(recent) >= self.MAX_SEEKS:
-            log.critical("%s/%d keeps skipping offsets (%d-%d after %d seeks); stopping the worker so it "
-                         "restarts from its last commit", tp.topic, tp.partition, expected, offset - 1, len(recent))
+            log.critical(
+                "%s/%d keeps skipping offsets (%d-%d after %d seeks); stopping the worker so it "
+                "restarts from its last commit",
+                tp.topic,
+                tp.partition,
+                expected,
+                offset - 1,
+                len(recent),
+            )
             stop_worker(EXIT_GAP)
         self.seeks[tp] = recent + [now]
-        log.error("%s/%d: offsets %d-%d were dropped by the stream; seeking back to %d",
-                  tp.topic, tp.partition, expected, offset - 1, expected)
+        log.error(
+            "%s/%d: offsets %d-%d were dropped by the stream; seeking back to %d",
+            tp.topic,
+            tp.partition,
+            expected,
+            offset - 1,
+            expected,
+        )
         await self.app.consumer.seek(tp, expected)
         self.last[tp] = expected - 1
         self.rewound[tp] = expected
@@ -239,8 +275,12 @@ class ContinuityGuard:
             try:
                 return (await _group_offsets(self.app, [tp])).get(tp)
             except Exception as exc:  # noqa: BLE001 - any broker error: wait and ask again
-                log.warning("could not read the group's committed offset of %s/%d (%r); retrying",
-                            tp.topic, tp.partition, exc)
+                log.warning(
+                    "could not read the group's committed offset of %s/%d (%r); retrying",
+                    tp.topic,
+                    tp.partition,
+                    exc,
+                )
                 await asyncio.sleep(1 + attempt)
         return None
 
@@ -257,7 +297,9 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
     """
     last: dict[Any, tuple[int, float]] = {}
     reported: set[str] = set()  # topics whose lag this worker has exported
-    state = {"resumed": False}  # resumed once since the last progress: the next stall stops the worker
+    state = {
+        "resumed": False
+    }  # resumed once since the last progress: the next stall stops the worker
 
     @app.timer(interval=max(1.0, stall_timeout_s / 4))
     async def watch_progress() -> None:
@@ -274,7 +316,11 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
             return
         consumer = app.consumer
         changelogs = set(app.tables.changelog_topics)
-        assigned = [tp for tp in consumer.assignment() if tp.topic not in changelogs and "__assignor" not in tp.topic]
+        assigned = [
+            tp
+            for tp in consumer.assignment()
+            if tp.topic not in changelogs and "__assignor" not in tp.topic
+        ]
         if not assigned:
             return
         now = app.loop.time()
@@ -301,17 +347,25 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
                 last[tp] = (position, now)
             elif now - seen[1] >= stall_timeout_s:
                 stalled.append((tp, position, highwater))
-        for topic in reported | behind.keys():  # a topic no longer assigned here reads 0, not its last value
+        for topic in (
+            reported | behind.keys()
+        ):  # a topic no longer assigned here reads 0, not its last value
             LAG.labels(app.conf.id, topic).set(behind.get(topic, 0))
         reported.update(behind)
         if not stalled:
             return
-        described = ", ".join(f"{tp.topic}/{tp.partition} at {pos} of {hw}" for tp, pos, hw in stalled)
+        described = ", ".join(
+            f"{tp.topic}/{tp.partition} at {pos} of {hw}" for tp, pos, hw in stalled
+        )
         if not state["resumed"]:
             # Messages the stream fetched and then dropped (see ContinuityGuard) leave Faust
             # believing it has read them: send the partitions back to the committed offsets.
-            log.error("no progress for %.0fs with messages waiting (%s); seeking back to the committed "
-                      "offsets and resuming the flow", stall_timeout_s, described)
+            log.error(
+                "no progress for %.0fs with messages waiting (%s); seeking back to the committed "
+                "offsets and resuming the flow",
+                stall_timeout_s,
+                described,
+            )
             guard = getattr(app, "_ews_guard", None)
             for tp, position, _ in stalled:
                 await consumer.seek(tp, position)
@@ -325,7 +379,9 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
             for tp, _, _ in stalled:
                 last.pop(tp, None)
             return
-        log.critical("still no progress after resuming (%s); stopping the worker so it restarts", described)
+        log.critical(
+            "still no progress after resuming (%s); stopping the worker so it restarts", described
+        )
         stop_worker(EXIT_STALLED)
 
 
@@ -339,12 +395,18 @@ class EwsApp(faust.App):
     """
 
     async def _on_agent_error(self, agent: Any, exc: BaseException) -> None:
-        log.critical("agent %s failed, stopping the worker so it restarts from the last commit: %r",
-                     getattr(agent, "name", agent), exc, exc_info=exc)
+        log.critical(
+            "agent %s failed, stopping the worker so it restarts from the last commit: %r",
+            getattr(agent, "name", agent),
+            exc,
+            exc_info=exc,
+        )
         stop_worker(EXIT_FAILED)
 
 
-def _add_health_endpoints(app: faust.App, service: str, readiness: Callable[[], list[str]] | None) -> None:
+def _add_health_endpoints(
+    app: faust.App, service: str, readiness: Callable[[], list[str]] | None
+) -> None:
     state = {"assigned": False}
 
     def not_ready_because() -> list[str]:

@@ -16,17 +16,26 @@ class TopicMismatch(RuntimeError):
     """An existing topic differs from what ews needs; the message says how to fix it."""
 
 
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30.0) -> None:
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, names: list[str], timeout_s: float = 30.0
+) -> None:
     """New topics take a moment to get partition leaders; workers must not start before that."""
     deadline = asyncio.get_running_loop().time() + timeout_s
     while True:
         described = await admin.describe_topics(names)
-        waiting = [d["topic"] for d in described
-                   if d.get("error_code") or not d["partitions"] or any(p["leader"] < 0 for p in d["partitions"])]
+        waiting = [
+            d["topic"]
+            for d in described
+            if d.get("error_code")
+            or not d["partitions"]
+            or any(p["leader"] < 0 for p in d["partitions"])
+        ]
         if not waiting:
             return
         if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"topics without partition leaders after {timeout_s:.0f}s: {', '.join(waiting)}")
+            raise TimeoutError(
+                f"topics without partition leaders after {timeout_s:.0f}s: {', '.join(waiting)}"
+            )
         await asyncio.sleep(0.2)
 
 
@@ -96,8 +105,10 @@ async def _check_configs(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> 
         for key in CHECKED_CONFIGS:
             want, have = topic.topic_configs.get(key), actual.get(topic.name, {}).get(key)
             if want is not None and have is not None and want != have:
-                problems.append(f"topic {topic.name}: {key} is {have}, ews needs {want} "
-                                f"(kafka-configs.sh --alter --entity-type topics --entity-name {topic.name} "
-                                f"--add-config {key}={want})")
+                problems.append(
+                    f"topic {topic.name}: {key} is {have}, ews needs {want} "
+                    f"(kafka-configs.sh --alter --entity-type topics --entity-name {topic.name} "
+                    f"--add-config {key}={want})"
+                )
     if problems:
         raise TopicMismatch("\n".join(problems))

@@ -73,16 +73,25 @@ def fetch() -> Path:
     _say(f"fetching Apache Kafka from Maven Central ({POM.relative_to(PROJECT_ROOT)}) ...")
     target.mkdir(parents=True, exist_ok=True)
     cmd = [
-        "mvn", "-B", "-q", "-f", str(POM),
+        "mvn",
+        "-B",
+        "-q",
+        "-f",
+        str(POM),
         f"-Dmaven.repo.local={CACHE / 'm2'}",
-        "dependency:copy-dependencies", f"-DoutputDirectory={target}",
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={target}",
     ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"Maven could not fetch Kafka (exit {result.returncode}):\n{result.stdout}\n{result.stderr}")
+        raise RuntimeError(
+            f"Maven could not fetch Kafka (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
     jars = sorted(p.name for p in target.glob("kafka_2.13-*.jar"))
     done.write_text("\n".join(jars))
-    _say(f"fetched {len(list(target.glob('*.jar')))} jars ({', '.join(jars)}) into {target.relative_to(PROJECT_ROOT)}")
+    _say(
+        f"fetched {len(list(target.glob('*.jar')))} jars ({', '.join(jars)}) into {target.relative_to(PROJECT_ROOT)}"
+    )
     return target
 
 
@@ -124,7 +133,8 @@ class LocalBroker:
         props = {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
-            "controller.quorum.voters": self.voters or f"{self.node_id}@127.0.0.1:{self.controller_port}",
+            "controller.quorum.voters": self.voters
+            or f"{self.node_id}@127.0.0.1:{self.controller_port}",
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -150,9 +160,16 @@ class LocalBroker:
 
     def _java(self, libs: Path, main: str, *args: str, heap: str = "256m") -> list[str]:
         return [
-            "java", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", f"-Dkafka.logs.dir={self.data_dir}",
-            "-cp", f"{libs}/*", main, *args,
+            "java",
+            f"-Xmx{heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+            f"-Dkafka.logs.dir={self.data_dir}",
+            "-cp",
+            f"{libs}/*",
+            main,
+            *args,
         ]
 
     def start(self, timeout_s: float = 60.0) -> None:
@@ -167,15 +184,21 @@ class LocalBroker:
         if not (self.data_dir / "logs" / "meta.properties").exists():
             cluster_id = self.cluster_id or uuid.uuid4().hex[:22]
             fmt = subprocess.run(
-                self._java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
-                capture_output=True, text=True,
+                self._java(
+                    libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
+                ),
+                capture_output=True,
+                text=True,
             )
             if fmt.returncode != 0:
                 raise RuntimeError(f"formatting Kafka storage failed: {fmt.stdout}{fmt.stderr}")
         log = open(self.log_file, "ab")
         self.process = subprocess.Popen(
             self._java(libs, "kafka.Kafka", str(config), heap="1g"),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         (self.data_dir / "broker.pid").write_text(str(self.process.pid))
 
@@ -183,11 +206,15 @@ class LocalBroker:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"Kafka exited with {self.process.returncode}; see {self.log_file}")
+                raise RuntimeError(
+                    f"Kafka exited with {self.process.returncode}; see {self.log_file}"
+                )
             if _port_open(self.port) and _metadata_answers(self.bootstrap):
                 return
             time.sleep(0.3)
-        raise TimeoutError(f"Kafka did not answer on {self.bootstrap} within {timeout_s:.0f}s; see {self.log_file}")
+        raise TimeoutError(
+            f"Kafka did not answer on {self.bootstrap} within {timeout_s:.0f}s; see {self.log_file}"
+        )
 
     def kill(self) -> None:
         """SIGKILL, as a machine failing would."""
@@ -216,11 +243,22 @@ class LocalCluster:
 
     def __post_init__(self) -> None:
         ports = [(free_port(), free_port()) for _ in range(self.size)]
-        voters = ",".join(f"{i + 1}@127.0.0.1:{controller}" for i, (_, controller) in enumerate(ports))
+        voters = ",".join(
+            f"{i + 1}@127.0.0.1:{controller}" for i, (_, controller) in enumerate(ports)
+        )
         cluster_id = uuid.uuid4().hex[:22]
-        self.brokers = [LocalBroker(self.data_dir / f"node-{i + 1}", port, controller, node_id=i + 1, voters=voters,
-                                    cluster_id=cluster_id, replication=min(3, self.size))
-                        for i, (port, controller) in enumerate(ports)]
+        self.brokers = [
+            LocalBroker(
+                self.data_dir / f"node-{i + 1}",
+                port,
+                controller,
+                node_id=i + 1,
+                voters=voters,
+                cluster_id=cluster_id,
+                replication=min(3, self.size),
+            )
+            for i, (port, controller) in enumerate(ports)
+        ]
 
     @property
     def bootstrap(self) -> str:
@@ -309,9 +347,13 @@ def start_background() -> str:
         _say(f"already running (pid {pid}) at {broker.bootstrap}")
         return broker.bootstrap
     if _port_open(broker.port):
-        raise RuntimeError(f"port {broker.port} is already in use by another program; stop it or use EWS_KAFKA_BOOTSTRAP")
+        raise RuntimeError(
+            f"port {broker.port} is already in use by another program; stop it or use EWS_KAFKA_BOOTSTRAP"
+        )
     broker.start()
-    _say(f"Kafka is running (pid {broker.process.pid}), log {broker.log_file.relative_to(PROJECT_ROOT)}")
+    _say(
+        f"Kafka is running (pid {broker.process.pid}), log {broker.log_file.relative_to(PROJECT_ROOT)}"
+    )
     return broker.bootstrap
 
 

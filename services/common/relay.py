@@ -32,7 +32,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from typing import Any, NamedTuple, Protocol
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Gauge
@@ -41,9 +47,14 @@ from .exits import EXIT_FAILED, stop_worker
 
 log = logging.getLogger(__name__)
 
-LAG = Gauge("ews_consumer_lag_messages", "Messages on a topic not yet committed by the consumer group that reads it",
-            ["group", "topic"])
-BATCH_BYTES = 512 * 1024  # a record batch's size at most (a larger single message still goes, alone)
+LAG = Gauge(
+    "ews_consumer_lag_messages",
+    "Messages on a topic not yet committed by the consumer group that reads it",
+    ["group", "topic"],
+)
+BATCH_BYTES = (
+    512 * 1024
+)  # a record batch's size at most (a larger single message still goes, alone)
 RECORDS = Counter("ews_relay_records_total", "Records a stateless stage read, by stage", ["stage"])
 
 
@@ -88,13 +99,26 @@ class StageState(Protocol):
 class Relay:
     """One stage: `transform(records) -> [Out]` (or a `Step`, with `state`) between `topics` and what it returns."""
 
-    def __init__(self, stage: str, bootstrap: str, group_id: str, topics: Sequence[str],
-                 transform: Callable[[list[ConsumerRecord]], list[Out] | Step], *, max_records: int = 2000,
-                 session_timeout_s: float = 30.0, heartbeat_interval_s: float = 3.0,
-                 rebalance_timeout_s: float = 60.0, max_request_size: int = 1_048_576,
-                 output_topics: Sequence[str] = (), state: StageState | None = None) -> None:
+    def __init__(
+        self,
+        stage: str,
+        bootstrap: str,
+        group_id: str,
+        topics: Sequence[str],
+        transform: Callable[[list[ConsumerRecord]], list[Out] | Step],
+        *,
+        max_records: int = 2000,
+        session_timeout_s: float = 30.0,
+        heartbeat_interval_s: float = 3.0,
+        rebalance_timeout_s: float = 60.0,
+        max_request_size: int = 1_048_576,
+        output_topics: Sequence[str] = (),
+        state: StageState | None = None,
+    ) -> None:
         if state is not None and len(topics) != 1:
-            raise ValueError(f"stage {stage}: a stage with state reads one topic (its changelogs follow its partitions)")
+            raise ValueError(
+                f"stage {stage}: a stage with state reads one topic (its changelogs follow its partitions)"
+            )
         self.stage = stage
         self.bootstrap = bootstrap
         self.group_id = group_id
@@ -102,8 +126,11 @@ class Relay:
         self.transform = transform
         self.max_records = max_records
         self.consumer_options = dict(
-            session_timeout_ms=int(session_timeout_s * 1000), heartbeat_interval_ms=int(heartbeat_interval_s * 1000),
-            rebalance_timeout_ms=int(rebalance_timeout_s * 1000), max_poll_interval_ms=int(rebalance_timeout_s * 1000))
+            session_timeout_ms=int(session_timeout_s * 1000),
+            heartbeat_interval_ms=int(heartbeat_interval_s * 1000),
+            rebalance_timeout_ms=int(rebalance_timeout_s * 1000),
+            max_poll_interval_ms=int(rebalance_timeout_s * 1000),
+        )
         self.max_request_size = max_request_size
         self.output_topics = list(output_topics)  # whose partitions `partition_for` knows
         self._partitions: dict[str, list[int]] = {}
@@ -112,21 +139,39 @@ class Relay:
         self._in_flight = asyncio.Lock()
         self.state = state
         self.held: set[int] = set()  # input partitions whose state is in memory
-        self._ends: dict[tuple[str, int], int] = {}  # (changelog, partition) → its end offset after this stage's writes
+        self._ends: dict[
+            tuple[str, int], int
+        ] = {}  # (changelog, partition) → its end offset after this stage's writes
         self.restoring = False
         self._producer: AIOKafkaProducer | None = None
         self._started = asyncio.Event()
         self._committing: asyncio.Future | None = None  # committing the finished batches
-        self._to_commit: dict[TopicPartition, int] = {}  # offsets of finished batches not yet sent to commit
+        self._to_commit: dict[
+            TopicPartition, int
+        ] = {}  # offsets of finished batches not yet sent to commit
 
     @classmethod
-    def for_service(cls, settings, service: str, stage: str, topics: Sequence[str],
-                    transform: Callable[[list[ConsumerRecord]], list[Out]], **options) -> Relay:
+    def for_service(
+        cls,
+        settings,
+        service: str,
+        stage: str,
+        topics: Sequence[str],
+        transform: Callable[[list[ConsumerRecord]], list[Out]],
+        **options,
+    ) -> Relay:
         """A stage of `service`'s workers: their own consumer group, the deployment's broker and timeouts."""
-        return cls(stage, settings.kafka_bootstrap, stage_group(settings.topic_namespace, service, stage), topics, transform,
-                   session_timeout_s=settings.broker_session_timeout_s,
-                   heartbeat_interval_s=settings.broker_heartbeat_interval_s,
-                   rebalance_timeout_s=settings.broker_rebalance_timeout_s, **options)
+        return cls(
+            stage,
+            settings.kafka_bootstrap,
+            stage_group(settings.topic_namespace, service, stage),
+            topics,
+            transform,
+            session_timeout_s=settings.broker_session_timeout_s,
+            heartbeat_interval_s=settings.broker_heartbeat_interval_s,
+            rebalance_timeout_s=settings.broker_rebalance_timeout_s,
+            **options,
+        )
 
     def partition_for(self, topic: str, key: bytes) -> int:
         """The partition a message with this key goes to when sent by key (one of `output_topics`)."""
@@ -157,11 +202,21 @@ class Relay:
     async def _run(self) -> None:
         # a batch's messages for one partition go as one record batch (send_all): room for them, under
         # the broker's default limit of a record batch (message.max.bytes, 1 MiB)
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all", linger_ms=1,
-                                    max_request_size=self.max_request_size, max_batch_size=BATCH_BYTES)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=self.group_id,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    max_partition_fetch_bytes=4 << 20, **self.consumer_options)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap,
+            acks="all",
+            linger_ms=1,
+            max_request_size=self.max_request_size,
+            max_batch_size=BATCH_BYTES,
+        )
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 << 20,
+            **self.consumer_options,
+        )
         await producer.start()
         await consumer.start()
         self._producer = producer
@@ -189,22 +244,33 @@ class Relay:
     async def _wait_for_topics(self, consumer: AIOKafkaConsumer) -> None:
         def missing(topics: list[str]) -> None:
             self.waiting_for = topics
+
         await wait_for_topics(consumer, self.topics, self.stage, missing)
 
-    async def _process(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, batch: dict) -> None:
+    async def _process(
+        self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, batch: dict
+    ) -> None:
         assigned = consumer.assignment()
-        batch = {tp: records for tp, records in batch.items() if tp in assigned}  # revoked since the fetch: its new owner has them
+        batch = {
+            tp: records for tp, records in batch.items() if tp in assigned
+        }  # revoked since the fetch: its new owner has them
         if not batch:
             return
         records = [record for records in batch.values() for record in records]
         RECORDS.labels(self.stage).inc(len(records))
         result = self.transform(records)
-        for wave in (result if isinstance(result, Step) else (result,)):  # outputs acknowledged before changes
+        for wave in (
+            result if isinstance(result, Step) else (result,)
+        ):  # outputs acknowledged before changes
             sent = await send_all(producer, wave)
             if sent:
-                await asyncio.gather(*sent)  # a failed send raises: nothing of this batch is committed
+                await asyncio.gather(
+                    *sent
+                )  # a failed send raises: nothing of this batch is committed
         if isinstance(result, Step):
-            for change in result.changes:  # where this stage's writes leave its changelogs (see _recover)
+            for (
+                change
+            ) in result.changes:  # where this stage's writes leave its changelogs (see _recover)
                 written = (change.topic, change.partition)
                 if written in self._ends:
                     self._ends[written] += 1
@@ -221,10 +287,16 @@ class Relay:
             try:
                 await consumer.commit(offsets)
             except CommitFailedError as exc:
-                log.warning("%s: the group rebalanced before these batches were committed (%s); their new owner "
-                            "repeats them", self.stage, exc)
+                log.warning(
+                    "%s: the group rebalanced before these batches were committed (%s); their new owner "
+                    "repeats them",
+                    self.stage,
+                    exc,
+                )
             except KafkaError as exc:
-                log.warning("%s: commit failed (%r); the next batch's commit covers it", self.stage, exc)
+                log.warning(
+                    "%s: commit failed (%r); the next batch's commit covers it", self.stage, exc
+                )
 
     async def _committed(self, timeout_s: float | None = None) -> None:
         """Until the finished batches are committed (a failed commit is logged)."""
@@ -238,17 +310,32 @@ class Relay:
         this stage's own writes left them: a worker that lost its membership without being told (a
         session timeout) may get back a partition that another worker changed in between."""
         assert self.state is not None
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                  auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20)
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 << 20,
+        )
         await reader.start()
         try:
             kept, changed = self.held & assigned, set()
             if kept:
-                ends = await reader.end_offsets([TopicPartition(c, p) for c in self.state.changelogs for p in kept])
-                changed = {tp.partition for tp, end in ends.items() if self._ends.get((tp.topic, tp.partition)) != end}
+                ends = await reader.end_offsets(
+                    [TopicPartition(c, p) for c in self.state.changelogs for p in kept]
+                )
+                changed = {
+                    tp.partition
+                    for tp, end in ends.items()
+                    if self._ends.get((tp.topic, tp.partition)) != end
+                }
                 if changed:
-                    log.warning("%s: partitions %s were changed by another worker since this one held them; "
-                                "recovering them again", self.stage, sorted(changed))
+                    log.warning(
+                        "%s: partitions %s were changed by another worker since this one held them; "
+                        "recovering them again",
+                        self.stage,
+                        sorted(changed),
+                    )
             for partition in sorted((self.held - assigned) | changed):
                 self.state.forget(partition)
             new = sorted(assigned - (kept - changed))
@@ -275,15 +362,22 @@ class Relay:
                     # by position, not the last record's offset: compaction may have removed the last records
                     left = {tp for tp in left if await reader.position(tp) < ends[tp]}
                     if left:
-                        for tp, records in (await reader.getmany(*left, timeout_ms=1000, max_records=10_000)).items():
+                        for tp, records in (
+                            await reader.getmany(*left, timeout_ms=1000, max_records=10_000)
+                        ).items():
                             self.state.restore(tp.partition, changelog, records)
                             applied += len(records)
                 self._ends.update({(tp.topic, tp.partition): end for tp, end in ends.items()})
             self.state.restored(new)
         finally:
             self.restoring = False
-        log.info("%s: recovered partitions %s from %d changelog records in %.1fs", self.stage, new, applied,
-                 asyncio.get_running_loop().time() - started)
+        log.info(
+            "%s: recovered partitions %s from %d changelog records in %.1fs",
+            self.stage,
+            new,
+            applied,
+            asyncio.get_running_loop().time() - started,
+        )
 
     async def _export_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Behind = the partition's end minus what this stage has read (and, a batch later, committed)."""
@@ -291,7 +385,9 @@ class Relay:
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is not None:
-                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - await consumer.position(tp))
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(
+                    0, highwater - await consumer.position(tp)
+                )
         for topic in self.topics:  # a topic no longer assigned here reads 0, not its last value
             LAG.labels(self.group_id, topic).set(lag.get(topic, 0))
 
@@ -312,12 +408,21 @@ async def run_or_stop_worker(what: str, run: Callable[[], Awaitable[None]]) -> N
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # noqa: BLE001
-        log.critical("%s failed, stopping the worker so it restarts from the last commit: %r", what, exc, exc_info=exc)
+        log.critical(
+            "%s failed, stopping the worker so it restarts from the last commit: %r",
+            what,
+            exc,
+            exc_info=exc,
+        )
         stop_worker(EXIT_FAILED)
 
 
-async def wait_for_topics(consumer: AIOKafkaConsumer, topics: Sequence[str], who: str,
-                          missing: Callable[[list[str]], None] = lambda topics: None) -> None:
+async def wait_for_topics(
+    consumer: AIOKafkaConsumer,
+    topics: Sequence[str],
+    who: str,
+    missing: Callable[[list[str]], None] = lambda topics: None,
+) -> None:
     """Until every topic exists (subscribing to or assigning one that does not would see it only at the next
     metadata refresh); says once which are missing, and tells `missing` each time."""
     announced = False
@@ -328,12 +433,16 @@ async def wait_for_topics(consumer: AIOKafkaConsumer, topics: Sequence[str], who
         if not waiting:
             return
         if not announced:
-            log.warning("%s: waiting for topic %s to exist (ews topics create)", who, ", ".join(waiting))
+            log.warning(
+                "%s: waiting for topic %s to exist (ews topics create)", who, ", ".join(waiting)
+            )
             announced = True
         await asyncio.sleep(1.0)
 
 
-@lru_cache(maxsize=1 << 16)  # keys repeat (scopes, sites, alerts) and aiokafka's murmur2 is pure Python
+@lru_cache(
+    maxsize=1 << 16
+)  # keys repeat (scopes, sites, alerts) and aiokafka's murmur2 is pure Python
 def _index_of(key: bytes, partitions: int) -> int:
     """Where Kafka's default partitioner puts `key` among `partitions` sorted partitions (murmur2, as Java)."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
@@ -357,19 +466,35 @@ async def send_all(producer: AIOKafkaProducer, outs: Sequence[Out]) -> list[asyn
             if known is None:
                 await producer.client._wait_on_metadata(out.topic)
                 known = partitions[out.topic] = sorted(cluster.partitions_for_topic(out.topic))
-            partition = known[_index_of(out.key, len(known))] if out.key is not None else random.choice(known)
+            partition = (
+                known[_index_of(out.key, len(known))]
+                if out.key is not None
+                else random.choice(known)
+            )
         batch = open_batches.get((out.topic, partition))
         if batch is None:
             batch = open_batches[(out.topic, partition)] = producer.create_batch()
-        if batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers or []) is not None:
+        if (
+            batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers or [])
+            is not None
+        ):
             continue
         if batch.record_count():  # full: send it, and start the next with this message
             futures.append(await producer.send_batch(batch, out.topic, partition=partition))
             batch = open_batches[(out.topic, partition)] = producer.create_batch()
-            if batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers or []) is not None:
+            if (
+                batch.append(
+                    key=out.key, value=out.value, timestamp=None, headers=out.headers or []
+                )
+                is not None
+            ):
                 continue
         # larger than a batch on its own: sent alone (the partition's earlier messages are already sent)
-        futures.append(await producer.send(out.topic, out.value, key=out.key, partition=partition, headers=out.headers))
+        futures.append(
+            await producer.send(
+                out.topic, out.value, key=out.key, partition=partition, headers=out.headers
+            )
+        )
     for (topic, partition), batch in open_batches.items():
         if batch.record_count():
             futures.append(await producer.send_batch(batch, topic, partition=partition))
@@ -382,7 +507,9 @@ class _WaitForBatch(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked) -> None:
         async with self.relay._in_flight:
-            await self.relay._committed()  # the batch in flight, if any, has been sent and committed
+            await (
+                self.relay._committed()
+            )  # the batch in flight, if any, has been sent and committed
 
     async def on_partitions_assigned(self, assigned) -> None:
         if self.relay.state is not None:
@@ -392,9 +519,17 @@ class _WaitForBatch(ConsumerRebalanceListener):
                 async with self.relay._in_flight:
                     await self.relay._recover({tp.partition for tp in assigned})
             except Exception as exc:  # noqa: BLE001 - aiokafka would log it and go on without the state
-                log.critical("%s: could not recover its state, stopping the worker so it restarts: %r",
-                             self.relay.stage, exc, exc_info=exc)
+                log.critical(
+                    "%s: could not recover its state, stopping the worker so it restarts: %r",
+                    self.relay.stage,
+                    exc,
+                    exc_info=exc,
+                )
                 stop_worker(EXIT_FAILED)
                 raise
         self.relay.assigned.set()
-        log.info("%s: assigned %s", self.relay.stage, sorted(f"{tp.topic}/{tp.partition}" for tp in assigned))
+        log.info(
+            "%s: assigned %s",
+            self.relay.stage,
+            sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),
+        )

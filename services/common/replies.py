@@ -49,7 +49,9 @@ class Replies:
         correlation = uuid.uuid4().hex.encode()
         waiting = self.pending[correlation] = asyncio.get_running_loop().create_future()
         try:
-            await send(request._replace(headers=[*(request.headers or ()), (REPLY_HEADER, correlation)]))
+            await send(
+                request._replace(headers=[*(request.headers or ()), (REPLY_HEADER, correlation)])
+            )
             return await asyncio.wait_for(waiting, self.timeout_s)
         finally:
             self.pending.pop(correlation, None)
@@ -59,15 +61,22 @@ class Replies:
         await run_or_stop_worker(f"reading answers on {self.topic}", self._run)
 
     async def _run(self) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False
+        )
         await consumer.start()
         try:
             await wait_for_topics(consumer, [self.topic], "answers")
-            tps = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic))]
+            tps = [
+                TopicPartition(self.topic, p)
+                for p in sorted(consumer.partitions_for_topic(self.topic))
+            ]
             consumer.assign(tps)
             await consumer.seek_to_end(*tps)
             for tp in tps:
-                await consumer.position(tp)  # resolved now: answers to requests sent from here on are read
+                await consumer.position(
+                    tp
+                )  # resolved now: answers to requests sent from here on are read
             self.listening.set()
             while True:
                 for records in (await consumer.getmany(timeout_ms=1000)).values():

@@ -16,24 +16,42 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="EWS_", env_file=".env", extra="ignore")
 
-    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, comma separated")
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma separated"
+    )
     topic_namespace: str = Field("ews", description="prefix of every topic and consumer group")
     topic_partitions: int = Field(4, ge=1)
     topic_replication_factor: int = Field(1, ge=1)
     topic_min_insync_replicas: int = Field(1, ge=1)
 
-    config_dir: Path = Field(PROJECT_ROOT / "config", description="triggers.yaml, sites.yaml, contacts.yaml")
-    contacts_file: Path | None = Field(None, description="contacts file; default CONFIG_DIR/contacts.yaml")
-    data_dir: Path = Field(PROJECT_ROOT / ".cache" / "data", description="worker-local state (Faust)")
+    config_dir: Path = Field(
+        PROJECT_ROOT / "config", description="triggers.yaml, sites.yaml, contacts.yaml"
+    )
+    contacts_file: Path | None = Field(
+        None, description="contacts file; default CONFIG_DIR/contacts.yaml"
+    )
+    data_dir: Path = Field(
+        PROJECT_ROOT / ".cache" / "data", description="worker-local state (Faust)"
+    )
 
     tokens_file: Path | None = Field(None, description="YAML file of API bearer tokens with roles")
-    tokens: SecretStr | None = Field(None, description='tokens inline: "name:role:token;name:role:token"')
+    tokens: SecretStr | None = Field(
+        None, description='tokens inline: "name:role:token;name:role:token"'
+    )
 
     # Ingest
-    feed_http_max_bytes: int = Field(5_000_000, description="largest POST /feeds body; larger gets 413")
-    feed_http_answer_s: float = Field(60.0, gt=0, description="how long POST /feeds waits for each item's "
-                                      "de-duplication before answering 'pending' (the item stays queued)")
-    dedup_retention: str = Field("P30D", description="how long a seen event_id is remembered (ISO 8601)")
+    feed_http_max_bytes: int = Field(
+        5_000_000, description="largest POST /feeds body; larger gets 413"
+    )
+    feed_http_answer_s: float = Field(
+        60.0,
+        gt=0,
+        description="how long POST /feeds waits for each item's "
+        "de-duplication before answering 'pending' (the item stays queued)",
+    )
+    dedup_retention: str = Field(
+        "P30D", description="how long a seen event_id is remembered (ISO 8601)"
+    )
 
     web_host: str = "127.0.0.1"
     ingest_web_port: int = 6061
@@ -41,7 +59,10 @@ class Settings(BaseSettings):
     notify_web_port: int = 6063
 
     log_level: str = "info"
-    stall_timeout_s: float = Field(20.0, description="a worker with messages waiting and no progress this long resumes, then restarts")
+    stall_timeout_s: float = Field(
+        20.0,
+        description="a worker with messages waiting and no progress this long resumes, then restarts",
+    )
     # Consumer-group timing. Low values make a restarted worker rejoin in seconds.
     broker_session_timeout_s: float = 10.0
     broker_heartbeat_interval_s: float = 1.0
@@ -52,19 +73,33 @@ class Settings(BaseSettings):
     allowed_lateness: str = Field("P7D", description="ISO 8601 duration")
 
     # Triggers
-    rules_reload_interval_s: float = Field(2.0, description="how often workers look for changed rule files")
-    silence_check_interval_s: float = Field(60.0, description="how often the wall-clock silence check runs")
+    rules_reload_interval_s: float = Field(
+        2.0, description="how often workers look for changed rule files"
+    )
+    silence_check_interval_s: float = Field(
+        60.0, description="how often the wall-clock silence check runs"
+    )
     # Observations reaching a scope within this many seconds of each other are judged together,
     # tick by tick in event-time order, so their arrival order does not change the transitions
     # (live then agrees with `ews backtest`). 0 judges each batch the worker fetched as soon as
     # it is read: fastest alerts, order-independent only within a batch.
-    evaluation_settle_s: float = Field(0.0, ge=0, description="seconds to wait for more reports before judging a scope")
+    evaluation_settle_s: float = Field(
+        0.0, ge=0, description="seconds to wait for more reports before judging a scope"
+    )
 
     # Notify
-    sharing_file: Path | None = Field(None, description="sharing policy; default CONFIG_DIR/sharing.yaml")
-    public_url: str | None = Field(None, description="how contacts reach the notify API, for acknowledgement links")
-    repeat_interval: str = Field("PT4H", description="repeat a firing, unacknowledged alert this often")
-    escalate_after: str = Field("PT1H", description="also tell escalation contacts if unacknowledged this long")
+    sharing_file: Path | None = Field(
+        None, description="sharing policy; default CONFIG_DIR/sharing.yaml"
+    )
+    public_url: str | None = Field(
+        None, description="how contacts reach the notify API, for acknowledgement links"
+    )
+    repeat_interval: str = Field(
+        "PT4H", description="repeat a firing, unacknowledged alert this often"
+    )
+    escalate_after: str = Field(
+        "PT1H", description="also tell escalation contacts if unacknowledged this long"
+    )
     reminder_check_interval_s: float = 30.0
     smtp_host: str | None = None
     smtp_port: int = 587
@@ -72,11 +107,15 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_from: str = "ews@localhost"
     smtp_starttls: bool = True
-    smtp_ca_file: Path | None = Field(None, description="CA bundle that signs the SMTP server's certificate")
+    smtp_ca_file: Path | None = Field(
+        None, description="CA bundle that signs the SMTP server's certificate"
+    )
     smtp_timeout_s: float = 15.0
 
     # Delivery
-    allow_private_webhooks: bool = Field(False, description="allow http:// and private/loopback webhook targets")
+    allow_private_webhooks: bool = Field(
+        False, description="allow http:// and private/loopback webhook targets"
+    )
     webhook_timeout_s: float = 10.0
     delivery_max_attempts: int = Field(5, ge=1)
     delivery_backoff_initial_s: float = 1.0

@@ -18,8 +18,13 @@ log = logging.getLogger(__name__)
 
 
 class TopicView:
-    def __init__(self, bootstrap: str, topic: str, decode: Callable[[bytes], Any],
-                 on_change: Callable[[str, Any, Any], None] | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        topic: str,
+        decode: Callable[[bytes], Any],
+        on_change: Callable[[str, Any, Any], None] | None = None,
+    ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
         self.decode = decode
@@ -32,8 +37,12 @@ class TopicView:
 
     async def run(self) -> None:
         """Read from the beginning, then follow. Meant to run as a task for the life of the worker."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", group_id=None)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
         self._consumer = consumer
         await consumer.start()
         try:
@@ -58,7 +67,9 @@ class TopicView:
                         self._positions[tp.partition] = record.offset + 1
                 async with self._advanced:
                     self._advanced.notify_all()
-                if not self.caught_up.is_set() and all(self._positions.get(p, 0) >= end for p, end in targets.items()):
+                if not self.caught_up.is_set() and all(
+                    self._positions.get(p, 0) >= end for p, end in targets.items()
+                ):
                     self.caught_up.set()
                     log.info("%s: %d items loaded", self.topic, len(self.items))
         finally:
@@ -69,7 +80,13 @@ class TopicView:
         try:
             value = None if record.value is None else self.decode(record.value)
         except Exception as exc:  # a bad record must not stop the view; it is logged and skipped
-            log.error("%s: skipping unreadable record at %d/%d: %s", self.topic, record.partition, record.offset, exc)
+            log.error(
+                "%s: skipping unreadable record at %d/%d: %s",
+                self.topic,
+                record.partition,
+                record.offset,
+                exc,
+            )
             return
         if value is None:
             self.items.pop(key, None)
@@ -80,7 +97,9 @@ class TopicView:
 
     async def wait_for(self, partition: int, offset: int, timeout_s: float = 10.0) -> None:
         """Wait until the record at (partition, offset) has been applied."""
+
         async def reached() -> None:
             async with self._advanced:
                 await self._advanced.wait_for(lambda: self._positions.get(partition, 0) > offset)
+
         await asyncio.wait_for(reached(), timeout=timeout_s)

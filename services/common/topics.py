@@ -17,7 +17,10 @@ class TopicSpec:
     max_message_bytes: int | None = None  # None: the broker's default
 
     def config(self, min_insync_replicas: int) -> dict[str, str]:
-        cfg = {"cleanup.policy": self.cleanup_policy, "min.insync.replicas": str(min_insync_replicas)}
+        cfg = {
+            "cleanup.policy": self.cleanup_policy,
+            "min.insync.replicas": str(min_insync_replicas),
+        }
         if self.max_message_bytes is not None:
             cfg["max.message.bytes"] = str(self.max_message_bytes)
         if self.cleanup_policy == "delete":
@@ -34,8 +37,12 @@ class Topics:
         self.feed_border_crossings = f"{ns}.feed.border-crossings"
         self.feed_displacement = f"{ns}.feed.displacement"
         self.ingest_rejected = f"{ns}.ingest.rejected"
-        self.ingest_validated = f"{ns}.ingest.validated"  # valid reports keyed by event_id, for de-duplication
-        self.ingest_replies = f"{ns}.ingest.replies"  # de-duplication outcomes for POST /feeds/{feed}, by request
+        self.ingest_validated = (
+            f"{ns}.ingest.validated"  # valid reports keyed by event_id, for de-duplication
+        )
+        self.ingest_replies = (
+            f"{ns}.ingest.replies"  # de-duplication outcomes for POST /feeds/{feed}, by request
+        )
         self.observations = f"{ns}.observations"
         self.triggers_scoped = f"{ns}.triggers.scoped"  # observations re-keyed by trigger scope
         self.alerts = f"{ns}.alerts"
@@ -56,7 +63,10 @@ class Topics:
     @property
     def feeds(self) -> dict[str, str]:
         """Feed name (as in `POST /feeds/{feed}` and `Observation.feed`) → topic."""
-        return {"border-crossings": self.feed_border_crossings, "displacement": self.feed_displacement}
+        return {
+            "border-crossings": self.feed_border_crossings,
+            "displacement": self.feed_displacement,
+        }
 
     def specs(self) -> list[TopicSpec]:
         year = 365 * DAY_MS
@@ -64,9 +74,13 @@ class Topics:
             TopicSpec(self.feed_border_crossings, retention_ms=year),
             TopicSpec(self.feed_displacement, retention_ms=year),
             # a rejection carries the original bytes, base64: room for whatever the feed topic let in
-            TopicSpec(self.ingest_rejected, retention_ms=90 * DAY_MS, max_message_bytes=REJECTED_MAX_BYTES),
+            TopicSpec(
+                self.ingest_rejected, retention_ms=90 * DAY_MS, max_message_bytes=REJECTED_MAX_BYTES
+            ),
             TopicSpec(self.ingest_validated, retention_ms=7 * DAY_MS),
-            TopicSpec(self.ingest_replies, retention_ms=3600 * 1000, partitions=1),  # read by whoever asked, at once
+            TopicSpec(
+                self.ingest_replies, retention_ms=3600 * 1000, partitions=1
+            ),  # read by whoever asked, at once
             TopicSpec(self.observations, retention_ms=year),
             TopicSpec(self.triggers_scoped, retention_ms=7 * DAY_MS),
             TopicSpec(self.alerts, retention_ms=year),

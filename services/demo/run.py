@@ -44,15 +44,37 @@ def demo_contacts(receiver: WebhookReceiver) -> dict:
     """Three coordination contacts, all pointing at the local receiver."""
     people = [
         ("regional-duty-officer", "Regional duty officer", "IOM regional office (demo)", {}, "en"),
-        ("pa-focal-point", "Punto focal nacional", "Migración Panamá (demo)", {"countries": ["PA"], "min_level": "warning"}, "es"),
-        ("hn-focal-point", "Punto focal nacional", "INM Honduras (demo)", {"countries": ["HN"]}, "es"),
+        (
+            "pa-focal-point",
+            "Punto focal nacional",
+            "Migración Panamá (demo)",
+            {"countries": ["PA"], "min_level": "warning"},
+            "es",
+        ),
+        (
+            "hn-focal-point",
+            "Punto focal nacional",
+            "INM Honduras (demo)",
+            {"countries": ["HN"]},
+            "es",
+        ),
     ]
     contacts = []
     for contact_id, name, org, scope, language in people:
         secret = secrets.token_hex(16)
         receiver.secrets[contact_id] = secret
-        contacts.append({"id": contact_id, "name": name, "organisation": org, "language": language, **scope,
-                         "channels": [{"type": "webhook", "url": receiver.url_for(contact_id), "secret": secret}]})
+        contacts.append(
+            {
+                "id": contact_id,
+                "name": name,
+                "organisation": org,
+                "language": language,
+                **scope,
+                "channels": [
+                    {"type": "webhook", "url": receiver.url_for(contact_id), "secret": secret}
+                ],
+            }
+        )
     return {"version": 1, "contacts": contacts}
 
 
@@ -61,11 +83,18 @@ def print_alert(alert: ReceivedAlert) -> None:
     level = p["level"] if p["status"] == "firing" else None
     label = (p["level"] or "").upper() if p["status"] == "firing" else "RESOLVED"
     when = p["observed_until"][:10]
-    say(f"  {_paint(f'{label:<9}', COLOURS[level])} {when}  → {alert.contact_id:<22} {p['summary']}")
+    say(
+        f"  {_paint(f'{label:<9}', COLOURS[level])} {when}  → {alert.contact_id:<22} {p['summary']}"
+    )
 
 
-async def _wait_for_deliveries(receiver: WebhookReceiver, count: int, stack: LocalStack, timeout_s: float,
-                               quiet_s: float = 15.0) -> bool:
+async def _wait_for_deliveries(
+    receiver: WebhookReceiver,
+    count: int,
+    stack: LocalStack,
+    timeout_s: float,
+    quiet_s: float = 15.0,
+) -> bool:
     """Wait for `count` deliveries, or until nothing new arrived for `quiet_s` after the first one.
 
     Live composites may combine member alerts in another order than the backtest that made
@@ -123,7 +152,11 @@ async def _produce(bootstrap: str, topics: Topics, messages: list[FeedMessage]) 
 def _observed_day(message: FeedMessage) -> str:
     marker = b'"observed_at": "'
     at = message.value.find(marker)
-    return message.value[at + len(marker): at + len(marker) + 10].decode(errors="replace") if at >= 0 else ""
+    return (
+        message.value[at + len(marker) : at + len(marker) + 10].decode(errors="replace")
+        if at >= 0
+        else ""
+    )
 
 
 async def _demo(keep_kafka: bool) -> int:
@@ -133,9 +166,12 @@ async def _demo(keep_kafka: bool) -> int:
     receiver = WebhookReceiver(secrets={}, on_alert=print_alert)
     existing = os.environ.get("EWS_KAFKA_BOOTSTRAP")
     contacts_file = run_dir / "contacts.yaml"
-    stack = LocalStack(run_dir, namespace=f"demo{int(time.time())}" if existing else "ews", bootstrap=existing,
-                       env_extra={"EWS_CONTACTS_FILE": str(contacts_file),
-                                  "EWS_ALLOW_PRIVATE_WEBHOOKS": "1"})  # the demo receiver listens on loopback
+    stack = LocalStack(
+        run_dir,
+        namespace=f"demo{int(time.time())}" if existing else "ews",
+        bootstrap=existing,
+        env_extra={"EWS_CONTACTS_FILE": str(contacts_file), "EWS_ALLOW_PRIVATE_WEBHOOKS": "1"},
+    )  # the demo receiver listens on loopback
     logs = stack.logs
     try:
         if existing:
@@ -146,31 +182,51 @@ async def _demo(keep_kafka: bool) -> int:
         if not existing:
             say(f"  Kafka is up at {bootstrap}")
         await receiver.start()
-        contacts_file.write_text(yaml.safe_dump(demo_contacts(receiver), allow_unicode=True, sort_keys=False))
+        contacts_file.write_text(
+            yaml.safe_dump(demo_contacts(receiver), allow_unicode=True, sort_keys=False)
+        )
         settings = stack.settings
         await stack.ensure_topics()
-        say(f"▶ starting the workers: {', '.join(SERVICES)}; webhook receiver on {receiver.host}:{receiver.port}")
+        say(
+            f"▶ starting the workers: {', '.join(SERVICES)}; webhook receiver on {receiver.host}:{receiver.port}"
+        )
         for service in SERVICES:
             stack.launch(service)
         await stack.wait_ready()
         say("  all three workers are ready")
 
         messages = bundled_scenario()
-        prediction = predict([(m.feed, m.value) for m in messages], settings.triggers_file, settings.sites_file,
-                             settings.resolved_contacts_file, settings.allowed_lateness)
+        prediction = predict(
+            [(m.feed, m.value) for m in messages],
+            settings.triggers_file,
+            settings.sites_file,
+            settings.resolved_contacts_file,
+            settings.allowed_lateness,
+        )
         transitions, deliveries = len(prediction.alerts), len(prediction.deliveries)
-        say(f"▶ replaying the bundled scenario: {len(messages)} feed messages "
-            f"(INM Honduras monthly arrivals 2014–2025, real; Darién corridor October 2026, synthetic)")
-        say(f"  the rules predict {transitions} alert transitions and {deliveries} deliveries; arriving:")
+        say(
+            f"▶ replaying the bundled scenario: {len(messages)} feed messages "
+            f"(INM Honduras monthly arrivals 2014–2025, real; Darién corridor October 2026, synthetic)"
+        )
+        say(
+            f"  the rules predict {transitions} alert transitions and {deliveries} deliveries; arriving:"
+        )
         topics = Topics(stack.namespace)
         await _produce(bootstrap, topics, messages)
         arrived = await _wait_for_deliveries(receiver, deliveries, stack, timeout_s=120)
         await asyncio.sleep(2)  # let late extras (there should be none) show up before counting
 
         deadline = time.monotonic() + 15
-        while True:  # every message is either published or rejected; wait until ingest has done both
-            counts = await _end_offsets(bootstrap, [topics.observations, topics.ingest_rejected, topics.alerts])
-            if counts[topics.observations] + counts[topics.ingest_rejected] >= len(messages) or time.monotonic() > deadline:
+        while (
+            True
+        ):  # every message is either published or rejected; wait until ingest has done both
+            counts = await _end_offsets(
+                bootstrap, [topics.observations, topics.ingest_rejected, topics.alerts]
+            )
+            if (
+                counts[topics.observations] + counts[topics.ingest_rejected] >= len(messages)
+                or time.monotonic() > deadline
+            ):
                 break
             await asyncio.sleep(0.5)
         verdict = verify(prediction.deliveries, receiver.received, receiver.duplicates)
@@ -178,19 +234,29 @@ async def _demo(keep_kafka: bool) -> int:
         say("▶ summary")
         say(f"  events in          {len(messages)}")
         say(f"  accepted           {counts[topics.observations]}  (expected {prediction.valid})")
-        say(f"  rejected           {counts[topics.ingest_rejected]}  (with reasons, on {topics.ingest_rejected})")
-        say(f"  alerts fired       {counts[topics.alerts]}  transitions on {topics.alerts} (the backtest predicts {transitions})")
-        say(f"  deliveries         {len(receiver.received)}  distinct, signature verified (backtest: {deliveries}; "
+        say(
+            f"  rejected           {counts[topics.ingest_rejected]}  (with reasons, on {topics.ingest_rejected})"
+        )
+        say(
+            f"  alerts fired       {counts[topics.alerts]}  transitions on {topics.alerts} (the backtest predicts {transitions})"
+        )
+        say(
+            f"  deliveries         {len(receiver.received)}  distinct, signature verified (backtest: {deliveries}; "
             f"{len(verdict.missing)} missing, {len(verdict.extra)} extra); "
-            f"{receiver.duplicates} repeats, {receiver.bad_signatures} bad signatures")
-        say(f"  took               {time.monotonic() - started:.0f}s; logs in {logs.relative_to(PROJECT_ROOT)}")
+            f"{receiver.duplicates} repeats, {receiver.bad_signatures} bad signatures"
+        )
+        say(
+            f"  took               {time.monotonic() - started:.0f}s; logs in {logs.relative_to(PROJECT_ROOT)}"
+        )
         if not receiver.received:
             say("✗ no alert reached the receiver; see the worker logs above")
             return 1
         if not arrived or not verdict.ok:
-            say("! the deliveries differ from the backtest's: reports of one scope reached the workers in another\n"
+            say(
+                "! the deliveries differ from the backtest's: reports of one scope reached the workers in another\n"
                 "  order than the file's (see EWS_EVALUATION_SETTLE_S in README), or a composite combined its members\n"
-                "  in another order; see the worker logs")
+                "  in another order; see the worker logs"
+            )
         return 0
     finally:
         say("▶ stopping everything the demo started")

@@ -11,8 +11,12 @@ from services.ingest.files import read_feed_rows
 
 SCENARIOS = PROJECT_ROOT / "scenarios"
 SYNTHETIC_CORRIDOR = SCENARIOS / "darien-corridor.synthetic.jsonl"
-HONDURAS_ARRIVALS = SCENARIOS / "honduras-irregular-arrivals.source.csv"  # as published (see .source.txt)
-HONDURAS_ARRIVALS_HXL = SCENARIOS / "honduras-irregular-arrivals.hxl.csv"  # the same figures, HXL-tagged
+HONDURAS_ARRIVALS = (
+    SCENARIOS / "honduras-irregular-arrivals.source.csv"
+)  # as published (see .source.txt)
+HONDURAS_ARRIVALS_HXL = (
+    SCENARIOS / "honduras-irregular-arrivals.hxl.csv"
+)  # the same figures, HXL-tagged
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,9 @@ def load_jsonl_scenario(path: Path) -> list[FeedMessage]:
         if "message" in item:
             message = item["message"]
             value = json.dumps(message, ensure_ascii=False).encode()
-            key = message.get("site_id") or message.get("area_id") or message.get("to_country") or ""
+            key = (
+                message.get("site_id") or message.get("area_id") or message.get("to_country") or ""
+            )
         else:
             value, key = item["raw"].encode(), ""
         out.append(FeedMessage(item["feed"], key.encode(), value, f"{path.name}:{number}"))
@@ -43,7 +49,10 @@ def load_jsonl_scenario(path: Path) -> list[FeedMessage]:
 def load_honduras_arrivals(path: Path = HONDURAS_ARRIVALS_HXL) -> list[FeedMessage]:
     """INM Honduras monthly irregular arrivals as national border-crossing reports, read as `ews ingest` reads HXL."""
     feed, rows = read_feed_rows(path)
-    return [FeedMessage(feed, b"HN", json.dumps(row.report).encode(), f"{path.name}:{row.number}") for row in rows]
+    return [
+        FeedMessage(feed, b"HN", json.dumps(row.report).encode(), f"{path.name}:{row.number}")
+        for row in rows
+    ]
 
 
 def bundled_scenario() -> list[FeedMessage]:

@@ -36,21 +36,27 @@ class WorkerNotReady(RuntimeError):
         self.name = name
 
 
-async def wait_until_ready(workers: Iterable[tuple[str, subprocess.Popen, int]], timeout_s: float = 120) -> None:
+async def wait_until_ready(
+    workers: Iterable[tuple[str, subprocess.Popen, int]], timeout_s: float = 120
+) -> None:
     """Until each (name, process, web port) answers 200 on /readyz; WorkerNotReady if one exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(timeout=2) as client:
         for name, process, port in workers:
             while True:
                 if process.poll() is not None:
-                    raise WorkerNotReady(f"the {name} worker exited with {process.returncode}", name)
+                    raise WorkerNotReady(
+                        f"the {name} worker exited with {process.returncode}", name
+                    )
                 try:
                     if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
                 if time.monotonic() > deadline:
-                    raise WorkerNotReady(f"the {name} worker was not ready after {timeout_s:.0f}s", name)
+                    raise WorkerNotReady(
+                        f"the {name} worker was not ready after {timeout_s:.0f}s", name
+                    )
                 await asyncio.sleep(0.3)
 
 
@@ -72,7 +78,9 @@ class LocalStack:
     async def start_kafka(self) -> str:
         self.logs.mkdir(parents=True, exist_ok=True)
         if self.bootstrap is None:
-            self.broker = LocalBroker(data_dir=self.run_dir / "kafka", port=free_port(), controller_port=free_port())
+            self.broker = LocalBroker(
+                data_dir=self.run_dir / "kafka", port=free_port(), controller_port=free_port()
+            )
             await asyncio.to_thread(self.broker.start)
             self.bootstrap = self.broker.bootstrap
         return self.bootstrap
@@ -80,9 +88,15 @@ class LocalStack:
     @property
     def env(self) -> dict[str, str]:
         assert self.bootstrap is not None
-        return {**os.environ, "EWS_KAFKA_BOOTSTRAP": self.bootstrap, "EWS_TOPIC_NAMESPACE": self.namespace,
-                "EWS_DATA_DIR": str(self.run_dir / "data"), "EWS_LOG_LEVEL": "warning",
-                **{f"EWS_{s.upper()}_WEB_PORT": str(p) for s, p in self.ports.items()}, **self.env_extra}
+        return {
+            **os.environ,
+            "EWS_KAFKA_BOOTSTRAP": self.bootstrap,
+            "EWS_TOPIC_NAMESPACE": self.namespace,
+            "EWS_DATA_DIR": str(self.run_dir / "data"),
+            "EWS_LOG_LEVEL": "warning",
+            **{f"EWS_{s.upper()}_WEB_PORT": str(p) for s, p in self.ports.items()},
+            **self.env_extra,
+        }
 
     @property
     def settings(self) -> Settings:
@@ -99,8 +113,14 @@ class LocalStack:
         env = {**self.env, f"EWS_{service.upper()}_WEB_PORT": str(self.ports[name])}
         ews = shutil.which("ews", path=str(Path(sys.executable).parent)) or "ews"
         log = open(self.logs / f"{name}.log", "ab")
-        self.workers[name] = subprocess.Popen([ews, "worker", service], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                              stdin=subprocess.DEVNULL, start_new_session=True)
+        self.workers[name] = subprocess.Popen(
+            [ews, "worker", service],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         return self.workers[name]
 
     def service_of(self, name: str) -> str:
@@ -109,10 +129,14 @@ class LocalStack:
     async def wait_ready(self, names: list[str] | None = None, timeout_s: float = 120) -> None:
         names = names or list(self.workers)
         try:
-            await wait_until_ready([(name, self.workers[name], self.ports[name]) for name in names], timeout_s)
+            await wait_until_ready(
+                [(name, self.workers[name], self.ports[name]) for name in names], timeout_s
+            )
         except WorkerNotReady as exc:
-            raise WorkerNotReady(f"{exc}; last lines of its log ({self.logs / exc.name}.log):\n{self.tail(exc.name)}",
-                                 exc.name) from None
+            raise WorkerNotReady(
+                f"{exc}; last lines of its log ({self.logs / exc.name}.log):\n{self.tail(exc.name)}",
+                exc.name,
+            ) from None
 
     def supervise(self) -> list[str]:
         """Restart workers that stopped themselves on purpose; raise if one died otherwise. Returns who restarted."""
@@ -132,11 +156,16 @@ class LocalStack:
         workers that stop themselves meanwhile): the barrier between steps of a scenario."""
         topics, ns = Topics(self.namespace), self.namespace
         groups = {  # service → its consumer groups → their input topics
-            "ingest": {stage_group(ns, "ingest", "validation"): list(topics.feeds.values()),
-                       stage_group(ns, "ingest", "deduplication"): [topics.ingest_validated]},
-            "triggers": {stage_group(ns, "triggers", "routing"): [topics.observations, topics.alerts],
-                         stage_group(ns, "triggers", "evaluation"): [topics.triggers_scoped]},
-            "notify": {f"{ns}-notify": [topics.alerts, topics.notify_retry]}}
+            "ingest": {
+                stage_group(ns, "ingest", "validation"): list(topics.feeds.values()),
+                stage_group(ns, "ingest", "deduplication"): [topics.ingest_validated],
+            },
+            "triggers": {
+                stage_group(ns, "triggers", "routing"): [topics.observations, topics.alerts],
+                stage_group(ns, "triggers", "evaluation"): [topics.triggers_scoped],
+            },
+            "notify": {f"{ns}-notify": [topics.alerts, topics.notify_retry]},
+        }
         deadline = time.monotonic() + timeout_s
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap)
@@ -147,23 +176,35 @@ class LocalStack:
                 self.supervise()
                 behind, lagging = 0, []
                 for group, inputs in (g for service in services for g in groups[service].items()):
-                    partitions = [TopicPartition(t, p) for t in inputs for p in (consumer.partitions_for_topic(t) or ())]
+                    partitions = [
+                        TopicPartition(t, p)
+                        for t in inputs
+                        for p in (consumer.partitions_for_topic(t) or ())
+                    ]
                     if not partitions:
                         await consumer._client.force_metadata_update()
                         behind += 1
                         continue
                     ends = await consumer.end_offsets(partitions)
-                    committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+                    committed = await admin.list_consumer_group_offsets(
+                        group, partitions=partitions
+                    )
                     for tp in partitions:
                         done = committed.get(tp)
-                        lag = max(0, ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0))
+                        lag = max(
+                            0,
+                            ends[tp]
+                            - (done.offset if done is not None and done.offset >= 0 else 0),
+                        )
                         if lag:
                             behind += lag
                             lagging.append(f"{group}: {tp.topic}/{tp.partition} {lag} behind")
                 if behind == 0:
                     return
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{behind} messages still unprocessed after {timeout_s:.0f}s: {', '.join(lagging)}")
+                    raise TimeoutError(
+                        f"{behind} messages still unprocessed after {timeout_s:.0f}s: {', '.join(lagging)}"
+                    )
                 await asyncio.sleep(0.3)
         finally:
             await consumer.stop()
@@ -177,7 +218,11 @@ class LocalStack:
 
     def tail(self, name: str, lines: int = 20) -> str:
         path = self.logs / f"{name}.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+        return (
+            "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+            if path.exists()
+            else ""
+        )
 
     def peak_rss_mb(self, name: str) -> float | None:
         """The worker's peak resident memory so far (VmHWM), while it runs."""

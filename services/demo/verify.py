@@ -25,8 +25,13 @@ class Prediction:
     deliveries: set[str]  # Idempotency-Keys: "alert_id:transition:contact"
 
 
-def predict(messages: Iterable[tuple[str, bytes]], triggers_file: Path, sites_file: Path, contacts_file: Path,
-            lateness: str = "P7D") -> Prediction:
+def predict(
+    messages: Iterable[tuple[str, bytes]],
+    triggers_file: Path,
+    sites_file: Path,
+    contacts_file: Path,
+    lateness: str = "P7D",
+) -> Prediction:
     """What the workers must produce and deliver for these feed messages, computed with the pure core."""
     geography = Geography(load_model(sites_file, SitesFile))
     engine = load_engine(triggers_file, sites_file, lateness)
@@ -39,14 +44,25 @@ def predict(messages: Iterable[tuple[str, bytes]], triggers_file: Path, sites_fi
         except FeedRejection:
             pass
     alerts = run_backtest(observations, engine, now)
-    keys = {f"{a.alert_id}:{a.transition}:{c.id}" for a in alerts for c in route_to_contacts(a, contacts, geography)}
+    keys = {
+        f"{a.alert_id}:{a.transition}:{c.id}"
+        for a in alerts
+        for c in route_to_contacts(a, contacts, geography)
+    }
     return Prediction(len(observations), alerts, keys)
 
 
-def expected_deliveries(messages: Iterable[tuple[str, bytes]], config_dir: Path, lateness: str = "P7D") -> set[str]:
+def expected_deliveries(
+    messages: Iterable[tuple[str, bytes]], config_dir: Path, lateness: str = "P7D"
+) -> set[str]:
     """Idempotency keys the workers must deliver, for a config dir holding triggers, sites and contacts."""
-    return predict(messages, config_dir / "triggers.yaml", config_dir / "sites.yaml", config_dir / "contacts.yaml",
-                   lateness).deliveries
+    return predict(
+        messages,
+        config_dir / "triggers.yaml",
+        config_dir / "sites.yaml",
+        config_dir / "contacts.yaml",
+        lateness,
+    ).deliveries
 
 
 @dataclass
@@ -62,8 +78,10 @@ class Verdict:
         return not self.missing and not self.extra
 
     def __str__(self) -> str:
-        return (f"{self.expected} expected, {self.delivered} delivered, {len(self.missing)} missing "
-                f"{self.missing[:5]}, {len(self.extra)} extra {self.extra[:5]}, {self.repeats} repeats")
+        return (
+            f"{self.expected} expected, {self.delivered} delivered, {len(self.missing)} missing "
+            f"{self.missing[:5]}, {len(self.extra)} extra {self.extra[:5]}, {self.repeats} repeats"
+        )
 
 
 def verify(expected: set[str], received: Iterable[str], repeats: int = 0) -> Verdict:

@@ -69,19 +69,47 @@ def create_app(settings: Settings) -> faust.App:
             try:
                 observation = parse_feed_message(feed, raw, geography, now)
             except FeedRejection as error:
-                out.append(rejected_message(feed, raw, error, source_topic=record.topic,
-                                            source_partition=record.partition, source_offset=record.offset))
-                log.info("rejected %s message at %s/%s/%s: %s", feed, record.topic, record.partition,
-                         record.offset, error.detail)
+                out.append(
+                    rejected_message(
+                        feed,
+                        raw,
+                        error,
+                        source_topic=record.topic,
+                        source_partition=record.partition,
+                        source_offset=record.offset,
+                    )
+                )
+                log.info(
+                    "rejected %s message at %s/%s/%s: %s",
+                    feed,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    error.detail,
+                )
                 continue
-            out.append(Out(topics.ingest_validated, observation.event_id.encode(), observation.model_dump_json().encode()))
+            out.append(
+                Out(
+                    topics.ingest_validated,
+                    observation.event_id.encode(),
+                    observation.model_dump_json().encode(),
+                )
+            )
         return out
 
-    validation = Relay.for_service(settings, "ingest", "validation", list(topics.feeds.values()), validate_batch,
-                                   max_request_size=REJECTED_MAX_BYTES)
+    validation = Relay.for_service(
+        settings,
+        "ingest",
+        "validation",
+        list(topics.feeds.values()),
+        validate_batch,
+        max_request_size=REJECTED_MAX_BYTES,
+    )
     seen = SeenEvents(topics.ingest_event_ids_changelog, retention)
     metrics.EVENT_IDS_HELD.set_function(lambda: sum(len(held) for held in seen.held.values()))
-    newest: dict[str, float] = {}  # source → newest observed_at accepted (ews_feed_last_event_timestamp_seconds)
+    newest: dict[
+        str, float
+    ] = {}  # source → newest observed_at accepted (ews_feed_last_event_timestamp_seconds)
 
     def deduplicate_batch(records) -> Step:
         """Each report decided against what is remembered of its event_id (and what this batch already
@@ -95,8 +123,13 @@ def create_app(settings: Settings) -> faust.App:
                 observation = Observation.model_validate_json(record.value)
             except ValidationError as exc:  # only ingest writes this topic: a bug, kept on the topic for whoever investigates
                 metrics.EVENTS.labels("unknown", "unreadable").inc()
-                log.error("%s/%d/%d is not a readable observation; skipped: %s", record.topic, record.partition,
-                          record.offset, exc)
+                log.error(
+                    "%s/%d/%d is not a readable observation; skipped: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    exc,
+                )
                 continue
             previous = seen.get(record.partition, observation.event_id, now)
             digest = content_digest(observation)
@@ -104,30 +137,66 @@ def create_app(settings: Settings) -> faust.App:
             outcomes[(_feed_label(observation.feed), outcome)] += 1
             if outcome != "duplicate":
                 # as validated, unless the revision changed (a new report keeps its bytes: not encoded again)
-                value = record.value if revision == observation.revision else \
-                    observation.model_copy(update={"revision": revision}).model_dump_json().encode()
+                value = (
+                    record.value
+                    if revision == observation.revision
+                    else observation.model_copy(update={"revision": revision})
+                    .model_dump_json()
+                    .encode()
+                )
                 outputs.append(Out(topics.observations, observation.key.encode(), value))
-                changes.append(seen.put(record.partition, observation.event_id, SeenEvent(
-                    digest=digest, revision=revision, seen_at=now, partition=record.partition, offset=record.offset)))
+                changes.append(
+                    seen.put(
+                        record.partition,
+                        observation.event_id,
+                        SeenEvent(
+                            digest=digest,
+                            revision=revision,
+                            seen_at=now,
+                            partition=record.partition,
+                            offset=record.offset,
+                        ),
+                    )
+                )
                 at = observation.observed_at.timestamp()
                 if at > newest.get(observation.source, float("-inf")):
                     newest[observation.source] = at
                     metrics.LAST_EVENT.labels(observation.source).set(at)
             correlation = correlation_of(record)
             if correlation is not None:  # POST /feeds/{feed} waits for this answer
-                outputs.append(answer(topics.ingest_replies, correlation, {"outcome": outcome, "revision": revision}))
+                outputs.append(
+                    answer(
+                        topics.ingest_replies,
+                        correlation,
+                        {"outcome": outcome, "revision": revision},
+                    )
+                )
         for partition in {record.partition for record in records}:
             changes.extend(seen.expire(partition, now))
         for labels, count in outcomes.items():
             metrics.EVENTS.labels(*labels).inc(count)
         return Step(outputs, changes)
 
-    deduplication = Relay.for_service(settings, "ingest", "deduplication", [topics.ingest_validated],
-                                      deduplicate_batch, state=seen, max_records=BATCH_MAX,
-                                      max_request_size=REJECTED_MAX_BYTES)
-    replies = Replies(settings.kafka_bootstrap, topics.ingest_replies, timeout_s=settings.feed_http_answer_s)
-    app = create_faust_app("ingest", settings, settings.ingest_web_port, readiness=replies.not_ready,
-                           stages=[validation, deduplication])
+    deduplication = Relay.for_service(
+        settings,
+        "ingest",
+        "deduplication",
+        [topics.ingest_validated],
+        deduplicate_batch,
+        state=seen,
+        max_records=BATCH_MAX,
+        max_request_size=REJECTED_MAX_BYTES,
+    )
+    replies = Replies(
+        settings.kafka_bootstrap, topics.ingest_replies, timeout_s=settings.feed_http_answer_s
+    )
+    app = create_faust_app(
+        "ingest",
+        settings,
+        settings.ingest_web_port,
+        readiness=replies.not_ready,
+        stages=[validation, deduplication],
+    )
     app.task(replies.run)
 
     @app.page("/feeds/{feed}")
@@ -138,21 +207,28 @@ def create_app(settings: Settings) -> faust.App:
             except AuthError as exc:
                 return self.json({"error": exc.message}, status=exc.status)
             if feed not in topics.feeds:
-                return self.json({"error": f"unknown feed {feed!r}; expected one of {', '.join(topics.feeds)}"}, status=404)
+                return self.json(
+                    {"error": f"unknown feed {feed!r}; expected one of {', '.join(topics.feeds)}"},
+                    status=404,
+                )
             body = await read_body_limited(request, settings.feed_http_max_bytes)
             if body is None:
-                return self.json({"error": describe_limit(settings.feed_http_max_bytes)}, status=413)
+                return self.json(
+                    {"error": describe_limit(settings.feed_http_max_bytes)}, status=413
+                )
             try:
                 items = json.loads(body)
             except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
                 return self.json({"error": f"body is not JSON: {exc}"}, status=400)
             if not isinstance(items, list):
                 return self.json({"error": "body must be a JSON array of reports"}, status=400)
-            results = await asyncio.gather(*(
-                _upload_item(feed, index, item, partner.name) for index, item in enumerate(items)
-            ))
-            counts = {o: sum(1 for r in results if r["outcome"] == o)
-                      for o in ("accepted", "duplicate", "correction", "rejected", "pending")}
+            results = await asyncio.gather(
+                *(_upload_item(feed, index, item, partner.name) for index, item in enumerate(items))
+            )
+            counts = {
+                o: sum(1 for r in results if r["outcome"] == o)
+                for o in ("accepted", "duplicate", "correction", "rejected", "pending")
+            }
             return self.json({"results": results, **counts})
 
     async def _upload_item(feed: str, index: int, item, partner: str) -> dict:
@@ -160,14 +236,29 @@ def create_app(settings: Settings) -> faust.App:
         try:
             observation = parse_feed_message(feed, raw, geography, datetime.now(timezone.utc))
         except FeedRejection as error:
-            await deduplication.send(rejected_message(feed, raw, error, source_partner=f"{partner} item {index}"))
-            return {"index": index, "outcome": "rejected", "reason": error.reason, "detail": error.detail}
-        request = Out(topics.ingest_validated, observation.event_id.encode(), observation.model_dump_json().encode())
+            await deduplication.send(
+                rejected_message(feed, raw, error, source_partner=f"{partner} item {index}")
+            )
+            return {
+                "index": index,
+                "outcome": "rejected",
+                "reason": error.reason,
+                "detail": error.detail,
+            }
+        request = Out(
+            topics.ingest_validated,
+            observation.event_id.encode(),
+            observation.model_dump_json().encode(),
+        )
         try:
             reply = await replies.ask(deduplication.send, request)
         except asyncio.TimeoutError:
-            return {"index": index, "event_id": observation.event_id, "outcome": "pending",
-                    "detail": f"queued for de-duplication; no answer within {replies.timeout_s:g} s"}
+            return {
+                "index": index,
+                "event_id": observation.event_id,
+                "outcome": "pending",
+                "detail": f"queued for de-duplication; no answer within {replies.timeout_s:g} s",
+            }
         return {"index": index, "event_id": observation.event_id, **reply}
 
     return app

@@ -30,14 +30,26 @@ class SeenEvent(NamedTuple):
 
     def to_json(self) -> bytes:
         """The changelog's form (the same JSON object earlier versions wrote)."""
-        return orjson.dumps({"digest": self.digest, "revision": self.revision, "seen_at": self.seen_at.isoformat(),
-                             "partition": self.partition, "offset": self.offset})
+        return orjson.dumps(
+            {
+                "digest": self.digest,
+                "revision": self.revision,
+                "seen_at": self.seen_at.isoformat(),
+                "partition": self.partition,
+                "offset": self.offset,
+            }
+        )
 
     @classmethod
     def from_json(cls, raw: bytes) -> SeenEvent:
         data = orjson.loads(raw)
-        return cls(data["digest"], int(data["revision"]), _utc(data["seen_at"]), int(data["partition"]),
-                   int(data.get("offset", -1)))
+        return cls(
+            data["digest"],
+            int(data["revision"]),
+            _utc(data["seen_at"]),
+            int(data["partition"]),
+            int(data.get("offset", -1)),
+        )
 
 
 def _utc(text: str) -> datetime:
@@ -48,12 +60,16 @@ def content_digest(observation: Observation) -> str:
     """A fingerprint of what the report says (not when it arrived or its revision)."""
     content = observation.model_dump(mode="json", exclude={"ingested_at", "revision"})
     canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
-    if not canonical.isascii() or b"\x7f" in canonical:  # earlier versions' digests: json's \u escapes
+    if (
+        not canonical.isascii() or b"\x7f" in canonical
+    ):  # earlier versions' digests: json's \u escapes
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()
 
 
-def decide(previous: SeenEvent | None, digest: str, partition: int = -1, offset: int = -2) -> tuple[Outcome, int]:
+def decide(
+    previous: SeenEvent | None, digest: str, partition: int = -1, offset: int = -2
+) -> tuple[Outcome, int]:
     """Same content again is a duplicate; different content under a known event_id is a correction.
 
     The very message that recorded the entry, seen again after a crash (its offset was not

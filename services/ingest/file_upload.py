@@ -24,7 +24,9 @@ from .validation import FeedRejection, parse_feed_message, rejection
 PROGRESS_FROM_ROWS = 2000
 
 
-def upload_file(path: Path, feed: str | None, source: str | None, check_only: bool, settings: Settings) -> int:
+def upload_file(
+    path: Path, feed: str | None, source: str | None, check_only: bool, settings: Settings
+) -> int:
     """Exit code: 0 all rows accepted, 1 some rows rejected (the rest were still sent), 2 unreadable file."""
     try:
         feed, rows = read_feed_rows(path, feed, source)
@@ -36,17 +38,25 @@ def upload_file(path: Path, feed: str | None, source: str | None, check_only: bo
     return asyncio.run(_upload(path, feed, rows, geography, check_only, settings))
 
 
-async def _upload(path: Path, feed: str, rows, geography: Geography, check_only: bool, settings: Settings) -> int:
+async def _upload(
+    path: Path, feed: str, rows, geography: Geography, check_only: bool, settings: Settings
+) -> int:
     topics = Topics(settings.topic_namespace)
     producer = None
     if not check_only:
         await ensure_topics(settings)
-        producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20
+        )
         await producer.start()
     sent = bad = 0
     try:
-        with click.progressbar(rows, label=f"{path.name} → {feed}", file=sys.stderr,
-                               hidden=len(rows) < PROGRESS_FROM_ROWS) as bar:
+        with click.progressbar(
+            rows,
+            label=f"{path.name} → {feed}",
+            file=sys.stderr,
+            hidden=len(rows) < PROGRESS_FROM_ROWS,
+        ) as bar:
             for row in bar:
                 raw = json.dumps(row.report, ensure_ascii=False).encode()
                 now = datetime.now(timezone.utc)
@@ -56,8 +66,14 @@ async def _upload(path: Path, feed: str, rows, geography: Geography, check_only:
                     bad += 1
                     click.echo(f"{path}:{row.number}: {error.detail}", err=True)
                     if producer is not None:
-                        record = rejection(feed, raw, error, now, source_file=str(path), source_row=row.number)
-                        await producer.send(topics.ingest_rejected, record.model_dump_json().encode(), key=feed.encode())
+                        record = rejection(
+                            feed, raw, error, now, source_file=str(path), source_row=row.number
+                        )
+                        await producer.send(
+                            topics.ingest_rejected,
+                            record.model_dump_json().encode(),
+                            key=feed.encode(),
+                        )
                     continue
                 if producer is not None:
                     await producer.send(topics.feeds[feed], raw, key=observation.key.encode())
@@ -68,6 +84,8 @@ async def _upload(path: Path, feed: str, rows, geography: Geography, check_only:
         if producer is not None:
             await producer.stop()
     verb = "valid" if check_only else f"sent to {topics.feeds[feed]}"
-    click.echo(f"{path}: {len(rows)} rows, {sent} {verb}, {bad} rejected"
-               + (f" (kept on {topics.ingest_rejected})" if bad and not check_only else ""))
+    click.echo(
+        f"{path}: {len(rows)} rows, {sent} {verb}, {bad} rejected"
+        + (f" (kept on {topics.ingest_rejected})" if bad and not check_only else "")
+    )
     return 1 if bad else 0

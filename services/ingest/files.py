@@ -51,7 +51,14 @@ HXL_FIELDS: dict[str, dict[str, str]] = {
         "#capacity+shelter": "shelter_capacity",
     },
 }
-INTEGER_FIELDS = {"count", "children", "unaccompanied_children", "newly_displaced", "shelter_occupancy", "shelter_capacity"}
+INTEGER_FIELDS = {
+    "count",
+    "children",
+    "unaccompanied_children",
+    "newly_displaced",
+    "shelter_occupancy",
+    "shelter_capacity",
+}
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
 _INTEGER = re.compile(r"^-?\d{1,3}(,\d{3})+$|^-?\d+$")
@@ -89,13 +96,19 @@ def _normalise_tag(tag: str) -> str:
 
 
 def detect_feed(columns: list[str]) -> str:
-    if any(c in ("newly_displaced", "displacement") or c.startswith("#affected+displaced") or
-           _normalise_tag(c) in ("#affected+idps", "#affected+displaced") for c in columns):
+    if any(
+        c in ("newly_displaced", "displacement")
+        or c.startswith("#affected+displaced")
+        or _normalise_tag(c) in ("#affected+idps", "#affected+displaced")
+        for c in columns
+    ):
         return "displacement"
     return "border-crossings"
 
 
-def _field_map(header: list[str], tags: list[str] | None, feed: str, path: Path) -> list[str | None]:
+def _field_map(
+    header: list[str], tags: list[str] | None, feed: str, path: Path
+) -> list[str | None]:
     mapping = {**HXL_FIELDS["common"], **HXL_FIELDS[feed]}
     fields: list[str | None] = []
     for index, name in enumerate(header):
@@ -105,9 +118,13 @@ def _field_map(header: list[str], tags: list[str] | None, feed: str, path: Path)
         else:
             fields.append(name.strip() or None)
     if not any(fields):
-        raise FileFormatError(f"{path}: no column maps to a report field; expected field names or HXL tags such as #date, #affected")
+        raise FileFormatError(
+            f"{path}: no column maps to a report field; expected field names or HXL tags such as #date, #affected"
+        )
     if "observed_at" not in fields:
-        raise FileFormatError(f"{path}: no date column; expected an observed_at column or an HXL #date tag")
+        raise FileFormatError(
+            f"{path}: no date column; expected an observed_at column or an HXL #date tag"
+        )
     return fields
 
 
@@ -122,7 +139,9 @@ def _convert(field: str, value: str) -> object:
     return value
 
 
-def read_feed_rows(path: Path, feed: str | None = None, source: str | None = None) -> tuple[str, Iterator[FileRow]]:
+def read_feed_rows(
+    path: Path, feed: str | None = None, source: str | None = None
+) -> tuple[str, Iterator[FileRow]]:
     """The feed the file holds and its rows as report dicts (validation happens after)."""
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -138,7 +157,9 @@ def read_feed_rows(path: Path, feed: str | None = None, source: str | None = Non
     header, start, tags = rows[0], 1, None
     if all(c.strip().startswith("#") for c in header if c.strip()):
         tags = header
-    elif len(rows) > 1 and sum(c.strip().startswith("#") for c in rows[1]) >= max(1, len([c for c in rows[1] if c.strip()]) // 2):
+    elif len(rows) > 1 and sum(c.strip().startswith("#") for c in rows[1]) >= max(
+        1, len([c for c in rows[1] if c.strip()]) // 2
+    ):
         tags, start = rows[1], 2
     feed = feed or detect_feed(tags or header)
     fields = _field_map(header, tags, feed, path)
@@ -152,16 +173,30 @@ def read_feed_rows(path: Path, feed: str | None = None, source: str | None = Non
                 if field is None or not value.strip():
                     continue
                 if field.startswith("nationality_"):
-                    report.setdefault("by_nationality", {})[field.removeprefix("nationality_")] = _convert("count", value)
+                    report.setdefault("by_nationality", {})[field.removeprefix("nationality_")] = (
+                        _convert("count", value)
+                    )
                 else:
                     report[field] = _convert(field, value)
             if source and "source" not in report:
                 report["source"] = source
-            if "observed_at" in report and _MONTH.match(row[fields.index("observed_at")].strip()) and "period" not in report:
+            if (
+                "observed_at" in report
+                and _MONTH.match(row[fields.index("observed_at")].strip())
+                and "period" not in report
+            ):
                 report["period"] = "P1M"
             if "event_id" not in report and {"source", "observed_at"} <= report.keys():
-                where = report.get("site_id") or report.get("area_id") or report.get("to_country") or report.get("country") or "all"
-                report["event_id"] = f"{report['source']}-{str(report['observed_at'])[:10]}-{where}".lower()
+                where = (
+                    report.get("site_id")
+                    or report.get("area_id")
+                    or report.get("to_country")
+                    or report.get("country")
+                    or "all"
+                )
+                report["event_id"] = (
+                    f"{report['source']}-{str(report['observed_at'])[:10]}-{where}".lower()
+                )
             yield FileRow(offset, report)
 
     return feed, generate()

@@ -9,7 +9,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from schemas import FEED_MODELS, BorderCrossingReport, DisplacementReport, Location, Observation, RejectedMessage
+from schemas import (
+    FEED_MODELS,
+    BorderCrossingReport,
+    DisplacementReport,
+    Location,
+    Observation,
+    RejectedMessage,
+)
 from schemas.types import parse_duration
 from services.common.geography import Geography
 
@@ -40,7 +47,11 @@ def describe_validation_error(error: ValidationError) -> str:
         field = ".".join(str(p) for p in err["loc"]) or "(message)"
         message = err["msg"].removeprefix("Value error, ")
         got = err.get("input")
-        shown = "" if err["type"] == "missing" or isinstance(got, (dict, list)) else f" (got {_short(got)})"
+        shown = (
+            ""
+            if err["type"] == "missing" or isinstance(got, (dict, list))
+            else f" (got {_short(got)})"
+        )
         parts.append(f"{field}: {message}{shown}")
     return "; ".join(parts)
 
@@ -50,25 +61,37 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def parse_feed_message(feed: str, raw: bytes, geography: Geography, ingested_at: datetime) -> Observation:
+def parse_feed_message(
+    feed: str, raw: bytes, geography: Geography, ingested_at: datetime
+) -> Observation:
     """Validate one message of `feed`; raise FeedRejection naming what is wrong."""
     model = FEED_MODELS.get(feed)
     if model is None:
-        raise FeedRejection("unknown_feed", f"unknown feed {feed!r}; expected one of {', '.join(FEED_MODELS)}")
+        raise FeedRejection(
+            "unknown_feed", f"unknown feed {feed!r}; expected one of {', '.join(FEED_MODELS)}"
+        )
     if len(raw) > MAX_MESSAGE_BYTES:
-        raise FeedRejection("too_large", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+        raise FeedRejection(
+            "too_large", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise FeedRejection("not_utf8", f"message is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+        raise FeedRejection(
+            "not_utf8", f"message is not UTF-8 text: {exc.reason} at byte {exc.start}"
+        ) from None
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
-        raise FeedRejection("invalid_json", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise FeedRejection(
+            "invalid_json", f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except RecursionError:
         raise FeedRejection("invalid_json", NESTED_TOO_DEEPLY) from None
     if not isinstance(data, dict):
-        raise FeedRejection("not_an_object", f"expected one JSON object per message, got {type(data).__name__}")
+        raise FeedRejection(
+            "not_an_object", f"expected one JSON object per message, got {type(data).__name__}"
+        )
     try:
         report = model.model_validate(data)
     except ValidationError as exc:
@@ -76,8 +99,9 @@ def parse_feed_message(feed: str, raw: bytes, geography: Geography, ingested_at:
     return to_observation(report, geography, ingested_at)
 
 
-def to_observation(report: BorderCrossingReport | DisplacementReport, geography: Geography,
-                   ingested_at: datetime) -> Observation:
+def to_observation(
+    report: BorderCrossingReport | DisplacementReport, geography: Geography, ingested_at: datetime
+) -> Observation:
     if isinstance(report, BorderCrossingReport):
         location = _crossing_location(report, geography)
         metrics = {"count": report.count}
@@ -112,7 +136,9 @@ def _crossing_location(report: BorderCrossingReport, geography: Geography) -> Lo
         return Location(kind="country", id=report.to_country, country=report.to_country)
     site = geography.sites.get(report.site_id)
     if site is None:
-        raise FeedRejection("unknown_site", f"site_id: {report.site_id!r} is not a site in config/sites.yaml")
+        raise FeedRejection(
+            "unknown_site", f"site_id: {report.site_id!r} is not a site in config/sites.yaml"
+        )
     if site.country not in (report.to_country, report.from_country):
         raise FeedRejection(
             "validation",
@@ -125,15 +151,26 @@ def _displacement_location(report: DisplacementReport, geography: Geography) -> 
     area = geography.areas.get(report.area_id)
     site = geography.sites.get(report.area_id)
     if area is None and site is None:
-        raise FeedRejection("unknown_area", f"area_id: {report.area_id!r} is not an area or shelter in config/sites.yaml")
+        raise FeedRejection(
+            "unknown_area",
+            f"area_id: {report.area_id!r} is not an area or shelter in config/sites.yaml",
+        )
     where = area or site
     if where.country != report.country:
-        raise FeedRejection("validation", f"area_id: {report.area_id} is in {where.country}, not {report.country}")
+        raise FeedRejection(
+            "validation", f"area_id: {report.area_id} is in {where.country}, not {report.country}"
+        )
     return Location(kind="area" if area else "site", id=report.area_id, country=report.country)
 
 
-def rejection(feed: str, raw: bytes, error: FeedRejection, rejected_at: datetime, **source: Any) -> RejectedMessage:
+def rejection(
+    feed: str, raw: bytes, error: FeedRejection, rejected_at: datetime, **source: Any
+) -> RejectedMessage:
     return RejectedMessage(
-        feed=feed, reason=error.reason, detail=error.detail,
-        original_base64=base64.b64encode(raw).decode("ascii"), rejected_at=rejected_at, **source,
+        feed=feed,
+        reason=error.reason,
+        detail=error.detail,
+        original_base64=base64.b64encode(raw).decode("ascii"),
+        rejected_at=rejected_at,
+        **source,
     )

@@ -41,8 +41,13 @@ class ApiError(Exception):
 
 
 def field_errors(error: ValidationError) -> list[dict]:
-    return [{"field": ".".join(str(p) for p in e["loc"]) or "(body)", "message": e["msg"].removeprefix("Value error, ")}
-            for e in error.errors()]
+    return [
+        {
+            "field": ".".join(str(p) for p in e["loc"]) or "(body)",
+            "message": e["msg"].removeprefix("Value error, "),
+        }
+        for e in error.errors()
+    ]
 
 
 def redacted(contact: Contact) -> dict:
@@ -63,7 +68,10 @@ async def read_json(request) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"body is not JSON: {exc}") from None
     except RecursionError:
-        raise ApiError(400, "body is JSON nested too deeply; a contact is a flat object with a list of channels") from None
+        raise ApiError(
+            400,
+            "body is JSON nested too deeply; a contact is a flat object with a list of channels",
+        ) from None
 
 
 def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
@@ -79,6 +87,7 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
 
     def handle(route: str, roles: tuple[str, ...]):
         """Authentication, roles, errors and metrics around one handler."""
+
         def wrap(fn):
             async def run(view: faust.web.View, request, **kwargs):
                 try:
@@ -87,15 +96,23 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
                 except AuthError as exc:
                     status, body = exc.status, {"error": exc.message}
                 except ApiError as exc:
-                    status, body = exc.status, {"error": exc.message, **({"errors": exc.errors} if exc.errors else {})}
+                    status, body = (
+                        exc.status,
+                        {"error": exc.message, **({"errors": exc.errors} if exc.errors else {})},
+                    )
                 except Exception:  # a bug: answered, counted and logged like any other request
                     log.exception("%s %s failed", request.method, route)
-                    status, body = 500, {"error": "internal error; the notify worker's log has the details"}
+                    status, body = (
+                        500,
+                        {"error": "internal error; the notify worker's log has the details"},
+                    )
                 metrics.API_REQUESTS.labels(route, str(status)).inc()
                 if status == 204:
                     return view.bytes(b"", status=204)
                 return view.json(body, status=status)
+
             return run
+
         return wrap
 
     async def validated_contact(data: Any) -> Contact:
@@ -110,8 +127,11 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
                 try:
                     await check_target(str(channel.url), settings.allow_private_webhooks)
                 except WebhookTargetRefused as exc:
-                    raise ApiError(422, "the contact is not valid",
-                                   [{"field": f"channels.{index}.url", "message": str(exc)}]) from None
+                    raise ApiError(
+                        422,
+                        "the contact is not valid",
+                        [{"field": f"channels.{index}.url", "message": str(exc)}],
+                    ) from None
         return contact
 
     def existing(contact_id: str) -> Contact:
@@ -123,21 +143,32 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
     def editable(contact_id: str) -> Contact:
         contact = existing(contact_id)
         if contact_id in state.file_contacts and contact_id not in state.contacts.items:
-            raise ApiError(409, f"contact {contact_id!r} is defined in {settings.resolved_contacts_file}; edit that file")
+            raise ApiError(
+                409,
+                f"contact {contact_id!r} is defined in {settings.resolved_contacts_file}; edit that file",
+            )
         return contact
 
     # --- contacts --------------------------------------------------------------------------
 
     @handle("contacts", MANAGERS)
     async def list_contacts(request, principal):
-        return 200, {"contacts": [redacted(c) for c in sorted(state.all_contacts().values(), key=lambda c: c.id)]}
+        return 200, {
+            "contacts": [
+                redacted(c) for c in sorted(state.all_contacts().values(), key=lambda c: c.id)
+            ]
+        }
 
     @handle("contacts", MANAGERS)
     async def create_contact(request, principal):
         contact = await validated_contact(await read_json(request))
         if contact.id in state.all_contacts():
-            raise ApiError(409, f"contact {contact.id!r} exists; PATCH /contacts/{contact.id} to change it")
-        await publish(contacts_topic, state.contacts, contact.id, contact.model_dump_json().encode())
+            raise ApiError(
+                409, f"contact {contact.id!r} exists; PATCH /contacts/{contact.id} to change it"
+            )
+        await publish(
+            contacts_topic, state.contacts, contact.id, contact.model_dump_json().encode()
+        )
         return 201, redacted(contact)
 
     @handle("contact", MANAGERS)
@@ -151,13 +182,17 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
         if not isinstance(changes, dict):
             raise ApiError(422, "send the fields to change as a JSON object")
         if changes.get("id", contact_id) != contact_id:
-            raise ApiError(422, "id cannot change", [{"field": "id", "message": "id cannot change"}])
+            raise ApiError(
+                422, "id cannot change", [{"field": "id", "message": "id cannot change"}]
+            )
         merged = current.model_dump(mode="json")
         if "channels" not in changes:  # keep secrets as they are
             merged["channels"] = [c.model_dump(mode="json") for c in current.channels]
         merged.update(changes)
         contact = await validated_contact(merged)
-        await publish(contacts_topic, state.contacts, contact.id, contact.model_dump_json().encode())
+        await publish(
+            contacts_topic, state.contacts, contact.id, contact.model_dump_json().encode()
+        )
         return 200, redacted(contact)
 
     @handle("contact", MANAGERS)
@@ -176,9 +211,13 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
             if wanted != "all" and alert.status != wanted:
                 continue
             ack = state.acks.items.get(alert_id)
-            out.append({**alert.model_dump(mode="json"),
-                        "acknowledged": is_acknowledged(alert, ack),
-                        "acknowledgement": ack.model_dump(mode="json") if ack else None})
+            out.append(
+                {
+                    **alert.model_dump(mode="json"),
+                    "acknowledged": is_acknowledged(alert, ack),
+                    "acknowledgement": ack.model_dump(mode="json") if ack else None,
+                }
+            )
         return 200, {"alerts": out, "count": len(out)}
 
     @handle("ack", ANY_ROLE)
@@ -191,8 +230,13 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
             raise ApiError(409, f"alert {alert_id} is resolved; there is nothing to acknowledge")
         data = await read_json(request) or {}
         comment = str(data.get("comment", ""))[:500] if isinstance(data, dict) else ""
-        ack = Acknowledgement(alert_id=alert_id, transition=alert.transition, by=principal.name,
-                              at=datetime.now(timezone.utc), comment=comment)
+        ack = Acknowledgement(
+            alert_id=alert_id,
+            transition=alert.transition,
+            by=principal.name,
+            at=datetime.now(timezone.utc),
+            comment=comment,
+        )
         await publish(acks_topic, state.acks, alert_id, ack.model_dump_json().encode())
         return 200, ack.model_dump(mode="json")
 
@@ -202,9 +246,12 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
     async def list_silences(request, principal):
         now = datetime.now(timezone.utc)
         show_all = request.query.get("all") in ("1", "true")
-        out = [s.model_dump(mode="json") | {"active": s.expired_by is None and s.starts_at <= now < s.ends_at}
-               for s in sorted(state.silences.items.values(), key=lambda s: s.starts_at)
-               if show_all or (s.expired_by is None and now < s.ends_at)]
+        out = [
+            s.model_dump(mode="json")
+            | {"active": s.expired_by is None and s.starts_at <= now < s.ends_at}
+            for s in sorted(state.silences.items.values(), key=lambda s: s.starts_at)
+            if show_all or (s.expired_by is None and now < s.ends_at)
+        ]
         return 200, {"silences": out}
 
     @handle("silences", MANAGERS)
@@ -218,15 +265,23 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
         if "duration" in data and "ends_at" not in data:
             try:
                 start = datetime.fromisoformat(str(data["starts_at"]).replace("Z", "+00:00"))
-                data["ends_at"] = (start + as_timedelta(parse_duration(str(data.pop("duration"))))).isoformat()
+                data["ends_at"] = (
+                    start + as_timedelta(parse_duration(str(data.pop("duration"))))
+                ).isoformat()
             except ValueError as exc:
-                raise ApiError(422, "the silence is not valid", [{"field": "duration", "message": str(exc)}]) from None
-        data.update(id=f"sil-{secrets.token_hex(6)}", created_by=principal.name, created_at=now.isoformat())
+                raise ApiError(
+                    422, "the silence is not valid", [{"field": "duration", "message": str(exc)}]
+                ) from None
+        data.update(
+            id=f"sil-{secrets.token_hex(6)}", created_by=principal.name, created_at=now.isoformat()
+        )
         try:
             silence = Silence.model_validate(data)
         except ValidationError as exc:
             raise ApiError(422, "the silence is not valid", field_errors(exc)) from None
-        await publish(silences_topic, state.silences, silence.id, silence.model_dump_json().encode())
+        await publish(
+            silences_topic, state.silences, silence.id, silence.model_dump_json().encode()
+        )
         return 201, silence.model_dump(mode="json")
 
     @handle("silence", MANAGERS)
@@ -235,9 +290,17 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
         if silence is None:
             raise ApiError(404, f"no silence {silence_id!r}")
         now = datetime.now(timezone.utc)
-        expired = silence.model_copy(update={"expired_by": principal.name, "ends_at": min(silence.ends_at, now)
-                                             if now > silence.starts_at else silence.starts_at + timedelta(seconds=1)})
-        await publish(silences_topic, state.silences, silence_id, expired.model_dump_json().encode())
+        expired = silence.model_copy(
+            update={
+                "expired_by": principal.name,
+                "ends_at": min(silence.ends_at, now)
+                if now > silence.starts_at
+                else silence.starts_at + timedelta(seconds=1),
+            }
+        )
+        await publish(
+            silences_topic, state.silences, silence_id, expired.model_dump_json().encode()
+        )
         return 200, expired.model_dump(mode="json")
 
     # --- routes ----------------------------------------------------------------------------------

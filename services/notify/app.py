@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 
 def backoff_delay(attempt: int, settings: Settings) -> float:
     """Exponential backoff with jitter: attempt n waits between half and all of initial × 2^(n-1), capped."""
-    ceiling = min(settings.delivery_backoff_max_s, settings.delivery_backoff_initial_s * 2 ** (attempt - 1))
+    ceiling = min(
+        settings.delivery_backoff_max_s, settings.delivery_backoff_initial_s * 2 ** (attempt - 1)
+    )
     return random.uniform(ceiling / 2, ceiling)
 
 
@@ -61,19 +63,31 @@ class NotifyState:
         self.settings = settings
         self.topics = topics
         self.geography = Geography(load_model(settings.sites_file, SitesFile))
-        self.policy = load_model(settings.resolved_sharing_file, SharingFile) \
-            if settings.resolved_sharing_file.exists() else SharingFile()
+        self.policy = (
+            load_model(settings.resolved_sharing_file, SharingFile)
+            if settings.resolved_sharing_file.exists()
+            else SharingFile()
+        )
         contacts_file = settings.resolved_contacts_file
-        self.file_contacts = {c.id: c for c in load_model(contacts_file, ContactsFile).contacts} \
-            if contacts_file.exists() else {}
+        self.file_contacts = (
+            {c.id: c for c in load_model(contacts_file, ContactsFile).contacts}
+            if contacts_file.exists()
+            else {}
+        )
         self.tokens = TokenStore.from_settings(settings)
         self.picture = AlertPicture()
         bootstrap = settings.kafka_bootstrap
         self.contacts = TopicView(bootstrap, topics.contacts, Contact.model_validate_json)
         self.silences = TopicView(bootstrap, topics.notify_silences, Silence.model_validate_json)
         self.acks = TopicView(bootstrap, topics.notify_acks, Acknowledgement.model_validate_json)
-        self.alerts = TopicView(bootstrap, topics.alerts, AlertEvent.model_validate_json,
-                                on_change=lambda key, alert, record: alert and self.picture.record(alert, record.partition))
+        self.alerts = TopicView(
+            bootstrap,
+            topics.alerts,
+            AlertEvent.model_validate_json,
+            on_change=lambda key, alert, record: (
+                alert and self.picture.record(alert, record.partition)
+            ),
+        )
         self.views = [self.contacts, self.silences, self.acks, self.alerts]
 
     async def loaded(self) -> None:
@@ -93,22 +107,37 @@ def create_app(settings: Settings) -> faust.App:
     state = NotifyState(settings, topics)
     repeat_interval = as_timedelta(parse_duration(settings.repeat_interval))
     escalate_after = as_timedelta(parse_duration(settings.escalate_after))
-    app = create_faust_app("notify", settings, settings.notify_web_port,
-                           readiness=lambda: [f"loading {v.topic}" for v in state.views if not v.caught_up.is_set()])
+    app = create_faust_app(
+        "notify",
+        settings,
+        settings.notify_web_port,
+        readiness=lambda: [f"loading {v.topic}" for v in state.views if not v.caught_up.is_set()],
+    )
     alerts = app.topic(topics.alerts, key_serializer="raw", value_serializer="raw")
-    retries = app.topic(topics.notify_retry, key_serializer="raw", value_serializer="raw",
-                        partitions=settings.topic_partitions)
+    retries = app.topic(
+        topics.notify_retry,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
     deliveries = app.topic(topics.deliveries, key_serializer="raw", value_serializer="raw")
     dead = app.topic(topics.notify_dead, key_serializer="raw", value_serializer="raw")
-    delivered = app.Table("delivered", default=None, partitions=settings.topic_partitions, key_type=str,
-                          help="alert_id → delivery keys already delivered, with when")
+    delivered = app.Table(
+        "delivered",
+        default=None,
+        partitions=settings.topic_partitions,
+        key_type=str,
+        help="alert_id → delivery keys already delivered, with when",
+    )
     guard = ContinuityGuard(app)
     client_holder: dict[str, httpx.AsyncClient] = {}
     enqueued: set[str] = set()  # repeat/escalation jobs this worker already queued
 
     def client() -> httpx.AsyncClient:
         if "c" not in client_holder:
-            client_holder["c"] = httpx.AsyncClient(timeout=settings.webhook_timeout_s, follow_redirects=False)
+            client_holder["c"] = httpx.AsyncClient(
+                timeout=settings.webhook_timeout_s, follow_redirects=False
+            )
         return client_holder["c"]
 
     @app.task
@@ -141,10 +170,19 @@ def create_app(settings: Settings) -> faust.App:
                 content_type = "application/cap+xml; charset=utf-8"
             else:
                 body, content_type = render_json(shared, contact), "application/json"
-            return await post_webhook(client(), url, channel.secret, body, job.idempotency_key, content_type,
-                                      int(now.timestamp())), ""
+            return await post_webhook(
+                client(),
+                url,
+                channel.secret,
+                body,
+                job.idempotency_key,
+                content_type,
+                int(now.timestamp()),
+            ), ""
         subject, text = render_email(shared, contact, state.ack_url(job.alert.alert_id))
-        return await send_email(settings, build_message(settings, channel.address, subject, text, job.idempotency_key)), ""
+        return await send_email(
+            settings, build_message(settings, channel.address, subject, text, job.idempotency_key)
+        ), ""
 
     def channel_name(job: DeliveryJob) -> str:
         contact = state.all_contacts().get(job.contact_id)
@@ -157,16 +195,28 @@ def create_app(settings: Settings) -> faust.App:
         if contact is None or job.channel_index >= len(contact.channels):
             return ""
         channel = contact.channels[job.channel_index]
-        return (urlsplit(str(channel.url)).hostname or "") if isinstance(channel, WebhookChannel) \
+        return (
+            (urlsplit(str(channel.url)).hostname or "")
+            if isinstance(channel, WebhookChannel)
             else channel.address.split("@")[-1]
+        )
 
-    async def record(job: DeliveryJob, outcome: str, result: AttemptResult | None, detail: str = "") -> None:
+    async def record(
+        job: DeliveryJob, outcome: str, result: AttemptResult | None, detail: str = ""
+    ) -> None:
         rec = DeliveryRecord(
-            idempotency_key=job.idempotency_key, alert_id=job.alert.alert_id, transition=job.alert.transition,
-            contact_id=job.contact_id, channel=channel_name(job), target=target_of(job), attempt=job.attempt,
-            outcome=outcome, detail=detail or (result.detail if result else ""),
+            idempotency_key=job.idempotency_key,
+            alert_id=job.alert.alert_id,
+            transition=job.alert.transition,
+            contact_id=job.contact_id,
+            channel=channel_name(job),
+            target=target_of(job),
+            attempt=job.attempt,
+            outcome=outcome,
+            detail=detail or (result.detail if result else ""),
             status_code=result.status_code if result else None,
-            duration_s=result.duration_s if result else 0.0, at=datetime.now(timezone.utc),
+            duration_s=result.duration_s if result else 0.0,
+            at=datetime.now(timezone.utc),
         )
         await deliveries.send(key=job.alert.alert_id.encode(), value=rec.model_dump_json().encode())
         metrics.DELIVERIES.labels(rec.channel, outcome).inc()
@@ -203,7 +253,9 @@ def create_app(settings: Settings) -> faust.App:
             done[job_key(job)] = datetime.now(timezone.utc).isoformat()
             delivered[job.alert.alert_id] = done
             await record(job, "delivered", result)
-            log.info("delivered %s (%s, attempt %d)", job.idempotency_key, channel_name(job), job.attempt)
+            log.info(
+                "delivered %s (%s, attempt %d)", job.idempotency_key, channel_name(job), job.attempt
+            )
             return
         if not_attempted == "refused":
             await record(job, "refused", result)
@@ -212,23 +264,42 @@ def create_app(settings: Settings) -> faust.App:
         await record(job, "failed", result)
         log.info("attempt %d of %s failed: %s", job.attempt, job.idempotency_key, result.detail)
         if job.attempt >= settings.delivery_max_attempts:
-            await record(job, "dead", result, f"gave up after {job.attempt} attempts: {result.detail}")
+            await record(
+                job, "dead", result, f"gave up after {job.attempt} attempts: {result.detail}"
+            )
             await dead.send(key=job.alert.alert_id.encode(), value=job.model_dump_json().encode())
             metrics.DEAD.labels(channel_name(job)).inc()
             log.error("gave up delivering %s after %d attempts", job.idempotency_key, job.attempt)
             return
-        wait = result.retry_after_s if result.retry_after_s is not None else backoff_delay(job.attempt, settings)
-        later = job.model_copy(update={"due_at": datetime.now(timezone.utc) + timedelta(seconds=wait),
-                                       "last_error": result.detail})
+        wait = (
+            result.retry_after_s
+            if result.retry_after_s is not None
+            else backoff_delay(job.attempt, settings)
+        )
+        later = job.model_copy(
+            update={
+                "due_at": datetime.now(timezone.utc) + timedelta(seconds=wait),
+                "last_error": result.detail,
+            }
+        )
         await retries.send(key=job.alert.alert_id.encode(), value=later.model_dump_json().encode())
         metrics.RETRY_BACKLOG.inc()
 
-    def jobs_for(alert: AlertEvent, contacts: list[Contact], reason: str, suffix: str = "") -> list[DeliveryJob]:
+    def jobs_for(
+        alert: AlertEvent, contacts: list[Contact], reason: str, suffix: str = ""
+    ) -> list[DeliveryJob]:
         now = datetime.now(timezone.utc)
         return [
-            DeliveryJob(idempotency_key=f"{alert.alert_id}:{alert.transition}:{c.id}{suffix}", alert=alert,
-                        contact_id=c.id, channel_index=i, reason=reason, due_at=now)
-            for c in contacts for i in range(len(c.channels))
+            DeliveryJob(
+                idempotency_key=f"{alert.alert_id}:{alert.transition}:{c.id}{suffix}",
+                alert=alert,
+                contact_id=c.id,
+                channel_index=i,
+                reason=reason,
+                due_at=now,
+            )
+            for c in contacts
+            for i in range(len(c.channels))
         ]
 
     # --- agents ----------------------------------------------------------------------------
@@ -246,7 +317,9 @@ def create_app(settings: Settings) -> faust.App:
             contacts = route_to_contacts(alert, state.all_contacts().values(), state.geography)
             if silence is not None:
                 for job in jobs_for(alert, contacts, "transition"):
-                    await record(job, "refused", None, f"silenced by {silence.id}: {silence.comment}")
+                    await record(
+                        job, "refused", None, f"silenced by {silence.id}: {silence.comment}"
+                    )
                 metrics.SILENCED.inc()
                 continue
             jobs = [j for j in jobs_for(alert, contacts, "transition") if not already_delivered(j)]
@@ -260,12 +333,16 @@ def create_app(settings: Settings) -> faust.App:
             if not await guard.check(event):
                 continue  # after a gap: the stream was sent back for what it dropped
             job = DeliveryJob.model_validate_json(event.message.value)
-            log.debug("retry job %s attempt %d due %s", job.idempotency_key, job.attempt, job.due_at)
+            log.debug(
+                "retry job %s attempt %d due %s", job.idempotency_key, job.attempt, job.due_at
+            )
             metrics.RETRY_BACKLOG.dec()
             latest = state.picture.latest.get(job.alert.alert_id)
             ack = state.acks.items.get(job.alert.alert_id)
-            if job.reason != "transition" and (is_acknowledged(job.alert, ack) or
-                                                (latest is not None and latest.transition != job.alert.transition)):
+            if job.reason != "transition" and (
+                is_acknowledged(job.alert, ack)
+                or (latest is not None and latest.transition != job.alert.transition)
+            ):
                 continue  # a repeat or escalation that an acknowledgement or a newer transition made moot
             wait = (job.due_at - datetime.now(timezone.utc)).total_seconds()
             if wait > 0:
@@ -281,13 +358,17 @@ def create_app(settings: Settings) -> faust.App:
         for alert_id, alert in list(state.picture.latest.items()):
             if state.picture.partitions.get(alert_id) not in owned:
                 continue
-            repeats, escalate = reminders_due(alert, state.acks.items.get(alert_id), now, repeat_interval, escalate_after)
+            repeats, escalate = reminders_due(
+                alert, state.acks.items.get(alert_id), now, repeat_interval, escalate_after
+            )
             routed = route_to_contacts(alert, contacts.values(), state.geography)
             planned = []
             if repeats:
                 planned += jobs_for(alert, routed, "repeat", f":repeat-{repeats}")
             if escalate:
-                planned += jobs_for(alert, escalation_targets(routed, contacts), "escalation", ":escalation")
+                planned += jobs_for(
+                    alert, escalation_targets(routed, contacts), "escalation", ":escalation"
+                )
             for job in planned:
                 if job_key(job) not in enqueued:
                     enqueued.add(job_key(job))

@@ -13,7 +13,9 @@ from services.common.settings import Settings
 from .webhook import AttemptResult
 
 
-def build_message(settings: Settings, to: str, subject: str, body: str, idempotency_key: str) -> EmailMessage:
+def build_message(
+    settings: Settings, to: str, subject: str, body: str, idempotency_key: str
+) -> EmailMessage:
     message = EmailMessage()
     message["From"] = settings.smtp_from
     message["To"] = to
@@ -28,15 +30,23 @@ async def send_email(settings: Settings, message: EmailMessage) -> AttemptResult
     """One SMTP transaction; refuses to send if STARTTLS is required and the server does not offer it."""
     if not settings.smtp_host:
         return AttemptResult(False, None, "no SMTP server configured (EWS_SMTP_HOST)", 0.0)
-    context = ssl.create_default_context(cafile=str(settings.smtp_ca_file) if settings.smtp_ca_file else None)
+    context = ssl.create_default_context(
+        cafile=str(settings.smtp_ca_file) if settings.smtp_ca_file else None
+    )
     started = time.monotonic()
     try:
         await aiosmtplib.send(
-            message, hostname=settings.smtp_host, port=settings.smtp_port,
+            message,
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
             username=settings.smtp_username,
             password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            start_tls=settings.smtp_starttls, tls_context=context, timeout=settings.smtp_timeout_s,
+            start_tls=settings.smtp_starttls,
+            tls_context=context,
+            timeout=settings.smtp_timeout_s,
         )
     except (aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
-        return AttemptResult(False, None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started)
+        return AttemptResult(
+            False, None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started
+        )
     return AttemptResult(True, 250, "", time.monotonic() - started)

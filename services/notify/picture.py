@@ -9,13 +9,17 @@ from schemas import AlertEvent
 from schemas.notify import Acknowledgement
 
 
-EPISODE_KEPT = 20  # transitions of an episode kept for CAP <references>: memory follows alerts, not history
+EPISODE_KEPT = (
+    20  # transitions of an episode kept for CAP <references>: memory follows alerts, not history
+)
 
 
 @dataclass
 class AlertPicture:
     latest: dict[str, AlertEvent] = field(default_factory=dict)
-    episodes: dict[str, list[AlertEvent]] = field(default_factory=dict)  # transitions since the last resolution
+    episodes: dict[str, list[AlertEvent]] = field(
+        default_factory=dict
+    )  # transitions since the last resolution
     partitions: dict[str, int] = field(default_factory=dict)
 
     def record(self, alert: AlertEvent, partition: int) -> None:
@@ -27,7 +31,7 @@ class AlertPicture:
             episode = []
         # An alert that never resolves would otherwise keep every transition it ever had; a CAP Update
         # references the earlier messages of its episode, of which the latest matter to a receiver.
-        self.episodes[alert.alert_id] = [*episode[-(EPISODE_KEPT - 1):], alert]
+        self.episodes[alert.alert_id] = [*episode[-(EPISODE_KEPT - 1) :], alert]
         self.latest[alert.alert_id] = alert
         self.partitions[alert.alert_id] = partition
 
@@ -40,8 +44,13 @@ def is_acknowledged(alert: AlertEvent, ack: Acknowledgement | None) -> bool:
     return ack is not None and ack.transition >= alert.transition
 
 
-def reminders_due(alert: AlertEvent, ack: Acknowledgement | None, now: datetime,
-                  repeat_interval: timedelta, escalate_after: timedelta) -> tuple[int, bool]:
+def reminders_due(
+    alert: AlertEvent,
+    ack: Acknowledgement | None,
+    now: datetime,
+    repeat_interval: timedelta,
+    escalate_after: timedelta,
+) -> tuple[int, bool]:
     """(how many repeats are due by now, whether escalation is due) for a firing, unacknowledged alert."""
     if alert.status != "firing" or is_acknowledged(alert, ack):
         return 0, False

@@ -22,9 +22,14 @@ CAP_SENDER = "ews@early-warning.americas"
 
 @lru_cache(maxsize=1)
 def _env() -> Environment:
-    return Environment(loader=PackageLoader("services.notify", "templates"), undefined=StrictUndefined,
-                       autoescape=select_autoescape(enabled_extensions=("xml",), default_for_string=False),
-                       keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=PackageLoader("services.notify", "templates"),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("xml",), default_for_string=False),
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def title_of(alert: AlertEvent, language: str) -> str:
@@ -49,9 +54,17 @@ def _figures(shared: SharedAlert, language: str) -> tuple[str, str]:
 def render_summary(shared: SharedAlert, language: str) -> str:
     """One or two plain sentences in the contact's language."""
     value, threshold = _figures(shared, language)
-    return _env().get_template(f"summary.{language}.j2").render(
-        alert=shared.alert, title=title_of(shared.alert, language), value=value, threshold=threshold,
-    ).strip()
+    return (
+        _env()
+        .get_template(f"summary.{language}.j2")
+        .render(
+            alert=shared.alert,
+            title=title_of(shared.alert, language),
+            value=value,
+            threshold=threshold,
+        )
+        .strip()
+    )
 
 
 def render_json(shared: SharedAlert, contact: Contact) -> bytes:
@@ -59,8 +72,12 @@ def render_json(shared: SharedAlert, contact: Contact) -> bytes:
     body = shared.alert.model_dump(mode="json", exclude={"title"})
     if shared.floored:
         body["value"] = None
-    body.update(value_display=shared.value_text, language=contact.language,
-                title=title_of(shared.alert, contact.language), summary=render_summary(shared, contact.language))
+    body.update(
+        value_display=shared.value_text,
+        language=contact.language,
+        title=title_of(shared.alert, contact.language),
+        summary=render_summary(shared, contact.language),
+    )
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -78,17 +95,35 @@ def render_cap(shared: SharedAlert, contact: Contact, earlier: list[AlertEvent])
     a resolution is an Update with responseType AllClear."""
     alert = shared.alert
     language = contact.language
-    references = " ".join(f"{CAP_SENDER},{cap_identifier(e)},{cap_time(e.evaluated_at)}" for e in earlier)
+    references = " ".join(
+        f"{CAP_SENDER},{cap_identifier(e)},{cap_time(e.evaluated_at)}" for e in earlier
+    )
     resolved = alert.status == "resolved"
-    xml = _env().get_template("cap.xml").render(
-        alert=alert, identifier=cap_identifier(alert), sender=CAP_SENDER, sent=cap_time(alert.evaluated_at),
-        msg_type="Update" if earlier else "Alert", references=references, language=language,
-        event=title_of(alert, language), response="AllClear" if resolved else ("Prepare" if alert.level != "watch" else "Monitor"),
-        urgency="Past" if resolved else ("Immediate" if alert.level == "emergency" else "Expected"),
-        severity="Minor" if resolved else CAP_SEVERITY[alert.level],
-        headline=f"{title_of(alert, language)} — {alert.scope.kind} {alert.scope.id}",
-        description=render_summary(shared, language), onset=cap_time(alert.started_at),
-        value=shared.value_text, threshold=shared.threshold_text,
+    xml = (
+        _env()
+        .get_template("cap.xml")
+        .render(
+            alert=alert,
+            identifier=cap_identifier(alert),
+            sender=CAP_SENDER,
+            sent=cap_time(alert.evaluated_at),
+            msg_type="Update" if earlier else "Alert",
+            references=references,
+            language=language,
+            event=title_of(alert, language),
+            response="AllClear"
+            if resolved
+            else ("Prepare" if alert.level != "watch" else "Monitor"),
+            urgency="Past"
+            if resolved
+            else ("Immediate" if alert.level == "emergency" else "Expected"),
+            severity="Minor" if resolved else CAP_SEVERITY[alert.level],
+            headline=f"{title_of(alert, language)} — {alert.scope.kind} {alert.scope.id}",
+            description=render_summary(shared, language),
+            onset=cap_time(alert.started_at),
+            value=shared.value_text,
+            threshold=shared.threshold_text,
+        )
     )
     return xml.encode("utf-8")
 
@@ -98,8 +133,14 @@ def render_email(shared: SharedAlert, contact: Contact, ack_url: str | None) -> 
     language = contact.language
     template = _env().get_template(f"email.{language}.txt.j2")
     value, threshold = _figures(shared, language)
-    body = template.render(alert=shared.alert, title=title_of(shared.alert, language), contact=contact,
-                           summary=render_summary(shared, language), value=value, threshold=threshold,
-                           ack_url=ack_url)
+    body = template.render(
+        alert=shared.alert,
+        title=title_of(shared.alert, language),
+        contact=contact,
+        summary=render_summary(shared, language),
+        value=value,
+        threshold=threshold,
+        ack_url=ack_url,
+    )
     subject, _, text = body.partition("\n")
     return subject.removeprefix("Subject: ").strip(), text.strip() + "\n"

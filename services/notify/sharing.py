@@ -19,7 +19,10 @@ class SharedAlert:
     aggregated: bool  # site-level detail removed
 
 
-COUNT_KINDS = ("threshold", "new_value")  # values that count people; ratios, hours and levels are not floored
+COUNT_KINDS = (
+    "threshold",
+    "new_value",
+)  # values that count people; ratios, hours and levels are not floored
 
 
 def _text(value: float) -> str:
@@ -41,11 +44,18 @@ def share(alert: AlertEvent, contact: Contact, policy: SharingFile) -> SharedAle
         return None
     shared = alert
     aggregated = False
-    if rule.outside == "aggregates" and alert.scope.kind in ("site", "area", "source") and alert.scope.country:
-        shared = alert.model_copy(update={
-            "scope": Scope(kind="country", id=alert.scope.country, country=alert.scope.country),
-            "evidence": [], "details": {},
-        })
+    if (
+        rule.outside == "aggregates"
+        and alert.scope.kind in ("site", "area", "source")
+        and alert.scope.country
+    ):
+        shared = alert.model_copy(
+            update={
+                "scope": Scope(kind="country", id=alert.scope.country, country=alert.scope.country),
+                "evidence": [],
+                "details": {},
+            }
+        )
         aggregated = True
     is_count = alert.kind in COUNT_KINDS and alert.value == int(alert.value)
     floored = is_count and rule.small_count_floor > 0 and 0 < alert.value < rule.small_count_floor

@@ -39,7 +39,14 @@ def verify(secret: str, body: bytes, header: str, now: int, tolerance_s: int = 3
 
 def _refused_address(address: str) -> bool:
     ip = ipaddress.ip_address(address)
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast or ip.is_unspecified
+    return (
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_reserved
+        or ip.is_multicast
+        or ip.is_unspecified
+    )
 
 
 async def check_target(url: str, allow_private: bool) -> None:
@@ -50,12 +57,16 @@ async def check_target(url: str, allow_private: bool) -> None:
     if allow_private:
         return
     if parts.scheme != "https":
-        raise WebhookTargetRefused(f"webhook URL must use https, got {parts.scheme}:// (set EWS_ALLOW_PRIVATE_WEBHOOKS=1 only for tests)")
+        raise WebhookTargetRefused(
+            f"webhook URL must use https, got {parts.scheme}:// (set EWS_ALLOW_PRIVATE_WEBHOOKS=1 only for tests)"
+        )
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
-        raise WebhookTargetRefused(f"webhook host {parts.hostname} does not resolve: {exc.strerror}") from None
+        raise WebhookTargetRefused(
+            f"webhook host {parts.hostname} does not resolve: {exc.strerror}"
+        ) from None
     for info in infos:
         address = info[4][0]
         if _refused_address(address):
@@ -74,8 +85,15 @@ class AttemptResult:
     retry_after_s: float | None = None
 
 
-async def post_webhook(client: httpx.AsyncClient, url: str, secret: str, body: bytes, idempotency_key: str,
-                       content_type: str, now_unix: int) -> AttemptResult:
+async def post_webhook(
+    client: httpx.AsyncClient,
+    url: str,
+    secret: str,
+    body: bytes,
+    idempotency_key: str,
+    content_type: str,
+    now_unix: int,
+) -> AttemptResult:
     """One POST; a 2xx is delivered, anything else (or no answer) is not."""
     headers = {
         "Content-Type": content_type,
@@ -87,11 +105,15 @@ async def post_webhook(client: httpx.AsyncClient, url: str, secret: str, body: b
     try:
         response = await client.post(url, content=body, headers=headers)
     except httpx.HTTPError as exc:
-        return AttemptResult(False, None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started)
+        return AttemptResult(
+            False, None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started
+        )
     elapsed = time.monotonic() - started
     if 200 <= response.status_code < 300:
         return AttemptResult(True, response.status_code, "", elapsed)
     retry_after = None
     if response.status_code in (429, 503) and response.headers.get("Retry-After", "").isdigit():
         retry_after = float(response.headers["Retry-After"])
-    return AttemptResult(False, response.status_code, f"HTTP {response.status_code}", elapsed, retry_after)
+    return AttemptResult(
+        False, response.status_code, f"HTTP {response.status_code}", elapsed, retry_after
+    )

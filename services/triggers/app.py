@@ -42,7 +42,9 @@ from .loading import ReloadingEngine
 log = logging.getLogger(__name__)
 
 
-Encoded = dict[int, tuple[Contribution, bytes]]  # a batch's contributions by id, with their changelog value
+Encoded = dict[
+    int, tuple[Contribution, bytes]
+]  # a batch's contributions by id, with their changelog value
 
 
 class ScopeStates:
@@ -52,11 +54,15 @@ class ScopeStates:
     write however many a country or corridor holds. Recovery reads the states, then puts each
     contribution back into its scope's window."""
 
-    def __init__(self, topics: Topics, on_forget: Callable[[int], None] = lambda partition: None) -> None:
+    def __init__(
+        self, topics: Topics, on_forget: Callable[[int], None] = lambda partition: None
+    ) -> None:
         self.changelogs = (topics.triggers_state_changelog, topics.triggers_contributions_changelog)
         self.held: dict[int, dict[str, ScopeState]] = {}
         self.on_forget = on_forget  # told when a partition's state is dropped
-        self.rescan = False  # set when partitions were recovered: some may hold observations not yet judged
+        self.rescan = (
+            False  # set when partitions were recovered: some may hold observations not yet judged
+        )
 
     def partition(self, partition: int) -> dict[str, ScopeState]:
         return self.held.setdefault(partition, {})
@@ -74,7 +80,9 @@ class ScopeStates:
                 else:
                     held[key] = ScopeState.from_json(orjson.loads(record.value))
             return
-        for record in records:  # the states are all back: contributions go straight into their windows
+        for (
+            record
+        ) in records:  # the states are all back: contributions go straight into their windows
             scope_key, feed, eid = record.key.decode().split("|", 2)
             state = held.get(scope_key)
             window = state.feeds.get(feed) if state is not None else None
@@ -100,7 +108,14 @@ class ScopeStates:
         """The changelog records of a scope touched by a batch: its state, then what changed in its windows.
         `encoded` holds the batch's contributions already encoded, by id (with the contribution, so that an id
         is never reused within the batch): one report's contribution is shared by its scopes."""
-        out = [Out(self.changelogs[0], key.encode(), orjson.dumps(state.to_json(contributions=False)), partition)]
+        out = [
+            Out(
+                self.changelogs[0],
+                key.encode(),
+                orjson.dumps(state.to_json(contributions=False)),
+                partition,
+            )
+        ]
         contributions = self.changelogs[1]
         for feed, window in state.feeds.items():
             changed = window.journal if window.journal is not None else dict(window.contributions)
@@ -120,7 +135,11 @@ class ScopeStates:
 
 
 SCOPES_HEADER = "ews-scopes"  # on a scoped message: the scope keys it is for, one per line
-CONTROL = (b'{"member_alert"', b'{"silence_check"', b'{"judge"')  # scoped messages that are not observations
+CONTROL = (
+    b'{"member_alert"',
+    b'{"silence_check"',
+    b'{"judge"',
+)  # scoped messages that are not observations
 BATCH_MAX = 2000  # messages judged together at most
 SCOPES_PER_MESSAGE = 1000  # scope keys one message names at most (its header stays well under 1 MB)
 
@@ -143,10 +162,22 @@ def create_app(settings: Settings) -> faust.App:
         by_partition: dict[int, list[bytes]] = {}
         for key in keys:
             encoded = key.encode()
-            by_partition.setdefault(routing.partition_for(topics.triggers_scoped, encoded), []).append(encoded)
-        return [Out(topics.triggers_scoped, chunk[0], value, partition, [(SCOPES_HEADER, b"\n".join(chunk))])
-                for partition, named in by_partition.items()
-                for chunk in (named[i:i + SCOPES_PER_MESSAGE] for i in range(0, len(named), SCOPES_PER_MESSAGE))]
+            by_partition.setdefault(
+                routing.partition_for(topics.triggers_scoped, encoded), []
+            ).append(encoded)
+        return [
+            Out(
+                topics.triggers_scoped,
+                chunk[0],
+                value,
+                partition,
+                [(SCOPES_HEADER, b"\n".join(chunk))],
+            )
+            for partition, named in by_partition.items()
+            for chunk in (
+                named[i : i + SCOPES_PER_MESSAGE] for i in range(0, len(named), SCOPES_PER_MESSAGE)
+            )
+        ]
 
     def route_batch(records) -> list[Out]:
         """Observations, and the alerts composites combine, re-keyed by every scope that watches them."""
@@ -157,30 +188,56 @@ def create_app(settings: Settings) -> faust.App:
                     # One message per partition the report's scopes live in, naming those scopes: the
                     # same partitions as one message per scope key, fewer messages.
                     observation = Observation.model_validate_json(record.value)
-                    out.extend(addressed([scope.key for scope in engine.scopes_for(observation)], record.value))
+                    out.extend(
+                        addressed(
+                            [scope.key for scope in engine.scopes_for(observation)], record.value
+                        )
+                    )
                 else:
                     alert = AlertEvent.model_validate_json(record.value)
                     targets = engine.composite_targets(alert)
                     if targets:
                         value = b'{"member_alert":' + record.value + b"}"
-                        out.extend(Out(topics.triggers_scoped, scope.key.encode(), value) for scope in targets)
+                        out.extend(
+                            Out(topics.triggers_scoped, scope.key.encode(), value)
+                            for scope in targets
+                        )
             except ValidationError as exc:
                 # Only ingest (and notify's own alerts) write these topics; a record that is not one is
                 # a producer's bug: counted and logged, and still on its topic for whoever investigates.
                 metrics.OBSERVATIONS.labels("unreadable").inc()
-                log.error("%s/%d/%d is not a readable %s; skipped: %s", record.topic, record.partition, record.offset,
-                          "observation" if record.topic == topics.observations else "alert", exc)
+                log.error(
+                    "%s/%d/%d is not a readable %s; skipped: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    "observation" if record.topic == topics.observations else "alert",
+                    exc,
+                )
         return out
 
-    routing = Relay.for_service(settings, "triggers", "routing", [topics.observations, topics.alerts], route_batch,
-                                output_topics=[topics.triggers_scoped])
+    routing = Relay.for_service(
+        settings,
+        "triggers",
+        "routing",
+        [topics.observations, topics.alerts],
+        route_batch,
+        output_topics=[topics.triggers_scoped],
+    )
 
     settle = settings.evaluation_settle_s
-    waiting: dict[str, Observation] = {}  # per scope, the oldest observation not yet judged (latency metric)
+    waiting: dict[
+        str, Observation
+    ] = {}  # per scope, the oldest observation not yet judged (latency metric)
     states = ScopeStates(topics, on_forget=lambda partition: waiting.clear())
     metrics.SCOPES_HELD.set_function(lambda: sum(len(held) for held in states.held.values()))
-    metrics.CONTRIBUTIONS_HELD.set_function(lambda: sum(len(window.contributions) for _, state in states.items()
-                                                        for window in state.feeds.values()))
+    metrics.CONTRIBUTIONS_HELD.set_function(
+        lambda: sum(
+            len(window.contributions)
+            for _, state in states.items()
+            for window in state.feeds.values()
+        )
+    )
     due: dict[str, float] = {}  # scope key → loop time its added observations are to be judged
 
     def evaluate_batch(records) -> Step:
@@ -194,7 +251,9 @@ def create_app(settings: Settings) -> faust.App:
         to_judge: set[str] = set()
         produced: list[tuple[AlertEvent, Observation | None]] = []
         parsed: dict[bytes, Observation] = {}
-        members: dict[str, list[AlertEvent]] = {}  # composite scope key → member transitions in this batch
+        members: dict[
+            str, list[AlertEvent]
+        ] = {}  # composite scope key → member transitions in this batch
         outcomes: Tally = Tally()
         for record in records:
             raw, held = record.value, states.partition(record.partition)
@@ -209,7 +268,9 @@ def create_app(settings: Settings) -> faust.App:
                     observation = parsed.get(raw)
                     if observation is None:  # one report reaches several of its scopes in one batch
                         observation = parsed[raw] = Observation.model_validate_json(raw)
-                    outcome = engine.add(state, engine.scope_from_key(key, observation), observation, now)
+                    outcome = engine.add(
+                        state, engine.scope_from_key(key, observation), observation, now
+                    )
                     outcomes[outcome] += 1
                     if outcome == "applied":
                         if settle <= 0:
@@ -218,16 +279,25 @@ def create_app(settings: Settings) -> faust.App:
                             due.setdefault(key, clock + settle)
                         waiting.setdefault(key, observation)
                 elif "member_alert" in data:
-                    members.setdefault(key, []).append(AlertEvent.model_validate(data["member_alert"]))
+                    members.setdefault(key, []).append(
+                        AlertEvent.model_validate(data["member_alert"])
+                    )
                 elif "silence_check" in data:
                     if state.scope is not None:
-                        produced.extend((a, None) for a in engine.check_silence(state, state.scope, now))
+                        produced.extend(
+                            (a, None) for a in engine.check_silence(state, state.scope, now)
+                        )
                 elif "judge" in data:
                     to_judge.add(key)
-        for key, changes in members.items():  # a batch's member changes of one moment are combined together
+        for (
+            key,
+            changes,
+        ) in members.items():  # a batch's member changes of one moment are combined together
             scope = next((s for s in engine.composite_targets(changes[0]) if s.key == key), None)
             if scope is not None:
-                produced.extend((a, None) for a in engine.apply_members(touched[key][0], scope, changes, now))
+                produced.extend(
+                    (a, None) for a in engine.apply_members(touched[key][0], scope, changes, now)
+                )
         for key in to_judge:
             state = touched[key][0]
             if state.scope is not None:
@@ -237,23 +307,43 @@ def create_app(settings: Settings) -> faust.App:
             metrics.OBSERVATIONS.labels(outcome).inc(count)
         outputs = []
         for alert, arrived in produced:
-            outputs.append(Out(topics.alerts, alert.alert_id.encode(), alert.model_dump_json().encode()))
+            outputs.append(
+                Out(topics.alerts, alert.alert_id.encode(), alert.model_dump_json().encode())
+            )
             metrics.ALERTS.labels(alert.rule_id, alert.level or "none", alert.status).inc()
             if arrived is not None:
                 metrics.EVENT_TO_ALERT.observe((now - arrived.ingested_at).total_seconds())
-            log.info("alert %s #%d %s %s value=%s", alert.alert_id, alert.transition, alert.status,
-                     alert.level, alert.value)
+            log.info(
+                "alert %s #%d %s %s value=%s",
+                alert.alert_id,
+                alert.transition,
+                alert.status,
+                alert.level,
+                alert.value,
+            )
         # Alerts first, acknowledged by the broker, then the states (the stage's order): a crash in
         # between replays the same (alert_id, transition) - a repeat downstream drops by its key - and
         # never leaves a state change whose alert was lost.
         encoded: Encoded = {}
-        changes = [change for key, (state, partition) in touched.items()
-                   for change in states.changes(key, state, partition, encoded)]
+        changes = [
+            change
+            for key, (state, partition) in touched.items()
+            for change in states.changes(key, state, partition, encoded)
+        ]
         return Step(outputs, changes)
 
-    evaluation = Relay.for_service(settings, "triggers", "evaluation", [topics.triggers_scoped], evaluate_batch,
-                                   state=states, max_records=BATCH_MAX)
-    app = create_faust_app("triggers", settings, settings.triggers_web_port, stages=[routing, evaluation])
+    evaluation = Relay.for_service(
+        settings,
+        "triggers",
+        "evaluation",
+        [topics.triggers_scoped],
+        evaluate_batch,
+        state=states,
+        max_records=BATCH_MAX,
+    )
+    app = create_faust_app(
+        "triggers", settings, settings.triggers_web_port, stages=[routing, evaluation]
+    )
 
     @app.timer(interval=max(0.05, min(1.0, settle / 4 if settle else 1.0)))
     async def request_judgements() -> None:
@@ -272,9 +362,15 @@ def create_app(settings: Settings) -> faust.App:
     @app.timer(interval=settings.silence_check_interval_s)
     async def request_silence_checks() -> None:
         """Ask every scope with a silence rule to check the wall clock, through the stream that owns it."""
-        kinds = {r.scope_kind for r in map(holder.engine.rules.common, holder.engine.rules.ids) if r.kind == "silence"}
+        kinds = {
+            r.scope_kind
+            for r in map(holder.engine.rules.common, holder.engine.rules.ids)
+            if r.kind == "silence"
+        }
         check = json.dumps({"silence_check": datetime.now(timezone.utc).isoformat()}).encode()
-        await evaluation.send(*addressed([key for key, _ in states.items() if key.split("/", 1)[0] in kinds], check))
+        await evaluation.send(
+            *addressed([key for key, _ in states.items() if key.split("/", 1)[0] in kinds], check)
+        )
 
     @app.timer(interval=15.0)
     async def count_active_alerts() -> None:
@@ -300,6 +396,9 @@ def create_app(settings: Settings) -> faust.App:
             metrics.RULES_INFO.labels(holder.engine.rules.version).set(1)
             log.warning("rules reloaded: version %s", holder.engine.rules.version)
         else:
-            log.error("changed rule files refused; the previous rules stay active:\n%s", "\n".join(problems))
+            log.error(
+                "changed rule files refused; the previous rules stay active:\n%s",
+                "\n".join(problems),
+            )
 
     return app

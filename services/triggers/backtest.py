@@ -54,11 +54,15 @@ class Backtest:
         produced: list[AlertEvent] = []
         for key, scope in touched.items():
             produced.extend(engine.judge(states[key], scope, now))
-        produced.extend(engine.combine(states, list(produced), now))  # composites, as live through ews.alerts
+        produced.extend(
+            engine.combine(states, list(produced), now)
+        )  # composites, as live through ews.alerts
         self.alerts.extend(produced)
         return produced
 
-    def replay(self, observations: Iterable[Observation], now: datetime, exact: bool = False) -> list[AlertEvent]:
+    def replay(
+        self, observations: Iterable[Observation], now: datetime, exact: bool = False
+    ) -> list[AlertEvent]:
         """History in event-time order, each tick's observations together.
 
         Worked out from columns (core/columnar.py: the same transitions, many times faster) unless
@@ -69,12 +73,18 @@ class Backtest:
             for group in by_tick(observations):
                 self.apply_together(group, now)
         else:
-            with collector.paused():  # millions of columns and lists beside the observations, none cyclic
+            with (
+                collector.paused()
+            ):  # millions of columns and lists beside the observations, none cyclic
                 self.alerts.extend(columnar.replay(self.engine, observations, now, self.states))
         return self.alerts
 
 
-def run_backtest(observations: Iterable[Observation], engine: TriggerEngine, evaluated_at: datetime,
-                 exact: bool = False) -> list[AlertEvent]:
+def run_backtest(
+    observations: Iterable[Observation],
+    engine: TriggerEngine,
+    evaluated_at: datetime,
+    exact: bool = False,
+) -> list[AlertEvent]:
     """Every transition the rules would have produced over this history (any input order)."""
     return Backtest(engine).replay(observations, evaluated_at, exact)

@@ -31,14 +31,30 @@ def timeline(alerts: list[AlertEvent]) -> list[str]:
         first = by_alert[alert_id][0]
         lines.append(f"{first.rule_id}  {first.scope.kind}/{first.scope.id}")
         for a in by_alert[alert_id]:
-            bound = f"clears below {_number(a.threshold)}" if a.status == "resolved" else f"{a.level} from {_number(a.threshold)}"
-            extra = "".join(f"  {k}={_number(v)}" for k, v in a.details.items()) if a.rule_id.startswith("new") or not a.details else ""
-            lines.append(f"  {a.observed_until:%Y-%m-%d %H:%M}  {describe_transition(a):<12} {(a.level or ''):<9} "
-                         f"value {_number(a.value):>9}  ({bound}){extra}")
+            bound = (
+                f"clears below {_number(a.threshold)}"
+                if a.status == "resolved"
+                else f"{a.level} from {_number(a.threshold)}"
+            )
+            extra = (
+                "".join(f"  {k}={_number(v)}" for k, v in a.details.items())
+                if a.rule_id.startswith("new") or not a.details
+                else ""
+            )
+            lines.append(
+                f"  {a.observed_until:%Y-%m-%d %H:%M}  {describe_transition(a):<12} {(a.level or ''):<9} "
+                f"value {_number(a.value):>9}  ({bound}){extra}"
+            )
     return lines
 
 
-def plot(path, series: dict[tuple[str, str], list[tuple]], alerts: list[AlertEvent], levels: dict, max_panels: int = 12) -> int:
+def plot(
+    path,
+    series: dict[tuple[str, str], list[tuple]],
+    alerts: list[AlertEvent],
+    levels: dict,
+    max_panels: int = 12,
+) -> int:
     """Each fired (rule, scope)'s value over time, its levels as lines, firing periods shaded. Returns panels drawn."""
     import matplotlib
 
@@ -53,13 +69,30 @@ def plot(path, series: dict[tuple[str, str], list[tuple]], alerts: list[AlertEve
     for ax, (rule_id, scope_key) in zip(axes[:, 0], fired):
         points = sorted(series.get((rule_id, scope_key), []))
         if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], color="#1f77b4", lw=1.5, marker=".", ms=3)
+            ax.plot(
+                [p[0] for p in points],
+                [p[1] for p in points],
+                color="#1f77b4",
+                lw=1.5,
+                marker=".",
+                ms=3,
+            )
         for level, threshold in levels.get((rule_id, scope_key), ()):
-            ax.axhline(threshold, color=colours[level], ls="--", lw=1, label=f"{level} {_number(threshold)}")
+            ax.axhline(
+                threshold,
+                color=colours[level],
+                ls="--",
+                lw=1,
+                label=f"{level} {_number(threshold)}",
+            )
         transitions = [a for a in alerts if a.rule_id == rule_id and a.scope.key == scope_key]
         for a, b in zip(transitions, transitions[1:] + [None]):
             if a.status == "firing":
-                end = b.observed_until if b is not None else (points[-1][0] if points else a.observed_until)
+                end = (
+                    b.observed_until
+                    if b is not None
+                    else (points[-1][0] if points else a.observed_until)
+                )
                 ax.axvspan(a.observed_until, end, color=colours[a.level], alpha=0.15)
         ax.set_title(f"{rule_id} — {scope_key}", fontsize=10, loc="left")
         ax.legend(loc="upper left", fontsize=7)

@@ -22,12 +22,16 @@ PROGRESS_LINES = 10_000  # how often reading a long file reports its progress
 @dataclass
 class History:
     observations: list[Observation] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # "file:line: detail", as ingest would reject them
+    problems: list[str] = field(
+        default_factory=list
+    )  # "file:line: detail", as ingest would reject them
     files: list[Path] = field(default_factory=list)
 
 
 def _feed_of(report: dict) -> str:
-    return "displacement" if "area_id" in report or "newly_displaced" in report else "border-crossings"
+    return (
+        "displacement" if "area_id" in report or "newly_displaced" in report else "border-crossings"
+    )
 
 
 def history_files(paths: list[Path]) -> list[Path]:
@@ -36,25 +40,40 @@ def history_files(paths: list[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             # a scenario's data as published and where it came from (`*.source.*`) are not feeds
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES and ".source." not in p.name))
+            files.extend(
+                sorted(
+                    p for p in path.rglob("*") if p.suffix in SUFFIXES and ".source." not in p.name
+                )
+            )
         else:
             files.append(path)
     return files
 
 
-def load_history(paths: list[Path], geography: Geography, now: datetime,
-                 progress: Callable[[int], None] = lambda read: None) -> History:
+def load_history(
+    paths: list[Path],
+    geography: Geography,
+    now: datetime,
+    progress: Callable[[int], None] = lambda read: None,
+) -> History:
     """Every report in these files (and folders) as an observation; `progress` is told how many more
     bytes were read, every PROGRESS_LINES lines."""
     history = History()
-    with collector.paused():  # a million observations are kept: the collector rescanning them was half the reading time
+    with (
+        collector.paused()
+    ):  # a million observations are kept: the collector rescanning them was half the reading time
         for path in history_files(paths):
             _read_file(path, geography, now, history, progress)
     return history
 
 
-def _read_file(path: Path, geography: Geography, now: datetime, history: History,
-               progress: Callable[[int], None]) -> None:
+def _read_file(
+    path: Path,
+    geography: Geography,
+    now: datetime,
+    history: History,
+    progress: Callable[[int], None],
+) -> None:
     """One file's reports into `history`: each line or row validated as ingest would, a bad one a
     problem naming its line, an unreadable file a problem naming the file."""
     history.files.append(path)
@@ -69,14 +88,17 @@ def _read_file(path: Path, geography: Geography, now: datetime, history: History
         progress(size_of(path))
         return
     try:
-        with path.open("rb") as lines:  # a line at a time: one that is not UTF-8 is its own problem, not the file's
+        with path.open(
+            "rb"
+        ) as lines:  # a line at a time: one that is not UTF-8 is its own problem, not the file's
             _add(path, _json_lines(path, lines, history, progress), geography, now, history)
     except OSError as exc:
         history.problems.append(f"{path}: {unreadable(exc)}; the rest of the file is skipped")
 
 
-def _json_lines(path: Path, lines: Iterable[bytes], history: History,
-                progress: Callable[[int], None]) -> Iterator[tuple[int, str, bytes]]:
+def _json_lines(
+    path: Path, lines: Iterable[bytes], history: History, progress: Callable[[int], None]
+) -> Iterator[tuple[int, str, bytes]]:
     """(line number, feed, the report's bytes) of each line holding a report, a line either a report
     or {"feed": ..., "message": {...}} / {"feed": ..., "raw": "..."}."""
     read = 0
@@ -92,10 +114,17 @@ def _json_lines(path: Path, lines: Iterable[bytes], history: History,
         try:
             item = json.loads(line)
             if isinstance(item, dict) and "feed" in item and ("message" in item or "raw" in item):
-                raw = json.dumps(item["message"]).encode() if "message" in item else str(item["raw"]).encode()
+                raw = (
+                    json.dumps(item["message"]).encode()
+                    if "message" in item
+                    else str(item["raw"]).encode()
+                )
                 feed = str(item["feed"])
             else:
-                feed, raw = _feed_of(item) if isinstance(item, dict) else "border-crossings", line.rstrip(b"\r\n")
+                feed, raw = (
+                    _feed_of(item) if isinstance(item, dict) else "border-crossings",
+                    line.rstrip(b"\r\n"),
+                )
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             history.problems.append(f"{path}:{number}: {unreadable(exc)}")
             continue
@@ -103,7 +132,13 @@ def _json_lines(path: Path, lines: Iterable[bytes], history: History,
     progress(read)
 
 
-def _add(path: Path, items: Iterable[tuple[int, str, bytes]], geography: Geography, now: datetime, history: History) -> None:
+def _add(
+    path: Path,
+    items: Iterable[tuple[int, str, bytes]],
+    geography: Geography,
+    now: datetime,
+    history: History,
+) -> None:
     for number, feed, raw in items:
         try:
             history.observations.append(parse_feed_message(feed, raw, geography, now))

@@ -45,7 +45,9 @@ class ReloadingEngine:
         for file in self.files:
             try:
                 found = file.stat()
-            except OSError:  # gone (an editor replacing it) or unreadable: a change, checked on load
+            except (
+                OSError
+            ):  # gone (an editor replacing it) or unreadable: a change, checked on load
                 stamps.append(None)
             else:
                 stamps.append((found.st_mtime_ns, found.st_size))
@@ -61,9 +63,13 @@ class ReloadingEngine:
             engine = load_engine(*self.files, self.allowed_lateness)
         except ConfigError as exc:
             return "refused", exc.problems
-        except Exception as exc:  # a bug the check missed: the running rules stay, and so does the worker
+        except (
+            Exception
+        ) as exc:  # a bug the check missed: the running rules stay, and so does the worker
             log.exception("loading the changed rule files failed")
-            return "refused", [f"{' and '.join(map(str, self.files))}: could not be loaded "
-                               f"({type(exc).__name__}: {exc}); the running rules stay"]
+            return "refused", [
+                f"{' and '.join(map(str, self.files))}: could not be loaded "
+                f"({type(exc).__name__}: {exc}); the running rules stay"
+            ]
         self.engine = engine
         return "applied", []

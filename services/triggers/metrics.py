@@ -6,15 +6,26 @@ OBSERVATIONS = Counter(
     "ews_triggers_observations_total", "Observations applied to a scope, by outcome", ["outcome"]
 )
 ALERTS = Counter("ews_alerts_total", "Alert transitions published", ["rule", "level", "status"])
-ACTIVE = Gauge("ews_alerts_active", "Alerts firing in the scopes this worker owns (country empty for corridor and region)",
-               ["rule", "level", "country"])
+ACTIVE = Gauge(
+    "ews_alerts_active",
+    "Alerts firing in the scopes this worker owns (country empty for corridor and region)",
+    ["rule", "level", "country"],
+)
 EVENT_TO_ALERT = Histogram(
-    "ews_event_to_alert_seconds", "From an observation ingested to the alert it caused being published",
+    "ews_event_to_alert_seconds",
+    "From an observation ingested to the alert it caused being published",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
-RULES_RELOADS = Counter("ews_rules_reloads_total", "Rule file reloads by outcome (applied, refused)", ["outcome"])
-RULES_INFO = Gauge("ews_rules_info", "The active rule set (value 1), labelled by its version", ["version"])
-SCOPES_HELD = Gauge("ews_triggers_scopes_held", "Scopes whose windows and alerts this worker holds in memory")
+RULES_RELOADS = Counter(
+    "ews_rules_reloads_total", "Rule file reloads by outcome (applied, refused)", ["outcome"]
+)
+RULES_INFO = Gauge(
+    "ews_rules_info", "The active rule set (value 1), labelled by its version", ["version"]
+)
+SCOPES_HELD = Gauge(
+    "ews_triggers_scopes_held", "Scopes whose windows and alerts this worker holds in memory"
+)
 CONTRIBUTIONS_HELD = Gauge(
-    "ews_triggers_contributions_held", "Reports held in this worker's windows (bounded by the rules' windows, not by history)"
+    "ews_triggers_contributions_held",
+    "Reports held in this worker's windows (bounded by the rules' windows, not by history)",
 )

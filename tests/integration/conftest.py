@@ -18,7 +18,9 @@ async def wait_ready(workers, started, timeout_s: float = 90.0) -> None:
         pytest.fail(f"{exc}\n{workers.logs()}")
 
 
-async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None) -> None:
+async def produce(
+    bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None
+) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
@@ -29,8 +31,13 @@ async def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | 
 
 
 async def consume(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0) -> list:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+    )
     await consumer.start()
     records = []
     try:

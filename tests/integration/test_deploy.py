@@ -19,13 +19,18 @@ from tests.integration.conftest import wait_ready
 DEPLOY = PROJECT_ROOT / "deploy"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool is not installed (Debian package 'prometheus'; `make test` installs it where it can)")
+    PROMTOOL is None,
+    reason="promtool is not installed (Debian package 'prometheus'; `make test` installs it where it can)",
+)
 
 
 def referenced_metrics() -> set[str]:
     """ews_* and faust_* names used by the alert rules and the dashboard, without histogram suffixes."""
-    texts = [r["expr"] for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
-             for r in g["rules"]]
+    texts = [
+        r["expr"]
+        for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+        for r in g["rules"]
+    ]
     dashboard = json.loads((DEPLOY / "grafana" / "ews.json").read_text())
     texts += [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     names = set()
@@ -36,7 +41,9 @@ def referenced_metrics() -> set[str]:
 
 
 def test_every_deploy_file_parses():
-    files = list(DEPLOY.rglob("*.yml")) + list(DEPLOY.rglob("*.yaml")) + list(DEPLOY.rglob("*.json"))
+    files = (
+        list(DEPLOY.rglob("*.yml")) + list(DEPLOY.rglob("*.yaml")) + list(DEPLOY.rglob("*.json"))
+    )
     assert len(files) >= 7
     for path in files:
         if path.suffix == ".json":
@@ -76,8 +83,11 @@ def test_kubernetes_deployments_have_probes_resources_and_scraping():
 
 @needs_promtool
 def test_promtool_accepts_the_alert_rules():
-    result = subprocess.run([PROMTOOL, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [PROMTOOL, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -93,19 +103,28 @@ async def test_running_services_produce_every_metric_the_dashboard_and_rules_use
             text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
             produced |= set(re.findall(r"^# TYPE (\S+) ", text, re.M))
             if PROMTOOL:
-                lint = subprocess.run([PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True)
+                lint = subprocess.run(
+                    [PROMTOOL, "check", "metrics"], input=text, capture_output=True, text=True
+                )
                 assert lint.returncode == 0, f"{service}: {lint.stdout}{lint.stderr}"
             assert (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
     missing = sorted(referenced_metrics() - produced)
     assert not missing, f"used by deploy/ but produced by no service: {missing}"
 
 
-async def test_a_topic_that_differs_from_what_ews_needs_is_a_clear_error(kafka_bootstrap, namespace):
+async def test_a_topic_that_differs_from_what_ews_needs_is_a_clear_error(
+    kafka_bootstrap, namespace
+):
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
-    await admin.create_topics([NewTopic(Topics(namespace).contacts, 4, 1, topic_configs={"cleanup.policy": "delete"})])
+    await admin.create_topics(
+        [NewTopic(Topics(namespace).contacts, 4, 1, topic_configs={"cleanup.policy": "delete"})]
+    )
     await admin.close()
-    with pytest.raises(TopicMismatch, match=r"contacts: cleanup.policy is delete, ews needs compact \(kafka-configs.sh"):
+    with pytest.raises(
+        TopicMismatch,
+        match=r"contacts: cleanup.policy is delete, ews needs compact \(kafka-configs.sh",
+    ):
         await ensure_topics(Settings(kafka_bootstrap=kafka_bootstrap, topic_namespace=namespace))

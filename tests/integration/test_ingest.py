@@ -39,34 +39,55 @@ async def test_http_upload_answers_per_item(ingest, kafka_bootstrap, namespace):
         assert (body["accepted"], body["rejected"]) == (2, 1)
 
         r = await client.post(url, json=[first, second | {"count": 1350}], headers=auth)
-        assert [(x["outcome"], x["revision"]) for x in r.json()["results"]] == [("duplicate", 1), ("correction", 2)]
+        assert [(x["outcome"], x["revision"]) for x in r.json()["results"]] == [
+            ("duplicate", 1),
+            ("correction", 2),
+        ]
 
         assert (await client.post(url, json=[first])).status_code == 401
-        wrong = await client.post(url, json=[first], headers={"Authorization": "Bearer not-a-token"})
+        wrong = await client.post(
+            url, json=[first], headers={"Authorization": "Bearer not-a-token"}
+        )
         assert wrong.status_code == 401 and "unknown or revoked token" in wrong.json()["error"]
-        operator = await client.post(url, json=[first], headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"})
+        operator = await client.post(
+            url, json=[first], headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+        )
         assert operator.status_code == 403 and "role operator" in operator.json()["error"]
         big = await client.post(url, content=b"[" + b'"x",' * 60000 + b'"x"]', headers=auth)
         assert big.status_code == 413 and "larger than 200000 bytes" in big.json()["error"]
-        assert (await client.post(f"{ingest}/feeds/weather", json=[], headers=auth)).status_code == 404
+        assert (
+            await client.post(f"{ingest}/feeds/weather", json=[], headers=auth)
+        ).status_code == 404
         assert (await client.post(url, content=b"{not json", headers=auth)).status_code == 400
 
     topics = Topics(namespace)
-    published = [json.loads(r.value) for r in await consume(kafka_bootstrap, topics.observations, 3)]
+    published = [
+        json.loads(r.value) for r in await consume(kafka_bootstrap, topics.observations, 3)
+    ]
     assert sorted((o["event_id"], o["revision"], o["metrics"]["count"]) for o in published) == [
-        ("pa-lajas-blancas-0", 1, 1200), ("pa-lajas-blancas-1", 1, 1300), ("pa-lajas-blancas-1", 2, 1350)]
+        ("pa-lajas-blancas-0", 1, 1200),
+        ("pa-lajas-blancas-1", 1, 1300),
+        ("pa-lajas-blancas-1", 2, 1350),
+    ]
     [rejected] = await consume(kafka_bootstrap, topics.ingest_rejected, 1)
     assert json.loads(rejected.value)["source_partner"] == "PA-SNM item 2"
 
 
-async def test_an_item_not_deduplicated_in_time_is_answered_pending_and_still_published(workers, kafka_bootstrap, namespace):
+async def test_an_item_not_deduplicated_in_time_is_answered_pending_and_still_published(
+    workers, kafka_bootstrap, namespace
+):
     workers.env["EWS_TOKENS"] = f"PA-SNM:partner:{PARTNER_TOKEN}"
-    workers.env["EWS_FEED_HTTP_ANSWER_S"] = "0.001"  # no answer can make the round trip through the broker in time
+    workers.env["EWS_FEED_HTTP_ANSWER_S"] = (
+        "0.001"  # no answer can make the round trip through the broker in time
+    )
     started = [workers.start("ingest")]
     await wait_ready(workers, started)
     async with httpx.AsyncClient(timeout=30) as client:
-        r = await client.post(f"http://127.0.0.1:{started[0][1]}/feeds/border-crossings", json=[crossing(0, 1200)],
-                              headers={"Authorization": f"Bearer {PARTNER_TOKEN}"})
+        r = await client.post(
+            f"http://127.0.0.1:{started[0][1]}/feeds/border-crossings",
+            json=[crossing(0, 1200)],
+            headers={"Authorization": f"Bearer {PARTNER_TOKEN}"},
+        )
     assert r.status_code == 200, r.text
     [item] = r.json()["results"]
     assert (item["outcome"], item["event_id"]) == ("pending", "pa-lajas-blancas-0")
@@ -75,35 +96,58 @@ async def test_an_item_not_deduplicated_in_time_is_answered_pending_and_still_pu
     assert json.loads(published.value)["event_id"] == "pa-lajas-blancas-0"
 
 
-async def test_kafka_resends_are_dropped_and_corrections_published_with_a_higher_revision(ingest, kafka_bootstrap, namespace):
+async def test_kafka_resends_are_dropped_and_corrections_published_with_a_higher_revision(
+    ingest, kafka_bootstrap, namespace
+):
     topics = Topics(namespace)
     report = json.dumps(crossing(0, 1000)).encode()
     corrected = json.dumps(crossing(0, 1100)).encode()
-    await produce(kafka_bootstrap, topics.feed_border_crossings, [report, report, corrected, report], key=b"PA-LAJAS-BLANCAS")
+    await produce(
+        kafka_bootstrap,
+        topics.feed_border_crossings,
+        [report, report, corrected, report],
+        key=b"PA-LAJAS-BLANCAS",
+    )
     # copies keyed differently land in different partitions and still meet at de-duplication
     other = json.dumps(crossing(1, 500)).encode()
     await produce(kafka_bootstrap, topics.feed_border_crossings, [other], key=b"one")
     await produce(kafka_bootstrap, topics.feed_border_crossings, [other], key=b"another")
-    published = [json.loads(r.value) for r in await consume(kafka_bootstrap, topics.observations, 5, timeout_s=15)]
-    first = [(o["revision"], o["metrics"]["count"]) for o in published if o["event_id"] == "pa-lajas-blancas-0"]
+    published = [
+        json.loads(r.value)
+        for r in await consume(kafka_bootstrap, topics.observations, 5, timeout_s=15)
+    ]
+    first = [
+        (o["revision"], o["metrics"]["count"])
+        for o in published
+        if o["event_id"] == "pa-lajas-blancas-0"
+    ]
     assert first == [(1, 1000), (2, 1100), (3, 1000)]
     assert [o["revision"] for o in published if o["event_id"] == "pa-lajas-blancas-1"] == [1]
 
 
 async def test_a_hostile_stream_yields_one_rejection_per_bad_message_and_every_valid_one_once(
-        ingest, workers, kafka_bootstrap, namespace):
+    ingest, workers, kafka_bootstrap, namespace
+):
     from aiokafka import AIOKafkaProducer
 
-    from tests.corpus import malformed_border_crossings, malformed_displacement, valid_border_crossings
+    from tests.corpus import (
+        malformed_border_crossings,
+        malformed_displacement,
+        valid_border_crossings,
+    )
 
     topics = Topics(namespace)
     bad_crossings, bad_displacement = malformed_border_crossings(), malformed_displacement()
     valid = valid_border_crossings(120)
     assert len(bad_crossings) + len(bad_displacement) >= 200
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_request_size=12 * 1024 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka_bootstrap, acks="all", max_request_size=12 * 1024 * 1024
+    )
     await producer.start()
     try:
-        mixed = [m for pair in zip(bad_crossings, valid) for m in pair] + bad_crossings[len(valid):]
+        mixed = [m for pair in zip(bad_crossings, valid) for m in pair] + bad_crossings[
+            len(valid) :
+        ]
         for message in mixed:
             await producer.send(topics.feed_border_crossings, message)
         for message in bad_displacement:
@@ -113,26 +157,46 @@ async def test_a_hostile_stream_yields_one_rejection_per_bad_message_and_every_v
         await producer.stop()
 
     expected_rejections = len(bad_crossings) + len(bad_displacement)
-    rejected = await consume(kafka_bootstrap, topics.ingest_rejected, expected_rejections, timeout_s=90)
+    rejected = await consume(
+        kafka_bootstrap, topics.ingest_rejected, expected_rejections, timeout_s=90
+    )
     published = await consume(kafka_bootstrap, topics.observations, len(valid), timeout_s=30)
     records = [json.loads(r.value) for r in rejected]
     originals = sorted(base64.b64decode(r["original_base64"]) for r in records)
     assert originals == sorted(bad_crossings + bad_displacement)  # exactly one rejection each
     assert all(r["reason"] and r["detail"] for r in records)
-    assert sorted(json.loads(r.value)["event_id"] for r in published) == sorted(f"valid-{i}" for i in range(120))
+    assert sorted(json.loads(r.value)["event_id"] for r in published) == sorted(
+        f"valid-{i}" for i in range(120)
+    )
     extra = await consume(kafka_bootstrap, topics.observations, len(valid) + 1, timeout_s=3)
     assert len(extra) == len(valid)  # nothing published twice
-    assert all(p.poll() is None for p in workers.processes), "the ingest worker must not have restarted"
+    assert all(p.poll() is None for p in workers.processes), (
+        "the ingest worker must not have restarted"
+    )
 
 
-async def test_ews_ingest_publishes_good_rows_and_keeps_bad_ones(kafka_bootstrap, namespace, tmp_path):
+async def test_ews_ingest_publishes_good_rows_and_keeps_bad_ones(
+    kafka_bootstrap, namespace, tmp_path
+):
     path = tmp_path / "crossings.csv"
-    path.write_text("#date,#meta+source,#loc+code,#country+origin+code,#country+code+dest,#affected\n"
-                    "2026-11-20,PA-SNM,PA-LAJAS-BLANCAS,CO,PA,1520\n"
-                    "2026-11-21,PA-SNM,PA-LAJAS-BLANCAS,CO,PA,lots\n")
-    env = {"EWS_KAFKA_BOOTSTRAP": kafka_bootstrap, "EWS_TOPIC_NAMESPACE": namespace, "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "services.cli", "ingest", str(path)], env=env,
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
+    path.write_text(
+        "#date,#meta+source,#loc+code,#country+origin+code,#country+code+dest,#affected\n"
+        "2026-11-20,PA-SNM,PA-LAJAS-BLANCAS,CO,PA,1520\n"
+        "2026-11-21,PA-SNM,PA-LAJAS-BLANCAS,CO,PA,lots\n"
+    )
+    env = {
+        "EWS_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "EWS_TOPIC_NAMESPACE": namespace,
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "ingest", str(path)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1, result.stderr
     assert f"{path}:3: count: Input should be a valid integer (got 'lots')" in result.stderr
     assert f"2 rows, 1 sent to {namespace}.feed.border-crossings, 1 rejected" in result.stdout
@@ -140,11 +204,15 @@ async def test_ews_ingest_publishes_good_rows_and_keeps_bad_ones(kafka_bootstrap
     [sent] = await consume(kafka_bootstrap, topics.feed_border_crossings, 1)
     assert sent.key == b"PA-LAJAS-BLANCAS" and json.loads(sent.value)["count"] == 1520
     [kept] = await consume(kafka_bootstrap, topics.ingest_rejected, 1)
-    assert (json.loads(kept.value)["source_file"], json.loads(kept.value)["source_row"]) == (str(path), 3)
+    assert (json.loads(kept.value)["source_file"], json.loads(kept.value)["source_row"]) == (
+        str(path),
+        3,
+    )
 
 
 async def test_the_hostile_corpus_over_http_and_file_upload_at_volume_is_rejected_item_by_item(
-        ingest, workers, kafka_bootstrap, namespace, tmp_path):
+    ingest, workers, kafka_bootstrap, namespace, tmp_path
+):
     """The same corpus as over Kafka, five times over: every item answered 'rejected' with a reason
     and kept on the rejected topic (HTTP), every bad row named by file:row (upload); the worker stays up."""
     from tests.corpus import malformed_border_crossings
@@ -158,21 +226,27 @@ async def test_the_hostile_corpus_over_http_and_file_upload_at_volume_is_rejecte
             items.append(json.loads(raw.decode("utf-8")))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             bodies.append(raw)  # not JSON at all: the whole request is refused, with the reason
-    items = [i for i in items if len(json.dumps(i)) < 150_000]  # over the 200 kB body limit: answered 413 instead
+    items = [
+        i for i in items if len(json.dumps(i)) < 150_000
+    ]  # over the 200 kB body limit: answered 413 instead
     rounds, answered = 5, 0
     async with httpx.AsyncClient(timeout=60) as client:
         for _ in range(rounds):
             for start in range(0, len(items), 40):
-                batch = items[start:start + 40]
+                batch = items[start : start + 40]
                 r = await client.post(url, content=json.dumps(batch).encode(), headers=auth)
                 if r.status_code == 413:
                     continue
                 assert r.status_code == 200, r.text
                 results = r.json()["results"]
-                assert all(x["outcome"] == "rejected" and x["reason"] and x["detail"] for x in results), results
+                assert all(
+                    x["outcome"] == "rejected" and x["reason"] and x["detail"] for x in results
+                ), results
                 answered += len(results)
             for raw in bodies:
-                r = await client.post(url, content=raw, headers={**auth, "Content-Type": "application/json"})
+                r = await client.post(
+                    url, content=raw, headers={**auth, "Content-Type": "application/json"}
+                )
                 assert r.status_code in (400, 413) and r.json()["error"]
         ready = await client.get(f"{ingest}/readyz")
     assert answered >= rounds * 90 and ready.status_code == 200
@@ -182,14 +256,31 @@ async def test_the_hostile_corpus_over_http_and_file_upload_at_volume_is_rejecte
 
     rows = ["#date,#meta+source,#loc+code,#country+origin+code,#country+code+dest,#affected"]
     bad_values = ["lots", "-5", "1e3", "NaN", "", "9" * 40, "0x10", "12.5", "2;5", "--1"]
-    rows += [f"2026-11-{1 + i % 28:02d},PA-SNM,PA-LAJAS-BLANCAS,CO,PA,{bad_values[i % len(bad_values)]}" for i in range(2000)]
+    rows += [
+        f"2026-11-{1 + i % 28:02d},PA-SNM,PA-LAJAS-BLANCAS,CO,PA,{bad_values[i % len(bad_values)]}"
+        for i in range(2000)
+    ]
     path = tmp_path / "hostile.hxl.csv"
     path.write_text("\n".join(rows) + "\n")
-    env = {"EWS_KAFKA_BOOTSTRAP": kafka_bootstrap, "EWS_TOPIC_NAMESPACE": namespace, "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-m", "services.cli", "ingest", str(path)], env=env,
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+    env = {
+        "EWS_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "EWS_TOPIC_NAMESPACE": namespace,
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "ingest", str(path)],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 1, result.stderr[-2000:]
     assert "2000 rows, 0 sent" in result.stdout and "2000 rejected" in result.stdout
-    named = {line.split(":")[1] for line in result.stderr.splitlines() if line.startswith(f"{path}:")}
+    named = {
+        line.split(":")[1] for line in result.stderr.splitlines() if line.startswith(f"{path}:")
+    }
     assert named == {str(n) for n in range(2, 2002)}  # every bad row named by its line
-    assert all(p.poll() is None for p in workers.processes), "the ingest worker must not have restarted"
+    assert all(p.poll() is None for p in workers.processes), (
+        "the ingest worker must not have restarted"
+    )

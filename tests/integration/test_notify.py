@@ -19,72 +19,121 @@ PARTNER = "partner-token-0123456789abcdefgh"
 AUTH = {"Authorization": f"Bearer {ADMIN}"}
 
 
-def alert(n: int, level="warning", status="firing", site="PA-LAJAS-BLANCAS", transition=1) -> AlertEvent:
+def alert(
+    n: int, level="warning", status="firing", site="PA-LAJAS-BLANCAS", transition=1
+) -> AlertEvent:
     now = datetime.now(timezone.utc)
     return AlertEvent(
-        alert_id=f"surge/site/{site}-{n}" if n else f"surge/site/{site}", transition=transition, rule_id="surge",
-        rule_version="sha256:test", status=status, level=level if status == "firing" else None,
+        alert_id=f"surge/site/{site}-{n}" if n else f"surge/site/{site}",
+        transition=transition,
+        rule_id="surge",
+        rule_version="sha256:test",
+        status=status,
+        level=level if status == "firing" else None,
         previous_level=None if status == "firing" else level,
-        scope=Scope(kind="site", id=site, country=site[:2]), value=2600, threshold=2500, window="PT24H",
-        started_at=now, observed_until=now, evaluated_at=now, evidence=["e-1"],
-        title={"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"})
+        scope=Scope(kind="site", id=site, country=site[:2]),
+        value=2600,
+        threshold=2500,
+        window="PT24H",
+        started_at=now,
+        observed_until=now,
+        evaluated_at=now,
+        evidence=["e-1"],
+        title={"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"},
+    )
 
 
 async def send_alerts(bootstrap, namespace, alerts):
     for a in alerts:
-        await produce(bootstrap, Topics(namespace).alerts, [a.model_dump_json().encode()], key=a.alert_id.encode())
+        await produce(
+            bootstrap,
+            Topics(namespace).alerts,
+            [a.model_dump_json().encode()],
+            key=a.alert_id.encode(),
+        )
 
 
 def webhook_contact(receiver, cid, **fields):
     secret = f"secret-of-{cid}-0123456789"
     receiver.secrets[cid] = secret
-    return {"id": cid, "name": cid, "organisation": "test", **fields,
-            "channels": [{"type": "webhook", "url": receiver.url_for(cid), "secret": secret}]}
+    return {
+        "id": cid,
+        "name": cid,
+        "organisation": "test",
+        **fields,
+        "channels": [{"type": "webhook", "url": receiver.url_for(cid), "secret": secret}],
+    }
 
 
 @pytest.fixture
 async def notify(workers, tmp_path):
     (tmp_path / "contacts.yaml").write_text("version: 1\ncontacts: []\n")
-    workers.env.update(EWS_CONTACTS_FILE=str(tmp_path / "contacts.yaml"),
-                       EWS_TOKENS=f"root:admin:{ADMIN};PA-SNM:partner:{PARTNER}",
-                       EWS_DELIVERY_BACKOFF_INITIAL_S="0.3", EWS_DELIVERY_BACKOFF_MAX_S="2",
-                       EWS_REMINDER_CHECK_INTERVAL_S="0.5")
+    workers.env.update(
+        EWS_CONTACTS_FILE=str(tmp_path / "contacts.yaml"),
+        EWS_TOKENS=f"root:admin:{ADMIN};PA-SNM:partner:{PARTNER}",
+        EWS_DELIVERY_BACKOFF_INITIAL_S="0.3",
+        EWS_DELIVERY_BACKOFF_MAX_S="2",
+        EWS_REMINDER_CHECK_INTERVAL_S="0.5",
+    )
 
     async def start(**env):
         started = [workers.start("notify", **env)]
         await wait_ready(workers, started)
         return started[0]
+
     return start
 
 
-async def test_the_api_registers_contacts_and_answers_bad_input_clearly(notify, workers, receiver, kafka_bootstrap, namespace):
+async def test_the_api_registers_contacts_and_answers_bad_input_clearly(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
     process, port = await notify()
     url = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=url, timeout=20) as api:
         assert (await api.get("/contacts")).status_code == 401
         wrong = await api.get("/contacts", headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and "unknown or revoked token" in wrong.json()["error"]
-        partner = await api.post("/contacts", json={}, headers={"Authorization": f"Bearer {PARTNER}"})
+        partner = await api.post(
+            "/contacts", json={}, headers={"Authorization": f"Bearer {PARTNER}"}
+        )
         assert partner.status_code == 403 and "role partner" in partner.json()["error"]
 
         missing = await api.post("/contacts", json={"id": "x"}, headers=AUTH)
         assert missing.status_code == 422
-        assert {e["field"] for e in missing.json()["errors"]} >= {"name", "organisation", "channels"}
-        bad_url = webhook_contact(receiver, "bad") | {"channels": [{"type": "webhook", "url": "not a url", "secret": "s" * 20}]}
-        assert (await api.post("/contacts", json=bad_url, headers=AUTH)).json()["errors"][0]["field"].startswith("channels.0")
+        assert {e["field"] for e in missing.json()["errors"]} >= {
+            "name",
+            "organisation",
+            "channels",
+        }
+        bad_url = webhook_contact(receiver, "bad") | {
+            "channels": [{"type": "webhook", "url": "not a url", "secret": "s" * 20}]
+        }
+        assert (
+            (await api.post("/contacts", json=bad_url, headers=AUTH))
+            .json()["errors"][0]["field"]
+            .startswith("channels.0")
+        )
         assert (await api.get("/contacts/nobody", headers=AUTH)).status_code == 404
         not_json = await api.post("/contacts", content=b"{nope", headers=AUTH)
         assert not_json.status_code == 400 and "body is not JSON" in not_json.json()["error"]
         deep = await api.post("/contacts", content=b"[" * 100_000 + b"]" * 100_000, headers=AUTH)
         assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]
 
-        created = await api.post("/contacts", json=webhook_contact(receiver, "pa", countries=["PA"], language="es"), headers=AUTH)
+        created = await api.post(
+            "/contacts",
+            json=webhook_contact(receiver, "pa", countries=["PA"], language="es"),
+            headers=AUTH,
+        )
         assert created.status_code == 201, created.text
         assert created.json()["channels"][0]["secret"] == "***"
-        assert (await api.post("/contacts", json=webhook_contact(receiver, "pa"), headers=AUTH)).status_code == 409
+        assert (
+            await api.post("/contacts", json=webhook_contact(receiver, "pa"), headers=AUTH)
+        ).status_code == 409
         patched = await api.patch("/contacts/pa", json={"min_level": "warning"}, headers=AUTH)
         assert patched.status_code == 200 and patched.json()["min_level"] == "warning"
-        assert [c["id"] for c in (await api.get("/contacts", headers=AUTH)).json()["contacts"]] == ["pa"]
+        assert [c["id"] for c in (await api.get("/contacts", headers=AUTH)).json()["contacts"]] == [
+            "pa"
+        ]
 
     await send_alerts(kafka_bootstrap, namespace, [alert(0)])
     assert await receiver.wait_for(1, timeout_s=30), workers.logs()
@@ -95,8 +144,11 @@ async def test_the_api_registers_contacts_and_answers_bad_input_clearly(notify, 
     async with httpx.AsyncClient(base_url=url, timeout=20) as api:
         picture = (await api.get("/alerts", headers={"Authorization": f"Bearer {PARTNER}"})).json()
         assert picture["count"] == 1 and picture["alerts"][0]["acknowledged"] is False
-        ack = await api.post("/alerts/surge/site/PA-LAJAS-BLANCAS/ack", json={"comment": "team on site"},
-                             headers={"Authorization": f"Bearer {PARTNER}"})
+        ack = await api.post(
+            "/alerts/surge/site/PA-LAJAS-BLANCAS/ack",
+            json={"comment": "team on site"},
+            headers={"Authorization": f"Bearer {PARTNER}"},
+        )
         assert ack.status_code == 200 and ack.json()["by"] == "PA-SNM"
         assert (await api.get("/alerts", headers=AUTH)).json()["alerts"][0]["acknowledged"] is True
         assert (await api.post("/alerts/nothing/here/ack", headers=AUTH)).status_code == 404
@@ -114,37 +166,59 @@ async def test_private_webhook_targets_are_refused_unless_allowed(notify, worker
     assert "https" in refused.json()["errors"][0]["message"]
 
 
-async def test_a_receiver_that_fails_then_recovers_gets_everything_exactly_once(notify, workers, receiver, kafka_bootstrap, namespace):
+async def test_a_receiver_that_fails_then_recovers_gets_everything_exactly_once(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
     receiver.failures = [(500, {})] * 6 + [(429, {"Retry-After": "1"})] * 2 + [(503, {})] * 2
     process, port = await notify()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api:
         for cid in ("one", "two"):
-            assert (await api.post("/contacts", json=webhook_contact(receiver, cid), headers=AUTH)).status_code == 201
+            assert (
+                await api.post("/contacts", json=webhook_contact(receiver, cid), headers=AUTH)
+            ).status_code == 201
     alerts = [alert(n) for n in range(1, 6)]
     await send_alerts(kafka_bootstrap, namespace, alerts)
     assert await receiver.wait_for(10, timeout_s=60), workers.logs()
     await asyncio.sleep(2)
-    assert sorted(receiver.received) == sorted(f"{a.alert_id}:1:{c}" for a in alerts for c in ("one", "two"))
+    assert sorted(receiver.received) == sorted(
+        f"{a.alert_id}:1:{c}" for a in alerts for c in ("one", "two")
+    )
     assert receiver.duplicates == 0 and receiver.refused == 10
-    records = [json.loads(r.value) for r in await consume(kafka_bootstrap, Topics(namespace).deliveries, 20, timeout_s=10)]
+    records = [
+        json.loads(r.value)
+        for r in await consume(kafka_bootstrap, Topics(namespace).deliveries, 20, timeout_s=10)
+    ]
     outcomes = sorted(r["outcome"] for r in records)
     assert outcomes.count("delivered") == 10 and outcomes.count("failed") == 10
 
 
-async def test_notify_killed_mid_retry_loses_and_doubles_nothing(notify, workers, receiver, kafka_bootstrap, namespace):
+async def test_notify_killed_mid_retry_loses_and_doubles_nothing(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
     receiver.failures = [(500, {})] * 1000  # down for now
-    process, port = await notify(EWS_DELIVERY_BACKOFF_INITIAL_S="1", EWS_DELIVERY_BACKOFF_MAX_S="2",
-                                 EWS_DELIVERY_MAX_ATTEMPTS="30")
+    process, port = await notify(
+        EWS_DELIVERY_BACKOFF_INITIAL_S="1",
+        EWS_DELIVERY_BACKOFF_MAX_S="2",
+        EWS_DELIVERY_MAX_ATTEMPTS="30",
+    )
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api:
-        assert (await api.post("/contacts", json=webhook_contact(receiver, "one"), headers=AUTH)).status_code == 201
+        assert (
+            await api.post("/contacts", json=webhook_contact(receiver, "one"), headers=AUTH)
+        ).status_code == 201
     alerts = [alert(n) for n in range(1, 9)]
     await send_alerts(kafka_bootstrap, namespace, alerts)
-    await consume(kafka_bootstrap, Topics(namespace).notify_retry, 8, timeout_s=30)  # all waiting on the retry topic
+    await consume(
+        kafka_bootstrap, Topics(namespace).notify_retry, 8, timeout_s=30
+    )  # all waiting on the retry topic
     process.send_signal(signal.SIGKILL)
     process.wait()
     receiver.failures.clear()  # the receiver recovers while notify is down
-    restarted = workers.start("notify", EWS_DELIVERY_BACKOFF_INITIAL_S="1", EWS_DELIVERY_BACKOFF_MAX_S="2",
-                              EWS_DELIVERY_MAX_ATTEMPTS="30")
+    restarted = workers.start(
+        "notify",
+        EWS_DELIVERY_BACKOFF_INITIAL_S="1",
+        EWS_DELIVERY_BACKOFF_MAX_S="2",
+        EWS_DELIVERY_MAX_ATTEMPTS="30",
+    )
     await wait_ready(workers, [restarted])
     assert await receiver.wait_for(8, timeout_s=60), workers.logs()
     await asyncio.sleep(3)
@@ -152,32 +226,55 @@ async def test_notify_killed_mid_retry_loses_and_doubles_nothing(notify, workers
     assert receiver.duplicates == 0
 
 
-async def test_after_the_last_attempt_a_delivery_is_dead_lettered(notify, workers, receiver, kafka_bootstrap, namespace):
+async def test_after_the_last_attempt_a_delivery_is_dead_lettered(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
     receiver.failures = [(500, {})] * 100
     process, port = await notify(EWS_DELIVERY_MAX_ATTEMPTS="3")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api:
-        assert (await api.post("/contacts", json=webhook_contact(receiver, "one"), headers=AUTH)).status_code == 201
+        assert (
+            await api.post("/contacts", json=webhook_contact(receiver, "one"), headers=AUTH)
+        ).status_code == 201
     await send_alerts(kafka_bootstrap, namespace, [alert(1)])
     [dead] = await consume(kafka_bootstrap, Topics(namespace).notify_dead, 1, timeout_s=30)
     assert json.loads(dead.value)["attempt"] == 3 and receiver.refused == 3
     async with httpx.AsyncClient() as client:
-        assert 'ews_notify_dead_total{channel="webhook"} 1.0' in (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        assert (
+            'ews_notify_dead_total{channel="webhook"} 1.0'
+            in (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        )
 
 
-async def test_repeats_stop_when_acknowledged_and_escalation_reaches_the_next_contact(notify, workers, receiver, kafka_bootstrap, namespace):
+async def test_repeats_stop_when_acknowledged_and_escalation_reaches_the_next_contact(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
     process, port = await notify(EWS_REPEAT_INTERVAL="PT2S", EWS_ESCALATE_AFTER="PT3S")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api:
         await api.post("/contacts", json=webhook_contact(receiver, "boss"), headers=AUTH)
-        await api.post("/contacts", json=webhook_contact(receiver, "duty", countries=["PA"], escalation_contacts=["boss"],
-                                                         min_level="warning"), headers=AUTH)
-        await api.patch("/contacts/boss", json={"countries": ["MX"]}, headers=AUTH)  # boss only hears by escalation
+        await api.post(
+            "/contacts",
+            json=webhook_contact(
+                receiver,
+                "duty",
+                countries=["PA"],
+                escalation_contacts=["boss"],
+                min_level="warning",
+            ),
+            headers=AUTH,
+        )
+        await api.patch(
+            "/contacts/boss", json={"countries": ["MX"]}, headers=AUTH
+        )  # boss only hears by escalation
         await send_alerts(kafka_bootstrap, namespace, [alert(0)])
         deadline = time.monotonic() + 30
         while not any(k.endswith(":escalation") for k in receiver.received):
             assert time.monotonic() < deadline, (sorted(receiver.received), workers.logs())
             await asyncio.sleep(0.3)
         keys = sorted(receiver.received)
-        assert "surge/site/PA-LAJAS-BLANCAS:1:duty" in keys and "surge/site/PA-LAJAS-BLANCAS:1:duty:repeat-1" in keys
+        assert (
+            "surge/site/PA-LAJAS-BLANCAS:1:duty" in keys
+            and "surge/site/PA-LAJAS-BLANCAS:1:duty:repeat-1" in keys
+        )
         assert "surge/site/PA-LAJAS-BLANCAS:1:boss:escalation" in keys
         ack = await api.post("/alerts/surge%2Fsite%2FPA-LAJAS-BLANCAS/ack", headers=AUTH)
         assert ack.status_code == 200, ack.text
@@ -186,13 +283,19 @@ async def test_repeats_stop_when_acknowledged_and_escalation_reaches_the_next_co
         assert len(receiver.received) == count  # no repeat after the acknowledgement
 
 
-async def test_a_silence_mutes_matching_alerts_and_is_recorded(notify, workers, receiver, kafka_bootstrap, namespace):
+async def test_a_silence_mutes_matching_alerts_and_is_recorded(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
     process, port = await notify()
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api:
         await api.post("/contacts", json=webhook_contact(receiver, "one"), headers=AUTH)
         bad = await api.post("/silences", json={"comment": "x", "duration": "1h"}, headers=AUTH)
         assert bad.status_code == 422 and "at least one matcher" in bad.text
-        created = await api.post("/silences", json={"country": "PA", "duration": "1h", "comment": "census week"}, headers=AUTH)
+        created = await api.post(
+            "/silences",
+            json={"country": "PA", "duration": "1h", "comment": "census week"},
+            headers=AUTH,
+        )
         assert created.status_code == 201, created.text
         await send_alerts(kafka_bootstrap, namespace, [alert(1), alert(2, site="CR-PASO-CANOAS")])
         assert await receiver.wait_for(1, timeout_s=30)
@@ -202,7 +305,10 @@ async def test_a_silence_mutes_matching_alerts_and_is_recorded(notify, workers, 
         assert listed[0]["comment"] == "census week" and listed[0]["active"]
         expired = await api.delete(f"/silences/{created.json()['id']}", headers=AUTH)
         assert expired.status_code == 200 and expired.json()["expired_by"] == "root"
-    records = [json.loads(r.value) for r in await consume(kafka_bootstrap, Topics(namespace).deliveries, 2, timeout_s=10)]
+    records = [
+        json.loads(r.value)
+        for r in await consume(kafka_bootstrap, Topics(namespace).deliveries, 2, timeout_s=10)
+    ]
     assert any(r["outcome"] == "refused" and "silenced by" in r["detail"] for r in records)
 
 
@@ -226,14 +332,30 @@ async def test_email_over_smtp_with_starttls(notify, workers, kafka_bootstrap, n
     from services.common.local_kafka import free_port
 
     port = free_port()
-    controller = Controller(Inbox(), hostname="127.0.0.1", port=port, tls_context=server_context, require_starttls=True)
+    controller = Controller(
+        Inbox(), hostname="127.0.0.1", port=port, tls_context=server_context, require_starttls=True
+    )
     controller.start()
     try:
-        process, api_port = await notify(EWS_SMTP_HOST="127.0.0.1", EWS_SMTP_PORT=str(port), EWS_SMTP_CA_FILE=str(ca_file),
-                                         EWS_SMTP_FROM="alerts@ews.test", EWS_PUBLIC_URL="https://ews.example.org")
+        process, api_port = await notify(
+            EWS_SMTP_HOST="127.0.0.1",
+            EWS_SMTP_PORT=str(port),
+            EWS_SMTP_CA_FILE=str(ca_file),
+            EWS_SMTP_FROM="alerts@ews.test",
+            EWS_PUBLIC_URL="https://ews.example.org",
+        )
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=20) as api:
-            created = await api.post("/contacts", json={"id": "mail", "name": "Mail", "organisation": "IOM", "language": "fr",
-                                                        "channels": [{"type": "email", "address": "duty@iom.test"}]}, headers=AUTH)
+            created = await api.post(
+                "/contacts",
+                json={
+                    "id": "mail",
+                    "name": "Mail",
+                    "organisation": "IOM",
+                    "language": "fr",
+                    "channels": [{"type": "email", "address": "duty@iom.test"}],
+                },
+                headers=AUTH,
+            )
             assert created.status_code == 201, created.text
         await send_alerts(kafka_bootstrap, namespace, [alert(0)])
         deadline = time.monotonic() + 30
@@ -241,34 +363,66 @@ async def test_email_over_smtp_with_starttls(notify, workers, kafka_bootstrap, n
             assert time.monotonic() < deadline, workers.logs()
             await asyncio.sleep(0.3)
         message = inbox[0]
-        assert message["To"] == "duty@iom.test" and message["Subject"].startswith("[EWS ALERTE] Afflux")
+        assert message["To"] == "duty@iom.test" and message["Subject"].startswith(
+            "[EWS ALERTE] Afflux"
+        )
         body = message.get_payload(decode=True).decode("utf-8")
-        assert "Accusez réception" in body and "https://ews.example.org/alerts/surge%2Fsite%2FPA-LAJAS-BLANCAS/ack" in body
+        assert (
+            "Accusez réception" in body
+            and "https://ews.example.org/alerts/surge%2Fsite%2FPA-LAJAS-BLANCAS/ack" in body
+        )
     finally:
         controller.stop()
 
 
-async def test_operators_manage_contacts_from_the_command_line(notify, workers, kafka_bootstrap, namespace):
+async def test_operators_manage_contacts_from_the_command_line(
+    notify, workers, kafka_bootstrap, namespace
+):
     import subprocess
     import sys
 
     from services.common.settings import PROJECT_ROOT
 
     process, port = await notify()
-    env = {"PATH": "/usr/bin:/bin", "EWS_NOTIFY_URL": f"http://127.0.0.1:{port}", "EWS_API_TOKEN": ADMIN}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "EWS_NOTIFY_URL": f"http://127.0.0.1:{port}",
+        "EWS_API_TOKEN": ADMIN,
+    }
 
     def ews(*args):
-        return subprocess.run([sys.executable, "-m", "services.cli", "contacts", *args], env=env, cwd=PROJECT_ROOT,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", "contacts", *args],
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
-    added = await asyncio.to_thread(ews, "add", "--id", "iom-roso", "--name", "Duty officer", "--organisation", "IOM",
-                                    "--corridors", "darien-northbound", "--language", "es",
-                                    "--webhook", "http://127.0.0.1:9/hook")
+    added = await asyncio.to_thread(
+        ews,
+        "add",
+        "--id",
+        "iom-roso",
+        "--name",
+        "Duty officer",
+        "--organisation",
+        "IOM",
+        "--corridors",
+        "darien-northbound",
+        "--language",
+        "es",
+        "--webhook",
+        "http://127.0.0.1:9/hook",
+    )
     assert added.returncode == 0, added.stderr
     assert "registered iom-roso" in added.stdout and "webhook secret" in added.stdout
     listed = await asyncio.to_thread(ews, "list")
     assert "iom-roso" in listed.stdout and "darien-northbound" in listed.stdout
-    bad = await asyncio.to_thread(ews, "add", "--id", "x", "--name", "x", "--organisation", "x", "--countries", "ZZ")
+    bad = await asyncio.to_thread(
+        ews, "add", "--id", "x", "--name", "x", "--organisation", "x", "--countries", "ZZ"
+    )
     assert bad.returncode == 1 and "countries.0" in bad.stderr and "channels" in bad.stderr
     removed = await asyncio.to_thread(ews, "remove", "iom-roso")
     assert removed.returncode == 0 and "removed iom-roso" in removed.stdout

@@ -34,30 +34,64 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 SITES = int(os.environ.get("EWS_FAULT_SITES", "40"))
 DAYS = int(os.environ.get("EWS_FAULT_DAYS", "16"))
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
-RULES = {"version": 1, "triggers": [
-    {"id": "surge", "kind": "threshold", "feed": "border_crossing", "metric": "count", "scope": "site",
-     "window": "24h", "levels": {"watch": 1000, "warning": 2500, "emergency": 5000}, "clear": 800, "clear_for": "24h",
-     "title": {"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"}, "rationale": "test"},
-    {"id": "children", "kind": "threshold", "feed": "border_crossing", "metric": "unaccompanied_children",
-     "scope": "site", "window": "24h", "levels": {"watch": 20, "warning": 60}, "clear": 10,
-     "title": {"en": "Children", "es": "Niños", "fr": "Enfants", "pt": "Crianças"}, "rationale": "test"},
-]}
+RULES = {
+    "version": 1,
+    "triggers": [
+        {
+            "id": "surge",
+            "kind": "threshold",
+            "feed": "border_crossing",
+            "metric": "count",
+            "scope": "site",
+            "window": "24h",
+            "levels": {"watch": 1000, "warning": 2500, "emergency": 5000},
+            "clear": 800,
+            "clear_for": "24h",
+            "title": {"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"},
+            "rationale": "test",
+        },
+        {
+            "id": "children",
+            "kind": "threshold",
+            "feed": "border_crossing",
+            "metric": "unaccompanied_children",
+            "scope": "site",
+            "window": "24h",
+            "levels": {"watch": 20, "warning": 60},
+            "clear": 10,
+            "title": {"en": "Children", "es": "Niños", "fr": "Enfants", "pt": "Crianças"},
+            "rationale": "test",
+        },
+    ],
+}
 
 
 def feed(seed: int, config: Path) -> list[list[tuple[str, bytes, bytes]]]:
     """Per day: (feed, key, value) of one report per site, counts wandering across the levels."""
     rng = random.Random(seed)
-    sites = [(s["id"], s["country"]) for s in yaml.safe_load((config / "sites.yaml").read_text())["sites"]]
+    sites = [
+        (s["id"], s["country"])
+        for s in yaml.safe_load((config / "sites.yaml").read_text())["sites"]
+    ]
     level = [rng.randint(300, 3000) for _ in range(SITES)]
     days = []
     for day in range(DAYS):
         reports = []
         for i in range(SITES):
-            level[i] = min(9000, max(0, int(level[i] * rng.uniform(0.55, 1.7)) + rng.randint(-100, 100)))
+            level[i] = min(
+                9000, max(0, int(level[i] * rng.uniform(0.55, 1.7)) + rng.randint(-100, 100))
+            )
             site, country = sites[i]
-            body = {"event_id": f"r-{site}-{day}", "source": f"TEST-{country}", "site_id": site,
-                    "observed_at": (START + timedelta(days=day)).isoformat(), "period": "P1D", "count": level[i],
-                    "to_country": country, "unaccompanied_children": level[i] // rng.randint(30, 300)}
+            body = {
+                "event_id": f"r-{site}-{day}",
+                "source": f"TEST-{country}",
+                "site_id": site,
+                "observed_at": (START + timedelta(days=day)).isoformat(),
+                "period": "P1D",
+                "count": level[i],
+                "to_country": country,
+                "unaccompanied_children": level[i] // rng.randint(30, 300),
+            }
             reports.append(("border-crossings", site.encode(), json.dumps(body).encode()))
         days.append(reports)
     return days
@@ -72,13 +106,42 @@ async def system(tmp_path: Path, kafka_bootstrap: str):
     write_geography(SITES, config / "sites.yaml")
     receiver = WebhookReceiver(secrets={"duty": "duty-secret-0123456789abcdef"}, hang_s=3.0)
     await receiver.start()
-    (config / "contacts.yaml").write_text(yaml.safe_dump({"version": 1, "contacts": [{
-        "id": "duty", "name": "Duty", "organisation": "test",
-        "channels": [{"type": "webhook", "url": receiver.url_for("duty"), "secret": "duty-secret-0123456789abcdef"}]}]}))
-    stack = LocalStack(tmp_path / "stack", namespace=f"f{secrets.token_hex(4)}", bootstrap=kafka_bootstrap, env_extra={
-        "EWS_CONFIG_DIR": str(config), "EWS_ALLOW_PRIVATE_WEBHOOKS": "1", "EWS_WEBHOOK_TIMEOUT_S": "1",
-        "EWS_DELIVERY_MAX_ATTEMPTS": "50", "EWS_DELIVERY_BACKOFF_INITIAL_S": "0.2", "EWS_DELIVERY_BACKOFF_MAX_S": "2",
-        "EWS_STALL_TIMEOUT_S": "20", "EWS_LOG_LEVEL": "info"})
+    (config / "contacts.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "version": 1,
+                "contacts": [
+                    {
+                        "id": "duty",
+                        "name": "Duty",
+                        "organisation": "test",
+                        "channels": [
+                            {
+                                "type": "webhook",
+                                "url": receiver.url_for("duty"),
+                                "secret": "duty-secret-0123456789abcdef",
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    stack = LocalStack(
+        tmp_path / "stack",
+        namespace=f"f{secrets.token_hex(4)}",
+        bootstrap=kafka_bootstrap,
+        env_extra={
+            "EWS_CONFIG_DIR": str(config),
+            "EWS_ALLOW_PRIVATE_WEBHOOKS": "1",
+            "EWS_WEBHOOK_TIMEOUT_S": "1",
+            "EWS_DELIVERY_MAX_ATTEMPTS": "50",
+            "EWS_DELIVERY_BACKOFF_INITIAL_S": "0.2",
+            "EWS_DELIVERY_BACKOFF_MAX_S": "2",
+            "EWS_STALL_TIMEOUT_S": "20",
+            "EWS_LOG_LEVEL": "info",
+        },
+    )
     stack.logs.mkdir(parents=True)
     yield config, receiver, stack
     await stack.stop()
@@ -113,7 +176,9 @@ async def start_all(stack: LocalStack) -> None:
     await stack.wait_ready()
 
 
-async def settle(stack: LocalStack, receiver: WebhookReceiver, expected: set[str], timeout_s: float = 120) -> None:
+async def settle(
+    stack: LocalStack, receiver: WebhookReceiver, expected: set[str], timeout_s: float = 120
+) -> None:
     """Wait for the expected deliveries (supervising restarts), then a little longer for any extra."""
     deadline = time.monotonic() + timeout_s
     while not expected <= set(receiver.received) and time.monotonic() < deadline:
@@ -127,7 +192,9 @@ def check(config: Path, days, receiver: WebhookReceiver, stack: LocalStack) -> N
     expected = expected_deliveries([(f, v) for day in days for f, _, v in day], config)
     verdict = verify(expected, receiver.received, receiver.duplicates)
     assert len(expected) > 40, "the feed should cause many transitions"
-    assert verdict.ok, f"{verdict}\n" + "\n".join(f"--- {n}\n{stack.tail(n, 30)}" for n in stack.workers)
+    assert verdict.ok, f"{verdict}\n" + "\n".join(
+        f"--- {n}\n{stack.tail(n, 30)}" for n in stack.workers
+    )
 
 
 async def test_each_worker_killed_mid_stream_and_restarted_delivers_every_transition_once(system):
@@ -139,23 +206,31 @@ async def test_each_worker_killed_mid_stream_and_restarted_delivers_every_transi
         async def act() -> None:
             stack.kill(name)
             stack.launch(name)
+
         return act
 
-    faults = {DAYS // 4: kill_and_restart("ingest"), DAYS // 2: kill_and_restart("triggers"),
-              3 * DAYS // 4: kill_and_restart("notify")}
+    faults = {
+        DAYS // 4: kill_and_restart("ingest"),
+        DAYS // 2: kill_and_restart("triggers"),
+        3 * DAYS // 4: kill_and_restart("notify"),
+    }
     await copy_feed(stack, days, faults)
     expected = expected_deliveries([(f, v) for day in days for f, _, v in day], config)
     await settle(stack, receiver, expected)
     check(config, days, receiver, stack)
 
 
-async def test_a_webhook_outage_of_errors_timeouts_and_429_then_recovery_delivers_every_transition_once(system):
+async def test_a_webhook_outage_of_errors_timeouts_and_429_then_recovery_delivers_every_transition_once(
+    system,
+):
     config, receiver, stack = system
     days = feed(12, config)
     await start_all(stack)
 
     def outage() -> None:
-        receiver.failures.extend([(500, {})] * 15 + [(0, {})] * 4 + [(429, {"Retry-After": "1"})] * 10 + [(503, {})] * 5)
+        receiver.failures.extend(
+            [(500, {})] * 15 + [(0, {})] * 4 + [(429, {"Retry-After": "1"})] * 10 + [(503, {})] * 5
+        )
 
     await copy_feed(stack, days, {DAYS // 3: outage})
     expected = expected_deliveries([(f, v) for day in days for f, _, v in day], config)
@@ -164,9 +239,13 @@ async def test_a_webhook_outage_of_errors_timeouts_and_429_then_recovery_deliver
     check(config, days, receiver, stack)
 
 
-async def test_the_broker_stopped_and_restarted_mid_stream_delivers_every_transition_once(tmp_path, system):
+async def test_the_broker_stopped_and_restarted_mid_stream_delivers_every_transition_once(
+    tmp_path, system
+):
     config, receiver, stack = system
-    private = LocalStack(tmp_path / "private")  # a broker of its own: stopping the shared one would hurt other tests
+    private = LocalStack(
+        tmp_path / "private"
+    )  # a broker of its own: stopping the shared one would hurt other tests
     stack.bootstrap = await private.start_kafka()
     days = feed(13, config)
     await start_all(stack)
@@ -193,7 +272,9 @@ async def test_a_broker_of_three_killed_mid_stream_delivers_every_transition_onc
     cluster = LocalCluster(tmp_path / "cluster", size=3)
     await asyncio.to_thread(cluster.start)
     stack.bootstrap = cluster.bootstrap
-    stack.env_extra.update({"EWS_TOPIC_REPLICATION_FACTOR": "3", "EWS_TOPIC_MIN_INSYNC_REPLICAS": "2"})
+    stack.env_extra.update(
+        {"EWS_TOPIC_REPLICATION_FACTOR": "3", "EWS_TOPIC_MIN_INSYNC_REPLICAS": "2"}
+    )
     days = feed(14, config)
     try:
         await start_all(stack)

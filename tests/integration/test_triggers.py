@@ -20,13 +20,36 @@ from services.triggers.loading import load_engine
 from tests.helpers import NOW
 from tests.integration.conftest import consume, wait_ready
 
-SITES = ["PA-LAJAS-BLANCAS", "PA-SAN-VICENTE", "CR-PASO-CANOAS", "CR-PENAS-BLANCAS", "NI-PENAS-BLANCAS",
-         "HN-TROJES", "HN-DANLI", "GT-TECUN-UMAN", "MX-TAPACHULA", "CO-NECOCLI"]
+SITES = [
+    "PA-LAJAS-BLANCAS",
+    "PA-SAN-VICENTE",
+    "CR-PASO-CANOAS",
+    "CR-PENAS-BLANCAS",
+    "NI-PENAS-BLANCAS",
+    "HN-TROJES",
+    "HN-DANLI",
+    "GT-TECUN-UMAN",
+    "MX-TAPACHULA",
+    "CO-NECOCLI",
+]
 COUNTRY = {s: s[:2] for s in SITES}
-SITE_RULES = {"version": 1, "triggers": [{
-    "id": "surge", "kind": "threshold", "feed": "border_crossing", "metric": "count", "scope": "site",
-    "window": "24h", "levels": {"watch": 1000, "warning": 2500, "emergency": 5000}, "clear": 800, "clear_for": "24h",
-    "title": {"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"}}]}
+SITE_RULES = {
+    "version": 1,
+    "triggers": [
+        {
+            "id": "surge",
+            "kind": "threshold",
+            "feed": "border_crossing",
+            "metric": "count",
+            "scope": "site",
+            "window": "24h",
+            "levels": {"watch": 1000, "warning": 2500, "emergency": 5000},
+            "clear": 800,
+            "clear_for": "24h",
+            "title": {"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"},
+        }
+    ],
+}
 
 
 def random_walk_observations(days: int, seed: int) -> list[Observation]:
@@ -40,10 +63,19 @@ def random_walk_observations(days: int, seed: int) -> list[Observation]:
             level[site] = max(0, int(level[site] * rng.uniform(0.6, 1.6)) + rng.randint(-100, 100))
             level[site] = min(level[site], 9000)
             observed = start + timedelta(days=day)
-            out.append(Observation(event_id=f"{site}-{day}", feed="border_crossing", source="TEST",
-                                   observed_at=observed, period="P1D", period_end=observed + timedelta(days=1),
-                                   location=Location(kind="site", id=site, country=COUNTRY[site]),
-                                   metrics={"count": level[site]}, ingested_at=NOW))
+            out.append(
+                Observation(
+                    event_id=f"{site}-{day}",
+                    feed="border_crossing",
+                    source="TEST",
+                    observed_at=observed,
+                    period="P1D",
+                    period_end=observed + timedelta(days=1),
+                    location=Location(kind="site", id=site, country=COUNTRY[site]),
+                    metrics={"count": level[site]},
+                    ingested_at=NOW,
+                )
+            )
     return out
 
 
@@ -88,8 +120,13 @@ async def wait_for_alerts(bootstrap, topic, expected: set, timeout_s: float = 90
     crash may repeat some, so counting records is not enough), then 3 s more for anything extra."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        enable_auto_commit=False,
+    )
     await consumer.start()
     alerts: list[dict] = []
     try:
@@ -105,26 +142,36 @@ async def wait_for_alerts(bootstrap, topic, expected: set, timeout_s: float = 90
         await consumer.stop()
 
 
-async def test_live_gives_the_backtests_transitions_in_any_interleaving_of_sites(workers, kafka_bootstrap, namespace, tmp_path):
+async def test_live_gives_the_backtests_transitions_in_any_interleaving_of_sites(
+    workers, kafka_bootstrap, namespace, tmp_path
+):
     directory = config_dir(tmp_path, SITE_RULES)
     workers.env["EWS_CONFIG_DIR"] = str(directory)
     observations = random_walk_observations(days=40, seed=7)
     engine = load_engine(directory / "triggers.yaml", directory / "sites.yaml", "P7D")
-    expected = {(a.alert_id, a.transition): (a.status, a.level, a.value) for a in run_backtest(observations, engine, NOW)}
-    shuffled = {(a.alert_id, a.transition): (a.status, a.level, a.value)
-                for a in run_backtest(interleave(observations, 99), engine, NOW)}
+    expected = {
+        (a.alert_id, a.transition): (a.status, a.level, a.value)
+        for a in run_backtest(observations, engine, NOW)
+    }
+    shuffled = {
+        (a.alert_id, a.transition): (a.status, a.level, a.value)
+        for a in run_backtest(interleave(observations, 99), engine, NOW)
+    }
     assert shuffled == expected and len(expected) > 40
 
     started = [workers.start("triggers")]
     await wait_ready(workers, started)
-    await produce_observations(kafka_bootstrap, Topics(namespace).observations, interleave(observations, 3))
+    await produce_observations(
+        kafka_bootstrap, Topics(namespace).observations, interleave(observations, 3)
+    )
     alerts = await wait_for_alerts(kafka_bootstrap, Topics(namespace).alerts, set(expected))
     assert {key_of(a): (a["status"], a["level"], a["value"]) for a in alerts} == expected
     assert len(alerts) == len(expected)
 
 
 async def test_live_judges_reports_arriving_in_any_order_within_the_settle_time_as_the_backtest(
-        workers, kafka_bootstrap, namespace, tmp_path):
+    workers, kafka_bootstrap, namespace, tmp_path
+):
     """Issue 4's property over the real broker: each three days of reports (four sites, corrections,
     gaps, new nationalities) produced in a random order, judged after EWS_EVALUATION_SETTLE_S; the
     transitions (site and country thresholds, rate of change, new value, silence) are the backtest's."""
@@ -150,43 +197,87 @@ async def test_live_judges_reports_arriving_in_any_order_within_the_settle_time_
         await produce_observations(kafka_bootstrap, topic, group)
         await asyncio.sleep(4)  # the settle time, and a margin for the timer
     alerts = await wait_for_alerts(kafka_bootstrap, Topics(namespace).alerts, set(expected))
-    got = {key_of(a): (a["status"], a["level"], a["value"], datetime.fromisoformat(a["observed_until"]))
-           for a in alerts}
+    got = {
+        key_of(a): (
+            a["status"],
+            a["level"],
+            a["value"],
+            datetime.fromisoformat(a["observed_until"]),
+        )
+        for a in alerts
+    }
     assert got == expected
     assert len(alerts) == len(expected)
 
 
 async def test_sites_that_fall_silent_on_the_wall_clock_alert_whatever_partition_their_state_lives_in(
-        workers, kafka_bootstrap, namespace, tmp_path):
+    workers, kafka_bootstrap, namespace, tmp_path
+):
     """The silence check reaches every scope through one message per partition naming its scopes."""
-    rules = {"version": 1, "triggers": [{"id": "quiet", "kind": "silence", "feed": "border_crossing", "scope": "site",
-                                         "levels": {"watch": "2s"}, "title": SITE_RULES["triggers"][0]["title"]}]}
-    workers.env.update(EWS_CONFIG_DIR=str(config_dir(tmp_path, rules)), EWS_SILENCE_CHECK_INTERVAL_S="1")
+    rules = {
+        "version": 1,
+        "triggers": [
+            {
+                "id": "quiet",
+                "kind": "silence",
+                "feed": "border_crossing",
+                "scope": "site",
+                "levels": {"watch": "2s"},
+                "title": SITE_RULES["triggers"][0]["title"],
+            }
+        ],
+    }
+    workers.env.update(
+        EWS_CONFIG_DIR=str(config_dir(tmp_path, rules)), EWS_SILENCE_CHECK_INTERVAL_S="1"
+    )
     started = [workers.start("triggers")]
     await wait_ready(workers, started)
     observed = datetime.now(timezone.utc).replace(microsecond=0)
-    reports = [Observation(event_id=f"{site}-quiet", feed="border_crossing", source="TEST", observed_at=observed,
-                           period="PT1S", period_end=observed + timedelta(seconds=1),
-                           location=Location(kind="site", id=site, country=COUNTRY[site]), metrics={"count": 5},
-                           ingested_at=observed) for site in SITES]
+    reports = [
+        Observation(
+            event_id=f"{site}-quiet",
+            feed="border_crossing",
+            source="TEST",
+            observed_at=observed,
+            period="PT1S",
+            period_end=observed + timedelta(seconds=1),
+            location=Location(kind="site", id=site, country=COUNTRY[site]),
+            metrics={"count": 5},
+            ingested_at=observed,
+        )
+        for site in SITES
+    ]
     await produce_observations(kafka_bootstrap, Topics(namespace).observations, reports)
-    expected = {(f"quiet/site/{site}", 1) for site in SITES}  # due 1 s after arrival, silent 2 s more
-    alerts = await wait_for_alerts(kafka_bootstrap, Topics(namespace).alerts, expected, timeout_s=60)
-    assert {key_of(a): (a["status"], a["level"]) for a in alerts} == {key: ("firing", "watch") for key in expected}
+    expected = {
+        (f"quiet/site/{site}", 1) for site in SITES
+    }  # due 1 s after arrival, silent 2 s more
+    alerts = await wait_for_alerts(
+        kafka_bootstrap, Topics(namespace).alerts, expected, timeout_s=60
+    )
+    assert {key_of(a): (a["status"], a["level"]) for a in alerts} == {
+        key: ("firing", "watch") for key in expected
+    }
 
 
 @pytest.mark.faults
-async def test_a_killed_worker_of_two_loses_and_changes_no_transition(workers, kafka_bootstrap, namespace, tmp_path):
+async def test_a_killed_worker_of_two_loses_and_changes_no_transition(
+    workers, kafka_bootstrap, namespace, tmp_path
+):
     directory = config_dir(tmp_path, SITE_RULES)
     workers.env["EWS_CONFIG_DIR"] = str(directory)
     observations = random_walk_observations(days=60, seed=11)
     engine = load_engine(directory / "triggers.yaml", directory / "sites.yaml", "P7D")
-    expected = {(a.alert_id, a.transition): (a.status, a.level, a.value) for a in run_backtest(observations, engine, NOW)}
+    expected = {
+        (a.alert_id, a.transition): (a.status, a.level, a.value)
+        for a in run_backtest(observations, engine, NOW)
+    }
     topics = Topics(namespace)
 
     first, second = workers.start("triggers"), workers.start("triggers")
     await wait_ready(workers, [first, second])
-    supervisor = asyncio.create_task(workers.supervise())  # workers that stop on a dropped-message gap come back
+    supervisor = asyncio.create_task(
+        workers.supervise()
+    )  # workers that stop on a dropped-message gap come back
     ordered = interleave(observations, 5)
     half = len(ordered) // 2
     await produce_observations(kafka_bootstrap, topics.observations, ordered[:half])
@@ -202,12 +293,18 @@ async def test_a_killed_worker_of_two_loses_and_changes_no_transition(workers, k
     got: dict = {}
     for a in alerts:
         got.setdefault(key_of(a), set()).add((a["status"], a["level"], a["value"]))
-    assert set(got) == set(expected), f"missing {sorted(set(expected) - set(got))[:5]}, extra {sorted(set(got) - set(expected))[:5]}"
-    assert all(len(v) == 1 for v in got.values()), "a repeated (alert_id, transition) must carry the same transition"
+    assert set(got) == set(expected), (
+        f"missing {sorted(set(expected) - set(got))[:5]}, extra {sorted(set(got) - set(expected))[:5]}"
+    )
+    assert all(len(v) == 1 for v in got.values()), (
+        "a repeated (alert_id, transition) must carry the same transition"
+    )
     assert {k: next(iter(v)) for k, v in got.items()} == expected
 
 
-async def test_changed_rules_are_reloaded_and_a_broken_file_is_refused(workers, kafka_bootstrap, namespace, tmp_path):
+async def test_changed_rules_are_reloaded_and_a_broken_file_is_refused(
+    workers, kafka_bootstrap, namespace, tmp_path
+):
     directory = config_dir(tmp_path, SITE_RULES)
     workers.env.update(EWS_CONFIG_DIR=str(directory), EWS_RULES_RELOAD_INTERVAL_S="0.5")
     started = [workers.start("triggers")]
@@ -215,23 +312,46 @@ async def test_changed_rules_are_reloaded_and_a_broken_file_is_refused(workers, 
     metrics_url = f"http://127.0.0.1:{started[0][1]}/metrics"
     topics = Topics(namespace)
 
-    (directory / "triggers.yaml").write_text((directory / "triggers.yaml").read_text().replace("window: 24h", "window: soon"))
-    changed = dict(SITE_RULES, triggers=[dict(SITE_RULES["triggers"][0], levels={"watch": 100}, clear=50)])
+    (directory / "triggers.yaml").write_text(
+        (directory / "triggers.yaml").read_text().replace("window: 24h", "window: soon")
+    )
+    changed = dict(
+        SITE_RULES, triggers=[dict(SITE_RULES["triggers"][0], levels={"watch": 100}, clear=50)]
+    )
     async with httpx.AsyncClient() as client:
         deadline = time.monotonic() + 20
-        while 'ews_rules_reloads_total{outcome="refused"} 1.0' not in (await client.get(metrics_url)).text:
+        while (
+            'ews_rules_reloads_total{outcome="refused"} 1.0'
+            not in (await client.get(metrics_url)).text
+        ):
             assert time.monotonic() < deadline, workers.logs()
             time.sleep(0.3)
-        await produce_observations(kafka_bootstrap, topics.observations, random_walk_observations(1, 1)[:1])
-        [old] = [json.loads(r.value) for r in await consume(kafka_bootstrap, topics.alerts, 1, timeout_s=5)] or [None]
+        await produce_observations(
+            kafka_bootstrap, topics.observations, random_walk_observations(1, 1)[:1]
+        )
+        [old] = [
+            json.loads(r.value)
+            for r in await consume(kafka_bootstrap, topics.alerts, 1, timeout_s=5)
+        ] or [None]
         (directory / "triggers.yaml").write_text(yaml.safe_dump(changed))
-        while 'ews_rules_reloads_total{outcome="applied"} 1.0' not in (await client.get(metrics_url)).text:
+        while (
+            'ews_rules_reloads_total{outcome="applied"} 1.0'
+            not in (await client.get(metrics_url)).text
+        ):
             assert time.monotonic() < deadline + 20, workers.logs()
             time.sleep(0.3)
-    assert "previous rules stay active" in workers.logs() and "window: expected a duration" in workers.logs()
-    low = Observation.model_validate(random_walk_observations(1, 1)[1].model_dump() | {"metrics": {"count": 150}})
+    assert (
+        "previous rules stay active" in workers.logs()
+        and "window: expected a duration" in workers.logs()
+    )
+    low = Observation.model_validate(
+        random_walk_observations(1, 1)[1].model_dump() | {"metrics": {"count": 150}}
+    )
     await produce_observations(kafka_bootstrap, topics.observations, [low])
-    alerts = [json.loads(r.value) for r in await consume(kafka_bootstrap, topics.alerts, 1 + (old is not None), timeout_s=20)]
+    alerts = [
+        json.loads(r.value)
+        for r in await consume(kafka_bootstrap, topics.alerts, 1 + (old is not None), timeout_s=20)
+    ]
     new = [a for a in alerts if a["scope"]["id"] == low.location.id]
     assert new and new[0]["threshold"] == 100 and new[0]["level"] == "watch"
     assert old is None or new[0]["rule_version"] != old["rule_version"]

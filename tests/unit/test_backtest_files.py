@@ -17,30 +17,55 @@ CONFIG = PROJECT_ROOT / "config"
 def test_bad_lines_and_unreadable_files_are_reported_and_the_rest_backtested(tmp_path):
     history = tmp_path / "history"
     history.mkdir()
-    good = [json.dumps(crossing(day, 9000)).encode() for day in range(3)]  # a surge at Lajas Blancas
-    (history / "feed.jsonl").write_bytes(b"\n".join([
-        b"\xef\xbb\xbf" + good[0],  # a UTF-8 byte order mark, as spreadsheet tools write
-        b'{"event_id": "caf\xe9-1", "count": 5}',  # Latin-1, not UTF-8
-        b"",
-        b"{not json",
-        json.dumps({"feed": ["border-crossings"], "raw": 5}).encode(),  # a wrapper with nonsense in it
-        b"[" * 100_000 + b"]" * 100_000,
-        good[1],
-        json.dumps({"feed": "border-crossings", "raw": good[2].decode()}).encode(),
-    ]))
-    (history / "latin1.csv").write_bytes("event_id,site_id,count\nañasco-1,PA-LAJAS-BLANCAS,5\n".encode("latin-1"))
+    good = [
+        json.dumps(crossing(day, 9000)).encode() for day in range(3)
+    ]  # a surge at Lajas Blancas
+    (history / "feed.jsonl").write_bytes(
+        b"\n".join(
+            [
+                b"\xef\xbb\xbf" + good[0],  # a UTF-8 byte order mark, as spreadsheet tools write
+                b'{"event_id": "caf\xe9-1", "count": 5}',  # Latin-1, not UTF-8
+                b"",
+                b"{not json",
+                json.dumps(
+                    {"feed": ["border-crossings"], "raw": 5}
+                ).encode(),  # a wrapper with nonsense in it
+                b"[" * 100_000 + b"]" * 100_000,
+                good[1],
+                json.dumps({"feed": "border-crossings", "raw": good[2].decode()}).encode(),
+            ]
+        )
+    )
+    (history / "latin1.csv").write_bytes(
+        "event_id,site_id,count\nañasco-1,PA-LAJAS-BLANCAS,5\n".encode("latin-1")
+    )
 
-    result = CliRunner().invoke(main, ["backtest", "--rules", str(CONFIG / "triggers.yaml"), "--events", str(history)])
+    result = CliRunner().invoke(
+        main, ["backtest", "--rules", str(CONFIG / "triggers.yaml"), "--events", str(history)]
+    )
 
     assert result.exit_code == 0, result.output
     feed, csv = history / "feed.jsonl", history / "latin1.csv"
-    assert f"skipped {feed}:2: not UTF-8 text: invalid continuation byte at byte 17" in result.output
-    assert f"skipped {feed}:4: not JSON: Expecting property name enclosed in double quotes" in result.output
+    assert (
+        f"skipped {feed}:2: not UTF-8 text: invalid continuation byte at byte 17" in result.output
+    )
+    assert (
+        f"skipped {feed}:4: not JSON: Expecting property name enclosed in double quotes"
+        in result.output
+    )
     assert f"skipped {feed}:5: unknown feed" in result.output
-    assert f"skipped {feed}:6: JSON is nested too deeply; a feed report is a flat object" in result.output
-    assert f"skipped {csv}: not UTF-8 text: invalid continuation byte at byte 24; the whole file is skipped" in result.output
+    assert (
+        f"skipped {feed}:6: JSON is nested too deeply; a feed report is a flat object"
+        in result.output
+    )
+    assert (
+        f"skipped {csv}: not UTF-8 text: invalid continuation byte at byte 24; the whole file is skipped"
+        in result.output
+    )
     assert "3 observations from 2 files (5 skipped)" in result.output
-    assert "fired" in result.output and "PA-LAJAS-BLANCAS" in result.output  # the good lines were backtested
+    assert (
+        "fired" in result.output and "PA-LAJAS-BLANCAS" in result.output
+    )  # the good lines were backtested
 
 
 def test_reading_a_long_history_reports_its_progress_up_to_the_files_size(tmp_path, monkeypatch):
@@ -49,9 +74,13 @@ def test_reading_a_long_history_reports_its_progress_up_to_the_files_size(tmp_pa
 
     monkeypatch.setattr(history_module, "PROGRESS_LINES", 100)
     jsonl, csv = tmp_path / "long.jsonl", tmp_path / "short.csv"
-    jsonl.write_bytes(b"\n".join(json.dumps(crossing(day, 10)).encode() for day in range(1000)) + b"\n")
-    csv.write_text("event_id,source,site_id,observed_at,count,from_country,to_country\n"
-                   "lb-1,PA-SNM,PA-LAJAS-BLANCAS,2026-01-01,5,CO,PA\n")
+    jsonl.write_bytes(
+        b"\n".join(json.dumps(crossing(day, 10)).encode() for day in range(1000)) + b"\n"
+    )
+    csv.write_text(
+        "event_id,source,site_id,observed_at,count,from_country,to_country\n"
+        "lb-1,PA-SNM,PA-LAJAS-BLANCAS,2026-01-01,5,CO,PA\n"
+    )
     told: list[int] = []
     read = history_module.load_history([tmp_path], GEOGRAPHY, NOW, told.append)
     assert len(read.observations) == 1001 and not read.problems

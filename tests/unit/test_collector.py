@@ -37,10 +37,21 @@ def test_reading_history_and_backtesting_leave_no_cycles_behind(tmp_path):
     """Good and rejected lines, the bundled scenarios (JSON lines, CSV, HXL) and a columnar backtest
     of every kind of rule: nothing for the collector to find afterwards."""
     bad = tmp_path / "mixed.jsonl"
-    bad.write_text("\n".join([json.dumps(crossing(0, 3000)), "{not json", json.dumps(crossing(1, -5)),
-                              json.dumps(crossing(2, 10, site="XX-NOWHERE")), json.dumps({"feed": "displacement", "raw": "[]"})]))
+    bad.write_text(
+        "\n".join(
+            [
+                json.dumps(crossing(0, 3000)),
+                "{not json",
+                json.dumps(crossing(1, -5)),
+                json.dumps(crossing(2, 10, site="XX-NOWHERE")),
+                json.dumps({"feed": "displacement", "raw": "[]"}),
+            ]
+        )
+    )
     observations = history(5, 75, 0.0, 0.0, 0.0)
-    run_backtest(observations[:50], engine_with(RULES), NOW)  # numpy imports numpy.ma on first use: cycles once
+    run_backtest(
+        observations[:50], engine_with(RULES), NOW
+    )  # numpy imports numpy.ma on first use: cycles once
     gc.collect()
     gc.disable()
     try:
@@ -49,5 +60,7 @@ def test_reading_history_and_backtesting_leave_no_cycles_behind(tmp_path):
         found = gc.collect()
     finally:
         gc.enable()
-    assert len(read.observations) > 100 and len(read.problems) >= 4 and len(alerts) > 100  # not vacuous
+    assert (
+        len(read.observations) > 100 and len(read.problems) >= 4 and len(alerts) > 100
+    )  # not vacuous
     assert found == 0

@@ -10,8 +10,17 @@ CONFIG = PROJECT_ROOT / "config"
 
 
 def test_shipped_configuration_passes_the_check():
-    result = CliRunner().invoke(main, ["rules", "check", str(CONFIG / "triggers.yaml"), str(CONFIG / "sites.yaml"),
-                                       str(CONFIG / "contacts.yaml"), str(CONFIG / "contacts.example.yaml")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "rules",
+            "check",
+            str(CONFIG / "triggers.yaml"),
+            str(CONFIG / "sites.yaml"),
+            str(CONFIG / "contacts.yaml"),
+            str(CONFIG / "contacts.example.yaml"),
+        ],
+    )
     assert result.exit_code == 0, result.output
 
 
@@ -32,8 +41,14 @@ def test_a_broken_triggers_file_is_reported_with_line_numbers(tmp_path):
     result = CliRunner().invoke(main, ["rules", "check", str(broken)])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert f"{broken}:8: triggers.0.window: expected a duration such as '24h', '7d' or ISO 8601 'P1M', got '24 hours'" in lines
-    assert f"{broken}:9: triggers.0.levels: levels must rise: watch (3000.0) must be below warning (2500.0)" in lines
+    assert (
+        f"{broken}:8: triggers.0.window: expected a duration such as '24h', '7d' or ISO 8601 'P1M', got '24 hours'"
+        in lines
+    )
+    assert (
+        f"{broken}:9: triggers.0.levels: levels must rise: watch (3000.0) must be below warning (2500.0)"
+        in lines
+    )
 
 
 def test_yaml_syntax_errors_name_the_line(tmp_path):
@@ -60,7 +75,10 @@ def test_a_check_of_a_whole_trigger_is_reported_at_that_trigger(tmp_path):
         "    title: {en: a, es: b, fr: c, pt: d}\n"
     )
     result = CliRunner().invoke(main, ["rules", "check", str(broken)])
-    assert f"{broken}:3: triggers.0: clear (800.0) must not be above the lowest level (100.0)" in result.output
+    assert (
+        f"{broken}:3: triggers.0: clear (800.0) must not be above the lowest level (100.0)"
+        in result.output
+    )
 
 
 def _aliases_of_aliases(depth: int) -> str:
@@ -69,11 +87,17 @@ def _aliases_of_aliases(depth: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("triggers: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply to be a config file"),
-    ("triggers: &loop [*loop]\n", "nested too deeply, or a YAML alias (*name) is used inside the block its anchor (&name) marks"),
-    (_aliases_of_aliases(9), "expands to more than 2,000,000 values"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("triggers: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply to be a config file"),
+        (
+            "triggers: &loop [*loop]\n",
+            "nested too deeply, or a YAML alias (*name) is used inside the block its anchor (&name) marks",
+        ),
+        (_aliases_of_aliases(9), "expands to more than 2,000,000 values"),
+    ],
+)
 def test_pathological_yaml_is_refused_with_a_reason_not_a_traceback(tmp_path, text, problem):
     """What would otherwise end `ews rules check` (and a worker's hot reload) with a RecursionError or
     expand a few lines into a billion values."""
@@ -84,7 +108,9 @@ def test_pathological_yaml_is_refused_with_a_reason_not_a_traceback(tmp_path, te
     assert f"{broken}: {problem}" in result.output
 
 
-def test_changed_files_that_cannot_be_loaded_are_refused_and_the_running_rules_stay(tmp_path, monkeypatch):
+def test_changed_files_that_cannot_be_loaded_are_refused_and_the_running_rules_stay(
+    tmp_path, monkeypatch
+):
     """The triggers worker's hot reload (a timer): whatever an operator's save leaves behind, the worker
     keeps the rules it runs and says why; it never stops over a file."""
     import os
@@ -109,7 +135,11 @@ def test_changed_files_that_cannot_be_loaded_are_refused_and_the_running_rules_s
     shutil.copy(CONFIG / "triggers.yaml", rules)
     monkeypatch.setattr(loading, "RuleSet", lambda file: 1 / 0)  # a bug the check missed
     status, problems = holder.reload_if_changed()
-    assert status == "refused" and "ZeroDivisionError" in problems[0] and "the running rules stay" in problems[0]
+    assert (
+        status == "refused"
+        and "ZeroDivisionError" in problems[0]
+        and "the running rules stay" in problems[0]
+    )
     assert holder.engine is running
 
     monkeypatch.undo()

@@ -22,27 +22,44 @@ def test_hxl_tags_map_to_fields_in_any_attribute_order(tmp_path):
     first = next(rows)
     assert feed == "border-crossings" and first.number == 3
     assert first.report == {
-        "observed_at": "2026-11-20T00:00:00Z", "source": "PA-SNM", "site_id": "PA-LAJAS-BLANCAS",
-        "from_country": "CO", "to_country": "PA", "count": 1520, "children": 310, "unaccompanied_children": 12,
+        "observed_at": "2026-11-20T00:00:00Z",
+        "source": "PA-SNM",
+        "site_id": "PA-LAJAS-BLANCAS",
+        "from_country": "CO",
+        "to_country": "PA",
+        "count": 1520,
+        "children": 310,
+        "unaccompanied_children": 12,
         "event_id": "pa-snm-2026-11-20-pa-lajas-blancas",
     }
 
 
 def test_hxl_displacement_with_idps_and_months(tmp_path):
     path = tmp_path / "idps.csv"
-    path.write_text("#date,#adm1+code,#country+code,#affected+idps,#cause\n2026-10,HN-CR,HN,450,violence\n")
+    path.write_text(
+        "#date,#adm1+code,#country+code,#affected+idps,#cause\n2026-10,HN-CR,HN,450,violence\n"
+    )
     feed, rows = read_feed_rows(path, source="HN-CONADEH")
     [row] = list(rows)
     assert feed == "displacement"
-    assert row.report == {"observed_at": "2026-10-01T00:00:00Z", "area_id": "HN-CR", "country": "HN",
-                          "newly_displaced": 450, "cause": "violence", "source": "HN-CONADEH", "period": "P1M",
-                          "event_id": "hn-conadeh-2026-10-01-hn-cr"}
+    assert row.report == {
+        "observed_at": "2026-10-01T00:00:00Z",
+        "area_id": "HN-CR",
+        "country": "HN",
+        "newly_displaced": 450,
+        "cause": "violence",
+        "source": "HN-CONADEH",
+        "period": "P1M",
+        "event_id": "hn-conadeh-2026-10-01-hn-cr",
+    }
 
 
 def test_plain_csv_with_field_names_and_nationality_columns(tmp_path):
     path = tmp_path / "plain.csv"
-    path.write_text("event_id,source,observed_at,site_id,from_country,to_country,count,nationality_VE\n"
-                    "e-1,PA-SNM,2026-11-20T00:00:00-05:00,PA-LAJAS-BLANCAS,CO,PA,100,60\n")
+    path.write_text(
+        "event_id,source,observed_at,site_id,from_country,to_country,count,nationality_VE\n"
+        "e-1,PA-SNM,2026-11-20T00:00:00-05:00,PA-LAJAS-BLANCAS,CO,PA,100,60\n"
+    )
     _, rows = read_feed_rows(path)
     assert next(rows).report["by_nationality"] == {"VE": 60}
 
@@ -62,12 +79,16 @@ def test_a_file_without_usable_columns_is_refused_naming_it(tmp_path):
     path.write_text("#foo,#bar\n1,2\n")
     result = CliRunner().invoke(main, ["ingest", "--check", str(path)])
     assert result.exit_code == 2
-    assert result.output.startswith(f"{path}: no column maps to a report field")  # the file named once
+    assert result.output.startswith(
+        f"{path}: no column maps to a report field"
+    )  # the file named once
 
 
 def test_a_field_too_long_for_csv_is_refused_naming_the_line(tmp_path):
     path = tmp_path / "huge.csv"
-    path.write_text("event_id,site_id,observed_at,count\n" + "x" * 200_000 + ",PA-LAJAS-BLANCAS,2026-01-01,5\n")
+    path.write_text(
+        "event_id,site_id,observed_at,count\n" + "x" * 200_000 + ",PA-LAJAS-BLANCAS,2026-01-01,5\n"
+    )
     result = CliRunner().invoke(main, ["ingest", "--check", str(path)])
     assert result.exit_code == 2, result.output
     assert f"{path}:2: not readable as CSV: field larger than field limit" in result.output
@@ -79,6 +100,11 @@ def test_the_hxl_copy_of_the_honduras_series_matches_the_published_csv():
     from services.demo.scenario import HONDURAS_ARRIVALS, load_honduras_arrivals
     import json
 
-    published = {row["period"]: int(row["value"]) for row in csv.DictReader(HONDURAS_ARRIVALS.open())}
-    replayed = {json.loads(m.value)["observed_at"][:7]: json.loads(m.value)["count"] for m in load_honduras_arrivals()}
+    published = {
+        row["period"]: int(row["value"]) for row in csv.DictReader(HONDURAS_ARRIVALS.open())
+    }
+    replayed = {
+        json.loads(m.value)["observed_at"][:7]: json.loads(m.value)["count"]
+        for m in load_honduras_arrivals()
+    }
     assert replayed == published and len(published) == 136

@@ -17,15 +17,23 @@ def test_checked_in_json_schemas_match_the_models():
     on_disk = {p.name: p.read_text(encoding="utf-8") for p in JSON_DIR.glob("*.schema.json")}
     assert on_disk.keys() == rendered.keys(), "run `ews schemas export` and commit schemas/json/"
     for name, text in rendered.items():
-        assert on_disk[name] == text, f"schemas/json/{name} is out of date: run `ews schemas export`"
+        assert on_disk[name] == text, (
+            f"schemas/json/{name} is out of date: run `ews schemas export`"
+        )
 
 
 def store(tmp_path) -> TokenStore:
     tokens_file = tmp_path / "tokens.yaml"
     hashed = hashlib.sha256(b"admin-token-0123456789abcdefgh").hexdigest()
-    tokens_file.write_text(f"version: 1\ntokens:\n  - {{name: root, role: admin, token_sha256: {hashed}}}\n")
-    return TokenStore.from_settings(Settings(tokens_file=tokens_file,
-                                             tokens=SecretStr("PA-SNM:partner:partner-token-0123456789abcdef")))
+    tokens_file.write_text(
+        f"version: 1\ntokens:\n  - {{name: root, role: admin, token_sha256: {hashed}}}\n"
+    )
+    return TokenStore.from_settings(
+        Settings(
+            tokens_file=tokens_file,
+            tokens=SecretStr("PA-SNM:partner:partner-token-0123456789abcdef"),
+        )
+    )
 
 
 def test_tokens_from_file_and_environment_with_roles(tmp_path):
@@ -35,7 +43,11 @@ def test_tokens_from_file_and_environment_with_roles(tmp_path):
     with pytest.raises(AuthError) as info:
         tokens.require("Bearer partner-token-0123456789abcdef", "admin")
     assert info.value.status == 403 and "role partner" in info.value.message
-    for header, words in [(None, "missing Authorization"), ("Basic abc", "Bearer"), ("Bearer nope", "unknown")]:
+    for header, words in [
+        (None, "missing Authorization"),
+        ("Basic abc", "Bearer"),
+        ("Bearer nope", "unknown"),
+    ]:
         with pytest.raises(AuthError) as info:
             tokens.authenticate(header)
         assert info.value.status == 401 and words in info.value.message
@@ -68,14 +80,24 @@ def test_digests_and_remembered_entries_match_what_earlier_versions_kept_so_a_re
     from tests.helpers import NOW
 
     # earlier versions hashed json.dumps(sort_keys, compact, ASCII with \u escapes) and stored entries as json
-    for source in ["PA-SNM", "Migración Panamá", "tab\tquote\"del\x7f", "línea\u2028"]:
+    for source in ["PA-SNM", "Migración Panamá", 'tab\tquote"del\x7f', "línea\u2028"]:
         report = observation(crossing(0, 1000)).model_copy(update={"source": source})
         content = report.model_dump(mode="json", exclude={"ingested_at", "revision"})
-        earlier = hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        earlier = hashlib.sha256(
+            json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
         assert content_digest(report) == earlier, source
     entry = SeenEvent(digest="ab" * 32, revision=3, seen_at=NOW, partition=2, offset=41)
-    earlier_form = json.dumps({"digest": entry.digest, "revision": 3, "seen_at": NOW.isoformat(), "partition": 2,
-                               "offset": 41}, separators=(",", ":")).encode()
+    earlier_form = json.dumps(
+        {
+            "digest": entry.digest,
+            "revision": 3,
+            "seen_at": NOW.isoformat(),
+            "partition": 2,
+            "offset": 41,
+        },
+        separators=(",", ":"),
+    ).encode()
     assert SeenEvent.from_json(earlier_form) == entry == SeenEvent.from_json(entry.to_json())
 
 
@@ -99,24 +121,31 @@ def test_remembered_event_ids_expire_after_retention_oldest_first_and_leave_tomb
     seen = SeenEvents("ns-ingest-event-ids-changelog", retention=timedelta(days=3))
 
     def entry(days_ago: float) -> SeenEvent:
-        return SeenEvent(digest="d", revision=1, seen_at=NOW - timedelta(days=days_ago), partition=1)
+        return SeenEvent(
+            digest="d", revision=1, seen_at=NOW - timedelta(days=days_ago), partition=1
+        )
 
     seen.put(1, "a", entry(5))
     seen.put(1, "b", entry(4))
     seen.put(1, "c", entry(1))
     seen.put(1, "a", entry(0))  # seen again (a correction): now the newest
     seen.put(2, "z", entry(9))  # another partition is another worker's business until its own batch
-    assert seen.get(1, "b", NOW) is None  # past retention: a re-send is new again, even before it is forgotten
+    assert (
+        seen.get(1, "b", NOW) is None
+    )  # past retention: a re-send is new again, even before it is forgotten
     tombstones = seen.expire(1, NOW)
     assert [(t.topic, t.key, t.value, t.partition) for t in tombstones] == [
-        ("ns-ingest-event-ids-changelog", b"b", None, 1)]
+        ("ns-ingest-event-ids-changelog", b"b", None, 1)
+    ]
     assert list(seen.held[1]) == ["c", "a"] and seen.get(1, "a", NOW) is not None
     assert list(seen.held[2]) == ["z"]
 
     # what the changelog holds comes back in the same order, deletions applied
     recovered = SeenEvents("ns-ingest-event-ids-changelog", retention=timedelta(days=3))
-    records = [SimpleNamespace(key=o.key, value=o.value) for o in
-               [seen.put(1, "x", entry(2)), *tombstones, seen.put(1, "b", entry(0))]]
+    records = [
+        SimpleNamespace(key=o.key, value=o.value)
+        for o in [seen.put(1, "x", entry(2)), *tombstones, seen.put(1, "b", entry(0))]
+    ]
     recovered.restore(1, "ns-ingest-event-ids-changelog", records)
     assert list(recovered.held[1]) == ["x", "b"]
     assert recovered.get(1, "x", NOW).seen_at == NOW - timedelta(days=2)

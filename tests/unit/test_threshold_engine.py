@@ -15,7 +15,9 @@ def transitions(engine, reports, feed="border-crossings"):
 def test_a_value_exactly_at_a_level_fires_it():
     engine = engine_with(rules_yaml(threshold_rule()))
     assert transitions(engine, [crossing(0, 999)]) == []
-    assert transitions(engine, [crossing(0, 1000)]) == [("surge/site/PA-LAJAS-BLANCAS", 1, "firing", "watch", 1000)]
+    assert transitions(engine, [crossing(0, 1000)]) == [
+        ("surge/site/PA-LAJAS-BLANCAS", 1, "firing", "watch", 1000)
+    ]
 
 
 def test_escalation_is_immediate_and_transitions_are_numbered():
@@ -44,11 +46,19 @@ def test_hysteresis_a_value_hovering_at_the_level_does_not_flap():
 
 def test_resolves_only_after_clear_for_below_clear():
     engine = engine_with(rules_yaml(threshold_rule(clear=800, clear_for="48h")))
-    got = transitions(engine, [crossing(0, 1500), crossing(1, 500), crossing(2, 500), crossing(3, 500)])
+    got = transitions(
+        engine, [crossing(0, 1500), crossing(1, 500), crossing(2, 500), crossing(3, 500)]
+    )
     assert [(t[1], t[2]) for t in got] == [(1, "firing"), (2, "resolved")]
     # the resolution comes with the observation 48h after the value first fell below clear
-    alerts = run_backtest([observation(crossing(d, v)) for d, v in enumerate([1500, 500, 500, 500])], engine, NOW)
-    assert alerts[1].observed_until.day == 5 and alerts[1].previous_level == "watch" and alerts[1].threshold == 800
+    alerts = run_backtest(
+        [observation(crossing(d, v)) for d, v in enumerate([1500, 500, 500, 500])], engine, NOW
+    )
+    assert (
+        alerts[1].observed_until.day == 5
+        and alerts[1].previous_level == "watch"
+        and alerts[1].threshold == 800
+    )
 
 
 def test_for_waits_before_firing():
@@ -60,13 +70,19 @@ def test_for_waits_before_firing():
 
 
 def test_national_override_applies_to_that_country_only():
-    engine = engine_with(rules_yaml(threshold_rule(), overrides={"PA": {"surge": {"levels": {"watch": 2000}}}}))
+    engine = engine_with(
+        rules_yaml(threshold_rule(), overrides={"PA": {"surge": {"levels": {"watch": 2000}}}})
+    )
     panama = transitions(engine, [crossing(0, 1500)])
     costa_rica = transitions(engine, [crossing(0, 1500, site="CR-PASO-CANOAS", frm="PA", to="CR")])
     assert panama == []
     assert costa_rica == [("surge/site/CR-PASO-CANOAS", 1, "firing", "watch", 1500)]
     alert = run_backtest([observation(crossing(0, 2100))], engine, NOW)[0]
-    assert alert.threshold == 2000 and alert.rule_version != engine.rules.for_scope("surge", alert.scope.model_copy(update={"country": "CR"})).version
+    assert (
+        alert.threshold == 2000
+        and alert.rule_version
+        != engine.rules.for_scope("surge", alert.scope.model_copy(update={"country": "CR"})).version
+    )
 
 
 def test_a_correction_replaces_the_value_it_corrects():
@@ -84,8 +100,12 @@ def test_a_correction_replaces_the_value_it_corrects():
 
 
 def test_corridor_scope_adds_sites_across_countries():
-    engine = engine_with(rules_yaml(threshold_rule(id="corridor", scope="corridor", levels={"watch": 3000})))
-    got = transitions(engine, [crossing(0, 1600), crossing(0, 1600, site="CR-PASO-CANOAS", frm="PA", to="CR")])
+    engine = engine_with(
+        rules_yaml(threshold_rule(id="corridor", scope="corridor", levels={"watch": 3000}))
+    )
+    got = transitions(
+        engine, [crossing(0, 1600), crossing(0, 1600, site="CR-PASO-CANOAS", frm="PA", to="CR")]
+    )
     assert got == [("corridor/corridor/darien-northbound", 1, "firing", "watch", 3200)]
     alert = run_backtest([observation(crossing(0, 3100))], engine, NOW)[0]
     assert alert.scope.country is None and sorted(alert.evidence) == ["pa-lajas-blancas-0"]
@@ -119,8 +139,12 @@ def test_shipped_rules_fire_on_the_real_honduras_series():
     from services.ingest.validation import parse_feed_message
     from tests.helpers import GEOGRAPHY
 
-    engine = load_engine(PROJECT_ROOT / "config" / "triggers.yaml", PROJECT_ROOT / "config" / "sites.yaml", "P7D")
-    observations = [parse_feed_message(m.feed, m.value, GEOGRAPHY, NOW) for m in load_honduras_arrivals()]
+    engine = load_engine(
+        PROJECT_ROOT / "config" / "triggers.yaml", PROJECT_ROOT / "config" / "sites.yaml", "P7D"
+    )
+    observations = [
+        parse_feed_message(m.feed, m.value, GEOGRAPHY, NOW) for m in load_honduras_arrivals()
+    ]
     alerts = run_backtest(observations, engine, NOW)
     firsts = [(a.observed_until.strftime("%Y-%m"), a.level) for a in alerts if a.status == "firing"]
     assert firsts[0] == ("2022-05", "watch")  # April 2022: 12,971 arrivals

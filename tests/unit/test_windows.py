@@ -14,24 +14,36 @@ KEPT = Kept(frozenset({"count", "children"}), frozenset({"nationality"}))
 NAMES = ["VE", "HT", "CN", "AF"]
 
 put_step = st.tuples(
-    st.just("put"), st.integers(0, 12),  # event id (a repeat is a correction)
-    st.integers(0, 30), st.sampled_from([1, 1, 1, 7]),  # start day, period in days
-    st.integers(0, 500), st.booleans(),  # count, carries children
+    st.just("put"),
+    st.integers(0, 12),  # event id (a repeat is a correction)
+    st.integers(0, 30),
+    st.sampled_from([1, 1, 1, 7]),  # start day, period in days
+    st.integers(0, 500),
+    st.booleans(),  # count, carries children
     st.dictionaries(st.sampled_from(NAMES), st.integers(0, 50), max_size=3),
 )
 prune_step = st.tuples(st.just("prune"), st.integers(0, 30))
 reload_step = st.tuples(st.just("reload"))
 roundtrip_step = st.tuples(st.just("roundtrip"))
-steps = st.lists(st.one_of(put_step, put_step, put_step, prune_step, reload_step, roundtrip_step), max_size=40)
+steps = st.lists(
+    st.one_of(put_step, put_step, put_step, prune_step, reload_step, roundtrip_step), max_size=40
+)
 
 
 def brute(contributions, start, end, metric):
-    return sum(c.metrics.get(metric, 0) for c in contributions.values() if c.start >= start and c.end <= end)
+    return sum(
+        c.metrics.get(metric, 0)
+        for c in contributions.values()
+        if c.start >= start and c.end <= end
+    )
 
 
 def brute_seen(contributions, name, start, end):
-    return any(c.categories.get("nationality", {}).get(name, 0) > 0
-               for c in contributions.values() if c.start >= start and c.end <= end)
+    return any(
+        c.categories.get("nationality", {}).get(name, 0) > 0
+        for c in contributions.values()
+        if c.start >= start and c.end <= end
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -43,13 +55,21 @@ def test_bucket_sums_equal_the_contributions_they_summarise(history, from_day, s
             _, eid, day, period, count, with_children, nationality = step
             metrics = {"count": count, **({"children": count // 3} if with_children else {})}
             start = T0 + timedelta(days=day)
-            window.put(f"e{eid}", Contribution(1, start, start + timedelta(days=period), metrics,
-                                               {"nationality": nationality}), kept)
+            window.put(
+                f"e{eid}",
+                Contribution(
+                    1, start, start + timedelta(days=period), metrics, {"nationality": nationality}
+                ),
+                kept,
+            )
         elif step[0] == "prune":
             window.prune(T0 + timedelta(days=step[1]))
         elif step[0] == "reload":  # rules changed: keep "count" only, then everything again
-            window.put("reload", Contribution(1, T0, T0 + timedelta(days=1), {"count": 1}, {}),
-                       Kept(frozenset({"count"}), frozenset()))
+            window.put(
+                "reload",
+                Contribution(1, T0, T0 + timedelta(days=1), {"count": 1}, {}),
+                Kept(frozenset({"count"}), frozenset()),
+            )
             window.discard("reload")
         else:
             window = FeedWindow.from_json(json.loads(json.dumps(window.to_json())))
@@ -58,8 +78,13 @@ def test_bucket_sums_equal_the_contributions_they_summarise(history, from_day, s
             window.discard("probe")
     start, end = T0 + timedelta(days=from_day), T0 + timedelta(days=from_day + span_days)
     for metric in ("count", "children"):
-        assert sum(b.sums.get(metric, 0) for b in window.between(start, end)) == brute(window.contributions, start, end, metric)
+        assert sum(b.sums.get(metric, 0) for b in window.between(start, end)) == brute(
+            window.contributions, start, end, metric
+        )
     for name in NAMES:
-        assert window.seen_between("nationality", name, start, end) == brute_seen(window.contributions, name, start, end)
+        assert window.seen_between("nationality", name, start, end) == brute_seen(
+            window.contributions, name, start, end
+        )
     assert sorted(eid for eid, _ in window.inside(start, end)) == sorted(
-        eid for eid, c in window.contributions.items() if c.start >= start and c.end <= end)
+        eid for eid, c in window.contributions.items() if c.start >= start and c.end <= end
+    )

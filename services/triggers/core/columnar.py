@@ -52,11 +52,17 @@ Place = tuple[int, int, int]
 
 def _micros(times: list[datetime]) -> np.ndarray:
     """Microseconds since the epoch, exactly (timedelta arithmetic in C, no hashing of a million datetimes)."""
-    return np.fromiter(map(floordiv, map(sub, times, repeat(_EPOCH)), repeat(_US)), np.int64, len(times))
+    return np.fromiter(
+        map(floordiv, map(sub, times, repeat(_EPOCH)), repeat(_US)), np.int64, len(times)
+    )
 
 
-def replay(engine: TriggerEngine, observations: Iterable[Observation], now: datetime,
-           states: dict[str, ScopeState]) -> list[AlertEvent]:
+def replay(
+    engine: TriggerEngine,
+    observations: Iterable[Observation],
+    now: datetime,
+    states: dict[str, ScopeState],
+) -> list[AlertEvent]:
     """Every transition over this history, in the order `Backtest.replay` gives them; composites'
     states are left in `states` (the scopes' window states are not kept)."""
     history = _History(engine, observations)
@@ -67,7 +73,9 @@ def replay(engine: TriggerEngine, observations: Iterable[Observation], now: date
     alerts: list[AlertEvent] = []
     group = history.group_of_position
     i = 0
-    while i < len(placed):  # a tick's transitions, then what they change in composites (as Backtest does)
+    while i < len(
+        placed
+    ):  # a tick's transitions, then what they change in composites (as Backtest does)
         tick = group[placed[i][0][0] // _SLOTS]
         j = i
         while j < len(placed) and group[placed[j][0][0] // _SLOTS] == tick:
@@ -89,19 +97,30 @@ class _History:
         fields = list(map(_FIELDS, given))
         end_times = list(map(itemgetter("period_end"), fields))
         ends = _micros(end_times)
-        order = np.argsort(ends, kind="stable").tolist()  # event-time order; ties keep the order given
+        order = np.argsort(
+            ends, kind="stable"
+        ).tolist()  # event-time order; ties keep the order given
         self.observations = list(map(given.__getitem__, order))
         fields = list(map(fields.__getitem__, order))
         self.end = ends[order]
         self.start = _micros(list(map(itemgetter("observed_at"), fields)))
-        distinct, first = np.unique(ends, return_index=True)  # the ticks, each with one of its datetimes
+        distinct, first = np.unique(
+            ends, return_index=True
+        )  # the ticks, each with one of its datetimes
         self.moment = dict(zip(distinct.tolist(), map(end_times.__getitem__, first.tolist())))
-        self.group_of_position = np.concatenate(([0], np.cumsum(self.end[1:] != self.end[:-1])))  # the tick's number
+        self.group_of_position = np.concatenate(
+            ([0], np.cumsum(self.end[1:] != self.end[:-1]))
+        )  # the tick's number
         self.feed = list(map(itemgetter("feed"), fields))
         self.feed_names = sorted(set(self.feed))
         number_of_feed = {name: number for number, name in enumerate(self.feed_names)}
-        self.feed_number = np.fromiter(map(number_of_feed.__getitem__, self.feed), np.int64, len(given))
-        self._of_feed = {name: np.flatnonzero(self.feed_number == number) for name, number in number_of_feed.items()}
+        self.feed_number = np.fromiter(
+            map(number_of_feed.__getitem__, self.feed), np.int64, len(given)
+        )
+        self._of_feed = {
+            name: np.flatnonzero(self.feed_number == number)
+            for name, number in number_of_feed.items()
+        }
         self.eid = np.empty(len(given), object)
         self.eid[:] = list(map(itemgetter("event_id"), fields))
         self._fields = fields
@@ -109,19 +128,27 @@ class _History:
         # which scopes each observation reaches: the engine's routing depends on these fields alone, so
         # ask it once per distinct route and group the observations by route
         route_keys = list(map(_ROUTE, self.observations))
-        last_of = dict(zip(route_keys, range(len(route_keys))))  # route → an observation that takes it
+        last_of = dict(
+            zip(route_keys, range(len(route_keys)))
+        )  # route → an observation that takes it
         number = {key: n for n, key in enumerate(last_of)}
         route_of = np.fromiter(map(number.__getitem__, route_keys), np.int64, len(route_keys))
         by_route = np.argsort(route_of, kind="stable")
         bounds = np.concatenate(([0], np.cumsum(np.bincount(route_of, minlength=len(number)))))
-        routes = [(engine.scopes_for(self.observations[i]), by_route[bounds[n]:bounds[n + 1]])
-                  for n, i in enumerate(last_of.values())]
+        routes = [
+            (engine.scopes_for(self.observations[i]), by_route[bounds[n] : bounds[n + 1]])
+            for n, i in enumerate(last_of.values())
+        ]
         for scopes, _ in routes:
             if len(scopes) > _SLOTS:
-                raise ValueError(f"an observation counts towards {len(scopes)} scopes; at most {_SLOTS} are supported")
+                raise ValueError(
+                    f"an observation counts towards {len(scopes)} scopes; at most {_SLOTS} are supported"
+                )
         self._codes: dict[str, list[np.ndarray]] = {}
         self.scope: dict[str, Scope] = {}
-        self.mixed: set[str] = set()  # keys reached with different scope descriptions (a source in two countries)
+        self.mixed: set[str] = (
+            set()
+        )  # keys reached with different scope descriptions (a source in two countries)
         for scopes, positions in routes:
             at = positions.astype(np.int64) * _SLOTS
             for index, scope in enumerate(scopes):
@@ -130,7 +157,9 @@ class _History:
                 if self.scope.setdefault(key, scope) != scope:
                     self.mixed.add(key)
         self._metrics: dict[tuple[str, str], tuple[np.ndarray, np.ndarray] | None] = {}
-        self._categories: dict[tuple[str, str], tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray] | None] = {}
+        self._categories: dict[
+            tuple[str, str], tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray] | None
+        ] = {}
         self._duplicated: dict[str, set[str]] = {}
         self._fields_of_feed: dict[tuple[str, str], list] = {}
 
@@ -145,7 +174,9 @@ class _History:
     def _held(self, feed: str, field: str) -> list:
         """A field of each observation of a feed, in event-time order."""
         if (feed, field) not in self._fields_of_feed:
-            self._fields_of_feed[feed, field] = list(map(itemgetter(field), map(self._fields.__getitem__, self._of_feed[feed].tolist())))
+            self._fields_of_feed[feed, field] = list(
+                map(itemgetter(field), map(self._fields.__getitem__, self._of_feed[feed].tolist()))
+            )
         return self._fields_of_feed[feed, field]
 
     def metric(self, feed: str, name: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -154,13 +185,15 @@ class _History:
         if (feed, name) not in self._metrics:
             held = self._held(feed, "metrics")
             positions = self._of_feed[feed]
-            mine = np.fromiter(map(dict.get, held, repeat(name), repeat(np.nan)), np.float64, len(held))
+            mine = np.fromiter(
+                map(dict.get, held, repeat(name), repeat(np.nan)), np.float64, len(held)
+            )
             absent = np.isnan(mine)
             mine[absent] = 0.0
             carried = np.zeros(len(self.feed), bool)
             carried[positions] = ~absent
             # sums and their float forms are exact only below 2**53
-            if np.abs(mine).sum() < 2.0 ** 52:
+            if np.abs(mine).sum() < 2.0**52:
                 values = np.zeros(len(self.feed), np.int64)
                 values[positions] = mine
                 self._metrics[feed, name] = (values, carried)
@@ -168,7 +201,9 @@ class _History:
                 self._metrics[feed, name] = None
         return self._metrics[feed, name]
 
-    def category(self, feed: str, name: str) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray] | None:
+    def category(
+        self, feed: str, name: str
+    ) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray] | None:
         """A category's counts in long form: per observation its first row and row count (none for
         other feeds), the value names, and per row the name's number and the count. None if a count
         is negative or too large."""
@@ -178,7 +213,9 @@ class _History:
             values = list(chain.from_iterable(held))  # every (observation, value) pair, in order
             number_of = {value: i for i, value in enumerate(dict.fromkeys(values))}
             try:
-                amounts = np.fromiter(chain.from_iterable(map(dict.values, held)), np.int64, len(values))
+                amounts = np.fromiter(
+                    chain.from_iterable(map(dict.values, held)), np.int64, len(values)
+                )
             except OverflowError:
                 amounts = None
             if amounts is None or (amounts < 0).any():
@@ -196,17 +233,27 @@ class _History:
         """The event_ids seen more than once in a feed: corrections, replayed by the engine."""
         if feed not in self._duplicated:
             ids = self.eid[self._of_feed[feed]].tolist()
-            self._duplicated[feed] = set() if len(set(ids)) == len(ids) else {e for e, n in Counter(ids).items() if n > 1}
+            self._duplicated[feed] = (
+                set()
+                if len(set(ids)) == len(ids)
+                else {e for e, n in Counter(ids).items() if n > 1}
+            )
         return self._duplicated[feed]
 
 
-def _replay_scope(engine: TriggerEngine, history: _History, key: str, now: datetime) -> list[tuple[Place, AlertEvent]]:
+def _replay_scope(
+    engine: TriggerEngine, history: _History, key: str, now: datetime
+) -> list[tuple[Place, AlertEvent]]:
     codes = history.codes(key)
     positions = codes // _SLOTS
     scope = history.scope[key]
     numbers, first_seen = np.unique(history.feed_number[positions], return_index=True)
-    feeds = [history.feed_names[numbers[i]] for i in np.argsort(first_seen)]  # in the order the scope first saw them
-    columns = None if key in history.mixed else _columns_of(engine, history, scope, positions, feeds)
+    feeds = [
+        history.feed_names[numbers[i]] for i in np.argsort(first_seen)
+    ]  # in the order the scope first saw them
+    columns = (
+        None if key in history.mixed else _columns_of(engine, history, scope, positions, feeds)
+    )
     if columns is None:
         return _replay_scope_with_engine(engine, history, key, codes, now)
     # where each tick's transitions go: the first observation of the tick that reached this scope
@@ -216,13 +263,16 @@ def _replay_scope(engine: TriggerEngine, history: _History, key: str, now: datet
     placed: list[tuple[Place, AlertEvent]] = []
     for feed_order, (feed_columns, rules) in enumerate(columns):
         for rule_order, rule in enumerate(rules):
-            for tick, step, alert in _rule_transitions(engine, state, scope, rule, feed_columns, history, now):
+            for tick, step, alert in _rule_transitions(
+                engine, state, scope, rule, feed_columns, history, now
+            ):
                 placed.append(((tick_place[tick], feed_order, rule_order * 2 + step), alert))
     return placed
 
 
-def _replay_scope_with_engine(engine: TriggerEngine, history: _History, key: str, codes: np.ndarray,
-                              now: datetime) -> list[tuple[Place, AlertEvent]]:
+def _replay_scope_with_engine(
+    engine: TriggerEngine, history: _History, key: str, codes: np.ndarray, now: datetime
+) -> list[tuple[Place, AlertEvent]]:
     """One scope, observation by observation, a tick's observations added together then judged."""
     state = ScopeState()
     placed: list[tuple[Place, AlertEvent]] = []
@@ -241,7 +291,9 @@ def _replay_scope_with_engine(engine: TriggerEngine, history: _History, key: str
                 scope = candidate  # the engine's backtest judges with the last one's description
             i += 1
         if scope is not None:
-            placed.extend(((place, 0, n), alert) for n, alert in enumerate(engine.judge(state, scope, now)))
+            placed.extend(
+                ((place, 0, n), alert) for n, alert in enumerate(engine.judge(state, scope, now))
+            )
     return placed
 
 
@@ -259,7 +311,9 @@ class _FeedColumns:
         self.earliest = np.minimum.accumulate(np.minimum.reduceat(self.start, first))
         self._history = history
         durations = self.end - self.start
-        self.lengths: list[tuple[int, np.ndarray, np.ndarray]] = []  # (period length, order by start, starts in that order)
+        self.lengths: list[
+            tuple[int, np.ndarray, np.ndarray]
+        ] = []  # (period length, order by start, starts in that order)
         for length in np.unique(durations).tolist():
             members = np.flatnonzero(durations == length)
             order = members[np.argsort(self.start[members], kind="stable")]
@@ -291,7 +345,7 @@ class _FeedColumns:
         for length, order, starts in self.lengths:
             a = starts.searchsorted(low, "left")
             b = starts.searchsorted(high - length, "right")
-            parts.append(order[a:max(a, b)])
+            parts.append(order[a : max(a, b)])
         found = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return found if keep is None else found[keep[found]]
 
@@ -303,11 +357,14 @@ class _FeedColumns:
             starts = self.start[found]
             cut = np.partition(starts, len(found) - MAX_EVIDENCE)[len(found) - MAX_EVIDENCE]
             found = found[starts >= cut]  # ties at the cut are sorted by event_id below
-        return [eid for _, eid in sorted(zip(self.start[found].tolist(), self.eids[found].tolist()))][-MAX_EVIDENCE:]
+        return [
+            eid for _, eid in sorted(zip(self.start[found].tolist(), self.eids[found].tolist()))
+        ][-MAX_EVIDENCE:]
 
 
-def _columns_of(engine: TriggerEngine, history: _History, scope: Scope, positions: np.ndarray,
-                feeds: list[str]) -> list[tuple[_FeedColumns, list[CompiledRule]]] | None:
+def _columns_of(
+    engine: TriggerEngine, history: _History, scope: Scope, positions: np.ndarray, feeds: list[str]
+) -> list[tuple[_FeedColumns, list[CompiledRule]]] | None:
     """The scope's feeds as columns with their rules, or None when the engine must replay the scope."""
     out = []
     feed_of = history.feed_number[positions] if len(feeds) > 1 else None
@@ -321,7 +378,9 @@ def _columns_of(engine: TriggerEngine, history: _History, scope: Scope, position
                     return None
             if rule.kind == "new_value" and history.category(feed, rule.category) is None:
                 return None
-        mine = positions if feed_of is None else positions[feed_of == history.feed_names.index(feed)]
+        mine = (
+            positions if feed_of is None else positions[feed_of == history.feed_names.index(feed)]
+        )
         duplicated = history.duplicated(feed)
         if duplicated and any(history.eid[p] in duplicated for p in mine.tolist()):
             return None
@@ -331,20 +390,31 @@ def _columns_of(engine: TriggerEngine, history: _History, scope: Scope, position
 
 # --- values of a rule at every tick, and the transitions they cause ----------------------------
 
+
 class _Series:
     """A rule's value at each tick (NaN where it cannot be judged) and the full evaluation at one tick."""
 
-    def __init__(self, values: np.ndarray, evaluation_at: Callable[[int, float], Evaluation]) -> None:
+    def __init__(
+        self, values: np.ndarray, evaluation_at: Callable[[int, float], Evaluation]
+    ) -> None:
         self.values = values
         self.evaluation_at = evaluation_at
 
 
 def _starts(rule: CompiledRule, which: str, ends: np.ndarray, history: _History) -> np.ndarray:
     """start_of_window / start_of_baseline / start_of_lookback for every tick, in microseconds."""
-    delta = {"window": rule.window_delta, "baseline": rule.baseline_delta, "lookback": rule.lookback_delta}[which]
+    delta = {
+        "window": rule.window_delta,
+        "baseline": rule.baseline_delta,
+        "lookback": rule.lookback_delta,
+    }[which]
     if isinstance(delta, timedelta):
         return ends - delta // _US
-    minus = {"window": rule.start_of_window, "baseline": rule.start_of_baseline, "lookback": rule.start_of_lookback}[which]
+    minus = {
+        "window": rule.start_of_window,
+        "baseline": rule.start_of_baseline,
+        "lookback": rule.start_of_lookback,
+    }[which]
     out = np.empty(len(ends), np.int64)
     for i, end in enumerate(ends.tolist()):
         at = history.moment.get(end) or _EPOCH + timedelta(microseconds=end)
@@ -378,7 +448,10 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
                 with np.errstate(divide="ignore", invalid="ignore"):
                     series = np.where(counts > 0, totals / np.maximum(counts, 1), np.nan)
             empty = counts == 0
-            return _Series(series, lambda i, value: Evaluation(value, [] if empty[i] else (lambda: carrying(i))))
+            return _Series(
+                series,
+                lambda i, value: Evaluation(value, [] if empty[i] else (lambda: carrying(i))),
+            )
         d_totals = columns.window_sums(np.where(carried, d_values, 0), window_start, ticks)
         judged = (counts > 0) & (d_totals > 0)
         series = np.full(len(ticks), np.nan)
@@ -387,8 +460,11 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
         series[where] = _rounded(quotients, 4)
 
         def ratio_at(i: int, value: float) -> Evaluation:
-            return Evaluation(value, lambda: carrying(i),
-                              lambda: {rule.metric: float(totals[i]), rule.denominator: float(d_totals[i])})
+            return Evaluation(
+                value,
+                lambda: carrying(i),
+                lambda: {rule.metric: float(totals[i]), rule.denominator: float(d_totals[i])},
+            )
 
         return _Series(series, ratio_at)
 
@@ -407,23 +483,35 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
         where = np.flatnonzero(full & ~low & ~flat)
         quotients = current[where] / expected[where]
         series[where] = np.minimum(MAX_RATIO, _rounded(quotients, 4))
-        return _Series(series, lambda i, value: Evaluation(
-            value, lambda: columns.latest_eids(int(window_start[i]), int(ticks[i])),
-            lambda: {"current": float(current[i]), "baseline_expected": round(float(expected[i]), 2)}))
+        return _Series(
+            series,
+            lambda i, value: Evaluation(
+                value,
+                lambda: columns.latest_eids(int(window_start[i]), int(ticks[i])),
+                lambda: {
+                    "current": float(current[i]),
+                    "baseline_expected": round(float(expected[i]), 2),
+                },
+            ),
+        )
 
     if kind == "new_value":
         lookback_start = _starts(rule, "lookback", window_start, history)
         first, count, names, numbers, amounts = history.category(columns.feed, rule.category)
         mine_first, mine_count = first[columns.positions], count[columns.positions]
         total = int(mine_count.sum())
-        rows = np.repeat(mine_first - np.cumsum(mine_count) + mine_count, mine_count) + np.arange(total)
+        rows = np.repeat(mine_first - np.cumsum(mine_count) + mine_count, mine_count) + np.arange(
+            total
+        )
         owner = np.repeat(np.arange(len(columns.positions)), mine_count)  # contribution of each row
         present = np.unique(numbers[rows])  # the values of the category reported at this scope
         counts = np.zeros((len(columns.positions), len(present)), np.int64)  # contribution × value
         counts[owner, np.searchsorted(present, numbers[rows])] = amounts[rows]
         current = columns.window_sums(counts, window_start, ticks)
         seen = columns.window_sums((counts > 0).astype(np.int64), lookback_start, window_start)
-        new = np.where((current > 0) & (seen == 0), current, 0)  # tick × value: its count where it is new
+        new = np.where(
+            (current > 0) & (seen == 0), current, 0
+        )  # tick × value: its count where it is new
         best = new.max(axis=1) if len(present) else np.zeros(len(ticks), np.int64)
         series = np.where(columns.earliest <= lookback_start, best.astype(np.float64), np.nan)
 
@@ -435,7 +523,9 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
             carrying_new = (counts[found][:, np.flatnonzero(new[i])] > 0).any(axis=1)
             return sorted(set(columns.eids[found[carrying_new]].tolist()))[-MAX_EVIDENCE:]
 
-        return _Series(series, lambda i, value: Evaluation(value, lambda: evidence_at(i), lambda: new_at(i)))
+        return _Series(
+            series, lambda i, value: Evaluation(value, lambda: evidence_at(i), lambda: new_at(i))
+        )
 
     raise ValueError(f"rule {rule.id}: kind {kind} has no columnar form")
 
@@ -443,7 +533,7 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
 def _rounded(values: np.ndarray, digits: int) -> np.ndarray:
     """`round(value, digits)` of each value, exactly as Python rounds: numpy's scaled rounding agrees
     except where the scaled value sits within its rounding error of a half, and those go to Python."""
-    scale = 10.0 ** digits
+    scale = 10.0**digits
     scaled = values * scale
     out = np.rint(scaled) / scale
     halfway = np.abs(scaled - np.floor(scaled) - 0.5) <= 1e-7 * np.maximum(1.0, np.abs(scaled))
@@ -452,8 +542,15 @@ def _rounded(values: np.ndarray, digits: int) -> np.ndarray:
     return out
 
 
-def _rule_transitions(engine: TriggerEngine, state: ScopeState, scope: Scope, rule: CompiledRule,
-                      columns: _FeedColumns, history: _History, now: datetime) -> Iterator[tuple[int, int, AlertEvent]]:
+def _rule_transitions(
+    engine: TriggerEngine,
+    state: ScopeState,
+    scope: Scope,
+    rule: CompiledRule,
+    columns: _FeedColumns,
+    history: _History,
+    now: datetime,
+) -> Iterator[tuple[int, int, AlertEvent]]:
     """(tick, step, alert) for every transition of this rule at this scope, in tick order."""
     if rule.kind == "silence":
         yield from _silence_transitions(engine, state, scope, rule, columns, now)
@@ -469,8 +566,14 @@ def _rule_transitions(engine: TriggerEngine, state: ScopeState, scope: Scope, ru
     while i < n:
         tick = judged_at[i]
         changed = False
-        for event in engine._step(state, scope, rule, series.evaluation_at(tick, value_at[i]),
-                                  columns.tick_moments[tick], now):
+        for event in engine._step(
+            state,
+            scope,
+            rule,
+            series.evaluation_at(tick, value_at[i]),
+            columns.tick_moments[tick],
+            now,
+        ):
             changed = True
             yield int(columns.ticks[tick]), 0, event
         i = course.next_step(alert, i, changed)
@@ -500,7 +603,13 @@ class _Course:
         self.number_of = {level: number for number, (level, _) in enumerate(rule.levels)}
         clear_for = rule.clear_for
         # the runs under a level are worked out ahead only for fixed durations (not months or years)
-        self._clear_for_us = 0 if clear_for is None else clear_for // _US if isinstance(clear_for, timedelta) else None
+        self._clear_for_us = (
+            0
+            if clear_for is None
+            else clear_for // _US
+            if isinstance(clear_for, timedelta)
+            else None
+        )
         self._firing_at: dict[int, tuple[list[int], list[int]]] = {}
 
     def next_step(self, alert: AlertState, stepped: int, changed: bool) -> int:
@@ -509,17 +618,26 @@ class _Course:
         if alert.status == "ok":
             if alert.pending_since is None:
                 return _after(self.can_fire, stepped, n)
-            return min(_after(self.drops, stepped, n), self._due(alert.pending_since, self.rule.for_, stepped))
+            return min(
+                _after(self.drops, stepped, n),
+                self._due(alert.pending_since, self.rule.for_, stepped),
+            )
         number = self.number_of[alert.level]
-        held = self.band[stepped] == number  # the alert holds its level here (no time under it is counted)
+        held = (
+            self.band[stepped] == number
+        )  # the alert holds its level here (no time under it is counted)
         if changed and not held:
-            return stepped + 1  # fired or de-escalated at a value under the level: the next value counts from here
+            return (
+                stepped + 1
+            )  # fired or de-escalated at a value under the level: the next value counts from here
         if held and self._clear_for_us is not None:
             # runs under the level that end before `clear_for` leave the alert as it was: go to the next
             # tick above the level or the start of the next run under it that lasts `clear_for`
             above, lasting = self._firing(number)
             return min(_after(above, stepped, n), _after(lasting, stepped, n))
-        nearest = _after(self.moves, stepped, n)  # under the level: below_level_since (and below_clear_since) are set
+        nearest = _after(
+            self.moves, stepped, n
+        )  # under the level: below_level_since (and below_clear_since) are set
         for since in (alert.below_level_since, alert.below_clear_since):
             if since is not None:
                 nearest = min(nearest, self._due(since, self.rule.clear_for, stepped))
@@ -533,7 +651,10 @@ class _Course:
             starts = under & ~np.concatenate(([False], under[:-1]))
             run_start = np.maximum.accumulate(np.where(starts, np.arange(len(under)), 0))
             elapsed = under & (self.ticks - self.ticks[run_start] >= self._clear_for_us)
-            self._firing_at[number] = (np.flatnonzero(self.band > number).tolist(), np.unique(run_start[elapsed]).tolist())
+            self._firing_at[number] = (
+                np.flatnonzero(self.band > number).tolist(),
+                np.unique(run_start[elapsed]).tolist(),
+            )
         return self._firing_at[number]
 
     def _due(self, since: datetime, duration, stepped: int) -> int:
@@ -549,8 +670,14 @@ def _after(marks: list[int], stepped: int, n: int) -> int:
     return marks[k] if k < len(marks) else n
 
 
-def _silence_transitions(engine: TriggerEngine, state: ScopeState, scope: Scope, rule: CompiledRule,
-                         columns: _FeedColumns, now: datetime) -> Iterator[tuple[int, int, AlertEvent]]:
+def _silence_transitions(
+    engine: TriggerEngine,
+    state: ScopeState,
+    scope: Scope,
+    rule: CompiledRule,
+    columns: _FeedColumns,
+    now: datetime,
+) -> Iterator[tuple[int, int, AlertEvent]]:
     """A gap between one tick and the next report's start fires and resolves (as `_silence_at_tick`)."""
     alert = state.alerts.get(rule.id)
     if alert is None:
@@ -571,12 +698,21 @@ def _silence_transitions(engine: TriggerEngine, state: ScopeState, scope: Scope,
         if i > 0 and alert.status == "ok" and rule.level_for(gaps[i]) is not None:
             hours = float(gaps[i])
             at = _moment(columns, started[i])
-            for event in engine._step(state, scope, rule, Evaluation(hours, details={"silent_hours": round(hours, 2)}), at, now):
+            for event in engine._step(
+                state,
+                scope,
+                rule,
+                Evaluation(hours, details={"silent_hours": round(hours, 2)}),
+                at,
+                now,
+            ):
                 yield tick, 0, event
         low = int(columns.first[i])
         high = int(columns.first[i + 1]) if i + 1 < n else len(columns.eids)
         reports = sorted(columns.eids[low:high].tolist())[:MAX_EVIDENCE]
-        for event in engine._step(state, scope, rule, Evaluation(0.0, reports), columns.tick_moments[i], now):
+        for event in engine._step(
+            state, scope, rule, Evaluation(0.0, reports), columns.tick_moments[i], now
+        ):
             yield tick, 1, event
         i += 1
 

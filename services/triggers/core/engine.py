@@ -23,7 +23,9 @@ from .rules import CompiledRule, RuleSet, as_timedelta
 from .state_machine import AlertState, Transition, iso, step_alert
 
 MAX_EVIDENCE = 20
-MAX_RATIO = 1_000_000.0  # a spike over a zero baseline reads as this, not infinity (JSON has no infinity)
+MAX_RATIO = (
+    1_000_000.0  # a spike over a zero baseline reads as this, not infinity (JSON has no infinity)
+)
 _RANK = {level: i + 1 for i, level in enumerate(LEVELS)}
 
 
@@ -79,7 +81,9 @@ class FeedWindow:
     """The observations of one feed at one scope that may still fall in a window."""
 
     watermark: datetime | None = None  # the latest period end seen at this scope
-    earliest: datetime | None = None  # the earliest period start ever seen (is a baseline full yet?)
+    earliest: datetime | None = (
+        None  # the earliest period start ever seen (is a baseline full yet?)
+    )
     last_arrival: datetime | None = None  # wall clock of the latest observation (silence)
     last_period: str | None = None  # its period: when the next report is due
     judged: datetime | None = None  # the latest tick (period end) the rules were evaluated at
@@ -96,7 +100,9 @@ class FeedWindow:
 
     def put(self, eid: str, contribution: Contribution, kept: Kept) -> None:
         """Add a contribution, replacing the one with the same event_id (a correction)."""
-        if kept != self.kept:  # other rules since the buckets were built (a reload): build them again
+        if (
+            kept != self.kept
+        ):  # other rules since the buckets were built (a reload): build them again
             self._rebuild(kept)
         self.discard(eid)
         self.contributions[eid] = contribution
@@ -174,8 +180,12 @@ class FeedWindow:
 
     def inside(self, start: datetime, end: datetime) -> list[tuple[str, Contribution]]:
         """The contributions themselves, ordered by start then event_id (evidence, and the rarer aggregates)."""
-        found = [(c.start, eid, c) for b in self.between(start, end) for eid in b.eids
-                 for c in (self.contributions[eid],)]
+        found = [
+            (c.start, eid, c)
+            for b in self.between(start, end)
+            for eid in b.eids
+            for c in (self.contributions[eid],)
+        ]
         found.sort(key=lambda item: (item[0], item[1]))
         return [(eid, c) for _, eid, c in found]
 
@@ -202,21 +212,37 @@ class FeedWindow:
                 i += 1
 
     def to_json(self, contributions: bool = True) -> dict:
-        data = {"watermark": iso(self.watermark), "earliest": iso(self.earliest),
-                "last_arrival": iso(self.last_arrival), "last_period": self.last_period,
-                "judged": iso(self.judged), "pending": sorted([iso(s), iso(e)] for s, e in self.pending)}
+        data = {
+            "watermark": iso(self.watermark),
+            "earliest": iso(self.earliest),
+            "last_arrival": iso(self.last_arrival),
+            "last_period": self.last_period,
+            "judged": iso(self.judged),
+            "pending": sorted([iso(s), iso(e)] for s, e in self.pending),
+        }
         if contributions:
-            data["contributions"] = {eid: contribution_to_json(c) for eid, c in self.contributions.items()}
+            data["contributions"] = {
+                eid: contribution_to_json(c) for eid, c in self.contributions.items()
+            }
         return data
 
     @classmethod
     def from_json(cls, data: dict) -> "FeedWindow":
-        window = cls(watermark=_dt(data.get("watermark")), earliest=_dt(data.get("earliest")),
-                     last_arrival=_dt(data.get("last_arrival")), last_period=data.get("last_period"),
-                     judged=_dt(data.get("judged")),
-                     pending={(datetime.fromisoformat(a), datetime.fromisoformat(b)) for a, b in data.get("pending", ())})
+        window = cls(
+            watermark=_dt(data.get("watermark")),
+            earliest=_dt(data.get("earliest")),
+            last_arrival=_dt(data.get("last_arrival")),
+            last_period=data.get("last_period"),
+            judged=_dt(data.get("judged")),
+            pending={
+                (datetime.fromisoformat(a), datetime.fromisoformat(b))
+                for a, b in data.get("pending", ())
+            },
+        )
         # buckets are built on the first put, when the rules say what to keep
-        window.contributions = {eid: contribution_from_json(c) for eid, c in data.get("contributions", {}).items()}
+        window.contributions = {
+            eid: contribution_from_json(c) for eid, c in data.get("contributions", {}).items()
+        }
         window.kept = Kept(frozenset(["\0unbuilt"]), frozenset())
         return window
 
@@ -231,17 +257,23 @@ class ScopeState:
 
     def to_json(self, contributions: bool = True) -> dict:
         """Plain JSON, buckets rebuilt on load; without contributions when they are stored one by one."""
-        return {"scope": self.scope.model_dump(mode="json") if self.scope is not None else None,
-                "feeds": {feed: w.to_json(contributions) for feed, w in self.feeds.items()},
-                "alerts": {rule_id: a.to_json() for rule_id, a in self.alerts.items()},
-                "members": self.members}
+        return {
+            "scope": self.scope.model_dump(mode="json") if self.scope is not None else None,
+            "feeds": {feed: w.to_json(contributions) for feed, w in self.feeds.items()},
+            "alerts": {rule_id: a.to_json() for rule_id, a in self.alerts.items()},
+            "members": self.members,
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> "ScopeState":
-        return cls(scope=Scope.model_validate(data["scope"]) if data.get("scope") else None,
-                   feeds={feed: FeedWindow.from_json(w) for feed, w in data.get("feeds", {}).items()},
-                   alerts={rule_id: AlertState.from_json(a) for rule_id, a in data.get("alerts", {}).items()},
-                   members={m: dict(v) for m, v in data.get("members", {}).items()})
+        return cls(
+            scope=Scope.model_validate(data["scope"]) if data.get("scope") else None,
+            feeds={feed: FeedWindow.from_json(w) for feed, w in data.get("feeds", {}).items()},
+            alerts={
+                rule_id: AlertState.from_json(a) for rule_id, a in data.get("alerts", {}).items()
+            },
+            members={m: dict(v) for m, v in data.get("members", {}).items()},
+        )
 
 
 def contribution_to_json(c: Contribution) -> list:
@@ -250,7 +282,9 @@ def contribution_to_json(c: Contribution) -> list:
 
 def contribution_from_json(data: list) -> Contribution:
     revision, start, end, metrics, categories = data
-    return Contribution(revision, datetime.fromisoformat(start), datetime.fromisoformat(end), metrics, categories)
+    return Contribution(
+        revision, datetime.fromisoformat(start), datetime.fromisoformat(end), metrics, categories
+    )
 
 
 def _dt(value: str | None) -> datetime | None:
@@ -272,8 +306,12 @@ class Evaluation:
 
     __slots__ = ("value", "_evidence", "_details")
 
-    def __init__(self, value: float, evidence: list[str] | Callable[[], list[str]] = (),
-                 details: dict[str, float] | Callable[[], dict[str, float]] | None = None) -> None:
+    def __init__(
+        self,
+        value: float,
+        evidence: list[str] | Callable[[], list[str]] = (),
+        details: dict[str, float] | Callable[[], dict[str, float]] | None = None,
+    ) -> None:
         self.value = value
         self._evidence = evidence
         self._details = details
@@ -302,7 +340,9 @@ class TriggerEngine:
 
     # --- where observations and member alerts go --------------------------------------
 
-    def _routes(self, observation: Observation) -> tuple[list[Scope], list[Scope], dict[str, Scope]]:
+    def _routes(
+        self, observation: Observation
+    ) -> tuple[list[Scope], list[Scope], dict[str, Scope]]:
         location = observation.location
         memo = (observation.feed, location.kind, location.id, location.country, observation.source)
         routes = self._scopes.get(memo)
@@ -338,35 +378,51 @@ class TriggerEngine:
         if not composites:
             return []
         if alert.scope.kind in ("corridor", "region", "source"):
-            enclosing = [alert.scope] + ([Scope(kind="region", id=self.geography.region)] if alert.scope.kind == "corridor" else [])
+            enclosing = [alert.scope] + (
+                [Scope(kind="region", id=self.geography.region)]
+                if alert.scope.kind == "corridor"
+                else []
+            )
         else:
-            location = Location(kind=alert.scope.kind, id=alert.scope.id, country=alert.scope.country or "")
+            location = Location(
+                kind=alert.scope.kind, id=alert.scope.id, country=alert.scope.country or ""
+            )
             enclosing = self.geography.scopes_of(location)
         kinds = {c.scope_kind for c in composites}
         return [s for s in enclosing if s.kind in kinds]
 
-    def _rules_at_scope(self, feed: str, scope: Scope) -> tuple[list[CompiledRule], timedelta, Kept]:
+    def _rules_at_scope(
+        self, feed: str, scope: Scope
+    ) -> tuple[list[CompiledRule], timedelta, Kept]:
         """The rules watching this feed at this scope, how long they look back, and what they read."""
         memo = (feed, scope.key)
         found = self._rules_at.get(memo)
         if found is None:
             rules = self.rules.rules_for(feed, scope)
-            retention = max((r.retention for r in rules), default=timedelta(0)) + self.allowed_lateness
-            kept = Kept(frozenset(m for r in rules for m in (r.metric, r.denominator) if m),
-                        frozenset(r.category for r in rules if r.category))
+            retention = (
+                max((r.retention for r in rules), default=timedelta(0)) + self.allowed_lateness
+            )
+            kept = Kept(
+                frozenset(m for r in rules for m in (r.metric, r.denominator) if m),
+                frozenset(r.category for r in rules if r.category),
+            )
             found = self._rules_at[memo] = (rules, retention, kept)
         return found
 
     # --- observations -------------------------------------------------------------------
 
-    def apply(self, state: ScopeState, scope: Scope, observation: Observation, now: datetime) -> ApplyResult:
+    def apply(
+        self, state: ScopeState, scope: Scope, observation: Observation, now: datetime
+    ) -> ApplyResult:
         """Add one observation and judge the scope at once (`add` then `judge`)."""
         outcome = self.add(state, scope, observation, now)
         if outcome != "applied":
             return ApplyResult(outcome)
         return ApplyResult(outcome, self.judge(state, scope, now))
 
-    def add(self, state: ScopeState, scope: Scope, observation: Observation, now: datetime) -> Outcome:
+    def add(
+        self, state: ScopeState, scope: Scope, observation: Observation, now: datetime
+    ) -> Outcome:
         """Put an observation in the scope's windows without judging: `judge` evaluates what changed.
 
         Adding several observations and then judging once gives the same transitions whatever
@@ -384,7 +440,9 @@ class TriggerEngine:
         if window.judged is not None and observation.period_end < window.judged - retention:
             return "too_late"  # its windows were judged and forgotten
         if previous is not None:
-            window.pending.add((previous.start, previous.end))  # a correction changes the old span too
+            window.pending.add(
+                (previous.start, previous.end)
+            )  # a correction changes the old span too
         window.put(observation.event_id, self._contribution_of(observation), kept)
         window.pending.add((observation.observed_at, observation.period_end))
         if window.watermark is None or observation.period_end > window.watermark:
@@ -399,8 +457,13 @@ class TriggerEngine:
         last = self._last_contribution
         if last is not None and last[0] is observation:
             return last[1]
-        contribution = Contribution(observation.revision, observation.observed_at, observation.period_end,
-                                    observation.metrics, observation.categories)
+        contribution = Contribution(
+            observation.revision,
+            observation.observed_at,
+            observation.period_end,
+            observation.metrics,
+            observation.categories,
+        )
         self._last_contribution = (observation, contribution)
         return contribution
 
@@ -429,7 +492,11 @@ class TriggerEngine:
                 for rule in rules:
                     if rule.kind == "silence":
                         at_tick = [span for span in arriving if span[1] == tick]
-                        events.extend(self._silence_at_tick(state, scope, rule, window, at_tick, judged, tick, now))
+                        events.extend(
+                            self._silence_at_tick(
+                                state, scope, rule, window, at_tick, judged, tick, now
+                            )
+                        )
                         continue
                     evaluation = evaluate(rule, window, tick)
                     if evaluation is not None:
@@ -443,22 +510,40 @@ class TriggerEngine:
 
     # --- silence --------------------------------------------------------------------------
 
-    def _silence_at_tick(self, state: ScopeState, scope: Scope, rule: CompiledRule, window: FeedWindow,
-                         spans: list[Span], previous: datetime | None, tick: datetime,
-                         now: datetime) -> list[AlertEvent]:
+    def _silence_at_tick(
+        self,
+        state: ScopeState,
+        scope: Scope,
+        rule: CompiledRule,
+        window: FeedWindow,
+        spans: list[Span],
+        previous: datetime | None,
+        tick: datetime,
+        now: datetime,
+    ) -> list[AlertEvent]:
         """Data arrived: a silence the timer saw resolves; a gap in history fires and resolves at once.
         `spans` are the new reports' periods ending at this tick; the gap is measured from the tick before."""
         alert = state.alerts.get(rule.id)
         if alert is None:
             alert = state.alerts[rule.id] = AlertState()
-        reports = [eid for span in spans if span in window.buckets for eid in window.buckets[span].eids]
+        reports = [
+            eid for span in spans if span in window.buckets for eid in window.buckets[span].eids
+        ]
         events = []
         if previous is not None and spans and previous < tick:
             started = min(start for start, _ in spans)
             gap_hours = max(0.0, (started - previous).total_seconds() / 3600)
             if alert.status == "ok" and rule.level_for(gap_hours) is not None:
-                events.extend(self._step(state, scope, rule, Evaluation(gap_hours, details={"silent_hours": round(gap_hours, 2)}),
-                                         started, now))
+                events.extend(
+                    self._step(
+                        state,
+                        scope,
+                        rule,
+                        Evaluation(gap_hours, details={"silent_hours": round(gap_hours, 2)}),
+                        started,
+                        now,
+                    )
+                )
         evidence = sorted(reports)[:MAX_EVIDENCE]
         events.extend(self._step(state, scope, rule, Evaluation(0.0, evidence), tick, now))
         return events
@@ -472,17 +557,28 @@ class TriggerEngine:
             for rule in self.rules.rules_for(feed, scope):
                 if rule.kind != "silence":
                     continue
-                due = window.last_arrival + as_timedelta(parse_duration(window.last_period or "P1D"))
+                due = window.last_arrival + as_timedelta(
+                    parse_duration(window.last_period or "P1D")
+                )
                 silent_hours = max(0.0, (now - due).total_seconds() / 3600)
-                if silent_hours < rule.levels[0][1] and state.alerts.get(rule.id, AlertState()).status == "ok":
+                if (
+                    silent_hours < rule.levels[0][1]
+                    and state.alerts.get(rule.id, AlertState()).status == "ok"
+                ):
                     continue
-                evaluation = Evaluation(silent_hours, details={"silent_hours": round(silent_hours, 2)})
-                events.extend(self._step(state, scope, rule, evaluation, window.watermark, now, clock=now))
+                evaluation = Evaluation(
+                    silent_hours, details={"silent_hours": round(silent_hours, 2)}
+                )
+                events.extend(
+                    self._step(state, scope, rule, evaluation, window.watermark, now, clock=now)
+                )
         return events
 
     # --- composites -----------------------------------------------------------------------
 
-    def combine(self, states: dict[str, ScopeState], members: list[AlertEvent], now: datetime) -> list[AlertEvent]:
+    def combine(
+        self, states: dict[str, ScopeState], members: list[AlertEvent], now: datetime
+    ) -> list[AlertEvent]:
         """The composites these member transitions (of one tick, in backtests) change, each composite
         scope taking all of its members' changes together; states are created in `states` as needed."""
         by_scope: dict[str, tuple[Scope, list[AlertEvent]]] = {}
@@ -491,40 +587,72 @@ class TriggerEngine:
                 by_scope.setdefault(scope.key, (scope, []))[1].append(member)
         events = []
         for key, (scope, group) in by_scope.items():
-            events.extend(self.apply_members(states.setdefault(key, ScopeState()), scope, group, now))
+            events.extend(
+                self.apply_members(states.setdefault(key, ScopeState()), scope, group, now)
+            )
         return events
 
-    def apply_members(self, state: ScopeState, scope: Scope, members: list[AlertEvent], now: datetime) -> list[AlertEvent]:
+    def apply_members(
+        self, state: ScopeState, scope: Scope, members: list[AlertEvent], now: datetime
+    ) -> list[AlertEvent]:
         """Member triggers changed inside this scope: record every change of one moment (observed_until),
         then re-evaluate once each composite that uses them, moment by moment. Members that changed at
         the same moment are combined whatever order their alerts arrived in."""
         state.scope = scope
         events = []
-        for at, group in groupby(sorted(members, key=lambda m: m.observed_until), key=lambda m: m.observed_until):
+        for at, group in groupby(
+            sorted(members, key=lambda m: m.observed_until), key=lambda m: m.observed_until
+        ):
             changed: dict[str, CompiledRule] = {}
             for member in group:
                 rank = _RANK[member.level] if member.status == "firing" and member.level else 0
                 state.members.setdefault(member.rule_id, {})[member.scope.key] = rank
-                changed.update((c.id, c) for c in self.rules.composites_of(member.rule_id) if c.scope_kind == scope.kind)
+                changed.update(
+                    (c.id, c)
+                    for c in self.rules.composites_of(member.rule_id)
+                    if c.scope_kind == scope.kind
+                )
             for composite in changed.values():
-                ranks = [max(state.members.get(m, {}).values(), default=0) for m in composite.members]
+                ranks = [
+                    max(state.members.get(m, {}).values(), default=0) for m in composite.members
+                ]
                 value = float(min(ranks) if composite.mode == "all" else max(ranks))
-                firing = sorted(f"{m}@{k}" for m in composite.members for k, r in state.members.get(m, {}).items() if r)
-                evaluation = Evaluation(value, evidence=firing[:MAX_EVIDENCE],
-                                        details={m: float(r) for m, r in zip(composite.members, ranks)})
+                firing = sorted(
+                    f"{m}@{k}"
+                    for m in composite.members
+                    for k, r in state.members.get(m, {}).items()
+                    if r
+                )
+                evaluation = Evaluation(
+                    value,
+                    evidence=firing[:MAX_EVIDENCE],
+                    details={m: float(r) for m, r in zip(composite.members, ranks)},
+                )
                 events.extend(self._step(state, scope, composite, evaluation, at, now))
         return events
 
     # --- the state machine and the alert it produces ------------------------------------
 
-    def _step(self, state: ScopeState, scope: Scope, rule: CompiledRule, evaluation: Evaluation,
-              at: datetime, now: datetime, clock: datetime | None = None) -> list[AlertEvent]:
+    def _step(
+        self,
+        state: ScopeState,
+        scope: Scope,
+        rule: CompiledRule,
+        evaluation: Evaluation,
+        at: datetime,
+        now: datetime,
+        clock: datetime | None = None,
+    ) -> list[AlertEvent]:
         if self.trace is not None:
             self.trace(rule, scope, evaluation.value, at)
         alert = state.alerts.get(rule.id)
         if alert is None:
             alert = state.alerts[rule.id] = AlertState()
-        if alert.status == "ok" and alert.pending_since is None and evaluation.value < rule.lowest_threshold:
+        if (
+            alert.status == "ok"
+            and alert.pending_since is None
+            and evaluation.value < rule.lowest_threshold
+        ):
             return []  # nothing reached, nothing pending: the common case, decided without the state machine
         change = step_alert(alert, rule, evaluation.value, clock or at)
         if change is None:
@@ -532,8 +660,14 @@ class TriggerEngine:
         return [self._event(rule, scope, change, evaluation, at, now)]
 
     @staticmethod
-    def _event(rule: CompiledRule, scope: Scope, change: Transition, evaluation: Evaluation,
-               at: datetime, now: datetime) -> AlertEvent:
+    def _event(
+        rule: CompiledRule,
+        scope: Scope,
+        change: Transition,
+        evaluation: Evaluation,
+        at: datetime,
+        now: datetime,
+    ) -> AlertEvent:
         return AlertEvent(
             alert_id=f"{rule.id}/{scope.kind}/{scope.id}",
             transition=change.transition,
@@ -557,6 +691,7 @@ class TriggerEngine:
 
 
 # --- the value each kind of rule computes over the windows ----------------------------------
+
 
 def aggregate(kind: str, values: list[int | float]) -> float:
     if kind == "sum":
@@ -609,20 +744,29 @@ def evaluate(rule: CompiledRule, window: FeedWindow, at: datetime) -> Evaluation
             ratio = MAX_RATIO
         else:
             ratio = min(MAX_RATIO, round(current_sum / expected, 4))
-        return Evaluation(ratio, lambda: [eid for eid, _ in window.inside(window_start, at)],
-                          {"current": current_sum, "baseline_expected": round(expected, 2)})
+        return Evaluation(
+            ratio,
+            lambda: [eid for eid, _ in window.inside(window_start, at)],
+            {"current": current_sum, "baseline_expected": round(expected, 2)},
+        )
 
     if kind == "ratio":
-        inside = [(eid, c) for eid, c in window.inside(window_start, at)
-                  if rule.metric in c.metrics and rule.denominator in c.metrics]
+        inside = [
+            (eid, c)
+            for eid, c in window.inside(window_start, at)
+            if rule.metric in c.metrics and rule.denominator in c.metrics
+        ]
         if not inside:
             return None
         numerator = aggregate(rule.aggregate, [c.metrics[rule.metric] for _, c in inside])
         denominator = aggregate(rule.aggregate, [c.metrics[rule.denominator] for _, c in inside])
         if denominator <= 0:
             return None
-        return Evaluation(round(numerator / denominator, 4), [eid for eid, _ in inside],
-                          {rule.metric: numerator, rule.denominator: denominator})
+        return Evaluation(
+            round(numerator / denominator, 4),
+            [eid for eid, _ in inside],
+            {rule.metric: numerator, rule.denominator: denominator},
+        )
 
     if kind == "new_value":
         lookback_start = rule.start_of_lookback(window_start)
@@ -634,12 +778,22 @@ def evaluate(rule: CompiledRule, window: FeedWindow, at: datetime) -> Evaluation
             for name, n in bucket.categories.get(category, {}).items():
                 if n > 0:
                     current[name] = current.get(name, 0) + n
-        new = {name: float(n) for name, n in current.items()
-               if not window.seen_between(category, name, lookback_start, window_start)}
+        new = {
+            name: float(n)
+            for name, n in current.items()
+            if not window.seen_between(category, name, lookback_start, window_start)
+        }
 
         def evidence() -> list[str]:
-            return sorted({eid for eid, c in window.inside(window_start, at)
-                           if any(n > 0 and name in new for name, n in c.categories.get(category, {}).items())})
+            return sorted(
+                {
+                    eid
+                    for eid, c in window.inside(window_start, at)
+                    if any(
+                        n > 0 and name in new for name, n in c.categories.get(category, {}).items()
+                    )
+                }
+            )
 
         return Evaluation(max(new.values(), default=0.0), evidence, new)
 

@@ -50,7 +50,9 @@ class CompiledRule:
     lookback_delta: DurationValue | None = None
     members: tuple[str, ...] = ()
     mode: str = "all"
-    _starts: dict = field(default_factory=dict, compare=False, repr=False)  # memo: calendar arithmetic is slow
+    _starts: dict = field(
+        default_factory=dict, compare=False, repr=False
+    )  # memo: calendar arithmetic is slow
 
     def level_for(self, value: float) -> Level | None:
         """The highest level whose threshold the value reaches (a value exactly at a level fires it)."""
@@ -113,9 +115,15 @@ def _hours(duration: str) -> float:
 
 
 def compile_rule(rule) -> CompiledRule:
-    canonical = json.dumps(rule.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
+    canonical = json.dumps(
+        rule.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+    )
     if isinstance(rule, SilenceRule):  # levels are hours silent past the next expected report
-        levels = tuple((name, _hours(getattr(rule.levels, name))) for name in LEVELS if getattr(rule.levels, name))
+        levels = tuple(
+            (name, _hours(getattr(rule.levels, name)))
+            for name in LEVELS
+            if getattr(rule.levels, name)
+        )
         clear = levels[0][1]
     else:
         levels = tuple(rule.levels.items())
@@ -152,7 +160,9 @@ class RuleSet:
 
     def __init__(self, file: TriggersFile) -> None:
         self.file = file
-        self.version = "sha256:" + hashlib.sha256(file.model_dump_json(by_alias=True).encode()).hexdigest()
+        self.version = (
+            "sha256:" + hashlib.sha256(file.model_dump_json(by_alias=True).encode()).hexdigest()
+        )
         self._common = {rule.id: compile_rule(rule) for rule in file.triggers}
         self._national: dict[tuple[str, str], CompiledRule] = {}
         for country, overrides in file.overrides.items():

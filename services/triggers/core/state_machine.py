@@ -17,7 +17,9 @@ _RANK = {level: i for i, level in enumerate(LEVELS)}
 _TIMES = ("started_at", "pending_since", "below_level_since", "below_clear_since")
 
 
-@lru_cache(maxsize=1 << 14)  # the states' times repeat across scopes and batches: period ends, ticks
+@lru_cache(
+    maxsize=1 << 14
+)  # the states' times repeat across scopes and batches: period ends, ticks
 def iso(value: datetime | None) -> str | None:
     """A time as the changelogs hold it (ISO 8601), None as None."""
     return value.isoformat() if value is not None else None
@@ -30,13 +32,21 @@ class AlertState:
     transition: int = 0
     started_at: datetime | None = None
     pending_since: datetime | None = None  # condition first met, waiting for `for`
-    below_level_since: datetime | None = None  # value below the current level, waiting for `clear_for`
+    below_level_since: datetime | None = (
+        None  # value below the current level, waiting for `clear_for`
+    )
     below_clear_since: datetime | None = None  # value below `clear`, waiting for `clear_for`
 
     def to_json(self) -> dict:
-        return {"status": self.status, "level": self.level, "transition": self.transition,
-                "started_at": iso(self.started_at), "pending_since": iso(self.pending_since),
-                "below_level_since": iso(self.below_level_since), "below_clear_since": iso(self.below_clear_since)}
+        return {
+            "status": self.status,
+            "level": self.level,
+            "transition": self.transition,
+            "started_at": iso(self.started_at),
+            "pending_since": iso(self.pending_since),
+            "below_level_since": iso(self.below_level_since),
+            "below_clear_since": iso(self.below_clear_since),
+        }
 
     @classmethod
     def from_json(cls, data: dict) -> "AlertState":
@@ -65,7 +75,9 @@ def _elapsed(since: datetime | None, at: datetime, duration) -> bool:
     return duration is None or at >= since + duration
 
 
-def step_alert(state: AlertState, rule: CompiledRule, value: float, at: datetime) -> Transition | None:
+def step_alert(
+    state: AlertState, rule: CompiledRule, value: float, at: datetime
+) -> Transition | None:
     """Advance the state with the value of the rule's window ending at event time `at`.
 
     Mutates `state`; returns the transition, if any. Firing waits for `for`; escalation is
@@ -102,7 +114,9 @@ def step_alert(state: AlertState, rule: CompiledRule, value: float, at: datetime
     return None
 
 
-def _move(state: AlertState, status: Literal["firing", "resolved"], level: Level | None, threshold: float) -> Transition:
+def _move(
+    state: AlertState, status: Literal["firing", "resolved"], level: Level | None, threshold: float
+) -> Transition:
     previous = state.level
     started_at = state.started_at
     state.transition += 1
