@@ -1,1 +1,2 @@
-"""`make bench`: throughput against the client's ceiling, backtest speed, latency and memory, in one run."""
+"""`make bench`: throughput against the client's ceiling, backtest speed, latency and memory, in one
+run."""

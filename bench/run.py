@@ -24,7 +24,7 @@ import shutil
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -67,7 +67,7 @@ def config_dir(run_dir: Path, n_sites: int) -> Path:
 
 def observations_of(messages, sites_file: Path):
     geography = Geography(load_model(sites_file, SitesFile))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for feed, value in messages:
         yield parse_feed_message(feed, value, geography, now)
 
@@ -150,14 +150,16 @@ async def ceiling_and_pipeline(
         len(engine.scopes_for(o)) for o in observations_of(messages, config / "sites.yaml")
     )
     say(
-        f"  producing {n:,} feed messages ({sum(len(v) for _, v in messages) / n:.0f} bytes on average) ..."
+        f"  producing {n:,} feed messages ({sum(len(v) for _, v in messages) / n:.0f} bytes on "
+        "average) ..."
     )
     await produce_all(bootstrap, topics, messages)
     ceiling = await raw_ceiling(bootstrap, topics, n)
     say(f"  raw aiokafka consumer, getmany + JSON decode: {ceiling:,.0f} events/s")
     try:
-        # The triggers workers first, ready; then ingest, watched from its launch: the clock starts at the
-        # first report it counts, not at the first look after it may already have done much of the work.
+        # The triggers workers first, ready; then ingest, watched from its launch: the clock starts
+        # at the first report it counts, not at the first look after it may already have done much
+        # of the work.
         triggers = ["triggers"] + [f"triggers-{i}" for i in range(2, triggers_workers + 1)]
         for name in triggers:
             stack.launch("triggers", name)
@@ -194,7 +196,8 @@ async def ceiling_and_pipeline(
                 await asyncio.sleep(0.1)
             else:
                 raise TimeoutError(
-                    f"the pipeline evaluated {evaluated:.0f} of {scoped} scoped observations in time"
+                    f"the pipeline evaluated {evaluated:.0f} of {scoped} scoped observations in "
+                    "time"
                 )
         elapsed = time.perf_counter() - started
         cpu_after = processes_cpu()
@@ -205,8 +208,10 @@ async def ceiling_and_pipeline(
             if cpu_after[name] is not None and cpu_before.get(name) is not None
         }
         say(
-            f"  ingest + {len(triggers)} triggers worker{'s' if len(triggers) > 1 else ''}, the same {n:,}: "
-            f"{pipeline:,.0f} events/s ({scoped:,} scope evaluations, {elapsed:.1f}s); ratio {pipeline / ceiling:.3f}"
+            f"  ingest + {len(triggers)} triggers worker{'s' if len(triggers) > 1 else ''}, the "
+            f"same {n:,}: "
+            f"{pipeline:,.0f} events/s ({scoped:,} scope evaluations, {elapsed:.1f}s); ratio "
+            f"{pipeline / ceiling:.3f}"
         )
         say(
             "  CPU per event: "
@@ -234,19 +239,20 @@ async def ceiling_and_pipeline(
 
 
 def backtest_speed(run_dir: Path, n: int, n_sites: int, checked: int = 100_000) -> dict:
-    """The columnar backtest over n observations; then, over the first `checked`, the engine observation
-    by observation: its speed, and whether both give the same transitions."""
+    """The columnar backtest over n observations; then, over the first `checked`, the engine
+    observation by observation: its speed, and whether both give the same transitions."""
     config = config_dir(run_dir, n_sites)
     say(f"  validating {n:,} observations over {n_sites:,} sites (not timed) ...")
     observations = list(observations_of(feed_messages(n, n_sites), config / "sites.yaml"))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     started = time.perf_counter()
     alerts = run_backtest(
         observations, load_engine(SHIPPED_RULES, config / "sites.yaml", "P7D"), now
     )
     elapsed = time.perf_counter() - started
     say(
-        f"  columnar backtest, shipped rules: {n / elapsed:,.0f} events/s ({len(alerts):,} transitions, {elapsed:.1f}s)"
+        f"  columnar backtest, shipped rules: {n / elapsed:,.0f} events/s ({len(alerts):,} "
+        f"transitions, {elapsed:.1f}s)"
     )
     subset = observations[:checked]
     started = time.perf_counter()
@@ -258,7 +264,8 @@ def backtest_speed(run_dir: Path, n: int, n_sites: int, checked: int = 100_000) 
         run_backtest(subset, load_engine(SHIPPED_RULES, config / "sites.yaml", "P7D"), now) == exact
     )
     say(
-        f"  engine observation by observation, first {len(subset):,}: {len(subset) / exact_elapsed:,.0f} events/s; "
+        f"  engine observation by observation, first {len(subset):,}: "
+        f"{len(subset) / exact_elapsed:,.0f} events/s; "
         f"same {len(exact):,} transitions as the columns: {'yes' if same else 'NO'}"
     )
     return {
@@ -277,7 +284,8 @@ def backtest_speed(run_dir: Path, n: int, n_sites: int, checked: int = 100_000) 
 
 
 def probe_message(site: str, country: str, index: int) -> bytes:
-    """A report that fires crossing-surge at a site nobody has reported from: one alert per probe."""
+    """A report that fires crossing-surge at a site nobody has reported from: one
+    alert per probe."""
     return json.dumps(
         {
             "event_id": f"probe-{index}",
@@ -368,7 +376,8 @@ async def latency(
         day = 0
 
         async def offered(rate: int, seconds: float, label: str) -> tuple[list[str], int]:
-            """Background reports at `rate` with ten probes a second for `seconds`: the probes, reports sent."""
+            """Background reports at `rate` with ten probes a second for `seconds`: the probes,
+            reports sent."""
             nonlocal day
             mine: list[str] = []
             tick = 0.01
@@ -410,14 +419,16 @@ async def latency(
         first = sorted((arrived[s] - sent[s]) * 1000 for s in mine if s in arrived)
         results["warm_up"] = {"seconds": WARM_UP_S, **_percentiles(first, len(mine), 0)}
         say(
-            f"  warm-up, {WARM_UP_S:.0f}s at {rates[0]} events/s (not counted below): max {results['warm_up']['max_ms']} ms, "
+            f"  warm-up, {WARM_UP_S:.0f}s at {rates[0]} events/s (not counted below): max "
+            f"{results['warm_up']['max_ms']} ms, "
             f"p50 {results['warm_up']['p50_ms']} ms"
         )
         for rate in rates:
             mine, i = await offered(rate, seconds, str(rate))
             got = sorted((arrived[s] - sent[s]) * 1000 for s in mine if s in arrived)
             results["rates"][str(rate)] = r = _percentiles(got, len(mine), i / seconds)
-            # where the time goes: produce → judged by triggers (ingest, routing, evaluation), judged → received (notify)
+            # where the time goes: produce → judged by triggers (ingest, routing, evaluation),
+            # judged → received (notify)
             split = {
                 "to_judged": sorted((judged[s] - sent[s]) * 1000 for s in mine if s in judged),
                 "judged_to_received": sorted(
@@ -431,12 +442,15 @@ async def latency(
                 for name, values in split.items()
             }
             say(
-                f"  {rate:>5} events/s offered ({r['achieved_events_per_s']:,.0f} sent): p50 {r['p50_ms']} ms, "
-                f"p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms ({r['received']}/{r['probes']} probes)"
+                f"  {rate:>5} events/s offered ({r['achieved_events_per_s']:,.0f} sent): p50 "
+                f"{r['p50_ms']} ms, "
+                f"p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms "
+                f"({r['received']}/{r['probes']} probes)"
             )
             for name, q in r["split_ms"].items():
                 say(
-                    f"        {name.replace('_', ' ')}: p50 {q['p50_ms']} ms, p95 {q['p95_ms']} ms, p99 {q['p99_ms']} ms, max {q['max_ms']} ms"
+                    f"        {name.replace('_', ' ')}: p50 {q['p50_ms']} ms, p95 {q['p95_ms']} "
+                    f"ms, p99 {q['p99_ms']} ms, max {q['max_ms']} ms"
                 )
         if idle_s > 0:
             say(f"  idle for {idle_s:.0f}s, then one probe ...")
@@ -620,7 +634,8 @@ async def scale(run_dir: Path, bootstrap: str, site_counts: list[int], n: int) -
             )
             say(
                 f"    {s['fraction']:>4.0%} evaluated ({s['seconds']:.0f}s): RSS {rss} MB; "
-                f"{s['contributions_held']:,.0f} reports in windows, {s['event_ids_held']:,.0f} event_ids remembered"
+                f"{s['contributions_held']:,.0f} reports in windows, {s['event_ids_held']:,.0f} "
+                "event_ids remembered"
             )
         say(
             "    peak RSS: "
@@ -637,7 +652,7 @@ async def main_async(args: argparse.Namespace) -> dict:
     run_dir = PROJECT_ROOT / ".cache" / "bench" / datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True)
     results: dict = {
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "python": platform.python_version(),
             "cpus": _cpus(),
@@ -680,14 +695,16 @@ async def main_async(args: argparse.Namespace) -> dict:
                 )
         if "latency" in groups:
             say(
-                f"▶ 3. latency (offered loads {', '.join(map(str, args.rates))} events/s, {args.seconds:.0f}s each)"
+                f"▶ 3. latency (offered loads {', '.join(map(str, args.rates))} events/s, "
+                f"{args.seconds:.0f}s each)"
             )
             results["latency"] = await latency(
                 run_dir, bootstrap, args.rates, args.seconds, args.idle
             )
         if "scale" in groups:
             say(
-                f"▶ 4. scale ({', '.join(map(str, args.scale_sites))} sites, {args.scale_events:,} events each)"
+                f"▶ 4. scale ({', '.join(map(str, args.scale_sites))} sites, "
+                f"{args.scale_events:,} events each)"
             )
             results["scale"] = await scale(run_dir, bootstrap, args.scale_sites, args.scale_events)
     finally:
@@ -722,7 +739,8 @@ def table(results: dict) -> str:
         q = results["pipeline_scaled_out"]
         rows += [
             (
-                f"pipeline: ingest + {q['triggers_workers']} triggers workers (ceiling {q['ceiling_events_per_s']:,})",
+                f"pipeline: ingest + {q['triggers_workers']} triggers workers (ceiling "
+                f"{q['ceiling_events_per_s']:,})",
                 f"{q['pipeline_events_per_s']:,} events/s, ratio {q['ratio']:.3f}",
             )
         ]
@@ -736,7 +754,8 @@ def table(results: dict) -> str:
         )
         rows.append(
             (
-                f"  engine one by one, first {b['engine_events']:,} (same transitions: {'yes' if b['same_transitions'] else 'NO'})",
+                f"  engine one by one, first {b['engine_events']:,} (same transitions: "
+                f"{'yes' if b['same_transitions'] else 'NO'})",
                 f"{b['engine_events_per_s']:,} events/s",
             )
         )
@@ -744,7 +763,8 @@ def table(results: dict) -> str:
     if "warm_up" in lat:
         rows.append(
             (
-                f"latency of the first alerts after start-up ({lat['warm_up']['seconds']:.0f}s, not counted)",
+                f"latency of the first alerts after start-up ({lat['warm_up']['seconds']:.0f}s, "
+                "not counted)",
                 f"max {lat['warm_up']['max_ms']} ms, p50 {lat['warm_up']['p50_ms']} ms",
             )
         )
@@ -766,7 +786,8 @@ def table(results: dict) -> str:
         for name in ("triggers", "notify", "ingest"):
             rows.append(
                 (
-                    f"{name} RSS at 1/4, 1/2, 3/4, all of {r['events'] // 1000:,}k events, {int(sites):,} sites",
+                    f"{name} RSS at 1/4, 1/2, 3/4, all of {r['events'] // 1000:,}k events, "
+                    f"{int(sites):,} sites",
                     " → ".join(f"{s['rss_mb'].get(name) or 0:.0f}" for s in r["samples"])
                     + f" MB (peak {r['worker_peak_rss_mb'].get(name) or 0:.0f})",
                 )
@@ -774,7 +795,8 @@ def table(results: dict) -> str:
         rows.append(
             (
                 f"  reports in windows / event_ids remembered at the end, {int(sites):,} sites",
-                f"{r['samples'][-1]['contributions_held']:,.0f} / {r['samples'][-1]['event_ids_held']:,.0f}",
+                f"{r['samples'][-1]['contributions_held']:,.0f} / "
+                f"{r['samples'][-1]['event_ids_held']:,.0f}",
             )
         )
     for group in ("pipeline", "pipeline_scaled_out", "latency"):
@@ -822,7 +844,8 @@ def main() -> None:
         args.events, args.backtest_events, args.seconds, args.idle = 5000, 20_000, 4.0, 5.0
         args.scale_sites, args.scale_events = [10, 1000], 40_000
     results = asyncio.run(main_async(args))
-    # A partial run goes to a file of its own: results.json holds figures measured side by side in one run.
+    # A partial run goes to a file of its own: results.json holds figures measured side by side in
+    # one run.
     written = RESULTS.with_name("results-only.json") if args.only else RESULTS
     written.write_text(json.dumps(results, indent=2) + "\n")
     say("\n" + table(results))

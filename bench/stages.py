@@ -1,6 +1,6 @@
-"""The ingest and triggers workers' four stage transforms run in one process over the bench workload,
-without a broker: microseconds per event for each stage's own work (what py-spy on a live worker
-mixes with the Kafka client and the broker).
+"""The ingest and triggers workers' four stage transforms run in one process over the bench
+workload, without a broker: microseconds per event for each stage's own work (what py-spy on a live
+worker mixes with the Kafka client and the broker).
 
     .venv/bin/python -m bench.stages [--events 50000] [--sites 1000]
 
@@ -131,7 +131,8 @@ def main() -> None:
         print(f"  {stage:<14} {us:7.1f} µs per event")
     total = sum(costs.values())
     print(
-        f"  {'all four':<14} {total:7.1f} µs per event: {1e6 / total:,.0f} events/s on one core, no broker"
+        f"  {'all four':<14} {total:7.1f} µs per event: {1e6 / total:,.0f} events/s on one core, "
+        "no broker"
     )
 
 

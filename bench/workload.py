@@ -1,6 +1,8 @@
-"""Seeded synthetic workloads: a geography of N sites on the real areas and corridors, and daily feeds over it.
+"""Seeded synthetic workloads: a geography of N sites on the real areas and corridors, and daily
+feeds over it.
 
-Every benchmark and the reliability scenarios draw from here, so a figure can be reproduced from its seed.
+Every benchmark and the reliability scenarios draw from here, so a figure can be reproduced from its
+seed.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import yaml
@@ -16,13 +18,14 @@ import yaml
 from schemas.config import SitesFile
 from services.common.settings import PROJECT_ROOT
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 NATIONALITIES = ["VE", "EC", "CO", "HT", "CU", "CN", "PE", "AF", "IN", "CM", "AO", "SN"]
 _NORTHBOUND = {"PA", "CR", "NI", "HN", "GT", "MX"}
 
 
 def geography(n_sites: int) -> SitesFile:
-    """N synthetic sites spread over the areas of config/sites.yaml, each on the corridor of its country."""
+    """N synthetic sites spread over the areas of config/sites.yaml, each on the corridor of its
+    country."""
     real = SitesFile.model_validate(
         yaml.safe_load((PROJECT_ROOT / "config" / "sites.yaml").read_text())
     )
@@ -81,7 +84,7 @@ def feed_messages(n_events: int, n_sites: int, seed: int = 7) -> Iterator[tuple[
                 9000, max(0, int(level[i] * rng.uniform(0.7, 1.45)) + rng.randint(-50, 50))
             )
             children = level[i] // rng.randint(40, 200)
-            nationality = {n: level[i] // 4 for n in rng.sample(NATIONALITIES, 3)}
+            nationality = dict.fromkeys(rng.sample(NATIONALITIES, 3), level[i] // 4)
             if rng.random() < 0.02:
                 nationality[rng.choice(["SO", "ER", "NP", "BD"])] = level[i] // 5
             body = {

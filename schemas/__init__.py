@@ -1,21 +1,21 @@
 """Message and configuration models: the single source of truth for every topic and config file."""
 
-from .alert import AlertEvent, Level, LEVELS, Scope, ScopeKind
+from .alert import LEVELS, AlertEvent, Level, Scope, ScopeKind
 from .config import (
+    Area,
     Contact,
     ContactsFile,
     Corridor,
-    Area,
+    EmailChannel,
+    RuleOverride,
     Site,
     SitesFile,
     TriggerRule,
     TriggersFile,
-    RuleOverride,
     WebhookChannel,
-    EmailChannel,
 )
 from .delivery import DeliveryRecord
-from .feeds import BorderCrossingReport, DisplacementReport, FEED_MODELS
+from .feeds import FEED_MODELS, BorderCrossingReport, DisplacementReport
 from .observation import Location, Observation
 from .rejection import RejectedMessage
 

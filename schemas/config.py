@@ -53,7 +53,7 @@ class SitesFile(Strict):
     corridors: list[Corridor] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _references_resolve(self) -> "SitesFile":
+    def _references_resolve(self) -> SitesFile:
         site_ids = [s.id for s in self.sites]
         dupes = sorted({i for i in site_ids if site_ids.count(i) > 1})
         if dupes:
@@ -77,7 +77,7 @@ class Levels(Strict):
     emergency: float | None = None
 
     @model_validator(mode="after")
-    def _ascending(self) -> "Levels":
+    def _ascending(self) -> Levels:
         given = [(name, getattr(self, name)) for name in LEVELS if getattr(self, name) is not None]
         if not given:
             raise ValueError("give at least one of watch, warning, emergency")
@@ -102,7 +102,8 @@ FeedKind = Literal["border_crossing", "displacement"]
 
 
 class RuleBase(Strict):
-    """What every trigger has: an id, a scope, levels, `for`, hysteresis, texts in four languages."""
+    """What every trigger has: an id, a scope, levels, `for`, hysteresis, texts in
+    four languages."""
 
     id: Identifier
     scope: ScopeName
@@ -121,7 +122,7 @@ class RuleBase(Strict):
     rationale: str | None = None
 
     @model_validator(mode="after")
-    def _clear_below_lowest(self) -> "RuleBase":
+    def _clear_below_lowest(self) -> RuleBase:
         lowest = self.levels.items()[0][1]
         if self.clear is not None and self.clear > lowest:
             raise ValueError(f"clear ({self.clear}) must not be above the lowest level ({lowest})")
@@ -147,7 +148,7 @@ class MetricRule(RuleBase):
     metric: str
 
     @model_validator(mode="after")
-    def _metrics_in_feed(self) -> "MetricRule":
+    def _metrics_in_feed(self) -> MetricRule:
         _check_metric(self.feed, self.metric)
         denominator = getattr(self, "denominator", None)
         if denominator is not None:
@@ -175,7 +176,8 @@ class RateOfChangeRule(MetricRule):
 
 
 class RatioRule(MetricRule):
-    """One metric over another (shelter occupancy over capacity), each aggregated over the window."""
+    """One metric over another (shelter occupancy over capacity), each aggregated
+    over the window."""
 
     kind: Literal["ratio"]
     denominator: str
@@ -184,7 +186,8 @@ class RatioRule(MetricRule):
 
 
 class NewValueRule(RuleBase):
-    """A category (an origin nationality) appears with at least a level's people, absent for the lookback."""
+    """A category (an origin nationality) appears with at least a level's people, absent for the
+    lookback."""
 
     kind: Literal["new_value"]
     feed: FeedKind
@@ -202,14 +205,15 @@ class SilenceLevels(Strict):
 
 
 class SilenceRule(RuleBase):
-    """No data from a source (or site, area, ...) for longer than a level's duration past its next expected report."""
+    """No data from a source (or site, area, ...) for longer than a level's duration past its next
+    expected report."""
 
     kind: Literal["silence"]
     feed: FeedKind
     levels: SilenceLevels  # type: ignore[assignment]
 
     @model_validator(mode="after")
-    def _some_level(self) -> "SilenceRule":
+    def _some_level(self) -> SilenceRule:
         if not any((self.levels.watch, self.levels.warning, self.levels.emergency)):
             raise ValueError(
                 "give at least one of watch, warning, emergency as a duration, e.g. 48h"
@@ -219,7 +223,7 @@ class SilenceRule(RuleBase):
     @model_validator(mode="after")
     def _clear_below_lowest(
         self,
-    ) -> "SilenceRule":  # levels are durations; it clears when data arrives
+    ) -> SilenceRule:  # levels are durations; it clears when data arrives
         return self
 
 
@@ -231,7 +235,8 @@ class CompositeRule(RuleBase):
     members: list[Identifier] = Field(min_length=2)
     levels: Levels = Field(
         default_factory=lambda: Levels(watch=1, warning=2, emergency=3),
-        description="composite level = the members' combined level (1 watch, 2 warning, 3 emergency)",
+        description="composite level = the members' combined level (1 watch, 2 warning, 3 "
+        "emergency)",
     )
 
 
@@ -257,7 +262,7 @@ class TriggersFile(Strict):
     overrides: dict[CountryCode, dict[Identifier, RuleOverride]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _ids_resolve(self) -> "TriggersFile":
+    def _ids_resolve(self) -> TriggersFile:
         ids = [t.id for t in self.triggers]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -287,7 +292,8 @@ class TriggersFile(Strict):
                         raise ValueError(f"composite {rule.id} names unknown trigger {member!r}")
                     if isinstance(target, CompositeRule):
                         raise ValueError(
-                            f"composite {rule.id} names composite {member}; members must be other kinds"
+                            f"composite {rule.id} names composite {member}; members must be "
+                            "other kinds"
                         )
                     if (
                         target.scope == "source"
@@ -296,7 +302,8 @@ class TriggersFile(Strict):
                     ):
                         raise ValueError(
                             f"composite {rule.id} at {rule.scope} scope cannot contain {member} "
-                            f"at {target.scope} scope; members must be at the same or an inner scope"
+                            f"at {target.scope} scope; members must be at the same or an inner "
+                            "scope"
                         )
             elif rule.scope == "source" and not isinstance(rule, SilenceRule):
                 raise ValueError(f"trigger {rule.id}: only silence triggers watch a source scope")
@@ -374,7 +381,8 @@ class ContactsFile(Strict):
 
 
 class TokenEntry(Strict):
-    """One bearer token. Prefer `token_sha256` (hex of the token's SHA-256) so the file holds no secret."""
+    """One bearer token. Prefer `token_sha256` (hex of the token's SHA-256) so the file holds no
+    secret."""
 
     name: Identifier = Field(
         description="who holds it; partner tokens name the data partner, e.g. PA-SNM"
@@ -384,7 +392,7 @@ class TokenEntry(Strict):
     token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", repr=False)
 
     @model_validator(mode="after")
-    def _one_form(self) -> "TokenEntry":
+    def _one_form(self) -> TokenEntry:
         if (self.token is None) == (self.token_sha256 is None):
             raise ValueError("give exactly one of token or token_sha256")
         return self

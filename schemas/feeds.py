@@ -35,10 +35,11 @@ class BorderCrossingReport(FeedReport):
     unaccompanied_children: Count | None = None
 
     @model_validator(mode="after")
-    def _breakdowns_within_total(self) -> "BorderCrossingReport":
+    def _breakdowns_within_total(self) -> BorderCrossingReport:
         if sum(self.by_nationality.values()) > self.count:
             raise ValueError(
-                f"by_nationality adds up to {sum(self.by_nationality.values())}, more than count {self.count}"
+                f"by_nationality adds up to {sum(self.by_nationality.values())}, more than count "
+                f"{self.count}"
             )
         if self.children is not None and self.children > self.count:
             raise ValueError(f"children ({self.children}) is more than count ({self.count})")
@@ -47,7 +48,8 @@ class BorderCrossingReport(FeedReport):
             if self.unaccompanied_children > ceiling:
                 what = "children" if self.children is not None else "count"
                 raise ValueError(
-                    f"unaccompanied_children ({self.unaccompanied_children}) is more than {what} ({ceiling})"
+                    f"unaccompanied_children ({self.unaccompanied_children}) is more than {what} "
+                    f"({ceiling})"
                 )
         return self
 
@@ -64,7 +66,7 @@ class DisplacementReport(FeedReport):
     shelter_capacity: Count | None = None
 
     @model_validator(mode="after")
-    def _shelter_consistent(self) -> "DisplacementReport":
+    def _shelter_consistent(self) -> DisplacementReport:
         if (self.shelter_occupancy is None) != (self.shelter_capacity is None):
             raise ValueError(
                 "shelter_occupancy and shelter_capacity go together: give both or neither"

@@ -1,4 +1,5 @@
-"""What the notify service keeps about alerts it routes: silences, acknowledgements, delivery jobs."""
+"""What the notify service keeps about alerts it routes: silences, acknowledgements,
+delivery jobs."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ class Silence(BaseModel):
     expired_by: str | None = None
 
     @model_validator(mode="after")
-    def _sensible(self) -> "Silence":
+    def _sensible(self) -> Silence:
         if not any((self.rule_id, self.scope_kind, self.scope_id, self.country)):
             raise ValueError("give at least one matcher: rule_id, scope_kind, scope_id or country")
         if self.ends_at <= self.starts_at:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated
 
@@ -35,13 +35,14 @@ def _check_subdivision(code: str) -> str:
 def _timestamp_text(value: object) -> object:
     if not isinstance(value, (str, datetime)):
         raise ValueError(
-            f"expected an ISO 8601 timestamp with an offset such as '2026-11-20T00:00:00Z', got {value!r}"
+            "expected an ISO 8601 timestamp with an offset such as '2026-11-20T00:00:00Z', got "
+            f"{value!r}"
         )
     return value
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 _SHORT = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -72,7 +73,7 @@ def _normalise_duration(text: str) -> str:
         raise ValueError(
             f"expected a duration such as '24h', '7d' or ISO 8601 'P1M', got {text!r}"
         ) from None
-    zero = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    zero = datetime(2000, 1, 1, tzinfo=UTC)
     if zero + value <= zero:
         raise ValueError(f"expected a positive duration, got {text!r}")
     return text.strip().upper()

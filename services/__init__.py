@@ -1,1 +1,2 @@
-"""ews: the three stream processors (ingest, triggers, notify), their shared plumbing and the CLI."""
+"""ews: the three stream processors (ingest, triggers, notify), their shared
+plumbing and the CLI."""

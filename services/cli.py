@@ -6,6 +6,7 @@ import asyncio
 import gc
 import importlib
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import click
@@ -93,7 +94,8 @@ def rules() -> None:
 @rules.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def rules_check(files: tuple[Path, ...]) -> None:
-    """Check triggers, sites and contacts files; print every problem as file:line: field: message."""
+    """Check triggers, sites and contacts files; print every problem as file:line:
+    field: message."""
     from schemas import ContactsFile, SitesFile, TriggersFile
 
     kinds = {
@@ -162,10 +164,11 @@ def backtest(
     as_json: bool,
     plot_file: Path | None,
 ) -> None:
-    """Run the trigger rules over history: when each trigger would have fired, escalated and cleared."""
+    """Run the trigger rules over history: when each trigger would have fired, escalated and
+    cleared."""
     import json as jsonlib
     import time
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from services.triggers.backtest import Backtest
     from services.triggers.backtest_report import plot, timeline
@@ -183,7 +186,7 @@ def backtest(
     except ConfigError as exc:
         click.echo("\n".join(exc.problems), err=True)
         sys.exit(2)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     files = history_files(list(events))
     size = sum(map(size_of, files))
     label = f"reading {len(files)} history file{'s' * (len(files) != 1)}"
@@ -221,7 +224,8 @@ def backtest(
     click.echo(
         f"{len(history.observations)} observations from {len(history.files)} files "
         f"({len(history.problems)} skipped), {len(run.alerts)} transitions in "
-        f"{len({a.alert_id for a in run.alerts})} trigger/scope pairs; rules {engine.rules.version[:19]}; "
+        f"{len({a.alert_id for a in run.alerts})} trigger/scope pairs; rules "
+        f"{engine.rules.version[:19]}; "
         f"{elapsed:.2f}s ({rate:,.0f} observations/s)",
         err=True,
     )
@@ -240,7 +244,8 @@ def backtest(
 @click.option("--source", help="source to use for rows without one, e.g. PA-SNM")
 @click.option("--check", is_flag=True, help="validate only; send nothing to Kafka")
 def ingest_file(file: Path, feed: str | None, source: str | None, check: bool) -> None:
-    """Ingest a CSV or HXL-tagged CSV FILE: good rows are published, bad rows reported by row number."""
+    """Ingest a CSV or HXL-tagged CSV FILE: good rows are published, bad rows reported by row
+    number."""
     from services.ingest.file_upload import upload_file
 
     sys.exit(upload_file(file, feed, source, check, get_settings()))
@@ -391,7 +396,8 @@ def schemas_export(directory: Path | None) -> None:
 @main.command()
 @click.option("--keep-kafka", is_flag=True, help="leave the broker the demo started running")
 def demo(keep_kafka: bool) -> None:
-    """The main job on one machine: Kafka, the three workers, a receiver, the bundled scenario, a summary."""
+    """The main job on one machine: Kafka, the three workers, a receiver, the bundled scenario, a
+    summary."""
     from services.demo.run import run_demo
 
     sys.exit(run_demo(keep_kafka=keep_kafka))

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Apache Kafka broker for the session, worker processes, topic namespaces."""
+"""Shared fixtures: a real Apache Kafka broker for the session, worker processes,
+topic namespaces."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ CONFIG = PROJECT_ROOT / "config"
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> str:
-    """EWS_KAFKA_BOOTSTRAP if set, else a fresh single-node KRaft broker started for this session."""
+    """EWS_KAFKA_BOOTSTRAP if set, else a fresh single-node KRaft broker started
+    for this session."""
     existing = os.environ.get("EWS_KAFKA_BOOTSTRAP")
     if existing:
         yield existing
@@ -39,7 +41,8 @@ def kafka_bootstrap() -> str:
 
 @pytest.fixture
 def namespace() -> str:
-    """A topic namespace of this test's own, so tests sharing the broker never see each other's messages."""
+    """A topic namespace of this test's own, so tests sharing the broker never see each other's
+    messages."""
     return f"t{uuid.uuid4().hex[:10]}"
 
 

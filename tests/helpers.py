@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import yaml
 
@@ -14,7 +14,7 @@ from services.common.settings import PROJECT_ROOT
 from services.ingest.validation import parse_feed_message
 from services.triggers.core import RuleSet, TriggerEngine
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 GEOGRAPHY = Geography(load_model(PROJECT_ROOT / "config" / "sites.yaml", SitesFile))
 TITLE = {"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"}
 
@@ -22,7 +22,7 @@ TITLE = {"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"}
 def crossing(
     day: int, count: int, site: str = "PA-LAJAS-BLANCAS", frm: str = "CO", to: str = "PA", **extra
 ) -> dict:
-    observed = datetime(2026, 11, 1, tzinfo=timezone.utc) + timedelta(days=day)
+    observed = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(days=day)
     return {
         "event_id": f"{site.lower()}-{day}",
         "source": "PA-SNM",

@@ -41,7 +41,7 @@ class TokenStore:
         ]
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "TokenStore":
+    def from_settings(cls, settings: Settings) -> TokenStore:
         """Tokens from EWS_TOKENS_FILE (YAML) and EWS_TOKENS ("name:role:token;name:role:token")."""
         entries: list[TokenEntry] = []
         if settings.tokens_file is not None:
@@ -64,7 +64,8 @@ class TokenStore:
         return len(self._entries)
 
     def authenticate(self, authorization: str | None) -> Principal:
-        """The holder of a valid `Authorization: Bearer <token>`, or AuthError(401) saying what is wrong."""
+        """The holder of a valid `Authorization: Bearer <token>`, or AuthError(401) saying what is
+        wrong."""
         if not authorization:
             raise AuthError(
                 401, "missing Authorization header: send 'Authorization: Bearer <token>'"

@@ -1,4 +1,5 @@
-"""Load YAML config files into their models, reporting every problem as `file:line: field: message`."""
+"""Load YAML config files into their models, reporting every problem as `file:line:
+field: message`."""
 
 from __future__ import annotations
 
@@ -109,7 +110,8 @@ def problems_from(path: Path, error: ValidationError, lines: dict[tuple, int]) -
 
 
 def _file_path(loc: tuple, lines: dict[tuple, int], missing: bool) -> tuple:
-    """Drop what pydantic adds that the file does not have (the tag of a tagged union, e.g. 'threshold')."""
+    """Drop what pydantic adds that the file does not have (the tag of a tagged union, e.g.
+    'threshold')."""
     path: tuple = ()
     for i, part in enumerate(loc):
         if path + (part,) not in lines:

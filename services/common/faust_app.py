@@ -1,4 +1,5 @@
-"""One way to build a service's Faust app: broker, timeouts, web server, /metrics, /healthz, /readyz."""
+"""One way to build a service's Faust app: broker, timeouts, web server, /metrics, /healthz,
+/readyz."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics, PrometheusMonitor
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
-
-from prometheus_client import Gauge
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, Histogram, generate_latest
 
 from .exits import EXIT_FAILED, EXIT_GAP, EXIT_STALLED, stop_worker
 from .relay import LAG, Relay
@@ -71,8 +70,9 @@ def create_faust_app(
     stages: Sequence[Relay] = (),
     **overrides: Any,
 ) -> faust.App:
-    """A Faust app for `service` with the deployment's broker, timeouts and health endpoints, running
-    its batch `stages` (services.common.relay) for the life of the worker and counting them in /readyz."""
+    """A Faust app for `service` with the deployment's broker, timeouts and health endpoints,
+    running its batch `stages` (services.common.relay) for the life of the worker and counting them
+    in /readyz."""
     datadir = settings.data_dir / f"{settings.topic_namespace}-{service}"
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = dict(
@@ -92,8 +92,9 @@ def create_faust_app(
         broker_commit_every=100_000,
         broker_commit_interval=1.0,
         producer_acks=-1,
-        # Stages send a batch's messages at once and then wait for them: a millisecond lets them share
-        # produce requests; the 5 ms used before only added to every hop's latency (make bench).
+        # Stages send a batch's messages at once and then wait for them: a millisecond lets them
+        # share produce requests; the 5 ms used before only added to every hop's latency (make
+        # bench).
         producer_linger_ms=1,
         producer_max_request_size=REJECTED_MAX_BYTES,
         # On a rebalance, finish and commit in-flight events before giving partitions away, so
@@ -234,8 +235,9 @@ class ContinuityGuard:
 
     async def _rewind(self, event: Any, expected: int) -> None:
         tp, offset = event.message.tp, event.message.offset
-        # Not acknowledged: the consumer must not commit past the gap. Faust's ack() is a no-op for a
-        # message marked acked, and rebalances wait for unacked messages, so it leaves that set too.
+        # Not acknowledged: the consumer must not commit past the gap. Faust's ack() is a no-op for
+        # a message marked acked, and rebalances wait for unacked messages, so it leaves that set
+        # too.
         message = event.message
         message.acked = True
         self.app.consumer._unacked_messages.discard(message)
@@ -268,9 +270,10 @@ class ContinuityGuard:
         self.rewound[tp] = expected
 
     async def _committed(self, tp: Any) -> int | None:
-        """Asked of the group coordinator: the consumer's own memory of commits is empty on a new worker.
-        A broker that cannot answer (one of a cluster down) is asked again a few times; after that the
-        first event of the partition goes unchecked rather than stopping the stream."""
+        """Asked of the group coordinator: the consumer's own memory of commits is empty on a new
+        worker. A broker that cannot answer (one of a cluster down) is asked again a few times;
+        after that the first event of the partition goes unchecked rather than stopping the stream.
+        """
         for attempt in range(5):
             try:
                 return (await _group_offsets(self.app, [tp])).get(tp)

@@ -80,7 +80,8 @@ async def ensure_topics(settings: Settings, attempts: int = 30) -> list[str]:
                 if have != spec.num_partitions:
                     raise TopicMismatch(
                         f"topic {spec.name} has {have} partitions, ews is configured for "
-                        f"{spec.num_partitions}: set EWS_TOPIC_PARTITIONS={have} or recreate the topic"
+                        f"{spec.num_partitions}: set EWS_TOPIC_PARTITIONS={have} or recreate the "
+                        "topic"
                     )
         if present:
             await _check_configs(admin, present)
@@ -93,7 +94,8 @@ CHECKED_CONFIGS = ("cleanup.policy", "min.insync.replicas")
 
 
 async def _check_configs(admin: AIOKafkaAdminClient, topics: list[NewTopic]) -> None:
-    """Existing topics must have the cleanup policy and min.insync.replicas ews needs; say how to fix it."""
+    """Existing topics must have the cleanup policy and min.insync.replicas ews needs; say how to
+    fix it."""
     resources = [ConfigResource(ConfigResourceType.TOPIC, t.name) for t in topics]
     responses = await admin.describe_configs(resources)
     actual: dict[str, dict[str, str]] = {}

@@ -47,8 +47,10 @@ def check_tools() -> None:
     match = re.search(r'version "(\d+)', out)
     if not match or int(match.group(1)) < 17:
         raise MissingTool(
-            f"Java 17 or newer is needed to run the local Kafka broker, found {out.splitlines()[0] if out else 'unknown'}: "
-            "install Java 17+ (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) and run again."
+            "Java 17 or newer is needed to run the local Kafka broker, found "
+            f"{out.splitlines()[0] if out else 'unknown'}: "
+            "install Java 17+ (Debian/Ubuntu: apt-get install openjdk-17-jre-headless) and run "
+            "again."
         )
     if shutil.which("mvn") is None:
         raise MissingTool(
@@ -85,12 +87,14 @@ def fetch() -> Path:
     result = subprocess.run(cmd, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(
-            f"Maven could not fetch Kafka (exit {result.returncode}):\n{result.stdout}\n{result.stderr}"
+            "Maven could not fetch Kafka (exit "
+            f"{result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
     jars = sorted(p.name for p in target.glob("kafka_2.13-*.jar"))
     done.write_text("\n".join(jars))
     _say(
-        f"fetched {len(list(target.glob('*.jar')))} jars ({', '.join(jars)}) into {target.relative_to(PROJECT_ROOT)}"
+        f"fetched {len(list(target.glob('*.jar')))} jars ({', '.join(jars)}) into "
+        f"{target.relative_to(PROJECT_ROOT)}"
     )
     return target
 
@@ -177,7 +181,8 @@ class LocalBroker:
         self.wait_ready(timeout_s)
 
     def launch(self) -> None:
-        """Format storage on first use and start the JVM; a cluster's nodes are all launched before any is ready."""
+        """Format storage on first use and start the JVM; a cluster's nodes are all launched before
+        any is ready."""
         libs = fetch()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self._write_config()
@@ -348,11 +353,13 @@ def start_background() -> str:
         return broker.bootstrap
     if _port_open(broker.port):
         raise RuntimeError(
-            f"port {broker.port} is already in use by another program; stop it or use EWS_KAFKA_BOOTSTRAP"
+            f"port {broker.port} is already in use by another program; stop it or use "
+            "EWS_KAFKA_BOOTSTRAP"
         )
     broker.start()
     _say(
-        f"Kafka is running (pid {broker.process.pid}), log {broker.log_file.relative_to(PROJECT_ROOT)}"
+        f"Kafka is running (pid {broker.process.pid}), log "
+        f"{broker.log_file.relative_to(PROJECT_ROOT)}"
     )
     return broker.bootstrap
 

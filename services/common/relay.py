@@ -59,7 +59,8 @@ RECORDS = Counter("ews_relay_records_total", "Records a stateless stage read, by
 
 
 def stage_group(namespace: str, service: str, stage: str) -> str:
-    """The consumer group of a service's batch stage (Faust's own group is "{namespace}-{service}")."""
+    """The consumer group of a service's batch stage (Faust's own group is
+    "{namespace}-{service}")."""
     return f"{namespace}-{service}-{stage}"
 
 
@@ -87,17 +88,20 @@ class StageState(Protocol):
     changelogs: Sequence[str]  # recovered in this order
 
     def restore(self, partition: int, changelog: str, records: list[ConsumerRecord]) -> None:
-        """Apply records of `changelog`'s `partition`, oldest first (a value of None deletes the key)."""
+        """Apply records of `changelog`'s `partition`, oldest first (a value of None deletes the
+        key)."""
 
     def restored(self, partitions: list[int]) -> None:
         """Every changelog of these partitions has been applied: they are about to be processed."""
 
     def forget(self, partition: int) -> None:
-        """The stage no longer holds this partition; another worker recovers it from the changelogs."""
+        """The stage no longer holds this partition; another worker recovers it from
+        the changelogs."""
 
 
 class Relay:
-    """One stage: `transform(records) -> [Out]` (or a `Step`, with `state`) between `topics` and what it returns."""
+    """One stage: `transform(records) -> [Out]` (or a `Step`, with `state`) between `topics` and
+    what it returns."""
 
     def __init__(
         self,
@@ -117,7 +121,8 @@ class Relay:
     ) -> None:
         if state is not None and len(topics) != 1:
             raise ValueError(
-                f"stage {stage}: a stage with state reads one topic (its changelogs follow its partitions)"
+                f"stage {stage}: a stage with state reads one topic (its changelogs follow its "
+                "partitions)"
             )
         self.stage = stage
         self.bootstrap = bootstrap
@@ -160,7 +165,8 @@ class Relay:
         transform: Callable[[list[ConsumerRecord]], list[Out]],
         **options,
     ) -> Relay:
-        """A stage of `service`'s workers: their own consumer group, the deployment's broker and timeouts."""
+        """A stage of `service`'s workers: their own consumer group, the deployment's broker and
+        timeouts."""
         return cls(
             stage,
             settings.kafka_bootstrap,
@@ -174,7 +180,8 @@ class Relay:
         )
 
     def partition_for(self, topic: str, key: bytes) -> int:
-        """The partition a message with this key goes to when sent by key (one of `output_topics`)."""
+        """The partition a message with this key goes to when sent by key (one of
+        `output_topics`)."""
         return self._partitions[topic][_index_of(key, len(self._partitions[topic]))]
 
     def not_ready(self) -> list[str]:
@@ -188,7 +195,8 @@ class Relay:
         return []
 
     async def send(self, *outs: Out) -> None:
-        """Send messages with the stage's producer (timers asking the stage for work) and wait for them."""
+        """Send messages with the stage's producer (timers asking the stage for work) and wait for
+        them."""
         await self._started.wait()
         assert self._producer is not None
         sent = await send_all(self._producer, outs)
@@ -200,8 +208,8 @@ class Relay:
         await run_or_stop_worker(f"stage {self.stage}", self._run)
 
     async def _run(self) -> None:
-        # a batch's messages for one partition go as one record batch (send_all): room for them, under
-        # the broker's default limit of a record batch (message.max.bytes, 1 MiB)
+        # a batch's messages for one partition go as one record batch (send_all): room for them,
+        # under the broker's default limit of a record batch (message.max.bytes, 1 MiB)
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             acks="all",
@@ -274,9 +282,10 @@ class Relay:
                 written = (change.topic, change.partition)
                 if written in self._ends:
                     self._ends[written] += 1
-        # Committed in the background: the next batch need not wait for the round trip (measured: 6 ms
-        # a batch, most of a hop's latency at 100 events/s). One commit at a time; batches finished
-        # meanwhile are committed together by the next. A rebalance and a stop wait for them.
+        # Committed in the background: the next batch need not wait for the round trip (measured: 6
+        # ms a batch, most of a hop's latency at 100 events/s). One commit at a time; batches
+        # finished meanwhile are committed together by the next. A rebalance and a stop wait for
+        # them.
         self._to_commit.update({tp: records[-1].offset + 1 for tp, records in batch.items()})
         if self._committing is None or self._committing.done():
             self._committing = asyncio.ensure_future(self._commit(consumer))
@@ -288,7 +297,8 @@ class Relay:
                 await consumer.commit(offsets)
             except CommitFailedError as exc:
                 log.warning(
-                    "%s: the group rebalanced before these batches were committed (%s); their new owner "
+                    "%s: the group rebalanced before these batches were committed (%s); their "
+                    "new owner "
                     "repeats them",
                     self.stage,
                     exc,
@@ -331,7 +341,8 @@ class Relay:
                 }
                 if changed:
                     log.warning(
-                        "%s: partitions %s were changed by another worker since this one held them; "
+                        "%s: partitions %s were changed by another worker since this one held "
+                        "them; "
                         "recovering them again",
                         self.stage,
                         sorted(changed),
@@ -359,7 +370,8 @@ class Relay:
                     reader.seek(tp, begins[tp])
                 left = set(tps)
                 while left:
-                    # by position, not the last record's offset: compaction may have removed the last records
+                    # by position, not the last record's offset: compaction may have removed the
+                    # last records
                     left = {tp for tp in left if await reader.position(tp) < ends[tp]}
                     if left:
                         for tp, records in (
@@ -380,7 +392,8 @@ class Relay:
         )
 
     async def _export_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """Behind = the partition's end minus what this stage has read (and, a batch later, committed)."""
+        """Behind = the partition's end minus what this stage has read (and, a batch later,
+        committed)."""
         lag: dict[str, int] = {}
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
@@ -401,13 +414,13 @@ def header(record: ConsumerRecord, name: str) -> bytes | None:
 
 
 async def run_or_stop_worker(what: str, run: Callable[[], Awaitable[None]]) -> None:
-    """Run a worker's long-lived task; if it fails (a bug, a broker that gave up), stop the worker so its
-    supervisor restarts it from the last commit instead of it going on without the task."""
+    """Run a worker's long-lived task; if it fails (a bug, a broker that gave up), stop the worker
+    so its supervisor restarts it from the last commit instead of it going on without the task."""
     try:
         await run()
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.critical(
             "%s failed, stopping the worker so it restarts from the last commit: %r",
             what,
@@ -423,8 +436,8 @@ async def wait_for_topics(
     who: str,
     missing: Callable[[list[str]], None] = lambda topics: None,
 ) -> None:
-    """Until every topic exists (subscribing to or assigning one that does not would see it only at the next
-    metadata refresh); says once which are missing, and tells `missing` each time."""
+    """Until every topic exists (subscribing to or assigning one that does not would see it only at
+    the next metadata refresh); says once which are missing, and tells `missing` each time."""
     announced = False
     while True:
         await consumer._client.force_metadata_update()
@@ -444,7 +457,8 @@ async def wait_for_topics(
     maxsize=1 << 16
 )  # keys repeat (scopes, sites, alerts) and aiokafka's murmur2 is pure Python
 def _index_of(key: bytes, partitions: int) -> int:
-    """Where Kafka's default partitioner puts `key` among `partitions` sorted partitions (murmur2, as Java)."""
+    """Where Kafka's default partitioner puts `key` among `partitions` sorted partitions (murmur2,
+    as Java)."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
@@ -489,7 +503,8 @@ async def send_all(producer: AIOKafkaProducer, outs: Sequence[Out]) -> list[asyn
                 is not None
             ):
                 continue
-        # larger than a batch on its own: sent alone (the partition's earlier messages are already sent)
+        # larger than a batch on its own: sent alone (the partition's earlier messages are already
+        # sent)
         futures.append(
             await producer.send(
                 out.topic, out.value, key=out.key, partition=partition, headers=out.headers
@@ -514,11 +529,11 @@ class _WaitForBatch(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned) -> None:
         if self.relay.state is not None:
             try:
-                # Holding the batch lock: aiokafka may already hand out records of the new partitions, and
-                # no batch may be worked on before their state is back.
+                # Holding the batch lock: aiokafka may already hand out records of the new
+                # partitions, and no batch may be worked on before their state is back.
                 async with self.relay._in_flight:
                     await self.relay._recover({tp.partition for tp in assigned})
-            except Exception as exc:  # noqa: BLE001 - aiokafka would log it and go on without the state
+            except Exception as exc:
                 log.critical(
                     "%s: could not recover its state, stopping the worker so it restarts: %r",
                     self.relay.stage,

@@ -44,7 +44,8 @@ class Replies:
         return [] if self.listening.is_set() else [f"not yet reading answers on {self.topic}"]
 
     async def ask(self, send: Callable[[Out], Awaitable[None]], request: Out) -> dict:
-        """Send `request` with a new correlation id and wait for its answer (TimeoutError after timeout_s)."""
+        """Send `request` with a new correlation id and wait for its answer (TimeoutError after
+        timeout_s)."""
         await self.listening.wait()
         correlation = uuid.uuid4().hex.encode()
         waiting = self.pending[correlation] = asyncio.get_running_loop().create_future()

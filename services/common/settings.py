@@ -1,4 +1,5 @@
-"""The one settings object: every default lives here, every value can be set as an EWS_* variable."""
+"""The one settings object: every default lives here, every value can be set as an
+EWS_* variable."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseSettings):
-    """Deployment settings. Read from the environment (`EWS_KAFKA_BOOTSTRAP=...`) or a `.env` file."""
+    """Deployment settings. Read from the environment (`EWS_KAFKA_BOOTSTRAP=...`) or
+    a `.env` file."""
 
     model_config = SettingsConfigDict(env_prefix="EWS_", env_file=".env", extra="ignore")
 
@@ -61,7 +63,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
     stall_timeout_s: float = Field(
         20.0,
-        description="a worker with messages waiting and no progress this long resumes, then restarts",
+        description="a worker with messages waiting and no progress this long resumes, then "
+        "restarts",
     )
     # Consumer-group timing. Low values make a restarted worker rejoin in seconds.
     broker_session_timeout_s: float = 10.0

@@ -36,7 +36,8 @@ class TopicView:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def run(self) -> None:
-        """Read from the beginning, then follow. Meant to run as a task for the life of the worker."""
+        """Read from the beginning, then follow. Meant to run as a task for the life
+        of the worker."""
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,

@@ -52,9 +52,9 @@ class Topics:
         self.notify_dead = f"{ns}.notify.dead"
         self.notify_silences = f"{ns}.notify.silences"
         self.notify_acks = f"{ns}.notify.acks"
-        # State changelogs, named as Faust named its tables' ("{app id}-{table}-changelog"), so state
-        # kept by earlier versions carries over; created here, with the same partitions as their
-        # stage's input topic, so a worker never starts before its changelog exists.
+        # State changelogs, named as Faust named its tables' ("{app id}-{table}-changelog"), so
+        # state kept by earlier versions carries over; created here, with the same partitions as
+        # their stage's input topic, so a worker never starts before its changelog exists.
         self.triggers_state_changelog = f"{ns}-triggers-scope-state-changelog"
         self.triggers_contributions_changelog = f"{ns}-triggers-scope-contributions-changelog"
         self.ingest_event_ids_changelog = f"{ns}-ingest-event-ids-changelog"
@@ -73,7 +73,8 @@ class Topics:
         return [
             TopicSpec(self.feed_border_crossings, retention_ms=year),
             TopicSpec(self.feed_displacement, retention_ms=year),
-            # a rejection carries the original bytes, base64: room for whatever the feed topic let in
+            # a rejection carries the original bytes, base64: room for whatever the feed topic let
+            # in
             TopicSpec(
                 self.ingest_rejected, retention_ms=90 * DAY_MS, max_message_bytes=REJECTED_MAX_BYTES
             ),

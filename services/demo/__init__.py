@@ -1,1 +1,2 @@
-"""The local demo behind `make run`: bundled scenarios, a webhook receiver, and the orchestration."""
+"""The local demo behind `make run`: bundled scenarios, a webhook receiver, and the
+orchestration."""

@@ -38,8 +38,8 @@ class WebhookReceiver:
     host: str = "127.0.0.1"
     port: int = 0
     received: dict[str, ReceivedAlert] = field(default_factory=dict)
-    # Answers to give before accepting anything: (status, headers) each, e.g. (500, {}) or (429, {"Retry-After": "1"});
-    # status 0 hangs for `hang_s` first, so the sender's timeout fires.
+    # Answers to give before accepting anything: (status, headers) each, e.g. (500, {}) or (429,
+    # {"Retry-After": "1"}); status 0 hangs for `hang_s` first, so the sender's timeout fires.
     failures: list[tuple[int, dict]] = field(default_factory=list)
     hang_s: float = 5.0
     refused: int = 0
@@ -100,6 +100,6 @@ class WebhookReceiver:
             self._arrived.clear()
             try:
                 await asyncio.wait_for(self._arrived.wait(), timeout=min(remaining, 1.0))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return True

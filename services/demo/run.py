@@ -188,7 +188,8 @@ async def _demo(keep_kafka: bool) -> int:
         settings = stack.settings
         await stack.ensure_topics()
         say(
-            f"▶ starting the workers: {', '.join(SERVICES)}; webhook receiver on {receiver.host}:{receiver.port}"
+            f"▶ starting the workers: {', '.join(SERVICES)}; webhook receiver on "
+            f"{receiver.host}:{receiver.port}"
         )
         for service in SERVICES:
             stack.launch(service)
@@ -206,10 +207,12 @@ async def _demo(keep_kafka: bool) -> int:
         transitions, deliveries = len(prediction.alerts), len(prediction.deliveries)
         say(
             f"▶ replaying the bundled scenario: {len(messages)} feed messages "
-            f"(INM Honduras monthly arrivals 2014–2025, real; Darién corridor October 2026, synthetic)"
+            "(INM Honduras monthly arrivals 2014–2025, real; Darién corridor October 2026, "
+            "synthetic)"
         )
         say(
-            f"  the rules predict {transitions} alert transitions and {deliveries} deliveries; arriving:"
+            f"  the rules predict {transitions} alert transitions and {deliveries} deliveries; "
+            "arriving:"
         )
         topics = Topics(stack.namespace)
         await _produce(bootstrap, topics, messages)
@@ -235,26 +238,32 @@ async def _demo(keep_kafka: bool) -> int:
         say(f"  events in          {len(messages)}")
         say(f"  accepted           {counts[topics.observations]}  (expected {prediction.valid})")
         say(
-            f"  rejected           {counts[topics.ingest_rejected]}  (with reasons, on {topics.ingest_rejected})"
+            f"  rejected           {counts[topics.ingest_rejected]}  (with reasons, on "
+            f"{topics.ingest_rejected})"
         )
         say(
-            f"  alerts fired       {counts[topics.alerts]}  transitions on {topics.alerts} (the backtest predicts {transitions})"
+            f"  alerts fired       {counts[topics.alerts]}  transitions on {topics.alerts} (the "
+            f"backtest predicts {transitions})"
         )
         say(
-            f"  deliveries         {len(receiver.received)}  distinct, signature verified (backtest: {deliveries}; "
+            f"  deliveries         {len(receiver.received)}  distinct, signature verified "
+            f"(backtest: {deliveries}; "
             f"{len(verdict.missing)} missing, {len(verdict.extra)} extra); "
             f"{receiver.duplicates} repeats, {receiver.bad_signatures} bad signatures"
         )
         say(
-            f"  took               {time.monotonic() - started:.0f}s; logs in {logs.relative_to(PROJECT_ROOT)}"
+            f"  took               {time.monotonic() - started:.0f}s; logs in "
+            f"{logs.relative_to(PROJECT_ROOT)}"
         )
         if not receiver.received:
             say("✗ no alert reached the receiver; see the worker logs above")
             return 1
         if not arrived or not verdict.ok:
             say(
-                "! the deliveries differ from the backtest's: reports of one scope reached the workers in another\n"
-                "  order than the file's (see EWS_EVALUATION_SETTLE_S in README), or a composite combined its members\n"
+                "! the deliveries differ from the backtest's: reports of one scope reached the "
+                "workers in another\n"
+                "  order than the file's (see EWS_EVALUATION_SETTLE_S in README), or a composite "
+                "combined its members\n"
                 "  in another order; see the worker logs"
             )
         return 0

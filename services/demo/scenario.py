@@ -28,7 +28,8 @@ class FeedMessage:
 
 
 def load_jsonl_scenario(path: Path) -> list[FeedMessage]:
-    """Lines of {"feed": ..., "message": {...}} (a report) or {"feed": ..., "raw": "..."} (bytes as sent)."""
+    """Lines of {"feed": ..., "message": {...}} (a report) or {"feed": ..., "raw": "..."} (bytes as
+    sent)."""
     out = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -47,7 +48,8 @@ def load_jsonl_scenario(path: Path) -> list[FeedMessage]:
 
 
 def load_honduras_arrivals(path: Path = HONDURAS_ARRIVALS_HXL) -> list[FeedMessage]:
-    """INM Honduras monthly irregular arrivals as national border-crossing reports, read as `ews ingest` reads HXL."""
+    """INM Honduras monthly irregular arrivals as national border-crossing reports, read as `ews
+    ingest` reads HXL."""
     feed, rows = read_feed_rows(path)
     return [
         FeedMessage(feed, b"HN", json.dumps(row.report).encode(), f"{path.name}:{row.number}")

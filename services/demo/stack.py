@@ -39,7 +39,8 @@ class WorkerNotReady(RuntimeError):
 async def wait_until_ready(
     workers: Iterable[tuple[str, subprocess.Popen, int]], timeout_s: float = 120
 ) -> None:
-    """Until each (name, process, web port) answers 200 on /readyz; WorkerNotReady if one exits or time runs out."""
+    """Until each (name, process, web port) answers 200 on /readyz; WorkerNotReady if one exits or
+    time runs out."""
     deadline = time.monotonic() + timeout_s
     async with httpx.AsyncClient(timeout=2) as client:
         for name, process, port in workers:
@@ -107,7 +108,8 @@ class LocalStack:
         await ensure_topics(self.settings)
 
     def launch(self, service: str, name: str | None = None) -> subprocess.Popen:
-        """Start `ews worker SERVICE` (as NAME, for a second worker of one service), logging to logs/NAME.log."""
+        """Start `ews worker SERVICE` (as NAME, for a second worker of one service), logging to
+        logs/NAME.log."""
         name = name or service
         self.ports.setdefault(name, free_port())
         env = {**self.env, f"EWS_{service.upper()}_WEB_PORT": str(self.ports[name])}
@@ -134,12 +136,14 @@ class LocalStack:
             )
         except WorkerNotReady as exc:
             raise WorkerNotReady(
-                f"{exc}; last lines of its log ({self.logs / exc.name}.log):\n{self.tail(exc.name)}",
+                f"{exc}; last lines of its log "
+                f"({self.logs / exc.name}.log):\n{self.tail(exc.name)}",
                 exc.name,
             ) from None
 
     def supervise(self) -> list[str]:
-        """Restart workers that stopped themselves on purpose; raise if one died otherwise. Returns who restarted."""
+        """Restart workers that stopped themselves on purpose; raise if one died otherwise. Returns
+        who restarted."""
         restarted = []
         for name, process in list(self.workers.items()):
             code = process.poll()
@@ -152,8 +156,9 @@ class LocalStack:
         return restarted
 
     async def wait_drained(self, services: Iterable[str], timeout_s: float = 180) -> None:
-        """Until each service's consumer group has committed everything on its input topics (restarting
-        workers that stop themselves meanwhile): the barrier between steps of a scenario."""
+        """Until each service's consumer group has committed everything on its input topics
+        (restarting workers that stop themselves meanwhile): the barrier between steps of a
+        scenario."""
         topics, ns = Topics(self.namespace), self.namespace
         groups = {  # service → its consumer groups → their input topics
             "ingest": {
@@ -203,7 +208,8 @@ class LocalStack:
                     return
                 if time.monotonic() > deadline:
                     raise TimeoutError(
-                        f"{behind} messages still unprocessed after {timeout_s:.0f}s: {', '.join(lagging)}"
+                        f"{behind} messages still unprocessed after {timeout_s:.0f}s: "
+                        f"{', '.join(lagging)}"
                     )
                 await asyncio.sleep(0.3)
         finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas import AlertEvent, ContactsFile, SitesFile
@@ -32,11 +32,12 @@ def predict(
     contacts_file: Path,
     lateness: str = "P7D",
 ) -> Prediction:
-    """What the workers must produce and deliver for these feed messages, computed with the pure core."""
+    """What the workers must produce and deliver for these feed messages, computed with the pure
+    core."""
     geography = Geography(load_model(sites_file, SitesFile))
     engine = load_engine(triggers_file, sites_file, lateness)
     contacts = load_model(contacts_file, ContactsFile).contacts
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     observations = []
     for feed, value in messages:
         try:
@@ -55,7 +56,8 @@ def predict(
 def expected_deliveries(
     messages: Iterable[tuple[str, bytes]], config_dir: Path, lateness: str = "P7D"
 ) -> set[str]:
-    """Idempotency keys the workers must deliver, for a config dir holding triggers, sites and contacts."""
+    """Idempotency keys the workers must deliver, for a config dir holding triggers, sites and
+    contacts."""
     return predict(
         messages,
         config_dir / "triggers.yaml",

@@ -1,1 +1,2 @@
-"""Ingest: validate every feed message, normalise it into an Observation, reject the rest with a reason."""
+"""Ingest: validate every feed message, normalise it into an Observation, reject the rest with a
+reason."""

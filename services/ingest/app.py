@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import faust
 from pydantic import ValidationError
@@ -54,14 +54,15 @@ def create_app(settings: Settings) -> faust.App:
     feed_of_topic = {topic: feed for feed, topic in topics.feeds.items()}
 
     def rejected_message(feed: str, raw: bytes, error: FeedRejection, **source) -> Out:
-        record = rejection(feed, raw, error, datetime.now(timezone.utc), **source)
+        record = rejection(feed, raw, error, datetime.now(UTC), **source)
         metrics.EVENTS.labels(feed, "rejected").inc()
         metrics.REJECTED.labels(feed, error.reason).inc()
         return Out(topics.ingest_rejected, feed.encode(), record.model_dump_json().encode())
 
     def validate_batch(records) -> list[Out]:
-        """Feed messages → observations keyed by event_id for `deduplicate`, or rejections with a reason."""
-        now = datetime.now(timezone.utc)
+        """Feed messages → observations keyed by event_id for `deduplicate`, or rejections with a
+        reason."""
+        now = datetime.now(UTC)
         out = []
         for record in records:
             feed = feed_of_topic[record.topic]
@@ -112,9 +113,10 @@ def create_app(settings: Settings) -> faust.App:
     ] = {}  # source → newest observed_at accepted (ews_feed_last_event_timestamp_seconds)
 
     def deduplicate_batch(records) -> Step:
-        """Each report decided against what is remembered of its event_id (and what this batch already
-        decided); published observations (and answers to uploads) first, then the remembered entries."""
-        now = datetime.now(timezone.utc)
+        """Each report decided against what is remembered of its event_id (and what this batch
+        already decided); published observations (and answers to uploads) first, then the remembered
+        entries."""
+        now = datetime.now(UTC)
         outputs: list[Out] = []
         changes: list[Out] = []
         outcomes: Counter = Counter()  # (feed, outcome) → reports
@@ -136,7 +138,8 @@ def create_app(settings: Settings) -> faust.App:
             outcome, revision = decide(previous, digest, record.partition, record.offset)
             outcomes[(_feed_label(observation.feed), outcome)] += 1
             if outcome != "duplicate":
-                # as validated, unless the revision changed (a new report keeps its bytes: not encoded again)
+                # as validated, unless the revision changed (a new report keeps its bytes: not
+                # encoded again)
                 value = (
                     record.value
                     if revision == observation.revision
@@ -234,7 +237,7 @@ def create_app(settings: Settings) -> faust.App:
     async def _upload_item(feed: str, index: int, item, partner: str) -> dict:
         raw = json.dumps(item, ensure_ascii=False).encode()
         try:
-            observation = parse_feed_message(feed, raw, geography, datetime.now(timezone.utc))
+            observation = parse_feed_message(feed, raw, geography, datetime.now(UTC))
         except FeedRejection as error:
             await deduplication.send(
                 rejected_message(feed, raw, error, source_partner=f"{partner} item {index}")
@@ -252,7 +255,7 @@ def create_app(settings: Settings) -> faust.App:
         )
         try:
             reply = await replies.ask(deduplication.send, request)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return {
                 "index": index,
                 "event_id": observation.event_id,

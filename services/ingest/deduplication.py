@@ -1,12 +1,12 @@
-"""Re-sends and corrections by event_id: the decision (pure: the entry and the time are passed in) and
-the remembered entries per partition, expired after the retention period."""
+"""Re-sends and corrections by event_id: the decision (pure: the entry and the time are passed in)
+and the remembered entries per partition, expired after the retention period."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from collections import OrderedDict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
 import orjson
@@ -53,7 +53,7 @@ class SeenEvent(NamedTuple):
 
 
 def _utc(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def content_digest(observation: Observation) -> str:
@@ -90,8 +90,9 @@ def expired(entry: SeenEvent, now: datetime, retention) -> bool:
 
 
 class SeenEvents:
-    """The de-duplication stage's state (services.common.relay.StageState): per input partition, event_id →
-    SeenEvent, oldest first, so that expiring is a look at the front, not a sweep of every entry."""
+    """The de-duplication stage's state (services.common.relay.StageState): per input partition,
+    event_id → SeenEvent, oldest first, so that expiring is a look at the front, not a sweep of
+    every entry."""
 
     def __init__(self, changelog: str, retention: timedelta) -> None:
         self.changelogs = (changelog,)

@@ -1,11 +1,12 @@
-"""`ews ingest FILE`: validate every row, publish the good ones to the feed topic, keep the bad ones."""
+"""`ews ingest FILE`: validate every row, publish the good ones to the feed topic, keep the bad
+ones."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -27,7 +28,8 @@ PROGRESS_FROM_ROWS = 2000
 def upload_file(
     path: Path, feed: str | None, source: str | None, check_only: bool, settings: Settings
 ) -> int:
-    """Exit code: 0 all rows accepted, 1 some rows rejected (the rest were still sent), 2 unreadable file."""
+    """Exit code: 0 all rows accepted, 1 some rows rejected (the rest were still sent), 2 unreadable
+    file."""
     try:
         feed, rows = read_feed_rows(path, feed, source)
         rows = list(rows)
@@ -59,7 +61,7 @@ async def _upload(
         ) as bar:
             for row in bar:
                 raw = json.dumps(row.report, ensure_ascii=False).encode()
-                now = datetime.now(timezone.utc)
+                now = datetime.now(UTC)
                 try:
                     observation = parse_feed_message(feed, raw, geography, now)
                 except FeedRejection as error:

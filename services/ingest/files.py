@@ -65,7 +65,8 @@ _INTEGER = re.compile(r"^-?\d{1,3}(,\d{3})+$|^-?\d+$")
 
 
 class FileFormatError(ValueError):
-    """The file as a whole cannot be read (not UTF-8, no header, unknown columns); names the file."""
+    """The file as a whole cannot be read (not UTF-8, no header, unknown columns);
+    names the file."""
 
 
 NESTED_TOO_DEEPLY = "JSON is nested too deeply; a feed report is a flat object"
@@ -119,7 +120,8 @@ def _field_map(
             fields.append(name.strip() or None)
     if not any(fields):
         raise FileFormatError(
-            f"{path}: no column maps to a report field; expected field names or HXL tags such as #date, #affected"
+            f"{path}: no column maps to a report field; expected field names or HXL tags such as "
+            "#date, #affected"
         )
     if "observed_at" not in fields:
         raise FileFormatError(

@@ -142,7 +142,8 @@ def _crossing_location(report: BorderCrossingReport, geography: Geography) -> Lo
     if site.country not in (report.to_country, report.from_country):
         raise FeedRejection(
             "validation",
-            f"site_id: {site.id} is in {site.country}, but the report says from {report.from_country} to {report.to_country}",
+            f"site_id: {site.id} is in {site.country}, but the report says from "
+            f"{report.from_country} to {report.to_country}",
         )
     return Location(kind="site", id=site.id, country=site.country)
 

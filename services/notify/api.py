@@ -1,11 +1,12 @@
-"""The notify worker's HTTP API: contacts, alerts and acknowledgements, silences. Bearer tokens with roles."""
+"""The notify worker's HTTP API: contacts, alerts and acknowledgements, silences. Bearer tokens with
+roles."""
 
 from __future__ import annotations
 
 import json
 import logging
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -74,14 +75,15 @@ async def read_json(request) -> Any:
         ) from None
 
 
-def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
+def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
     settings = state.settings
     contacts_topic = app.topic(topics.contacts, key_serializer="raw", value_serializer="raw")
     silences_topic = app.topic(topics.notify_silences, key_serializer="raw", value_serializer="raw")
     acks_topic = app.topic(topics.notify_acks, key_serializer="raw", value_serializer="raw")
 
     async def publish(topic, view, key: str, value: bytes | None) -> None:
-        """Write to a compacted topic and wait until this worker's view has it (read your writes)."""
+        """Write to a compacted topic and wait until this worker's view has it
+        (read your writes)."""
         metadata = await (await topic.send(key=key.encode(), value=value))
         await view.wait_for(metadata.partition, metadata.offset)
 
@@ -145,7 +147,8 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
         if contact_id in state.file_contacts and contact_id not in state.contacts.items:
             raise ApiError(
                 409,
-                f"contact {contact_id!r} is defined in {settings.resolved_contacts_file}; edit that file",
+                f"contact {contact_id!r} is defined in {settings.resolved_contacts_file}; edit "
+                "that file",
             )
         return contact
 
@@ -234,7 +237,7 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
             alert_id=alert_id,
             transition=alert.transition,
             by=principal.name,
-            at=datetime.now(timezone.utc),
+            at=datetime.now(UTC),
             comment=comment,
         )
         await publish(acks_topic, state.acks, alert_id, ack.model_dump_json().encode())
@@ -244,7 +247,7 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
 
     @handle("silences", ANY_ROLE)
     async def list_silences(request, principal):
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         show_all = request.query.get("all") in ("1", "true")
         out = [
             s.model_dump(mode="json")
@@ -259,7 +262,7 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
         data = await read_json(request)
         if not isinstance(data, dict):
             raise ApiError(422, "a silence is a JSON object")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         data = dict(data)
         data.setdefault("starts_at", now.isoformat())
         if "duration" in data and "ends_at" not in data:
@@ -289,7 +292,7 @@ def register_api(app: faust.App, state: "NotifyState", topics: Topics) -> None:
         silence = state.silences.items.get(silence_id)
         if silence is None:
             raise ApiError(404, f"no silence {silence_id!r}")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         expired = silence.model_copy(
             update={
                 "expired_by": principal.name,

@@ -1,4 +1,5 @@
-"""The notify worker: alert transitions → contacts → rendered messages → webhook / e-mail → ews.deliveries.
+"""The notify worker: alert transitions → contacts → rendered messages → webhook / e-mail →
+ews.deliveries.
 
 - `deliver_alert` reads ews.alerts, routes each transition (contacts, silences, sharing policy),
   and makes the first attempt at once.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
 import faust
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 
 
 def backoff_delay(attempt: int, settings: Settings) -> float:
-    """Exponential backoff with jitter: attempt n waits between half and all of initial × 2^(n-1), capped."""
+    """Exponential backoff with jitter: attempt n waits between half and all of initial × 2^(n-1),
+    capped."""
     ceiling = min(
         settings.delivery_backoff_max_s, settings.delivery_backoff_initial_s * 2 ** (attempt - 1)
     )
@@ -91,7 +93,8 @@ class NotifyState:
         self.views = [self.contacts, self.silences, self.acks, self.alerts]
 
     async def loaded(self) -> None:
-        """Wait until every view has read its topic to the end (agents must not route on a partial view)."""
+        """Wait until every view has read its topic to the end (agents must not route on a partial
+        view)."""
         await asyncio.gather(*(view.caught_up.wait() for view in self.views))
 
     def all_contacts(self) -> dict[str, Contact]:
@@ -158,7 +161,7 @@ def create_app(settings: Settings) -> faust.App:
         if shared is None:
             return None, "sharing policy: nothing shared with this recipient"
         channel = contact.channels[job.channel_index]
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if isinstance(channel, WebhookChannel):
             url = str(channel.url)
             try:
@@ -216,7 +219,7 @@ def create_app(settings: Settings) -> faust.App:
             detail=detail or (result.detail if result else ""),
             status_code=result.status_code if result else None,
             duration_s=result.duration_s if result else 0.0,
-            at=datetime.now(timezone.utc),
+            at=datetime.now(UTC),
         )
         await deliveries.send(key=job.alert.alert_id.encode(), value=rec.model_dump_json().encode())
         metrics.DELIVERIES.labels(rec.channel, outcome).inc()
@@ -229,7 +232,8 @@ def create_app(settings: Settings) -> faust.App:
     in_flight: dict[str, asyncio.Lock] = {}
 
     async def run_job(job: DeliveryJob) -> None:
-        """One delivery at a time per key: the alert and retry agents may hold the same job after a replay."""
+        """One delivery at a time per key: the alert and retry agents may hold the same job after a
+        replay."""
         key = job_key(job)
         lock = in_flight.setdefault(key, asyncio.Lock())
         try:
@@ -240,7 +244,8 @@ def create_app(settings: Settings) -> faust.App:
                 del in_flight[key]
 
     async def run_job_locked(job: DeliveryJob) -> None:
-        """Attempt a job in-stream and act on the outcome: delivered, retried later, dead or refused."""
+        """Attempt a job in-stream and act on the outcome: delivered, retried later, dead or
+        refused."""
         if already_delivered(job):
             return
         job = job.model_copy(update={"attempt": job.attempt + 1})
@@ -250,7 +255,7 @@ def create_app(settings: Settings) -> faust.App:
             return
         if result.delivered:
             done = dict(delivered.get(job.alert.alert_id) or {})
-            done[job_key(job)] = datetime.now(timezone.utc).isoformat()
+            done[job_key(job)] = datetime.now(UTC).isoformat()
             delivered[job.alert.alert_id] = done
             await record(job, "delivered", result)
             log.info(
@@ -278,7 +283,7 @@ def create_app(settings: Settings) -> faust.App:
         )
         later = job.model_copy(
             update={
-                "due_at": datetime.now(timezone.utc) + timedelta(seconds=wait),
+                "due_at": datetime.now(UTC) + timedelta(seconds=wait),
                 "last_error": result.detail,
             }
         )
@@ -288,7 +293,7 @@ def create_app(settings: Settings) -> faust.App:
     def jobs_for(
         alert: AlertEvent, contacts: list[Contact], reason: str, suffix: str = ""
     ) -> list[DeliveryJob]:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         return [
             DeliveryJob(
                 idempotency_key=f"{alert.alert_id}:{alert.transition}:{c.id}{suffix}",
@@ -312,7 +317,7 @@ def create_app(settings: Settings) -> faust.App:
                 continue  # after a gap: the stream was sent back for what it dropped
             alert = AlertEvent.model_validate_json(event.message.value)
             state.picture.record(alert, event.message.partition)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             silence = silenced_by(alert, state.silences.items.values(), now)
             contacts = route_to_contacts(alert, state.all_contacts().values(), state.geography)
             if silence is not None:
@@ -344,16 +349,17 @@ def create_app(settings: Settings) -> faust.App:
                 or (latest is not None and latest.transition != job.alert.transition)
             ):
                 continue  # a repeat or escalation that an acknowledgement or a newer transition made moot
-            wait = (job.due_at - datetime.now(timezone.utc)).total_seconds()
+            wait = (job.due_at - datetime.now(UTC)).total_seconds()
             if wait > 0:
                 await asyncio.sleep(min(wait, settings.delivery_backoff_max_s))
             await run_job(job)
 
     @app.timer(interval=settings.reminder_check_interval_s)
     async def queue_reminders() -> None:
-        """Repeats of firing, unacknowledged alerts, and escalation, for the alerts this worker owns."""
+        """Repeats of firing, unacknowledged alerts, and escalation, for the alerts this worker
+        owns."""
         owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.alerts}
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         contacts = state.all_contacts()
         for alert_id, alert in list(state.picture.latest.items()):
             if state.picture.partitions.get(alert_id) not in owned:

@@ -27,7 +27,8 @@ def build_message(
 
 
 async def send_email(settings: Settings, message: EmailMessage) -> AttemptResult:
-    """One SMTP transaction; refuses to send if STARTTLS is required and the server does not offer it."""
+    """One SMTP transaction; refuses to send if STARTTLS is required and the server does not offer
+    it."""
     if not settings.smtp_host:
         return AttemptResult(False, None, "no SMTP server configured (EWS_SMTP_HOST)", 0.0)
     context = ssl.create_default_context(

@@ -1,4 +1,5 @@
-"""The current picture of alerts as notify sees it: latest transition per alert, its episode, acknowledgements. Pure."""
+"""The current picture of alerts as notify sees it: latest transition per alert, its episode,
+acknowledgements. Pure."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from datetime import datetime, timedelta
 
 from schemas import AlertEvent
 from schemas.notify import Acknowledgement
-
 
 EPISODE_KEPT = (
     20  # transitions of an episode kept for CAP <references>: memory follows alerts, not history
@@ -29,8 +29,9 @@ class AlertPicture:
         episode = self.episodes.get(alert.alert_id, [])
         if current is not None and current.status == "resolved":
             episode = []
-        # An alert that never resolves would otherwise keep every transition it ever had; a CAP Update
-        # references the earlier messages of its episode, of which the latest matter to a receiver.
+        # An alert that never resolves would otherwise keep every transition it ever had; a CAP
+        # Update references the earlier messages of its episode, of which the latest matter to a
+        # receiver.
         self.episodes[alert.alert_id] = [*episode[-(EPISODE_KEPT - 1) :], alert]
         self.latest[alert.alert_id] = alert
         self.partitions[alert.alert_id] = partition
@@ -40,7 +41,8 @@ class AlertPicture:
 
 
 def is_acknowledged(alert: AlertEvent, ack: Acknowledgement | None) -> bool:
-    """An acknowledgement covers the transition it was given for and any later de-escalation, not an escalation."""
+    """An acknowledgement covers the transition it was given for and any later de-escalation, not an
+    escalation."""
     return ack is not None and ack.transition >= alert.transition
 
 
@@ -51,7 +53,8 @@ def reminders_due(
     repeat_interval: timedelta,
     escalate_after: timedelta,
 ) -> tuple[int, bool]:
-    """(how many repeats are due by now, whether escalation is due) for a firing, unacknowledged alert."""
+    """(how many repeats are due by now, whether escalation is due) for a firing, unacknowledged
+    alert."""
     if alert.status != "firing" or is_acknowledged(alert, ack):
         return 0, False
     elapsed = now - alert.evaluated_at

@@ -6,7 +6,7 @@ Jinja2 templates in templates/; the sharing policy has been applied before (Shar
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -68,7 +68,8 @@ def render_summary(shared: SharedAlert, language: str) -> str:
 
 
 def render_json(shared: SharedAlert, contact: Contact) -> bytes:
-    """The webhook body: the alert as on ews.alerts, plus title and summary in the contact's language."""
+    """The webhook body: the alert as on ews.alerts, plus title and summary in the contact's
+    language."""
     body = shared.alert.model_dump(mode="json", exclude={"title"})
     if shared.floored:
         body["value"] = None
@@ -82,8 +83,9 @@ def render_json(shared: SharedAlert, contact: Contact) -> bytes:
 
 
 def cap_time(moment: datetime) -> str:
-    """CAP dateTime: seconds precision and an explicit offset (+00:00); a trailing Z is not valid CAP."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    """CAP dateTime: seconds precision and an explicit offset (+00:00); a trailing Z is not valid
+    CAP."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
 def cap_identifier(alert: AlertEvent) -> str:
@@ -91,8 +93,8 @@ def cap_identifier(alert: AlertEvent) -> str:
 
 
 def render_cap(shared: SharedAlert, contact: Contact, earlier: list[AlertEvent]) -> bytes:
-    """CAP 1.2: levels map to severity; later transitions are Updates referencing the earlier messages;
-    a resolution is an Update with responseType AllClear."""
+    """CAP 1.2: levels map to severity; later transitions are Updates referencing the earlier
+    messages; a resolution is an Update with responseType AllClear."""
     alert = shared.alert
     language = contact.language
     references = " ".join(

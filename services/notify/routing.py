@@ -36,7 +36,8 @@ def concerns_contact(contact: Contact, scope: Scope, geography: Geography) -> bo
 def route_to_contacts(
     alert: AlertEvent, contacts: Iterable[Contact], geography: Geography
 ) -> list[Contact]:
-    """Contacts that receive this transition: a resolution goes to whoever received the level it resolves."""
+    """Contacts that receive this transition: a resolution goes to whoever received the level it
+    resolves."""
     level = alert.level if alert.status == "firing" else alert.previous_level
     if level is None:
         return []
@@ -55,7 +56,8 @@ def silenced_by(alert: AlertEvent, silences: Iterable[Silence], now: datetime) -
 
 
 def escalation_targets(contacts: Iterable[Contact], by_id: dict[str, Contact]) -> list[Contact]:
-    """The escalation contacts of these contacts, each once, skipping unknown ids and the contacts themselves."""
+    """The escalation contacts of these contacts, each once, skipping unknown ids and the contacts
+    themselves."""
     seen = {c.id for c in contacts}
     out = []
     for contact in contacts:

@@ -1,4 +1,5 @@
-"""The sharing policy, applied before rendering: what a recipient outside the source country may see. Pure."""
+"""The sharing policy, applied before rendering: what a recipient outside the source country may
+see. Pure."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ def _text(value: float) -> str:
 
 
 def rule_for(alert: AlertEvent, policy: SharingFile) -> SharingRule:
-    """The source country's rule; alerts spanning countries (corridor, region) follow the default."""
+    """The source country's rule; alerts spanning countries (corridor, region)
+    follow the default."""
     if alert.scope.country and alert.scope.kind in ("site", "area", "country", "source"):
         return policy.countries.get(alert.scope.country, policy.default)
     return policy.default

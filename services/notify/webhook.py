@@ -25,7 +25,8 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
 
 
 def verify(secret: str, body: bytes, header: str, now: int, tolerance_s: int = 300) -> bool:
-    """What a receiver does: recompute the HMAC, compare in constant time, refuse stale timestamps."""
+    """What a receiver does: recompute the HMAC, compare in constant time, refuse
+    stale timestamps."""
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
         timestamp = int(parts["t"])
@@ -50,7 +51,8 @@ def _refused_address(address: str) -> bool:
 
 
 async def check_target(url: str, allow_private: bool) -> None:
-    """Refuse non-https URLs and hosts resolving to private or loopback addresses, unless allowed."""
+    """Refuse non-https URLs and hosts resolving to private or loopback addresses,
+    unless allowed."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise WebhookTargetRefused(f"webhook URL must be an absolute https:// URL, got {url!r}")
@@ -58,7 +60,8 @@ async def check_target(url: str, allow_private: bool) -> None:
         return
     if parts.scheme != "https":
         raise WebhookTargetRefused(
-            f"webhook URL must use https, got {parts.scheme}:// (set EWS_ALLOW_PRIVATE_WEBHOOKS=1 only for tests)"
+            f"webhook URL must use https, got {parts.scheme}:// (set "
+            "EWS_ALLOW_PRIVATE_WEBHOOKS=1 only for tests)"
         )
     loop = asyncio.get_running_loop()
     try:
@@ -71,7 +74,8 @@ async def check_target(url: str, allow_private: bool) -> None:
         address = info[4][0]
         if _refused_address(address):
             raise WebhookTargetRefused(
-                f"webhook host {parts.hostname} resolves to {address}, a private or loopback address; "
+                f"webhook host {parts.hostname} resolves to {address}, a private or loopback "
+                "address; "
                 "ews only posts to public addresses unless EWS_ALLOW_PRIVATE_WEBHOOKS is set"
             )
 

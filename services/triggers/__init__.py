@@ -1,1 +1,2 @@
-"""Triggers: windowed aggregates per metric and scope, rule evaluation, one alert state machine per (rule, scope)."""
+"""Triggers: windowed aggregates per metric and scope, rule evaluation, one alert state machine per
+(rule, scope)."""

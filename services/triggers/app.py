@@ -22,7 +22,7 @@ import json
 import logging
 from collections import Counter as Tally
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import faust
 import orjson
@@ -48,9 +48,9 @@ Encoded = dict[
 
 
 class ScopeStates:
-    """The evaluation stage's state (services.common.relay.StageState): per input partition, scope key →
-    ScopeState. Two changelogs hold it: the states without their contributions (key: the scope key),
-    and the contributions one per key (scope|feed|event_id), so an observation costs one small
+    """The evaluation stage's state (services.common.relay.StageState): per input partition, scope
+    key → ScopeState. Two changelogs hold it: the states without their contributions (key: the scope
+    key), and the contributions one per key (scope|feed|event_id), so an observation costs one small
     write however many a country or corridor holds. Recovery reads the states, then puts each
     contribution back into its scope's window."""
 
@@ -105,9 +105,10 @@ class ScopeStates:
         self.on_forget(partition)
 
     def changes(self, key: str, state: ScopeState, partition: int, encoded: Encoded) -> list[Out]:
-        """The changelog records of a scope touched by a batch: its state, then what changed in its windows.
-        `encoded` holds the batch's contributions already encoded, by id (with the contribution, so that an id
-        is never reused within the batch): one report's contribution is shared by its scopes."""
+        """The changelog records of a scope touched by a batch: its state, then what changed in its
+        windows. `encoded` holds the batch's contributions already encoded, by id (with the
+        contribution, so that an id is never reused within the batch): one report's contribution is
+        shared by its scopes."""
         out = [
             Out(
                 self.changelogs[0],
@@ -145,7 +146,8 @@ SCOPES_PER_MESSAGE = 1000  # scope keys one message names at most (its header st
 
 
 def _scope_keys(record) -> list[str]:
-    """The scopes a scoped message is for: those its header names (all in this partition), else its key."""
+    """The scopes a scoped message is for: those its header names (all in this partition), else its
+    key."""
     named = header(record, SCOPES_HEADER)
     return named.decode().split("\n") if named is not None else [record.key.decode()]
 
@@ -156,9 +158,9 @@ def create_app(settings: Settings) -> faust.App:
     metrics.RULES_INFO.labels(holder.engine.rules.version).set(1)
 
     def addressed(keys: list[str], value: bytes) -> list[Out]:
-        """A message for many scopes: one per partition they live in (and per SCOPES_PER_MESSAGE), naming
-        them in its header: a report reaches each partition its scopes live in once, and a silence check
-        of 10,000 sites is a few messages, not 10,000."""
+        """A message for many scopes: one per partition they live in (and per SCOPES_PER_MESSAGE),
+        naming them in its header: a report reaches each partition its scopes live in once, and a
+        silence check of 10,000 sites is a few messages, not 10,000."""
         by_partition: dict[int, list[bytes]] = {}
         for key in keys:
             encoded = key.encode()
@@ -180,13 +182,14 @@ def create_app(settings: Settings) -> faust.App:
         ]
 
     def route_batch(records) -> list[Out]:
-        """Observations, and the alerts composites combine, re-keyed by every scope that watches them."""
+        """Observations, and the alerts composites combine, re-keyed by every scope that watches
+        them."""
         engine, out = holder.engine, []
         for record in records:
             try:
                 if record.topic == topics.observations:
-                    # One message per partition the report's scopes live in, naming those scopes: the
-                    # same partitions as one message per scope key, fewer messages.
+                    # One message per partition the report's scopes live in, naming those scopes:
+                    # the same partitions as one message per scope key, fewer messages.
                     observation = Observation.model_validate_json(record.value)
                     out.extend(
                         addressed(
@@ -203,8 +206,9 @@ def create_app(settings: Settings) -> faust.App:
                             for scope in targets
                         )
             except ValidationError as exc:
-                # Only ingest (and notify's own alerts) write these topics; a record that is not one is
-                # a producer's bug: counted and logged, and still on its topic for whoever investigates.
+                # Only ingest (and notify's own alerts) write these topics; a record that is not one
+                # is a producer's bug: counted and logged, and still on its topic for whoever
+                # investigates.
                 metrics.OBSERVATIONS.labels("unreadable").inc()
                 log.error(
                     "%s/%d/%d is not a readable %s; skipped: %s",
@@ -241,11 +245,11 @@ def create_app(settings: Settings) -> faust.App:
     due: dict[str, float] = {}  # scope key → loop time its added observations are to be judged
 
     def evaluate_batch(records) -> Step:
-        """Observations are added to their scopes' windows, then each scope is judged once (now, or after
-        EWS_EVALUATION_SETTLE_S), its alerts published, and its state and changed contributions written
-        once, however many of the batch's messages it received."""
+        """Observations are added to their scopes' windows, then each scope is judged once (now, or
+        after EWS_EVALUATION_SETTLE_S), its alerts published, and its state and changed
+        contributions written once, however many of the batch's messages it received."""
         engine = holder.engine
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         clock = asyncio.get_running_loop().time()
         touched: dict[str, tuple[ScopeState, int]] = {}
         to_judge: set[str] = set()
@@ -322,8 +326,8 @@ def create_app(settings: Settings) -> faust.App:
                 alert.value,
             )
         # Alerts first, acknowledged by the broker, then the states (the stage's order): a crash in
-        # between replays the same (alert_id, transition) - a repeat downstream drops by its key - and
-        # never leaves a state change whose alert was lost.
+        # between replays the same (alert_id, transition) - a repeat downstream drops by its key -
+        # and never leaves a state change whose alert was lost.
         encoded: Encoded = {}
         changes = [
             change
@@ -347,7 +351,8 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(interval=max(0.05, min(1.0, settle / 4 if settle else 1.0)))
     async def request_judgements() -> None:
-        """Ask scopes whose settle time is over to judge what was added, through the stream that owns them."""
+        """Ask scopes whose settle time is over to judge what was added, through the stream that
+        owns them."""
         if states.rescan and not evaluation.restoring:
             states.rescan = False
             for key, state in states.items():
@@ -361,13 +366,14 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(interval=settings.silence_check_interval_s)
     async def request_silence_checks() -> None:
-        """Ask every scope with a silence rule to check the wall clock, through the stream that owns it."""
+        """Ask every scope with a silence rule to check the wall clock, through the stream that owns
+        it."""
         kinds = {
             r.scope_kind
             for r in map(holder.engine.rules.common, holder.engine.rules.ids)
             if r.kind == "silence"
         }
-        check = json.dumps({"silence_check": datetime.now(timezone.utc).isoformat()}).encode()
+        check = json.dumps({"silence_check": datetime.now(UTC).isoformat()}).encode()
         await evaluation.send(
             *addressed([key for key, _ in states.items() if key.split("/", 1)[0] in kinds], check)
         )

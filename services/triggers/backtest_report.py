@@ -1,4 +1,5 @@
-"""How a backtest shows what would have happened: a timeline per trigger and scope, JSON, or a plot."""
+"""How a backtest shows what would have happened: a timeline per trigger and scope,
+JSON, or a plot."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def timeline(alerts: list[AlertEvent]) -> list[str]:
                 else ""
             )
             lines.append(
-                f"  {a.observed_until:%Y-%m-%d %H:%M}  {describe_transition(a):<12} {(a.level or ''):<9} "
+                f"  {a.observed_until:%Y-%m-%d %H:%M}  {describe_transition(a):<12} "
+                f"{(a.level or ''):<9} "
                 f"value {_number(a.value):>9}  ({bound}){extra}"
             )
     return lines
@@ -55,7 +57,8 @@ def plot(
     levels: dict,
     max_panels: int = 12,
 ) -> int:
-    """Each fired (rule, scope)'s value over time, its levels as lines, firing periods shaded. Returns panels drawn."""
+    """Each fired (rule, scope)'s value over time, its levels as lines, firing periods shaded.
+    Returns panels drawn."""
     import matplotlib
 
     matplotlib.use("Agg")

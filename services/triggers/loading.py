@@ -1,4 +1,5 @@
-"""Load the rules and geography a triggers worker (or a backtest) evaluates with, and reload them live."""
+"""Load the rules and geography a triggers worker (or a backtest) evaluates with, and reload them
+live."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def load_engine(triggers_file: Path, sites_file: Path, allowed_lateness: str) ->
 
 
 class ReloadingEngine:
-    """The engine a worker uses, swapped for a new one when the rule or site files change and pass the check."""
+    """The engine a worker uses, swapped for a new one when the rule or site files change and pass
+    the check."""
 
     def __init__(self, triggers_file: Path, sites_file: Path, allowed_lateness: str) -> None:
         self.files = (Path(triggers_file), Path(sites_file))

@@ -1,5 +1,6 @@
-"""deploy/ kept honest: files parse, compose and Kubernetes say what the docs say, promtool accepts the rules
-and every service's metrics, and every metric the dashboard and the alert rules use is produced."""
+"""deploy/ kept honest: files parse, compose and Kubernetes say what the docs say, promtool accepts
+the rules and every service's metrics, and every metric the dashboard and the alert rules use is
+produced."""
 
 import asyncio
 import json
@@ -20,12 +21,14 @@ DEPLOY = PROJECT_ROOT / "deploy"
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None,
-    reason="promtool is not installed (Debian package 'prometheus'; `make test` installs it where it can)",
+    reason="promtool is not installed (Debian package 'prometheus'; `make test` installs it "
+    "where it can)",
 )
 
 
 def referenced_metrics() -> set[str]:
-    """ews_* and faust_* names used by the alert rules and the dashboard, without histogram suffixes."""
+    """ews_* and faust_* names used by the alert rules and the dashboard, without histogram
+    suffixes."""
     texts = [
         r["expr"]
         for g in yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]

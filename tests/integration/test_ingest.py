@@ -1,4 +1,5 @@
-"""Ingest on the real broker: HTTP uploads, duplicates and corrections, CSV/HXL files, a hostile corpus."""
+"""Ingest on the real broker: HTTP uploads, duplicates and corrections, CSV/HXL files, a hostile
+corpus."""
 
 import base64
 import json
@@ -214,7 +215,8 @@ async def test_the_hostile_corpus_over_http_and_file_upload_at_volume_is_rejecte
     ingest, workers, kafka_bootstrap, namespace, tmp_path
 ):
     """The same corpus as over Kafka, five times over: every item answered 'rejected' with a reason
-    and kept on the rejected topic (HTTP), every bad row named by file:row (upload); the worker stays up."""
+    and kept on the rejected topic (HTTP), every bad row named by file:row (upload); the worker
+    stays up."""
     from tests.corpus import malformed_border_crossings
 
     url = f"{ingest}/feeds/border-crossings"

@@ -1,11 +1,12 @@
-"""Notify on the real broker: the API, retries through Kafka, a restart mid-retry, e-mail, acknowledgements, silences."""
+"""Notify on the real broker: the API, retries through Kafka, a restart mid-retry, e-mail,
+acknowledgements, silences."""
 
 import asyncio
 import json
 import signal
 import ssl
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -22,7 +23,7 @@ AUTH = {"Authorization": f"Bearer {ADMIN}"}
 def alert(
     n: int, level="warning", status="firing", site="PA-LAJAS-BLANCAS", transition=1
 ) -> AlertEvent:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return AlertEvent(
         alert_id=f"surge/site/{site}-{n}" if n else f"surge/site/{site}",
         transition=transition,

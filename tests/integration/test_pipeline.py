@@ -1,4 +1,5 @@
-"""The thin slice end to end on the real broker: feed → ingest → triggers → notify → a real HTTP receiver."""
+"""The thin slice end to end on the real broker: feed → ingest → triggers → notify → a real HTTP
+receiver."""
 
 import base64
 import json

@@ -1,5 +1,6 @@
-"""The batch stages (services.common.relay) on the real broker: nothing lost when a stage stops mid-stream
-and another in its group takes over, offsets committed to the end, a topic that appears late is picked up."""
+"""The batch stages (services.common.relay) on the real broker: nothing lost when a stage stops
+mid-stream and another in its group takes over, offsets committed to the end, a topic that appears
+late is picked up."""
 
 import asyncio
 import time
@@ -140,8 +141,8 @@ async def _committed_all(bootstrap: str, group: str, topic: str) -> bool:
 async def test_a_stage_sends_to_the_partition_a_message_keyed_by_the_same_key_takes(
     kafka_bootstrap, namespace
 ):
-    """Triggers send one observation per partition naming its scopes: the state of a scope must stay in the
-    partition that the judge and silence requests, keyed by the scope, reach."""
+    """Triggers send one observation per partition naming its scopes: the state of a scope must stay
+    in the partition that the judge and silence requests, keyed by the scope, reach."""
     source, target = f"{namespace}.keys-in", f"{namespace}.keys-out"
     await create(kafka_bootstrap, (source, 1), (target, 4))
     relay = Relay(
@@ -209,8 +210,9 @@ def running_totals(target: str, state: RunningTotals):
 async def test_a_stage_with_state_replaced_by_another_carries_on_from_its_changelog(
     kafka_bootstrap, namespace
 ):
-    """The second stage recovers every partition's state before its first batch: the running totals carry
-    on where the first stage left them, none restarts from zero (state lost) or counts twice."""
+    """The second stage recovers every partition's state before its first batch: the running totals
+    carry on where the first stage left them, none restarts from zero (state lost) or counts twice.
+    """
     source, target, changelog = (
         f"{namespace}.sum-in",
         f"{namespace}.sum-out",
@@ -289,8 +291,9 @@ async def test_a_stage_with_state_replaced_by_another_carries_on_from_its_change
 async def test_a_partition_another_worker_changed_meanwhile_is_recovered_again_the_others_kept(
     kafka_bootstrap, namespace
 ):
-    """A worker that lost its membership without being told (a session timeout) may be given back a partition
-    that another worker changed in between: it must not go on with its own, stale state of it."""
+    """A worker that lost its membership without being told (a session timeout) may be given back a
+    partition that another worker changed in between: it must not go on with its own, stale state of
+    it."""
     source, changelog = f"{namespace}.again-in", f"{namespace}.again-changelog"
     await create(kafka_bootstrap, (source, 4), (changelog, 4))
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")

@@ -15,7 +15,7 @@ import os
 import random
 import secrets
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 SITES = int(os.environ.get("EWS_FAULT_SITES", "40"))
 DAYS = int(os.environ.get("EWS_FAULT_DAYS", "16"))
-START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, tzinfo=UTC)
 RULES = {
     "version": 1,
     "triggers": [
@@ -99,7 +99,8 @@ def feed(seed: int, config: Path) -> list[list[tuple[str, bytes, bytes]]]:
 
 @pytest.fixture
 async def system(tmp_path: Path, kafka_bootstrap: str):
-    """A config dir (rules above, SITES generated sites, one webhook contact), a receiver, and a stack."""
+    """A config dir (rules above, SITES generated sites, one webhook contact), a receiver, and a
+    stack."""
     config = tmp_path / "config"
     config.mkdir()
     (config / "triggers.yaml").write_text(yaml.safe_dump(RULES, allow_unicode=True))
@@ -179,7 +180,8 @@ async def start_all(stack: LocalStack) -> None:
 async def settle(
     stack: LocalStack, receiver: WebhookReceiver, expected: set[str], timeout_s: float = 120
 ) -> None:
-    """Wait for the expected deliveries (supervising restarts), then a little longer for any extra."""
+    """Wait for the expected deliveries (supervising restarts), then a little longer
+    for any extra."""
     deadline = time.monotonic() + timeout_s
     while not expected <= set(receiver.received) and time.monotonic() < deadline:
         stack.supervise()
@@ -267,7 +269,8 @@ async def test_the_broker_stopped_and_restarted_mid_stream_delivers_every_transi
 
 
 async def test_a_broker_of_three_killed_mid_stream_delivers_every_transition_once(tmp_path, system):
-    """Replication factor 3, min.insync.replicas 2: with one broker gone, writes still have two replicas."""
+    """Replication factor 3, min.insync.replicas 2: with one broker gone, writes still have two
+    replicas."""
     config, receiver, stack = system
     cluster = LocalCluster(tmp_path / "cluster", size=3)
     await asyncio.to_thread(cluster.start)

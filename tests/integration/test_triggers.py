@@ -1,4 +1,5 @@
-"""The triggers worker on the real broker: same transitions as the backtest, hot reload, a worker killed."""
+"""The triggers worker on the real broker: same transitions as the backtest, hot reload, a worker
+killed."""
 
 import asyncio
 import json
@@ -6,7 +7,7 @@ import random
 import shutil
 import signal
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -57,7 +58,7 @@ def random_walk_observations(days: int, seed: int) -> list[Observation]:
     rng = random.Random(seed)
     out = []
     level = {s: rng.randint(300, 3000) for s in SITES}
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     for day in range(days):
         for site in SITES:
             level[site] = max(0, int(level[site] * rng.uniform(0.6, 1.6)) + rng.randint(-100, 100))
@@ -174,7 +175,8 @@ async def test_live_judges_reports_arriving_in_any_order_within_the_settle_time_
 ):
     """Issue 4's property over the real broker: each three days of reports (four sites, corrections,
     gaps, new nationalities) produced in a random order, judged after EWS_EVALUATION_SETTLE_S; the
-    transitions (site and country thresholds, rate of change, new value, silence) are the backtest's."""
+    transitions (site and country thresholds, rate of change, new value, silence) are the
+    backtest's."""
     from tests.unit.test_arrival_order import RULES, START, reports, transitions
 
     directory = config_dir(tmp_path, yaml.safe_load(RULES))
@@ -232,7 +234,7 @@ async def test_sites_that_fall_silent_on_the_wall_clock_alert_whatever_partition
     )
     started = [workers.start("triggers")]
     await wait_ready(workers, started)
-    observed = datetime.now(timezone.utc).replace(microsecond=0)
+    observed = datetime.now(UTC).replace(microsecond=0)
     reports = [
         Observation(
             event_id=f"{site}-quiet",
@@ -254,9 +256,9 @@ async def test_sites_that_fall_silent_on_the_wall_clock_alert_whatever_partition
     alerts = await wait_for_alerts(
         kafka_bootstrap, Topics(namespace).alerts, expected, timeout_s=60
     )
-    assert {key_of(a): (a["status"], a["level"]) for a in alerts} == {
-        key: ("firing", "watch") for key in expected
-    }
+    assert {key_of(a): (a["status"], a["level"]) for a in alerts} == dict.fromkeys(
+        expected, ("firing", "watch")
+    )
 
 
 @pytest.mark.faults
@@ -294,7 +296,8 @@ async def test_a_killed_worker_of_two_loses_and_changes_no_transition(
     for a in alerts:
         got.setdefault(key_of(a), set()).add((a["status"], a["level"], a["value"]))
     assert set(got) == set(expected), (
-        f"missing {sorted(set(expected) - set(got))[:5]}, extra {sorted(set(got) - set(expected))[:5]}"
+        f"missing {sorted(set(expected) - set(got))[:5]}, extra "
+        f"{sorted(set(got) - set(expected))[:5]}"
     )
     assert all(len(v) == 1 for v in got.values()), (
         "a repeated (alert_id, transition) must carry the same transition"

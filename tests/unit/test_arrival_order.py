@@ -10,7 +10,7 @@ new value, silence), including corrections of earlier reports.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import yaml
 from hypothesis import given, settings
@@ -89,11 +89,12 @@ RULES = yaml.safe_dump(
         ],
     }
 )
-START = datetime(2026, 5, 1, tzinfo=timezone.utc)
+START = datetime(2026, 5, 1, tzinfo=UTC)
 
 
 def reports(seed: int, days: int = 18) -> list[Observation]:
-    """Daily reports per site with wandering counts, occasional new nationalities, gaps and corrections."""
+    """Daily reports per site with wandering counts, occasional new nationalities, gaps and
+    corrections."""
     rng = random.Random(seed)
     level = {site: rng.randint(200, 2500) for site, _ in SITES}
     out = []
@@ -130,7 +131,8 @@ def reports(seed: int, days: int = 18) -> list[Observation]:
 
 
 def judged_in_groups(observations: list[Observation], days_per_group: int, seed: int) -> list:
-    """Reports of each run of `days_per_group` days arrive in a random order and are judged together."""
+    """Reports of each run of `days_per_group` days arrive in a random order and are judged
+    together."""
     rng = random.Random(seed)
     backtest = Backtest(engine_with(RULES))
     groups: dict[int, list[Observation]] = {}
@@ -164,7 +166,8 @@ def test_any_arrival_order_within_judged_groups_gives_the_backtests_transitions(
 
 
 def test_the_property_is_not_vacuous():
-    """The feed above makes every kind fire, and judging one report at a time out of order would differ."""
+    """The feed above makes every kind fire, and judging one report at a time out of order would
+    differ."""
     observations = reports(3)
     alerts = run_backtest(observations, engine_with(RULES), NOW)
     assert {a.rule_id for a in alerts} == {

@@ -59,8 +59,8 @@ def test_bad_lines_and_unreadable_files_are_reported_and_the_rest_backtested(tmp
         in result.output
     )
     assert (
-        f"skipped {csv}: not UTF-8 text: invalid continuation byte at byte 24; the whole file is skipped"
-        in result.output
+        f"skipped {csv}: not UTF-8 text: invalid continuation byte at byte 24; the whole file is "
+        "skipped" in result.output
     )
     assert "3 observations from 2 files (5 skipped)" in result.output
     assert (
@@ -69,7 +69,8 @@ def test_bad_lines_and_unreadable_files_are_reported_and_the_rest_backtested(tmp
 
 
 def test_reading_a_long_history_reports_its_progress_up_to_the_files_size(tmp_path, monkeypatch):
-    """What `ews backtest` shows as a progress bar (hidden under 10 MB): bytes read, every so many lines."""
+    """What `ews backtest` shows as a progress bar (hidden under 10 MB): bytes read, every so many
+    lines."""
     from services.triggers import history as history_module
 
     monkeypatch.setattr(history_module, "PROGRESS_LINES", 100)

@@ -1,7 +1,7 @@
-"""Reading history and backtesting hold off CPython's cyclic collector (services/common/collector.py):
-a million observations read in half the time. That is safe only while what they build has no
-reference cycles (those would wait in memory for the next collection), and the collector must be
-back as it was afterwards."""
+"""Reading history and backtesting hold off CPython's cyclic collector
+(services/common/collector.py): a million observations read in half the time. That is safe only
+while what they build has no reference cycles (those would wait in memory for the next collection),
+and the collector must be back as it was afterwards."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The columnar backtest gives exactly the transitions of adding and judging observation by observation.
+"""The columnar backtest gives exactly the transitions of adding and judging observation by
+observation.
 
 `run_backtest` works from columns (services/triggers/core/columnar.py) and hands scopes it cannot
 reproduce to the engine; `exact=True` runs the engine everywhere. Over wide histories - every kind
@@ -10,7 +11,7 @@ order, field for field.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import yaml
 from hypothesis import given, settings
@@ -29,7 +30,7 @@ SITES = [
     ("HN-DANLI", "HN"),
 ]
 AREAS = [("PA-5", "PA"), ("CR-P", "CR")]
-START = datetime(2026, 3, 1, tzinfo=timezone.utc)
+START = datetime(2026, 3, 1, tzinfo=UTC)
 BC, DP = "border_crossing", "displacement"
 
 
@@ -185,7 +186,8 @@ RULES = yaml.safe_dump(
 def history(
     seed: int, days: int, corrections: float, long_periods: float, negative: float
 ) -> list[Observation]:
-    """Reports with wandering counts over sites and areas: gaps, half-day and weekly periods, corrections."""
+    """Reports with wandering counts over sites and areas: gaps, half-day and weekly periods,
+    corrections."""
     rng = random.Random(seed)
     level = {site: rng.randint(200, 3000) for site, _ in SITES}
     out: list[Observation] = []
@@ -286,7 +288,8 @@ def test_columns_give_the_engines_transitions_in_the_engines_order(
 
 def test_the_comparison_is_not_vacuous(monkeypatch):
     """The history above makes every rule fire, in both paths, with evidence and details; sites,
-    corridors and sources go through the columns, scopes with a max or mean ratio through the engine."""
+    corridors and sources go through the columns, scopes with a max or mean ratio through the
+    engine."""
     by_engine: list[str] = []
     replay_scope = columnar_module._replay_scope_with_engine
     monkeypatch.setattr(
@@ -320,7 +323,8 @@ def test_a_broken_column_would_be_caught():
 
 
 def test_counts_too_large_for_exact_sums_go_to_the_engine(monkeypatch):
-    """Above 2**52 a float no longer holds every integer: such a metric's scopes are replayed by the engine."""
+    """Above 2**52 a float no longer holds every integer: such a metric's scopes are replayed by the
+    engine."""
     by_engine: list[str] = []
     replay_scope = columnar_module._replay_scope_with_engine
     monkeypatch.setattr(
@@ -365,7 +369,8 @@ def _near_halves(draw_k: int, nudge: int) -> float:
 )
 def test_ratios_rounded_from_columns_are_pythons_round(values):
     """Rate-of-change and ratio values are rounded to 4 digits in bulk; an alert's value must be the
-    engine's round(value, 4) to the last bit, halfway cases included (0.16125 → 0.1613, 1.61415 → 1.6141)."""
+    engine's round(value, 4) to the last bit, halfway cases included (0.16125 → 0.1613, 1.61415 →
+    1.6141)."""
     import numpy as np
 
     assert columnar_module._rounded(np.array(values), 4).tolist() == [round(v, 4) for v in values]

@@ -42,12 +42,12 @@ def test_a_broken_triggers_file_is_reported_with_line_numbers(tmp_path):
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert (
-        f"{broken}:8: triggers.0.window: expected a duration such as '24h', '7d' or ISO 8601 'P1M', got '24 hours'"
-        in lines
+        f"{broken}:8: triggers.0.window: expected a duration such as '24h', '7d' or ISO 8601 "
+        "'P1M', got '24 hours'" in lines
     )
     assert (
-        f"{broken}:9: triggers.0.levels: levels must rise: watch (3000.0) must be below warning (2500.0)"
-        in lines
+        f"{broken}:9: triggers.0.levels: levels must rise: watch (3000.0) must be below warning "
+        "(2500.0)" in lines
     )
 
 
@@ -93,14 +93,15 @@ def _aliases_of_aliases(depth: int) -> str:
         ("triggers: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply to be a config file"),
         (
             "triggers: &loop [*loop]\n",
-            "nested too deeply, or a YAML alias (*name) is used inside the block its anchor (&name) marks",
+            "nested too deeply, or a YAML alias (*name) is used inside the block its anchor "
+            "(&name) marks",
         ),
         (_aliases_of_aliases(9), "expands to more than 2,000,000 values"),
     ],
 )
 def test_pathological_yaml_is_refused_with_a_reason_not_a_traceback(tmp_path, text, problem):
-    """What would otherwise end `ews rules check` (and a worker's hot reload) with a RecursionError or
-    expand a few lines into a billion values."""
+    """What would otherwise end `ews rules check` (and a worker's hot reload) with a RecursionError
+    or expand a few lines into a billion values."""
     broken = tmp_path / "triggers.yaml"
     broken.write_text(text)
     result = CliRunner().invoke(main, ["rules", "check", str(broken)])
@@ -111,8 +112,8 @@ def test_pathological_yaml_is_refused_with_a_reason_not_a_traceback(tmp_path, te
 def test_changed_files_that_cannot_be_loaded_are_refused_and_the_running_rules_stay(
     tmp_path, monkeypatch
 ):
-    """The triggers worker's hot reload (a timer): whatever an operator's save leaves behind, the worker
-    keeps the rules it runs and says why; it never stops over a file."""
+    """The triggers worker's hot reload (a timer): whatever an operator's save leaves behind, the
+    worker keeps the rules it runs and says why; it never stops over a file."""
     import os
     import shutil
 

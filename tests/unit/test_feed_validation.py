@@ -1,9 +1,11 @@
-"""Ingest's validation: valid reports become observations; every bad one gets a reason naming the field."""
+"""Ingest's validation: valid reports become observations; every bad one gets a reason naming the
+field."""
 
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from schemas import BorderCrossingReport
 from services.ingest.validation import FeedRejection, parse_feed_message

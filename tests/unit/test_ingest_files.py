@@ -96,9 +96,9 @@ def test_a_field_too_long_for_csv_is_refused_naming_the_line(tmp_path):
 
 def test_the_hxl_copy_of_the_honduras_series_matches_the_published_csv():
     import csv
+    import json
 
     from services.demo.scenario import HONDURAS_ARRIVALS, load_honduras_arrivals
-    import json
 
     published = {
         row["period"]: int(row["value"]) for row in csv.DictReader(HONDURAS_ARRIVALS.open())

@@ -8,8 +8,8 @@ import pytest
 from schemas import AlertEvent, Contact
 from schemas.config import SharingFile
 from services.notify.rendering import LANGUAGES, render_json
-from services.notify.sharing import share
 from services.notify.routing import route_to_contacts
+from services.notify.sharing import share
 from services.notify.webhook import WebhookTargetRefused, check_target, sign, verify
 from services.triggers.backtest import run_backtest
 from tests.helpers import (

@@ -1,4 +1,5 @@
-"""Sharing policy, CAP 1.2 (validated against the OASIS schema), e-mail text, silences, reminders."""
+"""Sharing policy, CAP 1.2 (validated against the OASIS schema), e-mail text,
+silences, reminders."""
 
 from datetime import timedelta
 

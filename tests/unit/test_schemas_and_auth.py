@@ -1,4 +1,5 @@
-"""JSON Schema files stay in step with the models; tokens are checked with roles; de-duplication decisions."""
+"""JSON Schema files stay in step with the models; tokens are checked with roles; de-duplication
+decisions."""
 
 import hashlib
 
@@ -79,7 +80,8 @@ def test_digests_and_remembered_entries_match_what_earlier_versions_kept_so_a_re
     from services.ingest.deduplication import SeenEvent
     from tests.helpers import NOW
 
-    # earlier versions hashed json.dumps(sort_keys, compact, ASCII with \u escapes) and stored entries as json
+    # earlier versions hashed json.dumps(sort_keys, compact, ASCII with \u escapes) and stored
+    # entries as json
     for source in ["PA-SNM", "Migración Panamá", 'tab\tquote"del\x7f', "línea\u2028"]:
         report = observation(crossing(0, 1000)).model_copy(update={"source": source})
         content = report.model_dump(mode="json", exclude={"ingested_at", "revision"})

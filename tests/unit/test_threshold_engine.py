@@ -135,8 +135,8 @@ def test_state_survives_a_json_round_trip_like_the_changelog():
 def test_shipped_rules_fire_on_the_real_honduras_series():
     from services.common.settings import PROJECT_ROOT
     from services.demo.scenario import load_honduras_arrivals
-    from services.triggers.loading import load_engine
     from services.ingest.validation import parse_feed_message
+    from services.triggers.loading import load_engine
     from tests.helpers import GEOGRAPHY
 
     engine = load_engine(

@@ -195,10 +195,10 @@ def test_composite_fires_when_all_members_fire_in_the_same_area():
 
 def test_composite_members_must_exist_and_sit_inside_its_scope():
     import pytest
+    import yaml
     from pydantic import ValidationError
 
     from schemas import TriggersFile
-    import yaml
 
     corridor = {
         "id": "wide",
@@ -222,9 +222,9 @@ def test_composite_members_must_exist_and_sit_inside_its_scope():
 
 
 def test_composite_combines_members_that_changed_at_the_same_moment_whatever_their_order():
-    """At one moment the surge rises to warning while the shelters fall to watch: the composite moves
-    once, to the level both hold together, whichever member alert arrives first. Taken one by one,
-    the order would decide whether it passed through another level first."""
+    """At one moment the surge rises to warning while the shelters fall to watch: the composite
+    moves once, to the level both hold together, whichever member alert arrives first. Taken one by
+    one, the order would decide whether it passed through another level first."""
     from schemas import AlertEvent, Scope
     from services.triggers.core import ScopeState
 

@@ -2,14 +2,14 @@
 puts, corrections, pruning, rule changes and changelog round trips."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.triggers.core.engine import Contribution, FeedWindow, Kept
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KEPT = Kept(frozenset({"count", "children"}), frozenset({"nationality"}))
 NAMES = ["VE", "HT", "CN", "AF"]
 

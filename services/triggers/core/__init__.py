@@ -1,4 +1,5 @@
-"""The pure evaluation core: no Kafka, no HTTP, no clock reads. Runs live, in backtests, tests and benchmarks."""
+"""The pure evaluation core: no Kafka, no HTTP, no clock reads. Runs live, in backtests, tests and
+benchmarks."""
 
 from .engine import ApplyResult, ScopeState, TriggerEngine
 from .rules import CompiledRule, RuleSet

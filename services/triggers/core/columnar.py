@@ -4,11 +4,11 @@ tick by tick, worked out a scope at a time from columns.
 Replayed in event-time order, the window a rule reads at a scope's tick (a period end) holds the
 contributions that started inside it and ended by the tick: for contributions of one period length
 that is a range of start times, so a rule's value at every tick is a difference of prefix sums. The
-alert state machine is the engine's own (`TriggerEngine._step`), called only at ticks that can change
-the alert (`_Course`): a quiet alert jumps to the next tick whose value reaches a level; a firing one
-to the next tick above its level or to the start of the next run under it that lasts `clear_for`, and
-inside such a run from band to band until `clear_for` elapses. Evidence and details are worked out for
-transitions only.
+alert state machine is the engine's own (`TriggerEngine._step`), called only at ticks that can
+change the alert (`_Course`): a quiet alert jumps to the next tick whose value reaches a level; a
+firing one to the next tick above its level or to the start of the next run under it that lasts
+`clear_for`, and inside such a run from band to band until `clear_for` elapses. Evidence and details
+are worked out for transitions only.
 
 What this does not reproduce exactly is replayed observation by observation with the engine (per
 scope, the transitions are the same either way): corrections (an event_id seen twice), the max and
@@ -22,7 +22,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from itertools import chain, repeat
 from operator import attrgetter, floordiv, itemgetter, sub
@@ -35,10 +35,11 @@ from .engine import MAX_EVIDENCE, MAX_RATIO, Evaluation, ScopeState, TriggerEngi
 from .rules import CompiledRule
 from .state_machine import AlertState
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _SLOTS = 1024  # an observation's scopes are numbered below this in a route code (position * _SLOTS + index)
-# (kind, aggregate) pairs evaluated from columns; any other rule at a scope sends that scope to the engine
+# (kind, aggregate) pairs evaluated from columns; any other rule at a scope sends that scope to the
+# engine
 _COLUMNAR = {("threshold", "sum"), ("threshold", "mean"), ("ratio", "sum")}
 _COLUMNAR_KINDS = {"rate_of_change", "new_value", "silence"}
 _ROUTE = attrgetter("feed", "location.kind", "location.id", "location.country", "source")
@@ -51,7 +52,8 @@ Place = tuple[int, int, int]
 
 
 def _micros(times: list[datetime]) -> np.ndarray:
-    """Microseconds since the epoch, exactly (timedelta arithmetic in C, no hashing of a million datetimes)."""
+    """Microseconds since the epoch, exactly (timedelta arithmetic in C, no hashing of a million
+    datetimes)."""
     return np.fromiter(
         map(floordiv, map(sub, times, repeat(_EPOCH)), repeat(_US)), np.int64, len(times)
     )
@@ -125,8 +127,8 @@ class _History:
         self.eid[:] = list(map(itemgetter("event_id"), fields))
         self._fields = fields
 
-        # which scopes each observation reaches: the engine's routing depends on these fields alone, so
-        # ask it once per distinct route and group the observations by route
+        # which scopes each observation reaches: the engine's routing depends on these fields alone,
+        # so ask it once per distinct route and group the observations by route
         route_keys = list(map(_ROUTE, self.observations))
         last_of = dict(
             zip(route_keys, range(len(route_keys)))
@@ -142,7 +144,8 @@ class _History:
         for scopes, _ in routes:
             if len(scopes) > _SLOTS:
                 raise ValueError(
-                    f"an observation counts towards {len(scopes)} scopes; at most {_SLOTS} are supported"
+                    f"an observation counts towards {len(scopes)} scopes; at most {_SLOTS} are "
+                    "supported"
                 )
         self._codes: dict[str, list[np.ndarray]] = {}
         self.scope: dict[str, Scope] = {}
@@ -167,7 +170,8 @@ class _History:
         return list(self._codes)
 
     def codes(self, key: str) -> np.ndarray:
-        """Position * _SLOTS + the scope's index among the observation's scopes, in event-time order."""
+        """Position * _SLOTS + the scope's index among the observation's scopes, in event-time
+        order."""
         parts = self._codes[key]
         return parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
 
@@ -181,7 +185,8 @@ class _History:
 
     def metric(self, feed: str, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         """Every observation's value of a metric (0 where absent or of another feed) and whether it
-        carries it; None when the feed's sums could leave the range where integers and floats are exact."""
+        carries it; None when the feed's sums could leave the range where integers and floats are
+        exact."""
         if (feed, name) not in self._metrics:
             held = self._held(feed, "metrics")
             positions = self._of_feed[feed]
@@ -340,7 +345,8 @@ class _FeedColumns:
         return total
 
     def inside(self, low: int, high: int, keep: np.ndarray | None = None) -> np.ndarray:
-        """The contributions in one window (those `keep` marks, if given), in no particular order."""
+        """The contributions in one window (those `keep` marks, if given), in no
+        particular order."""
         parts = []
         for length, order, starts in self.lengths:
             a = starts.searchsorted(low, "left")
@@ -350,8 +356,9 @@ class _FeedColumns:
         return found if keep is None else found[keep[found]]
 
     def latest_eids(self, low: int, high: int, keep: np.ndarray | None = None) -> list[str]:
-        """The event_ids an alert lists as evidence: the last MAX_EVIDENCE of the window's contributions
-        ordered by start then event_id (the engine lists them all; an alert keeps the last ones)."""
+        """The event_ids an alert lists as evidence: the last MAX_EVIDENCE of the window's
+        contributions ordered by start then event_id (the engine lists them all; an alert keeps the
+        last ones)."""
         found = self.inside(low, high, keep)
         if len(found) > MAX_EVIDENCE:
             starts = self.start[found]
@@ -365,7 +372,8 @@ class _FeedColumns:
 def _columns_of(
     engine: TriggerEngine, history: _History, scope: Scope, positions: np.ndarray, feeds: list[str]
 ) -> list[tuple[_FeedColumns, list[CompiledRule]]] | None:
-    """The scope's feeds as columns with their rules, or None when the engine must replay the scope."""
+    """The scope's feeds as columns with their rules, or None when the engine must
+    replay the scope."""
     out = []
     feed_of = history.feed_number[positions] if len(feeds) > 1 else None
     for feed in feeds:
@@ -392,7 +400,8 @@ def _columns_of(
 
 
 class _Series:
-    """A rule's value at each tick (NaN where it cannot be judged) and the full evaluation at one tick."""
+    """A rule's value at each tick (NaN where it cannot be judged) and the full evaluation at one
+    tick."""
 
     def __init__(
         self, values: np.ndarray, evaluation_at: Callable[[int, float], Evaluation]
@@ -531,8 +540,9 @@ def _series(rule: CompiledRule, columns: _FeedColumns, history: _History) -> _Se
 
 
 def _rounded(values: np.ndarray, digits: int) -> np.ndarray:
-    """`round(value, digits)` of each value, exactly as Python rounds: numpy's scaled rounding agrees
-    except where the scaled value sits within its rounding error of a half, and those go to Python."""
+    """`round(value, digits)` of each value, exactly as Python rounds: numpy's scaled rounding
+    agrees except where the scaled value sits within its rounding error of a half, and those go to
+    Python."""
     scale = 10.0**digits
     scaled = values * scale
     out = np.rint(scaled) / scale
@@ -583,8 +593,9 @@ class _Course:
     """A rule's judged values at one scope, and where among them the alert can change.
 
     Between two such ticks the state machine would see values that leave it as it is, so they are
-    skipped: below the lowest level while nothing is pending; a level reached while `for` has not yet
-    elapsed; while firing, values in the band of the level it holds or in runs under it shorter than
+    skipped: below the lowest level while nothing is pending; a level reached while `for` has not
+    yet elapsed; while firing, values in the band of the level it holds or in runs under it shorter
+    than
     `clear_for`, and inside a run under it, values in one band until `clear_for` elapses."""
 
     def __init__(self, rule: CompiledRule, values: np.ndarray, ticks: np.ndarray) -> None:
@@ -613,7 +624,8 @@ class _Course:
         self._firing_at: dict[int, tuple[list[int], list[int]]] = {}
 
     def next_step(self, alert: AlertState, stepped: int, changed: bool) -> int:
-        """The next judged tick after `stepped` whose value can change the alert (len(values) if none)."""
+        """The next judged tick after `stepped` whose value can change the alert (len(values) if
+        none)."""
         n = len(self.tick_at)
         if alert.status == "ok":
             if alert.pending_since is None:
@@ -631,8 +643,8 @@ class _Course:
                 stepped + 1
             )  # fired or de-escalated at a value under the level: the next value counts from here
         if held and self._clear_for_us is not None:
-            # runs under the level that end before `clear_for` leave the alert as it was: go to the next
-            # tick above the level or the start of the next run under it that lasts `clear_for`
+            # runs under the level that end before `clear_for` leave the alert as it was: go to the
+            # next tick above the level or the start of the next run under it that lasts `clear_for`
             above, lasting = self._firing(number)
             return min(_after(above, stepped, n), _after(lasting, stepped, n))
         nearest = _after(
@@ -644,8 +656,9 @@ class _Course:
         return nearest
 
     def _firing(self, number: int) -> tuple[list[int], list[int]]:
-        """While firing at level `number`: the ticks above it (escalation), and the starts of the runs of
-        ticks under it that last `clear_for` (within them the alert de-escalates or resolves)."""
+        """While firing at level `number`: the ticks above it (escalation), and the starts of the
+        runs of ticks under it that last `clear_for` (within them the alert de-escalates or
+        resolves)."""
         if number not in self._firing_at:
             under = self.band < number
             starts = under & ~np.concatenate(([False], under[:-1]))
@@ -678,7 +691,8 @@ def _silence_transitions(
     columns: _FeedColumns,
     now: datetime,
 ) -> Iterator[tuple[int, int, AlertEvent]]:
-    """A gap between one tick and the next report's start fires and resolves (as `_silence_at_tick`)."""
+    """A gap between one tick and the next report's start fires and resolves (as
+    `_silence_at_tick`)."""
     alert = state.alerts.get(rule.id)
     if alert is None:
         alert = state.alerts[rule.id] = AlertState()

@@ -39,9 +39,10 @@ class Contribution(NamedTuple):
 
 @dataclass(slots=True)
 class Bucket:
-    """Everything contributed over one (start, end) period at a scope: sums per metric and per category
-    value, how many contributions carry each metric, and which event_ids they are. Windows add buckets,
-    not observations, so a country with thousands of daily site reports costs a few dictionary reads."""
+    """Everything contributed over one (start, end) period at a scope: sums per metric and per
+    category value, how many contributions carry each metric, and which event_ids they are. Windows
+    add buckets, not observations, so a country with thousands of daily site reports costs a few
+    dictionary reads."""
 
     sums: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
@@ -70,7 +71,8 @@ Span = tuple[datetime, datetime]
 
 
 class Kept(NamedTuple):
-    """Which metrics and categories the rules at a scope read: only those are summed into buckets."""
+    """Which metrics and categories the rules at a scope read: only those are
+    summed into buckets."""
 
     metrics: frozenset[str]
     categories: frozenset[str]
@@ -91,7 +93,8 @@ class FeedWindow:
     contributions: dict[str, Contribution] = field(default_factory=dict)
     buckets: dict[Span, Bucket] = field(default_factory=dict)
     spans: list[Span] = field(default_factory=list)  # the buckets' keys, sorted
-    # (category, value) → the sorted spans where it was counted: "seen during the lookback?" in one bisect
+    # (category, value) → the sorted spans where it was counted: "seen during the lookback?" in one
+    # bisect
     seen: dict[tuple[str, str], list[Span]] = field(default_factory=dict)
     kept: Kept = Kept(frozenset(), frozenset())
     # When a dict, every contribution put (eid → contribution) or dropped (eid → None) since it was
@@ -157,7 +160,8 @@ class FeedWindow:
                         del self.seen[(category, name)]
 
     def seen_between(self, category: str, name: str, start: datetime, end: datetime) -> bool:
-        """Was this category value counted in a contribution that started at or after `start` and ended by `end`?"""
+        """Was this category value counted in a contribution that started at or after `start` and
+        ended by `end`?"""
         spans = self.seen.get((category, name))
         if not spans:
             return False
@@ -169,7 +173,8 @@ class FeedWindow:
         return False
 
     def between(self, start: datetime, end: datetime) -> Iterator[Bucket]:
-        """Buckets of contributions that started at or after `start` and ended at or before `end`."""
+        """Buckets of contributions that started at or after `start` and ended at
+        or before `end`."""
         spans, buckets = self.spans, self.buckets
         for i in range(bisect_left(spans, (start,)), len(spans)):
             span = spans[i]
@@ -179,7 +184,8 @@ class FeedWindow:
                 yield buckets[span]
 
     def inside(self, start: datetime, end: datetime) -> list[tuple[str, Contribution]]:
-        """The contributions themselves, ordered by start then event_id (evidence, and the rarer aggregates)."""
+        """The contributions themselves, ordered by start then event_id (evidence, and the rarer
+        aggregates)."""
         found = [
             (c.start, eid, c)
             for b in self.between(start, end)
@@ -227,7 +233,7 @@ class FeedWindow:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "FeedWindow":
+    def from_json(cls, data: dict) -> FeedWindow:
         window = cls(
             watermark=_dt(data.get("watermark")),
             earliest=_dt(data.get("earliest")),
@@ -256,7 +262,8 @@ class ScopeState:
     members: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_json(self, contributions: bool = True) -> dict:
-        """Plain JSON, buckets rebuilt on load; without contributions when they are stored one by one."""
+        """Plain JSON, buckets rebuilt on load; without contributions when they are stored one by
+        one."""
         return {
             "scope": self.scope.model_dump(mode="json") if self.scope is not None else None,
             "feeds": {feed: w.to_json(contributions) for feed, w in self.feeds.items()},
@@ -265,7 +272,7 @@ class ScopeState:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "ScopeState":
+    def from_json(cls, data: dict) -> ScopeState:
         return cls(
             scope=Scope.model_validate(data["scope"]) if data.get("scope") else None,
             feeds={feed: FeedWindow.from_json(w) for feed, w in data.get("feeds", {}).items()},
@@ -332,7 +339,8 @@ class TriggerEngine:
         self.allowed_lateness = as_timedelta(parse_duration(allowed_lateness))
         # Called with (rule, scope, value, at) at every evaluation; backtest plots use it.
         self.trace: Callable[[CompiledRule, Scope, float, datetime], None] | None = None
-        # Memoised lookups: a few entries per site and scope, rebuilt with the engine on a rule reload.
+        # Memoised lookups: a few entries per site and scope, rebuilt with the engine on a rule
+        # reload.
         self._scopes: dict[tuple, tuple[list[Scope], list[Scope], dict[str, Scope]]] = {}
         self._rules_at: dict[tuple[str, str], tuple[list[CompiledRule], timedelta, Kept]] = {}
         self._targets: dict[tuple, list[Scope]] = {}
@@ -366,7 +374,8 @@ class TriggerEngine:
         raise KeyError(f"observation {observation.event_id} does not count towards scope {key}")
 
     def composite_targets(self, alert: AlertEvent) -> list[Scope]:
-        """The scopes of composites that combine this alert's rule: its own scope or one enclosing it."""
+        """The scopes of composites that combine this alert's rule: its own scope or one enclosing
+        it."""
         memo = (alert.rule_id, alert.scope.kind, alert.scope.id, alert.scope.country)
         found = self._targets.get(memo)
         if found is None:
@@ -394,7 +403,8 @@ class TriggerEngine:
     def _rules_at_scope(
         self, feed: str, scope: Scope
     ) -> tuple[list[CompiledRule], timedelta, Kept]:
-        """The rules watching this feed at this scope, how long they look back, and what they read."""
+        """The rules watching this feed at this scope, how long they look back, and
+        what they read."""
         memo = (feed, scope.key)
         found = self._rules_at.get(memo)
         if found is None:
@@ -423,7 +433,8 @@ class TriggerEngine:
     def add(
         self, state: ScopeState, scope: Scope, observation: Observation, now: datetime
     ) -> Outcome:
-        """Put an observation in the scope's windows without judging: `judge` evaluates what changed.
+        """Put an observation in the scope's windows without judging: `judge` evaluates what
+        changed.
 
         Adding several observations and then judging once gives the same transitions whatever
         order they were added in: the rules look at each new period end (tick) in event-time order.
@@ -452,8 +463,9 @@ class TriggerEngine:
         return "applied"
 
     def _contribution_of(self, observation: Observation) -> Contribution:
-        """What an observation adds to a window: one object shared by the scopes it is added to in a row
-        (a report counts towards ~4 scopes; the live worker also writes it to the changelog once)."""
+        """What an observation adds to a window: one object shared by the scopes it is added to in a
+        row (a report counts towards ~4 scopes; the live worker also writes it to the changelog
+        once)."""
         last = self._last_contribution
         if last is not None and last[0] is observation:
             return last[1]
@@ -468,7 +480,8 @@ class TriggerEngine:
         return contribution
 
     def judge(self, state: ScopeState, scope: Scope, now: datetime) -> list[AlertEvent]:
-        """Evaluate every rule at each tick (period end) added since the last judgement, oldest first.
+        """Evaluate every rule at each tick (period end) added since the last judgement, oldest
+        first.
 
         Data that arrived late, for a tick already judged, is judged again at the latest tick.
         """
@@ -521,8 +534,9 @@ class TriggerEngine:
         tick: datetime,
         now: datetime,
     ) -> list[AlertEvent]:
-        """Data arrived: a silence the timer saw resolves; a gap in history fires and resolves at once.
-        `spans` are the new reports' periods ending at this tick; the gap is measured from the tick before."""
+        """Data arrived: a silence the timer saw resolves; a gap in history fires and resolves at
+        once. `spans` are the new reports' periods ending at this tick; the gap is measured from the
+        tick before."""
         alert = state.alerts.get(rule.id)
         if alert is None:
             alert = state.alerts[rule.id] = AlertState()
@@ -549,7 +563,8 @@ class TriggerEngine:
         return events
 
     def check_silence(self, state: ScopeState, scope: Scope, now: datetime) -> list[AlertEvent]:
-        """Wall-clock check: hours since the next report was due, for every silence rule at this scope."""
+        """Wall-clock check: hours since the next report was due, for every silence rule at this
+        scope."""
         events = []
         for feed, window in state.feeds.items():
             if window.last_arrival is None or window.watermark is None:
@@ -579,8 +594,9 @@ class TriggerEngine:
     def combine(
         self, states: dict[str, ScopeState], members: list[AlertEvent], now: datetime
     ) -> list[AlertEvent]:
-        """The composites these member transitions (of one tick, in backtests) change, each composite
-        scope taking all of its members' changes together; states are created in `states` as needed."""
+        """The composites these member transitions (of one tick, in backtests) change, each
+        composite scope taking all of its members' changes together; states are created in `states`
+        as needed."""
         by_scope: dict[str, tuple[Scope, list[AlertEvent]]] = {}
         for member in members:
             for scope in self.composite_targets(member):
@@ -595,9 +611,10 @@ class TriggerEngine:
     def apply_members(
         self, state: ScopeState, scope: Scope, members: list[AlertEvent], now: datetime
     ) -> list[AlertEvent]:
-        """Member triggers changed inside this scope: record every change of one moment (observed_until),
-        then re-evaluate once each composite that uses them, moment by moment. Members that changed at
-        the same moment are combined whatever order their alerts arrived in."""
+        """Member triggers changed inside this scope: record every change of one moment
+        (observed_until), then re-evaluate once each composite that uses them, moment by moment.
+        Members that changed at the same moment are combined whatever order their alerts arrived in.
+        """
         state.scope = scope
         events = []
         for at, group in groupby(
@@ -706,7 +723,8 @@ def aggregate(kind: str, values: list[int | float]) -> float:
 
 
 def evaluate(rule: CompiledRule, window: FeedWindow, at: datetime) -> Evaluation | None:
-    """The rule's value for the window ending at event time `at`; None when it cannot be judged yet."""
+    """The rule's value for the window ending at event time `at`; None when it cannot
+    be judged yet."""
     kind = rule.kind
     window_start = rule.start_of_window(at)
     if kind == "threshold":

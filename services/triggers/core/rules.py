@@ -1,12 +1,13 @@
-"""Trigger rules compiled for evaluation: durations parsed, national overrides applied, versions hashed."""
+"""Trigger rules compiled for evaluation: durations parsed, national overrides applied, versions
+hashed."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from datetime import datetime, timedelta, timezone
 
 import isodate
 from pydantic import TypeAdapter
@@ -17,11 +18,12 @@ from schemas.types import parse_duration
 
 DurationValue = timedelta | isodate.Duration
 _RULE = TypeAdapter(TriggerRule)
-_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 def as_timedelta(duration: DurationValue) -> timedelta:
-    """A calendar duration (P1M) as the timedelta it spans from a fixed reference; for retention sums."""
+    """A calendar duration (P1M) as the timedelta it spans from a fixed reference; for retention
+    sums."""
     return (_EPOCH + duration) - _EPOCH
 
 
@@ -55,7 +57,8 @@ class CompiledRule:
     )  # memo: calendar arithmetic is slow
 
     def level_for(self, value: float) -> Level | None:
-        """The highest level whose threshold the value reaches (a value exactly at a level fires it)."""
+        """The highest level whose threshold the value reaches (a value exactly at a level fires
+        it)."""
         reached = None
         for level, threshold in self.levels:
             if value >= threshold:
@@ -73,7 +76,8 @@ class CompiledRule:
 
     @cached_property
     def window_to_baseline(self) -> float:
-        """How many baselines fit in the window: the baseline total times this is the expected window total."""
+        """How many baselines fit in the window: the baseline total times this is the expected
+        window total."""
         return as_timedelta(self.window_delta) / as_timedelta(self.baseline_delta)
 
     def _minus(self, which: str, delta: DurationValue, at: datetime) -> datetime:
@@ -197,7 +201,8 @@ class RuleSet:
         return [self._common[c] for c in self._composites_of.get(rule_id, [])]
 
     def for_scope(self, rule_id: str, scope: Scope) -> CompiledRule:
-        """The rule as it applies at this scope: a national override only for that country's own scopes."""
+        """The rule as it applies at this scope: a national override only for that country's own
+        scopes."""
         if scope.country is not None and scope.kind in ("site", "area", "country", "source"):
             national = self._national.get((scope.country, rule_id))
             if national is not None:

@@ -1,4 +1,5 @@
-"""The alert state machine of one (rule, scope): fire, escalate, de-escalate, resolve, with hysteresis."""
+"""The alert state machine of one (rule, scope): fire, escalate, de-escalate, resolve, with
+hysteresis."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ class AlertState:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> "AlertState":
+    def from_json(cls, data: dict) -> AlertState:
         values = dict(data)
         for name in _TIMES:
             if values.get(name) is not None:
