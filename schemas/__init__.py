@@ -1,6 +1,6 @@
 """Message and configuration models: the single source of truth for every topic and config file."""
 
-from .alert import LEVELS, AlertEvent, Level, Scope, ScopeKind
+from .alert import LEVEL_RANK, LEVELS, AlertEvent, Level, Scope, ScopeKind
 from .config import (
     Area,
     Contact,
@@ -23,6 +23,7 @@ __all__ = [
     "AlertEvent",
     "Level",
     "LEVELS",
+    "LEVEL_RANK",
     "Scope",
     "ScopeKind",
     "Contact",

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict
 
 Level = Literal["watch", "warning", "emergency"]
 LEVELS: tuple[Level, ...] = ("watch", "warning", "emergency")
+# A level's rank, the one table everything compares levels with: 0 is no level (ok, resolved).
+LEVEL_RANK: dict[Level | None, int] = {None: 0, "watch": 1, "warning": 2, "emergency": 3}
 ScopeKind = Literal["site", "area", "country", "corridor", "region", "source"]
 
 

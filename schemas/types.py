@@ -12,6 +12,10 @@ import pycountry
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StrictInt
 
 MAX_COUNT = 1_000_000_000  # no real count of people reaches a billion; larger is an error
+# The one fixed moment ews measures from: the span of a calendar duration (P1M from here is 31 days,
+# P1Y 366) and the integer times of the columnar backtest.
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+DurationValue = timedelta | isodate.Duration
 
 
 def _check_country(code: str) -> str:
@@ -50,10 +54,15 @@ _SHORT_ISO = {"s": "PT{}S", "m": "PT{}M", "h": "PT{}H", "d": "P{}D", "w": "P{}W"
 
 
 @lru_cache(maxsize=1024)
-def parse_duration(text: str) -> timedelta | isodate.Duration:
+def parse_duration(text: str) -> DurationValue:
     """Parse '24h', '7d', 'PT24H' or 'P1M' into a duration that can be added to a datetime."""
     iso = normalise_duration(text)
     return isodate.parse_duration(iso)
+
+
+def as_timedelta(duration: DurationValue) -> timedelta:
+    """A calendar duration (P1M) as the timedelta it spans from EPOCH; for retention sums."""
+    return (EPOCH + duration) - EPOCH
 
 
 def normalise_duration(text: str) -> str:
@@ -73,8 +82,7 @@ def _normalise_duration(text: str) -> str:
         raise ValueError(
             f"expected a duration such as '24h', '7d' or ISO 8601 'P1M', got {text!r}"
         ) from None
-    zero = datetime(2000, 1, 1, tzinfo=UTC)
-    if zero + value <= zero:
+    if EPOCH + value <= EPOCH:
         raise ValueError(f"expected a positive duration, got {text!r}")
     return text.strip().upper()
 

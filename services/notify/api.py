@@ -15,11 +15,10 @@ from pydantic import ValidationError
 
 from schemas import Contact, WebhookChannel
 from schemas.notify import Acknowledgement, Silence
-from schemas.types import parse_duration
+from schemas.types import as_timedelta, parse_duration
 from services.common.auth import AuthError
 from services.common.http import read_body_limited
 from services.common.topics import Topics
-from services.triggers.core.rules import as_timedelta
 
 from . import metrics
 from .picture import is_acknowledged

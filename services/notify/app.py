@@ -27,7 +27,7 @@ import httpx
 from schemas import AlertEvent, Contact, ContactsFile, DeliveryRecord, SitesFile, WebhookChannel
 from schemas.config import SharingFile
 from schemas.notify import Acknowledgement, DeliveryJob, Silence
-from schemas.types import parse_duration
+from schemas.types import as_timedelta, parse_duration
 from services.common.auth import TokenStore
 from services.common.config_files import load_model
 from services.common.faust_app import ContinuityGuard, create_faust_app
@@ -35,7 +35,6 @@ from services.common.geography import Geography
 from services.common.settings import Settings
 from services.common.topic_view import TopicView
 from services.common.topics import Topics
-from services.triggers.core.rules import as_timedelta
 
 from . import metrics
 from .api import register_api

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from schemas import LEVELS, AlertEvent, Contact, Scope
+from schemas import LEVEL_RANK, AlertEvent, Contact, Scope
 from schemas.notify import Silence
 from services.common.geography import Geography
-
-_RANK = {level: i for i, level in enumerate(LEVELS)}
 
 
 def concerns_contact(contact: Contact, scope: Scope, geography: Geography) -> bool:
@@ -45,7 +43,7 @@ def route_to_contacts(
         c
         for c in contacts
         if (not c.trigger_ids or alert.rule_id in c.trigger_ids)
-        and _RANK[level] >= _RANK[c.min_level]
+        and LEVEL_RANK[level] >= LEVEL_RANK[c.min_level]
         and concerns_contact(c, alert.scope, geography)
     ]
 

@@ -36,7 +36,7 @@ from services.common.topics import Topics
 
 from . import metrics
 from .core import ScopeState
-from .core.engine import Contribution, contribution_from_json, contribution_to_json
+from .core.windows import Contribution, contribution_from_json, contribution_to_json
 from .loading import ReloadingEngine
 
 log = logging.getLogger(__name__)

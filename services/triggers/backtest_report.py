@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from schemas import LEVELS, AlertEvent
-
-_RANK = {level: i for i, level in enumerate(LEVELS)}
+from schemas import LEVEL_RANK, AlertEvent
 
 
 def describe_transition(alert: AlertEvent) -> str:
@@ -15,7 +13,11 @@ def describe_transition(alert: AlertEvent) -> str:
         return "cleared"
     if alert.previous_level is None:
         return "fired"
-    return "escalated" if _RANK[alert.level] > _RANK[alert.previous_level] else "de-escalated"
+    return (
+        "escalated"
+        if LEVEL_RANK[alert.level] > LEVEL_RANK[alert.previous_level]
+        else "de-escalated"
+    )
 
 
 def _number(value: float) -> str:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from schemas import Location, Observation
 from services.triggers.backtest import run_backtest
 from services.triggers.core import columnar as columnar_module
+from services.triggers.core import columns
 from tests.helpers import NOW, engine_with
 
 TITLE = {"en": "t", "es": "t", "fr": "t", "pt": "t"}
@@ -286,20 +287,13 @@ def test_columns_give_the_engines_transitions_in_the_engines_order(
     assert columnar == exact
 
 
-def test_the_comparison_is_not_vacuous(monkeypatch):
+def test_the_comparison_is_not_vacuous():
     """The history above makes every rule fire, in both paths, with evidence and details; sites,
     corridors and sources go through the columns, scopes with a max or mean ratio through the
     engine."""
-    by_engine: list[str] = []
-    replay_scope = columnar_module._replay_scope_with_engine
-    monkeypatch.setattr(
-        columnar_module,
-        "_replay_scope_with_engine",
-        lambda engine, history, key, *rest: (
-            by_engine.append(key) or replay_scope(engine, history, key, *rest)
-        ),
-    )
-    columnar, exact = both(history(5, 75, 0.0, 0.0, 0.0))
+    observations = history(5, 75, 0.0, 0.0, 0.0)
+    by_engine = columnar_module.engine_scopes(engine_with(RULES), observations)
+    columnar, exact = both(observations)
     fired = {a.rule_id for a in exact}
     assert fired == {r["id"] for r in yaml.safe_load(RULES)["triggers"]}
     assert columnar == exact
@@ -322,18 +316,9 @@ def test_a_broken_column_would_be_caught():
     )
 
 
-def test_counts_too_large_for_exact_sums_go_to_the_engine(monkeypatch):
+def test_counts_too_large_for_exact_sums_go_to_the_engine():
     """Above 2**52 a float no longer holds every integer: such a metric's scopes are replayed by the
     engine."""
-    by_engine: list[str] = []
-    replay_scope = columnar_module._replay_scope_with_engine
-    monkeypatch.setattr(
-        columnar_module,
-        "_replay_scope_with_engine",
-        lambda engine, history, key, *rest: (
-            by_engine.append(key) or replay_scope(engine, history, key, *rest)
-        ),
-    )
     observations = [
         o
         if o.feed != BC or not o.event_id.startswith("HN-DANLI-3")
@@ -343,7 +328,7 @@ def test_counts_too_large_for_exact_sums_go_to_the_engine(monkeypatch):
     columnar, exact = both(observations)
     assert columnar == exact
     assert any(a.alert_id == "site-surge/site/HN-DANLI" for a in exact)
-    assert "site/HN-DANLI" in by_engine
+    assert "site/HN-DANLI" in columnar_module.engine_scopes(engine_with(RULES), observations)
 
 
 def _near_halves(draw_k: int, nudge: int) -> float:
@@ -373,4 +358,4 @@ def test_ratios_rounded_from_columns_are_pythons_round(values):
     1.6141)."""
     import numpy as np
 
-    assert columnar_module._rounded(np.array(values), 4).tolist() == [round(v, 4) for v in values]
+    assert columns.rounded(np.array(values), 4).tolist() == [round(v, 4) for v in values]

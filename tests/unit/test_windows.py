@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.triggers.core.engine import Contribution, FeedWindow, Kept
+from services.triggers.core.windows import Contribution, FeedWindow, Kept
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KEPT = Kept(frozenset({"count", "children"}), frozenset({"nationality"}))

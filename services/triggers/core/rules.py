@@ -1,60 +1,40 @@
 """Trigger rules compiled for evaluation: durations parsed, national overrides applied, versions
-hashed."""
+hashed. One class per kind (a tagged union on `kind`), each holding only the fields its kind has."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cached_property
+from typing import Literal, TypeAlias
 
-import isodate
 from pydantic import TypeAdapter
 
 from schemas import LEVELS, Level, Scope, TriggersFile
-from schemas.config import CompositeRule, SilenceRule, Texts, TriggerRule
-from schemas.types import parse_duration
+from schemas import config as model
+from schemas.types import DurationValue, as_timedelta, parse_duration
 
-DurationValue = timedelta | isodate.Duration
-_RULE = TypeAdapter(TriggerRule)
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def as_timedelta(duration: DurationValue) -> timedelta:
-    """A calendar duration (P1M) as the timedelta it spans from a fixed reference; for retention
-    sums."""
-    return (_EPOCH + duration) - _EPOCH
+Aggregate = Literal["sum", "max", "mean", "last"]
+_RULE: TypeAdapter[model.TriggerRule] = TypeAdapter(model.TriggerRule)
+_STARTS_KEPT = (
+    4096  # calendar starts memoised per rule (a month back from a tick is slow to work out)
+)
 
 
-@dataclass(frozen=True)
-class CompiledRule:
-    """One trigger as it applies to one scope (with that scope's national override, if any)."""
+@dataclass(frozen=True, kw_only=True)
+class _Rule:
+    """What every trigger has, as it applies to one scope (with that scope's national override)."""
 
     id: str
     version: str
-    kind: str
-    feed: str | None
     scope_kind: str
     levels: tuple[tuple[Level, float], ...]
     clear: float
     clear_for: DurationValue | None
     for_: DurationValue | None
-    title: Texts
-    window: str | None = None
-    window_delta: DurationValue | None = None
-    metric: str | None = None
-    aggregate: str = "sum"
-    denominator: str | None = None
-    baseline_delta: DurationValue | None = None
-    min_value: float = 0.0
-    category: str | None = None
-    lookback_delta: DurationValue | None = None
-    members: tuple[str, ...] = ()
-    mode: str = "all"
-    _starts: dict = field(
-        default_factory=dict, compare=False, repr=False
-    )  # memo: calendar arithmetic is slow
+    title: model.Texts
 
     def level_for(self, value: float) -> Level | None:
         """The highest level whose threshold the value reaches (a value exactly at a level fires
@@ -74,32 +54,6 @@ class CompiledRule:
     def lowest_threshold(self) -> float:
         return min(threshold for _, threshold in self.levels)
 
-    @cached_property
-    def window_to_baseline(self) -> float:
-        """How many baselines fit in the window: the baseline total times this is the expected
-        window total."""
-        return as_timedelta(self.window_delta) / as_timedelta(self.baseline_delta)
-
-    def _minus(self, which: str, delta: DurationValue, at: datetime) -> datetime:
-        if isinstance(delta, timedelta):
-            return at - delta
-        memo = (which, at)
-        found = self._starts.get(memo)
-        if found is None:
-            if len(self._starts) > 4096:
-                self._starts.clear()
-            found = self._starts[memo] = at - delta
-        return found
-
-    def start_of_window(self, at: datetime) -> datetime:
-        return self._minus("window", self.window_delta, at)
-
-    def start_of_baseline(self, window_start: datetime) -> datetime:
-        return self._minus("baseline", self.baseline_delta, window_start)
-
-    def start_of_lookback(self, window_start: datetime) -> datetime:
-        return self._minus("lookback", self.lookback_delta, window_start)
-
     def threshold_of(self, level: Level) -> float:
         return dict(self.levels)[level]
 
@@ -107,56 +61,195 @@ class CompiledRule:
     def lowest_level(self) -> Level:
         return self.levels[0][0]
 
+
+@dataclass(frozen=True, kw_only=True)
+class _FeedRule(_Rule):
+    """A trigger over the reports of one feed."""
+
+    feed: str
+
+    @property
+    def metrics_read(self) -> tuple[str, ...]:
+        """The metrics the rule reads: windows keep sums of these only."""
+        return ()
+
+    @property
+    def category_read(self) -> str | None:
+        return None
+
     @property
     def retention(self) -> timedelta:
         """How far back from the newest observation this rule looks."""
-        spans = [self.window_delta, self.baseline_delta, self.lookback_delta]
-        return sum((as_timedelta(s) for s in spans if s is not None), timedelta(0))
+        return timedelta(0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _WindowedRule(_FeedRule):
+    """A trigger judged over a window of event time ending at each tick."""
+
+    window: str
+    window_delta: DurationValue
+    _starts: dict[tuple[str, datetime], datetime] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def _minus(self, which: str, delta: DurationValue, at: datetime) -> datetime:
+        if isinstance(delta, timedelta):
+            return at - delta
+        memo = (which, at)
+        found = self._starts.get(memo)
+        if found is None:
+            if len(self._starts) > _STARTS_KEPT:
+                self._starts.clear()
+            found = self._starts[memo] = at - delta
+        return found
+
+    def start_of_window(self, at: datetime) -> datetime:
+        return self._minus("window", self.window_delta, at)
+
+    @property
+    def retention(self) -> timedelta:
+        return as_timedelta(self.window_delta)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThresholdRule(_WindowedRule):
+    kind: Literal["threshold"] = "threshold"
+    metric: str
+    aggregate: Aggregate
+
+    @property
+    def metrics_read(self) -> tuple[str, ...]:
+        return (self.metric,)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateOfChangeRule(_WindowedRule):
+    kind: Literal["rate_of_change"] = "rate_of_change"
+    metric: str
+    baseline_delta: DurationValue
+    min_value: float
+
+    @property
+    def metrics_read(self) -> tuple[str, ...]:
+        return (self.metric,)
+
+    @cached_property
+    def window_to_baseline(self) -> float:
+        """How many baselines fit in the window: the baseline total times this is the expected
+        window total."""
+        return as_timedelta(self.window_delta) / as_timedelta(self.baseline_delta)
+
+    def start_of_baseline(self, window_start: datetime) -> datetime:
+        return self._minus("baseline", self.baseline_delta, window_start)
+
+    @property
+    def retention(self) -> timedelta:
+        return as_timedelta(self.window_delta) + as_timedelta(self.baseline_delta)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RatioRule(_WindowedRule):
+    kind: Literal["ratio"] = "ratio"
+    metric: str
+    denominator: str
+    aggregate: Aggregate
+
+    @property
+    def metrics_read(self) -> tuple[str, ...]:
+        return (self.metric, self.denominator)
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewValueRule(_WindowedRule):
+    kind: Literal["new_value"] = "new_value"
+    category: str
+    lookback_delta: DurationValue
+
+    @property
+    def category_read(self) -> str | None:
+        return self.category
+
+    def start_of_lookback(self, window_start: datetime) -> datetime:
+        return self._minus("lookback", self.lookback_delta, window_start)
+
+    @property
+    def retention(self) -> timedelta:
+        return as_timedelta(self.window_delta) + as_timedelta(self.lookback_delta)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SilenceRule(_FeedRule):
+    """Levels are hours silent past the next expected report; it clears when data arrives."""
+
+    kind: Literal["silence"] = "silence"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompositeRule(_Rule):
+    """Levels are the members' combined rank (1 watch, 2 warning, 3 emergency)."""
+
+    kind: Literal["composite"] = "composite"
+    members: tuple[str, ...]
+    mode: Literal["all", "any"]
+
+
+WindowedRule: TypeAlias = ThresholdRule | RateOfChangeRule | RatioRule | NewValueRule
+FeedRule: TypeAlias = WindowedRule | SilenceRule
+CompiledRule: TypeAlias = FeedRule | CompositeRule
 
 
 def _hours(duration: str) -> float:
     return as_timedelta(parse_duration(duration)).total_seconds() / 3600
 
 
-def compile_rule(rule) -> CompiledRule:
+def compile_rule(rule: model.TriggerRule) -> CompiledRule:
+    """The rule as the evaluator reads it: durations parsed, levels as (level, threshold) pairs."""
     canonical = json.dumps(
         rule.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
     )
-    if isinstance(rule, SilenceRule):  # levels are hours silent past the next expected report
-        levels = tuple(
-            (name, _hours(getattr(rule.levels, name)))
+    common = {
+        "id": rule.id,
+        "version": "sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
+        "scope_kind": rule.scope,
+        "clear_for": parse_duration(rule.clear_for) if rule.clear_for else None,
+        "for_": parse_duration(rule.for_) if rule.for_ else None,
+        "title": rule.title,
+    }
+    if isinstance(rule, model.SilenceRule):
+        silent = tuple(
+            (name, _hours(hours))
             for name in LEVELS
-            if getattr(rule.levels, name)
+            if (hours := getattr(rule.levels, name)) is not None
         )
-        clear = levels[0][1]
-    else:
-        levels = tuple(rule.levels.items())
-        clear = rule.clear_level
-    fields = dict(
-        id=rule.id,
-        version="sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
-        kind=rule.kind,
-        feed=getattr(rule, "feed", None),
-        scope_kind=rule.scope,
-        levels=levels,
-        clear=clear,
-        clear_for=parse_duration(rule.clear_for) if rule.clear_for else None,
-        for_=parse_duration(rule.for_) if rule.for_ else None,
-        title=rule.title,
+        return SilenceRule(**common, levels=silent, clear=silent[0][1], feed=rule.feed)
+    levels = tuple(rule.levels.items())
+    common.update(levels=levels, clear=rule.clear_level)
+    if isinstance(rule, model.CompositeRule):
+        return CompositeRule(**common, members=tuple(rule.members), mode=rule.mode)
+    windowed = {**common, "feed": rule.feed, "window": rule.window}
+    windowed["window_delta"] = parse_duration(rule.window)
+    if isinstance(rule, model.ThresholdRule):
+        return ThresholdRule(**windowed, metric=rule.metric, aggregate=rule.aggregate)
+    if isinstance(rule, model.RateOfChangeRule):
+        return RateOfChangeRule(
+            **windowed,
+            metric=rule.metric,
+            baseline_delta=parse_duration(rule.baseline),
+            min_value=rule.min_value,
+        )
+    if isinstance(rule, model.RatioRule):
+        return RatioRule(
+            **windowed,
+            metric=rule.metric,
+            denominator=rule.denominator,
+            aggregate=rule.aggregate,
+        )
+    return NewValueRule(
+        **windowed,
+        category=rule.category,
+        lookback_delta=parse_duration(rule.lookback),
     )
-    window = getattr(rule, "window", None)
-    if window is not None:
-        fields.update(window=window, window_delta=parse_duration(window))
-    for name in ("metric", "aggregate", "denominator", "min_value", "category", "mode"):
-        if getattr(rule, name, None) is not None:
-            fields[name] = getattr(rule, name)
-    if getattr(rule, "baseline", None):
-        fields["baseline_delta"] = parse_duration(rule.baseline)
-    if getattr(rule, "lookback", None):
-        fields["lookback_delta"] = parse_duration(rule.lookback)
-    if isinstance(rule, CompositeRule):
-        fields["members"] = tuple(rule.members)
-    return CompiledRule(**fields)
 
 
 class RuleSet:
@@ -178,10 +271,11 @@ class RuleSet:
         self._by_feed_scope: dict[tuple[str, str], list[str]] = {}
         self._composites_of: dict[str, list[str]] = {}
         for rule in self._common.values():
-            if rule.feed is not None:
+            if isinstance(rule, CompositeRule):
+                for member in rule.members:
+                    self._composites_of.setdefault(member, []).append(rule.id)
+            else:
                 self._by_feed_scope.setdefault((rule.feed, rule.scope_kind), []).append(rule.id)
-            for member in rule.members:
-                self._composites_of.setdefault(member, []).append(rule.id)
         self.scope_kinds = {rule.scope_kind for rule in self._common.values()}
 
     @property
@@ -197,8 +291,9 @@ class RuleSet:
     def applies_to(self, feed: str, scope_kind: str) -> bool:
         return (feed, scope_kind) in self._by_feed_scope
 
-    def composites_of(self, rule_id: str) -> list[CompiledRule]:
-        return [self._common[c] for c in self._composites_of.get(rule_id, [])]
+    def composites_of(self, rule_id: str) -> list[CompositeRule]:
+        found = [self._common[c] for c in self._composites_of.get(rule_id, [])]
+        return [c for c in found if isinstance(c, CompositeRule)]
 
     def for_scope(self, rule_id: str, scope: Scope) -> CompiledRule:
         """The rule as it applies at this scope: a national override only for that country's own
@@ -209,5 +304,7 @@ class RuleSet:
                 return national
         return self._common[rule_id]
 
-    def rules_for(self, feed: str, scope: Scope) -> list[CompiledRule]:
-        return [self.for_scope(rule_id, scope) for rule_id in self.rule_ids_for(feed, scope.kind)]
+    def rules_for(self, feed: str, scope: Scope) -> list[FeedRule]:
+        """The rules watching this feed at this scope (composites watch alerts, not feeds)."""
+        found = [self.for_scope(rule_id, scope) for rule_id in self.rule_ids_for(feed, scope.kind)]
+        return [r for r in found if not isinstance(r, CompositeRule)]

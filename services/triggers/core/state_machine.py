@@ -3,17 +3,20 @@ hysteresis."""
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
-from schemas import LEVELS, Level
+import numpy as np
+
+from schemas import LEVEL_RANK, Level
+from schemas.types import EPOCH, DurationValue
 
 from .rules import CompiledRule
 
-_RANK = {level: i for i, level in enumerate(LEVELS)}
-
+_US = timedelta(microseconds=1)
 
 _TIMES = ("started_at", "pending_since", "below_level_since", "below_clear_since")
 
@@ -70,10 +73,21 @@ class Transition:
     started_at: datetime
 
 
-def _elapsed(since: datetime | None, at: datetime, duration) -> bool:
+def _elapsed(since: datetime | None, at: datetime, duration: DurationValue | None) -> bool:
     if since is None:
         return False
     return duration is None or at >= since + duration
+
+
+def is_quiet(state: AlertState) -> bool:
+    """Nothing firing and nothing pending: only a value reaching a level can change the alert."""
+    return state.status == "ok" and state.pending_since is None
+
+
+def can_change(state: AlertState, rule: CompiledRule, value: float) -> bool:
+    """False when `step_alert` would certainly leave the state as it is (the common case: a quiet
+    alert and a value under every level), decided without stepping."""
+    return not (is_quiet(state) and value < rule.lowest_threshold)
 
 
 def step_alert(
@@ -101,10 +115,10 @@ def step_alert(
     assert current is not None
     below_clear = value < rule.clear
     effective: Level | None = None if below_clear else (target or rule.lowest_level)
-    if effective is not None and _RANK[effective] > _RANK[current]:
+    if effective is not None and LEVEL_RANK[effective] > LEVEL_RANK[current]:
         return _move(state, "firing", effective, rule.threshold_of(effective))
     state.below_clear_since = (state.below_clear_since or at) if below_clear else None
-    lower = effective is None or _RANK[effective] < _RANK[current]
+    lower = effective is None or LEVEL_RANK[effective] < LEVEL_RANK[current]
     state.below_level_since = (state.below_level_since or at) if lower else None
     if below_clear and _elapsed(state.below_clear_since, at, rule.clear_for):
         return _move(state, "resolved", None, rule.clear)
@@ -129,3 +143,99 @@ def _move(
         state.status, state.level = "firing", level
     assert started_at is not None
     return Transition(state.transition, status, level, previous, threshold, started_at)
+
+
+class Course:
+    """A rule's judged values at one scope, and where among them the alert can change.
+
+    Between two such ticks the state machine would see values that leave it as it is, so they are
+    skipped: below the lowest level while nothing is pending; a level reached while `for` has not
+    yet elapsed; while firing, values in the band of the level it holds or in runs under it shorter
+    than `clear_for`, and inside a run under it, values in one band until `clear_for` elapses.
+    What `step_alert` does with each value, worked out for a whole series of values at once."""
+
+    def __init__(
+        self, rule: CompiledRule, values: np.ndarray[Any, Any], ticks: np.ndarray[Any, Any]
+    ) -> None:
+        self.rule = rule
+        self.values = values
+        self.ticks = ticks
+        reached = np.full(len(values), -1)
+        for number, (_, threshold) in enumerate(rule.levels):
+            reached[values >= threshold] = number
+        # while firing: the level the value holds the alert at (-1 below clear)
+        self.band = np.where(values < rule.clear, -1, np.maximum(reached, 0))
+        self.can_fire = np.flatnonzero(reached >= 0).tolist()
+        self.drops = np.flatnonzero(reached < 0).tolist()
+        self.moves = (np.flatnonzero(self.band[1:] != self.band[:-1]) + 1).tolist()
+        self.tick_at = ticks.tolist()
+        self.number_of = {level: number for number, (level, _) in enumerate(rule.levels)}
+        clear_for = rule.clear_for
+        # the runs under a level are worked out ahead only for fixed durations (not months or years)
+        self._clear_for_us = (
+            0
+            if clear_for is None
+            else clear_for // _US
+            if isinstance(clear_for, timedelta)
+            else None
+        )
+        self._firing_at: dict[int, tuple[list[int], list[int]]] = {}
+
+    def next_step(self, alert: AlertState, stepped: int, changed: bool) -> int:
+        """The next judged tick after `stepped` whose value can change the alert (len(values) if
+        none)."""
+        n = len(self.tick_at)
+        if alert.status == "ok":
+            if is_quiet(alert):
+                return _after(self.can_fire, stepped, n)
+            return min(
+                _after(self.drops, stepped, n),
+                self._due(alert.pending_since, self.rule.for_, stepped),
+            )
+        number = self.number_of[alert.level]
+        held = (
+            self.band[stepped] == number
+        )  # the alert holds its level here (no time under it is counted)
+        if changed and not held:
+            return (
+                stepped + 1
+            )  # fired or de-escalated at a value under the level: the next value counts from here
+        if held and self._clear_for_us is not None:
+            # runs under the level that end before `clear_for` leave the alert as it was: go to the
+            # next tick above the level or the start of the next run under it that lasts `clear_for`
+            above, lasting = self._firing(number)
+            return min(_after(above, stepped, n), _after(lasting, stepped, n))
+        nearest = _after(
+            self.moves, stepped, n
+        )  # under the level: below_level_since (and below_clear_since) are set
+        for since in (alert.below_level_since, alert.below_clear_since):
+            if since is not None:
+                nearest = min(nearest, self._due(since, self.rule.clear_for, stepped))
+        return nearest
+
+    def _firing(self, number: int) -> tuple[list[int], list[int]]:
+        """While firing at level `number`: the ticks above it (escalation), and the starts of the
+        runs of ticks under it that last `clear_for` (within them the alert de-escalates or
+        resolves)."""
+        if number not in self._firing_at:
+            under = self.band < number
+            starts = under & ~np.concatenate(([False], under[:-1]))
+            run_start = np.maximum.accumulate(np.where(starts, np.arange(len(under)), 0))
+            elapsed = under & (self.ticks - self.ticks[run_start] >= self._clear_for_us)
+            self._firing_at[number] = (
+                np.flatnonzero(self.band > number).tolist(),
+                np.unique(run_start[elapsed]).tolist(),
+            )
+        return self._firing_at[number]
+
+    def _due(self, since: datetime, duration, stepped: int) -> int:
+        """The first judged tick after `stepped` at or past since + duration."""
+        if duration is None:
+            return stepped + 1
+        return bisect_left(self.tick_at, ((since + duration) - EPOCH) // _US, stepped + 1)
+
+
+def _after(marks: list[int], stepped: int, n: int) -> int:
+    """The first of the sorted `marks` after `stepped`, n if none."""
+    k = bisect_right(marks, stepped)
+    return marks[k] if k < len(marks) else n

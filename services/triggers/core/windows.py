@@ -1,0 +1,290 @@
+"""Event-time windows per scope: what each feed contributed there, summed per period.
+
+State is one `ScopeState` per scope key ("site/PA-LAJAS-BLANCAS", "corridor/darien-northbound",
+"source/PA-SNM"): per feed the observations still inside the retention period (keyed by event_id,
+so a correction replaces what it corrects), the member alerts composites combine, and one
+AlertState per rule. Pure: times are passed in.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from schemas import Scope
+
+from .state_machine import AlertState, iso
+
+JsonObject = dict[str, Any]
+
+
+class Contribution(NamedTuple):
+    revision: int
+    start: datetime
+    end: datetime
+    metrics: dict[str, int]
+    categories: dict[str, dict[str, int]]
+
+
+@dataclass(slots=True)
+class Bucket:
+    """Everything contributed over one (start, end) period at a scope: sums per metric and per
+    category value, how many contributions carry each metric, and which event_ids they are. Windows
+    add buckets, not observations, so a country with thousands of daily site reports costs a few
+    dictionary reads."""
+
+    sums: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    categories: dict[str, dict[str, int]] = field(default_factory=dict)
+    eids: set[str] = field(default_factory=set)
+
+    def add(self, eid: str, c: Contribution, sign: int, kept: Kept) -> None:
+        sums, counts = self.sums, self.counts
+        for metric, value in c.metrics.items():
+            if metric in kept.metrics:
+                sums[metric] = sums.get(metric, 0) + sign * value
+                counts[metric] = counts.get(metric, 0) + sign
+        for category, values in c.categories.items():
+            if category not in kept.categories:
+                continue
+            into = self.categories.setdefault(category, {})
+            for name, n in values.items():
+                into[name] = into.get(name, 0) + sign * n
+        if sign > 0:
+            self.eids.add(eid)
+        else:
+            self.eids.discard(eid)
+
+
+Span = tuple[datetime, datetime]
+
+
+class Kept(NamedTuple):
+    """Which metrics and categories the rules at a scope read: only those are
+    summed into buckets."""
+
+    metrics: frozenset[str]
+    categories: frozenset[str]
+
+
+@dataclass(slots=True)
+class FeedWindow:
+    """The observations of one feed at one scope that may still fall in a window."""
+
+    watermark: datetime | None = None  # the latest period end seen at this scope
+    earliest: datetime | None = (
+        None  # the earliest period start ever seen (is a baseline full yet?)
+    )
+    last_arrival: datetime | None = None  # wall clock of the latest observation (silence)
+    last_period: str | None = None  # its period: when the next report is due
+    judged: datetime | None = None  # the latest tick (period end) the rules were evaluated at
+    pending: set[Span] = field(default_factory=set)  # spans changed since the rules last looked
+    contributions: dict[str, Contribution] = field(default_factory=dict)
+    buckets: dict[Span, Bucket] = field(default_factory=dict)
+    spans: list[Span] = field(default_factory=list)  # the buckets' keys, sorted
+    # (category, value) → the sorted spans where it was counted: "seen during the lookback?" in one
+    # bisect
+    seen: dict[tuple[str, str], list[Span]] = field(default_factory=dict)
+    kept: Kept = Kept(frozenset(), frozenset())
+    # When a dict, every contribution put (eid → contribution) or dropped (eid → None) since it was
+    # emptied: the live worker persists contributions one by one from it. None in backtests.
+    journal: dict[str, Contribution | None] | None = None
+
+    def put(self, eid: str, contribution: Contribution, kept: Kept) -> None:
+        """Add a contribution, replacing the one with the same event_id (a correction)."""
+        if (
+            kept != self.kept
+        ):  # other rules since the buckets were built (a reload): build them again
+            self._rebuild(kept)
+        self.discard(eid)
+        self.contributions[eid] = contribution
+        if self.journal is not None:
+            self.journal[eid] = contribution
+        span = (contribution.start, contribution.end)
+        bucket = self.buckets.get(span)
+        if bucket is None:
+            bucket = self.buckets[span] = Bucket()
+            insort(self.spans, span)
+        bucket.add(eid, contribution, 1, kept)
+        if kept.categories:
+            self._index(span, bucket, contribution)
+
+    def _rebuild(self, kept: Kept) -> None:
+        contributions, journal = self.contributions, self.journal
+        self.contributions, self.buckets, self.spans, self.seen, self.kept = {}, {}, [], {}, kept
+        self.journal = None  # the same contributions, re-indexed: nothing to persist
+        for eid, contribution in contributions.items():
+            self.put(eid, contribution, kept)
+        self.journal = journal
+
+    def discard(self, eid: str) -> None:
+        old = self.contributions.pop(eid, None)
+        if old is None:
+            return
+        if self.journal is not None:
+            self.journal[eid] = None
+        span = (old.start, old.end)
+        bucket = self.buckets[span]
+        bucket.add(eid, old, -1, self.kept)
+        if self.kept.categories:
+            self._index(span, bucket, old)
+        if not bucket.eids:
+            del self.buckets[span]
+            self.spans.remove(span)
+
+    def _index(self, span: Span, bucket: Bucket, changed: Contribution) -> None:
+        for category, values in changed.categories.items():
+            if category not in self.kept.categories:
+                continue
+            totals = bucket.categories[category]
+            for name in values:
+                spans = self.seen.setdefault((category, name), [])
+                i = bisect_left(spans, span)
+                present = i < len(spans) and spans[i] == span
+                if totals[name] > 0 and not present:
+                    spans.insert(i, span)
+                elif totals[name] <= 0 and present:
+                    del spans[i]
+                    if not spans:
+                        del self.seen[(category, name)]
+
+    def seen_between(self, category: str, name: str, start: datetime, end: datetime) -> bool:
+        """Was this category value counted in a contribution that started at or after `start` and
+        ended by `end`?"""
+        spans = self.seen.get((category, name))
+        if not spans:
+            return False
+        for i in range(bisect_left(spans, (start,)), len(spans)):
+            if spans[i][0] > end:
+                return False
+            if spans[i][1] <= end:
+                return True
+        return False
+
+    def between(self, start: datetime, end: datetime) -> Iterator[Bucket]:
+        """Buckets of contributions that started at or after `start` and ended at
+        or before `end`."""
+        spans, buckets = self.spans, self.buckets
+        for i in range(bisect_left(spans, (start,)), len(spans)):
+            span = spans[i]
+            if span[0] > end:
+                return
+            if span[1] <= end:
+                yield buckets[span]
+
+    def inside(self, start: datetime, end: datetime) -> list[tuple[str, Contribution]]:
+        """The contributions themselves, ordered by start then event_id (evidence, and the rarer
+        aggregates)."""
+        found = [
+            (c.start, eid, c)
+            for b in self.between(start, end)
+            for eid in b.eids
+            for c in (self.contributions[eid],)
+        ]
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [(eid, c) for _, eid, c in found]
+
+    def prune(self, horizon: datetime) -> None:
+        """Forget contributions that ended before `horizon`: no window can reach them any more."""
+        spans = self.spans
+        i = 0
+        while i < len(spans) and spans[i][0] < horizon:
+            if spans[i][1] < horizon:
+                span = spans.pop(i)
+                bucket = self.buckets.pop(span)
+                for eid in bucket.eids:
+                    del self.contributions[eid]
+                    if self.journal is not None:
+                        self.journal[eid] = None
+                for category, totals in bucket.categories.items():
+                    for name in totals:
+                        seen = self.seen.get((category, name))
+                        if seen is not None and span in seen:
+                            seen.remove(span)
+                            if not seen:
+                                del self.seen[(category, name)]
+            else:
+                i += 1
+
+    def to_json(self, contributions: bool = True) -> JsonObject:
+        data = {
+            "watermark": iso(self.watermark),
+            "earliest": iso(self.earliest),
+            "last_arrival": iso(self.last_arrival),
+            "last_period": self.last_period,
+            "judged": iso(self.judged),
+            "pending": sorted([iso(s), iso(e)] for s, e in self.pending),
+        }
+        if contributions:
+            data["contributions"] = {
+                eid: contribution_to_json(c) for eid, c in self.contributions.items()
+            }
+        return data
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> FeedWindow:
+        window = cls(
+            watermark=_dt(data.get("watermark")),
+            earliest=_dt(data.get("earliest")),
+            last_arrival=_dt(data.get("last_arrival")),
+            last_period=data.get("last_period"),
+            judged=_dt(data.get("judged")),
+            pending={
+                (datetime.fromisoformat(a), datetime.fromisoformat(b))
+                for a, b in data.get("pending", ())
+            },
+        )
+        # buckets are built on the first put, when the rules say what to keep
+        window.contributions = {
+            eid: contribution_from_json(c) for eid, c in data.get("contributions", {}).items()
+        }
+        window.kept = Kept(frozenset(["\0unbuilt"]), frozenset())
+        return window
+
+
+@dataclass(slots=True)
+class ScopeState:
+    scope: Scope | None = None  # set on first use, so a timer can evaluate a scope with no new data
+    feeds: dict[str, FeedWindow] = field(default_factory=dict)
+    alerts: dict[str, AlertState] = field(default_factory=dict)
+    # member rule id → member scope key → level rank (0 resolved, 1 watch, 2 warning, 3 emergency)
+    members: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def to_json(self, contributions: bool = True) -> JsonObject:
+        """Plain JSON, buckets rebuilt on load; without contributions when they are stored one by
+        one."""
+        return {
+            "scope": self.scope.model_dump(mode="json") if self.scope is not None else None,
+            "feeds": {feed: w.to_json(contributions) for feed, w in self.feeds.items()},
+            "alerts": {rule_id: a.to_json() for rule_id, a in self.alerts.items()},
+            "members": self.members,
+        }
+
+    @classmethod
+    def from_json(cls, data: JsonObject) -> ScopeState:
+        return cls(
+            scope=Scope.model_validate(data["scope"]) if data.get("scope") else None,
+            feeds={feed: FeedWindow.from_json(w) for feed, w in data.get("feeds", {}).items()},
+            alerts={
+                rule_id: AlertState.from_json(a) for rule_id, a in data.get("alerts", {}).items()
+            },
+            members={m: dict(v) for m, v in data.get("members", {}).items()},
+        )
+
+
+def contribution_to_json(c: Contribution) -> list[Any]:
+    return [c.revision, iso(c.start), iso(c.end), c.metrics, c.categories]
+
+
+def contribution_from_json(data: list[Any]) -> Contribution:
+    revision, start, end, metrics, categories = data
+    return Contribution(
+        revision, datetime.fromisoformat(start), datetime.fromisoformat(end), metrics, categories
+    )
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
