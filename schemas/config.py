@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
@@ -81,7 +82,7 @@ class Levels(Strict):
         given = [(name, getattr(self, name)) for name in LEVELS if getattr(self, name) is not None]
         if not given:
             raise ValueError("give at least one of watch, warning, emergency")
-        for (low, a), (high, b) in zip(given, given[1:]):
+        for (low, a), (high, b) in pairwise(given):
             if not a < b:
                 raise ValueError(f"levels must rise: {low} ({a}) must be below {high} ({b})")
         return self

@@ -65,15 +65,15 @@ class Workers:
     ) -> tuple[subprocess.Popen, int]:
         port = port or free_port()
         env = {**self.env, f"EWS_{service.upper()}_WEB_PORT": str(port), **extra_env}
-        log = open(self.log_dir / f"{service}-{len(self.processes)}.log", "wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "worker", service],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=PROJECT_ROOT,
-        )
+        with open(self.log_dir / f"{service}-{len(self.processes)}.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "worker", service],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=PROJECT_ROOT,
+            )
         self.processes.append(process)
         self.launches[process.pid] = (service, {"port": port, **extra_env})
         return process, port

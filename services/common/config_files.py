@@ -24,7 +24,8 @@ class _LineLoader(yaml.SafeLoader):
     """A SafeLoader that remembers the line of every mapping key and sequence item."""
 
 
-MAX_VALUES = 2_000_000  # values a config file may expand to (10,000 sites are ~70,000); YAML aliases can multiply them
+# values a config file may expand to (10,000 sites are ~70,000); YAML aliases can multiply them
+MAX_VALUES = 2_000_000
 
 
 def _construct_with_lines(loader: _LineLoader, node: yaml.Node, path: tuple, lines: dict) -> object:

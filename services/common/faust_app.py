@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import faust
 from aiokafka import TopicPartition
@@ -16,42 +18,31 @@ from faust.sensors.prometheus import MS_LATENCY_BUCKETS, FaustMetrics, Prometheu
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, Histogram, generate_latest
 
 from .exits import EXIT_FAILED, EXIT_GAP, EXIT_STALLED, stop_worker
+from .library_internals import forget_unacked, make_buffer_flush_wait_for_delivery
 from .relay import LAG, Relay
 from .settings import Settings
 from .topics import REJECTED_MAX_BYTES
 
-
-def _make_buffer_flush_wait_for_delivery() -> None:
-    """Before Faust commits offsets it flushes its producer buffer, where table changelog writes
-    wait. faust-streaming 0.15's ProducerBuffer.flush returns after 0.1 s without progress and
-    does not wait for the message it is publishing, so a worker killed right after a commit
-    could lose the state change of an event whose offset was committed (seen in
-    tests/integration/test_triggers.py). Here flush also waits until every message put in the
-    buffer has been delivered, so a commit never runs ahead of the state it covers.
-    """
-    from faust.transport.producer import ProducerBuffer
-
-    if getattr(ProducerBuffer, "_ews_patched", False):
-        return
-    original_put, original_flush = ProducerBuffer.put, ProducerBuffer.flush
-
-    def put(self: ProducerBuffer, fut: Any) -> None:
-        outstanding = self.__dict__.setdefault("_ews_outstanding", set())
-        outstanding.add(fut)
-        fut.add_done_callback(outstanding.discard)
-        original_put(self, fut)
-
-    async def flush(self: ProducerBuffer) -> None:
-        await original_flush(self)
-        outstanding = [f for f in self.__dict__.get("_ews_outstanding", ()) if not f.done()]
-        if outstanding:
-            await asyncio.wait(outstanding)
-
-    ProducerBuffer.put, ProducerBuffer.flush = put, flush
-    ProducerBuffer._ews_patched = True
+make_buffer_flush_wait_for_delivery()
 
 
-_make_buffer_flush_wait_for_delivery()
+@dataclass
+class _AppExtras:
+    """What ews keeps beside a Faust app: one admin client, and the app's continuity guard."""
+
+    admin: AIOKafkaAdminClient | None = None
+    guard: ContinuityGuard | None = None
+
+
+_EXTRAS: WeakKeyDictionary[faust.App, _AppExtras] = WeakKeyDictionary()
+
+
+def _extras(app: faust.App) -> _AppExtras:
+    found = _EXTRAS.get(app)
+    if found is None:
+        found = _EXTRAS[app] = _AppExtras()
+    return found
+
 
 READY = Gauge(
     "ews_worker_ready",
@@ -75,39 +66,39 @@ def create_faust_app(
     in /readyz."""
     datadir = settings.data_dir / f"{settings.topic_namespace}-{service}"
     datadir.mkdir(parents=True, exist_ok=True)
-    options: dict[str, Any] = dict(
-        broker=settings.kafka_url,
-        store="memory://",
-        datadir=str(datadir),
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication_factor,
-        topic_allow_declare=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.broker_session_timeout_s,
-        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
-        broker_rebalance_timeout=settings.broker_rebalance_timeout_s,
+    options: dict[str, Any] = {
+        "broker": settings.kafka_url,
+        "store": "memory://",
+        "datadir": str(datadir),
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication_factor,
+        "topic_allow_declare": True,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": settings.broker_session_timeout_s,
+        "broker_heartbeat_interval": settings.broker_heartbeat_interval_s,
+        "broker_rebalance_timeout": settings.broker_rebalance_timeout_s,
         # Commit by time: each commit waits until every buffered write is delivered, so committing
         # every 100 events throttled the stream (make bench). A crash replays up to a second of
         # events; downstream drops repeats by their keys.
-        broker_commit_every=100_000,
-        broker_commit_interval=1.0,
-        producer_acks=-1,
+        "broker_commit_every": 100_000,
+        "broker_commit_interval": 1.0,
+        "producer_acks": -1,
         # Stages send a batch's messages at once and then wait for them: a millisecond lets them
         # share produce requests; the 5 ms used before only added to every hop's latency (make
         # bench).
-        producer_linger_ms=1,
-        producer_max_request_size=REJECTED_MAX_BYTES,
+        "producer_linger_ms": 1,
+        "producer_max_request_size": REJECTED_MAX_BYTES,
         # On a rebalance, finish and commit in-flight events before giving partitions away, so
         # the next owner never recovers table state that the previous one is still changing.
-        stream_wait_empty=True,
+        "stream_wait_empty": True,
         # Table state is recovered from its changelog by the new owner; no standby copies whose
         # promotion could race with the changelog.
-        table_standby_replicas=0,
-        web_enabled=True,
-        web_host=settings.web_host,
-        web_port=web_port,
-        web_in_thread=False,
-    )
+        "table_standby_replicas": 0,
+        "web_enabled": True,
+        "web_host": settings.web_host,
+        "web_port": web_port,
+        "web_in_thread": False,
+    }
     options.update(overrides)
     app = EwsApp(f"{settings.topic_namespace}-{service}", **options)
     _add_prometheus_sensor(app)
@@ -163,18 +154,19 @@ async def _group_offsets(app: faust.App, partitions: list) -> dict:
     """The consumer group's committed offsets (the next to read) as the group coordinator has them.
 
     One admin client per app, kept open: starting one per call cost seconds per watchdog tick."""
-    admin = getattr(app, "_ews_admin", None)
+    extras = _extras(app)
+    admin = extras.admin
     if admin is None:
         bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
         await admin.start()
-        app._ews_admin = admin
+        extras.admin = admin
     try:
         found = await admin.list_consumer_group_offsets(
             app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition) for tp in partitions]
         )
     except Exception:
-        app._ews_admin = None  # a broken connection: the next call starts a new client
+        extras.admin = None  # a broken connection: the next call starts a new client
         await admin.close()
         raise
     by_name = {(tp.topic, tp.partition): tp for tp in partitions}
@@ -209,7 +201,7 @@ class ContinuityGuard:
         self.rewound: dict[
             Any, int
         ] = {}  # partition → the offset it was sent back to, not yet seen again
-        app._ews_guard = self  # the stall watchdog resets it when it sends partitions back
+        _extras(app).guard = self  # the stall watchdog resets it when it sends partitions back
 
         @app.on_partitions_revoked.connect
         async def _forget(sender: Any = None, revoked: Any = None, **kwargs: Any) -> None:
@@ -240,7 +232,7 @@ class ContinuityGuard:
         # too.
         message = event.message
         message.acked = True
-        self.app.consumer._unacked_messages.discard(message)
+        forget_unacked(self.app.consumer, message)
         if self.rewound.get(tp) == expected:
             return  # fetched before the seek took effect: it will come again after the gap
         now = self.app.loop.time()
@@ -369,7 +361,7 @@ def _add_stall_watchdog(app: faust.App, stall_timeout_s: float) -> None:
                 stall_timeout_s,
                 described,
             )
-            guard = getattr(app, "_ews_guard", None)
+            guard = _extras(app).guard
             for tp, position, _ in stalled:
                 await consumer.seek(tp, position)
                 if guard is not None:

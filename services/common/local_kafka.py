@@ -7,6 +7,7 @@ deploy/kafka/pom.xml into .cache/kafka (git-ignored) and run with the machine's 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -197,14 +198,14 @@ class LocalBroker:
             )
             if fmt.returncode != 0:
                 raise RuntimeError(f"formatting Kafka storage failed: {fmt.stdout}{fmt.stderr}")
-        log = open(self.log_file, "ab")
-        self.process = subprocess.Popen(
-            self._java(libs, "kafka.Kafka", str(config), heap="1g"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with open(self.log_file, "ab") as log:  # the broker keeps its own copy of the file
+            self.process = subprocess.Popen(
+                self._java(libs, "kafka.Kafka", str(config), heap="1g"),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         (self.data_dir / "broker.pid").write_text(str(self.process.pid))
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -285,6 +286,7 @@ def _metadata_answers(bootstrap: str) -> bool:
     import asyncio
 
     from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
 
     async def probe() -> bool:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
@@ -292,7 +294,7 @@ def _metadata_answers(bootstrap: str) -> bool:
             await admin.start()
             await admin.list_topics()
             return True
-        except Exception:
+        except (KafkaError, OSError, TimeoutError):  # not up yet, or refusing connections
             return False
         finally:
             await admin.close()
@@ -334,10 +336,8 @@ def _is_zombie(pid: int) -> bool:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 # The background broker of `make kafka`: fixed ports, data kept between starts.

@@ -44,6 +44,7 @@ from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Gauge
 
 from .exits import EXIT_FAILED, stop_worker
+from .library_internals import refresh_metadata
 
 log = logging.getLogger(__name__)
 
@@ -130,18 +131,18 @@ class Relay:
         self.topics = list(topics)
         self.transform = transform
         self.max_records = max_records
-        self.consumer_options = dict(
-            session_timeout_ms=int(session_timeout_s * 1000),
-            heartbeat_interval_ms=int(heartbeat_interval_s * 1000),
-            rebalance_timeout_ms=int(rebalance_timeout_s * 1000),
-            max_poll_interval_ms=int(rebalance_timeout_s * 1000),
-        )
+        self.consumer_options = {
+            "session_timeout_ms": int(session_timeout_s * 1000),
+            "heartbeat_interval_ms": int(heartbeat_interval_s * 1000),
+            "rebalance_timeout_ms": int(rebalance_timeout_s * 1000),
+            "max_poll_interval_ms": int(rebalance_timeout_s * 1000),
+        }
         self.max_request_size = max_request_size
         self.output_topics = list(output_topics)  # whose partitions `partition_for` knows
         self._partitions: dict[str, list[int]] = {}
         self.assigned = asyncio.Event()
         self.waiting_for: list[str] = list(topics)
-        self._in_flight = asyncio.Lock()
+        self.in_flight = asyncio.Lock()
         self.state = state
         self.held: set[int] = set()  # input partitions whose state is in memory
         self._ends: dict[
@@ -238,14 +239,14 @@ class Relay:
             while True:
                 batch = await consumer.getmany(timeout_ms=1000, max_records=self.max_records)
                 if batch:
-                    async with self._in_flight:  # a rebalance waits until this batch is committed
+                    async with self.in_flight:  # a rebalance waits until this batch is committed
                         await self._process(consumer, producer, batch)
                 if loop.time() >= next_lag_export:
                     await self._export_lag(consumer)
                     next_lag_export = loop.time() + 1.0
         finally:
             self._started.clear()
-            await self._committed(timeout_s=10)
+            await self.committed(timeout_s=10)
             await consumer.stop()
             await producer.stop()
 
@@ -308,12 +309,12 @@ class Relay:
                     "%s: commit failed (%r); the next batch's commit covers it", self.stage, exc
                 )
 
-    async def _committed(self, timeout_s: float | None = None) -> None:
+    async def committed(self, timeout_s: float | None = None) -> None:
         """Until the finished batches are committed (a failed commit is logged)."""
         if self._committing is not None:
             await asyncio.wait([self._committing], timeout=timeout_s)
 
-    async def _recover(self, assigned: set[int]) -> None:
+    async def recover(self, assigned: set[int]) -> None:
         """Forget partitions no longer held; read the changelogs of those newly held, to their end.
 
         A partition held before and assigned again keeps its state only if its changelogs end where
@@ -366,7 +367,8 @@ class Relay:
                 reader.assign(tps)
                 ends = await reader.end_offsets(tps)
                 begins = await reader.beginning_offsets(tps)
-                for tp in tps:  # explicit offsets: seek_to_beginning can lose the race with the reset to the end
+                # explicit offsets: seek_to_beginning can lose the race with the reset to the end
+                for tp in tps:
                     reader.seek(tp, begins[tp])
                 left = set(tps)
                 while left:
@@ -440,7 +442,7 @@ async def wait_for_topics(
     the next metadata refresh); says once which are missing, and tells `missing` each time."""
     announced = False
     while True:
-        await consumer._client.force_metadata_update()
+        await refresh_metadata(consumer)
         waiting = [t for t in topics if not consumer.partitions_for_topic(t)]
         missing(waiting)
         if not waiting:
@@ -469,7 +471,6 @@ async def send_all(producer: AIOKafkaProducer, outs: Sequence[Out]) -> list[asyn
     aiokafka's `send` costs a future, a metadata check and a pass through the accumulator per
     message; a stage sends thousands per batch (make bench). Partitions are chosen as `send` would:
     by murmur2 of the key over all of the topic's partitions, at random without a key."""
-    cluster = producer.client.cluster
     partitions: dict[str, list[int]] = {}
     open_batches: dict[tuple[str, int], Any] = {}
     futures: list[asyncio.Future] = []
@@ -478,8 +479,7 @@ async def send_all(producer: AIOKafkaProducer, outs: Sequence[Out]) -> list[asyn
         if partition is None:
             known = partitions.get(out.topic)
             if known is None:
-                await producer.client._wait_on_metadata(out.topic)
-                known = partitions[out.topic] = sorted(cluster.partitions_for_topic(out.topic))
+                known = partitions[out.topic] = sorted(await producer.partitions_for(out.topic))
             partition = (
                 known[_index_of(out.key, len(known))]
                 if out.key is not None
@@ -521,18 +521,16 @@ class _WaitForBatch(ConsumerRebalanceListener):
         self.relay = relay
 
     async def on_partitions_revoked(self, revoked) -> None:
-        async with self.relay._in_flight:
-            await (
-                self.relay._committed()
-            )  # the batch in flight, if any, has been sent and committed
+        async with self.relay.in_flight:
+            await self.relay.committed()  # the batch in flight, if any, has been sent and committed
 
     async def on_partitions_assigned(self, assigned) -> None:
         if self.relay.state is not None:
             try:
                 # Holding the batch lock: aiokafka may already hand out records of the new
                 # partitions, and no batch may be worked on before their state is back.
-                async with self.relay._in_flight:
-                    await self.relay._recover({tp.partition for tp in assigned})
+                async with self.relay.in_flight:
+                    await self.relay.recover({tp.partition for tp in assigned})
             except Exception as exc:
                 log.critical(
                     "%s: could not recover its state, stopping the worker so it restarts: %r",

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from .library_internals import refresh_metadata
+
 log = logging.getLogger(__name__)
 
 
@@ -51,7 +53,7 @@ class TopicView:
             while not partitions:
                 partitions = consumer.partitions_for_topic(self.topic)
                 if not partitions:
-                    await consumer._client.force_metadata_update()
+                    await refresh_metadata(consumer)
                     await asyncio.sleep(0.5)
             assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
@@ -80,7 +82,7 @@ class TopicView:
         key = record.key.decode() if record.key else ""
         try:
             value = None if record.value is None else self.decode(record.value)
-        except Exception as exc:  # a bad record must not stop the view; it is logged and skipped
+        except Exception as exc:  # noqa: BLE001 (a bad record must not stop the view: logged, skipped)
             log.error(
                 "%s: skipping unreadable record at %d/%d: %s",
                 self.topic,

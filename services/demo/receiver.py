@@ -8,6 +8,7 @@ not counted twice. Used by `make run` and by the integration tests.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -58,7 +59,7 @@ class WebhookReceiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # the port the OS gave us
+        self.port = self._runner.addresses[0][1]  # the port the OS gave us
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -98,8 +99,6 @@ class WebhookReceiver:
             if remaining <= 0:
                 return False
             self._arrived.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), timeout=min(remaining, 1.0))
-            except TimeoutError:
-                pass
         return True

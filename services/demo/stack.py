@@ -22,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from services.common.exits import EXIT_FAILED, EXIT_GAP, EXIT_STALLED
 from services.common.kafka_admin import ensure_topics
+from services.common.library_internals import refresh_metadata
 from services.common.local_kafka import LocalBroker, free_port, stop_pid
 from services.common.relay import stage_group
 from services.common.settings import Settings
@@ -114,15 +115,15 @@ class LocalStack:
         self.ports.setdefault(name, free_port())
         env = {**self.env, f"EWS_{service.upper()}_WEB_PORT": str(self.ports[name])}
         ews = shutil.which("ews", path=str(Path(sys.executable).parent)) or "ews"
-        log = open(self.logs / f"{name}.log", "ab")
-        self.workers[name] = subprocess.Popen(
-            [ews, "worker", service],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with open(self.logs / f"{name}.log", "ab") as log:  # the worker keeps its own copy
+            self.workers[name] = subprocess.Popen(
+                [ews, "worker", service],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         return self.workers[name]
 
     def service_of(self, name: str) -> str:
@@ -187,7 +188,7 @@ class LocalStack:
                         for p in (consumer.partitions_for_topic(t) or ())
                     ]
                     if not partitions:
-                        await consumer._client.force_metadata_update()
+                        await refresh_metadata(consumer)
                         behind += 1
                         continue
                     ends = await consumer.end_offsets(partitions)

@@ -4,6 +4,7 @@ compared with that by Idempotency-Key. Nothing missing, nothing extra."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,10 +41,8 @@ def predict(
     now = datetime.now(UTC)
     observations = []
     for feed, value in messages:
-        try:
+        with contextlib.suppress(FeedRejection):
             observations.append(parse_feed_message(feed, value, geography, now))
-        except FeedRejection:
-            pass
     alerts = run_backtest(observations, engine, now)
     keys = {
         f"{a.alert_id}:{a.transition}:{c.id}"

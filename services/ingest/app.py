@@ -123,7 +123,8 @@ def create_app(settings: Settings) -> faust.App:
         for record in records:
             try:
                 observation = Observation.model_validate_json(record.value)
-            except ValidationError as exc:  # only ingest writes this topic: a bug, kept on the topic for whoever investigates
+            # only ingest writes this topic: a bug, kept on the topic for whoever investigates
+            except ValidationError as exc:
                 metrics.EVENTS.labels("unknown", "unreadable").inc()
                 log.error(
                     "%s/%d/%d is not a readable observation; skipped: %s",

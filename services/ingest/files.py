@@ -171,7 +171,7 @@ def read_feed_rows(
             if not any(cell.strip() for cell in row):
                 continue
             report: dict = {}
-            for field, value in zip(fields, row):
+            for field, value in zip(fields, row, strict=False):
                 if field is None or not value.strip():
                     continue
                 if field.startswith("nationality_"):

@@ -347,7 +347,8 @@ def create_app(settings: Settings) -> faust.App:
                 is_acknowledged(job.alert, ack)
                 or (latest is not None and latest.transition != job.alert.transition)
             ):
-                continue  # a repeat or escalation that an acknowledgement or a newer transition made moot
+                # a repeat or escalation that an acknowledgement or a newer transition made moot
+                continue
             wait = (job.due_at - datetime.now(UTC)).total_seconds()
             if wait > 0:
                 await asyncio.sleep(min(wait, settings.delivery_backoff_max_s))

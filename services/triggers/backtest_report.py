@@ -71,7 +71,7 @@ def plot(
     if not fired:
         return 0
     fig, axes = plt.subplots(len(fired), 1, figsize=(11, 2.6 * len(fired)), squeeze=False)
-    for ax, (rule_id, scope_key) in zip(axes[:, 0], fired):
+    for ax, (rule_id, scope_key) in zip(axes[:, 0], fired, strict=True):
         points = sorted(series.get((rule_id, scope_key), []))
         if points:
             ax.plot(
@@ -91,7 +91,7 @@ def plot(
                 label=f"{level} {_number(threshold)}",
             )
         transitions = [a for a in alerts if a.rule_id == rule_id and a.scope.key == scope_key]
-        for a, b in zip(transitions, transitions[1:] + [None]):
+        for a, b in zip(transitions, [*transitions[1:], None], strict=True):
             if a.status == "firing":
                 end = (
                     b.observed_until

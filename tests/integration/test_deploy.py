@@ -102,7 +102,7 @@ async def test_running_services_produce_every_metric_the_dashboard_and_rules_use
     await asyncio.sleep(6)  # the readiness and active-alert gauges are exported by timers
     produced: set[str] = set()
     async with httpx.AsyncClient(timeout=10) as client:
-        for service, (process, port) in started.items():
+        for service, (_process, port) in started.items():
             text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
             produced |= set(re.findall(r"^# TYPE (\S+) ", text, re.M))
             if PROMTOOL:

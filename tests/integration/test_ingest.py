@@ -146,9 +146,9 @@ async def test_a_hostile_stream_yields_one_rejection_per_bad_message_and_every_v
     )
     await producer.start()
     try:
-        mixed = [m for pair in zip(bad_crossings, valid) for m in pair] + bad_crossings[
-            len(valid) :
-        ]
+        mixed = [
+            m for pair in zip(bad_crossings, valid, strict=False) for m in pair
+        ] + bad_crossings[len(valid) :]
         for message in mixed:
             await producer.send(topics.feed_border_crossings, message)
         for message in bad_displacement:

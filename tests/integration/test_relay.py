@@ -310,14 +310,14 @@ async def test_a_partition_another_worker_changed_meanwhile_is_recovered_again_t
             running_totals("unused", state),
             state=state,
         )
-        await stage._recover({0, 1, 2, 3})
+        await stage.recover({0, 1, 2, 3})
         assert state.recovered == 4 and all(state.held[p] == {b"k": 5} for p in range(4))
         for partition in range(4):
             state.held[partition][b"in memory only"] = 1  # gone if the partition is read again
         await producer.send_and_wait(
             changelog, b"9", key=b"k", partition=1
         )  # another worker's change
-        await stage._recover({0, 1, 2, 3})  # the same assignment again
+        await stage.recover({0, 1, 2, 3})  # the same assignment again
     finally:
         await producer.stop()
     assert state.held[1] == {b"k": 9}  # read again: the other worker's change, not the stale state

@@ -222,7 +222,7 @@ async def test_each_worker_killed_mid_stream_and_restarted_delivers_every_transi
     check(config, days, receiver, stack)
 
 
-async def test_a_webhook_outage_of_errors_timeouts_and_429_then_recovery_delivers_every_transition_once(
+async def test_a_webhook_outage_of_errors_timeouts_and_429_then_recovery_delivers_each_one_once(
     system,
 ):
     config, receiver, stack = system

@@ -212,7 +212,7 @@ async def test_live_judges_reports_arriving_in_any_order_within_the_settle_time_
     assert len(alerts) == len(expected)
 
 
-async def test_sites_that_fall_silent_on_the_wall_clock_alert_whatever_partition_their_state_lives_in(
+async def test_sites_falling_silent_on_the_wall_clock_alert_whatever_partition_holds_their_state(
     workers, kafka_bootstrap, namespace, tmp_path
 ):
     """The silence check reaches every scope through one message per partition naming its scopes."""

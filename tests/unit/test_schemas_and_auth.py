@@ -74,7 +74,7 @@ def test_resend_is_duplicate_and_changed_content_is_a_correction():
     assert decide(seen, content_digest(observation(crossing(0, 1001)))) == ("correction", 2)
 
 
-def test_digests_and_remembered_entries_match_what_earlier_versions_kept_so_a_resend_after_an_upgrade_is_a_duplicate():
+def test_digests_and_entries_match_earlier_versions_so_a_resend_after_an_upgrade_is_a_duplicate():
     import json
 
     from services.ingest.deduplication import SeenEvent

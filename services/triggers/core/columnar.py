@@ -5,10 +5,10 @@ Replayed in event-time order, the window a rule reads at a scope's tick (a perio
 contributions that started inside it and ended by the tick: for contributions of one period length
 that is a range of start times, so a rule's value at every tick is a difference of prefix sums. The
 alert state machine is the engine's own (`TriggerEngine.step`), called only at ticks that can
-change the alert (`state_machine.Course`): a quiet alert jumps to the next tick whose value reaches a level; a
-firing one to the next tick above its level or to the start of the next run under it that lasts
-`clear_for`, and inside such a run from band to band until `clear_for` elapses. Evidence and details
-are worked out for transitions only.
+change the alert (`state_machine.Course`): a quiet alert jumps to the next tick whose value reaches
+a level; a firing one to the next tick above its level or to the start of the next run under it
+that lasts `clear_for`, and inside such a run from band to band until `clear_for` elapses. Evidence
+and details are worked out for transitions only.
 
 What this does not reproduce exactly is replayed observation by observation with the engine (per
 scope, the transitions are the same either way): corrections (an event_id seen twice), the max and

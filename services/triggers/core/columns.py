@@ -67,7 +67,9 @@ class History:
         distinct, first = np.unique(
             ends, return_index=True
         )  # the ticks, each with one of its datetimes
-        self.moment = dict(zip(distinct.tolist(), map(end_times.__getitem__, first.tolist())))
+        self.moment = dict(
+            zip(distinct.tolist(), map(end_times.__getitem__, first.tolist()), strict=True)
+        )
         self.group_of_position = np.concatenate(
             ([0], np.cumsum(self.end[1:] != self.end[:-1]))
         )  # the tick's number
@@ -89,7 +91,7 @@ class History:
         # so ask it once per distinct route and group the observations by route
         route_keys = list(map(_ROUTE, self.observations))
         last_of = dict(
-            zip(route_keys, range(len(route_keys)))
+            zip(route_keys, range(len(route_keys)), strict=True)
         )  # route → an observation that takes it
         number = {key: n for n, key in enumerate(last_of)}
         route_of = np.fromiter(map(number.__getitem__, route_keys), np.int64, len(route_keys))
@@ -267,7 +269,10 @@ class FeedColumns:
             cut = np.partition(starts, len(found) - MAX_EVIDENCE)[len(found) - MAX_EVIDENCE]
             found = found[starts >= cut]  # ties at the cut are sorted by event_id below
         return [
-            eid for _, eid in sorted(zip(self.start[found].tolist(), self.eids[found].tolist()))
+            eid
+            for _, eid in sorted(
+                zip(self.start[found].tolist(), self.eids[found].tolist(), strict=True)
+            )
         ][-MAX_EVIDENCE:]
 
 

@@ -1,4 +1,5 @@
-"""ratio: one metric over another (shelter occupancy over capacity), each aggregated over the window.
+"""ratio: one metric over another (shelter occupancy over capacity), each aggregated over the
+window.
 
 Judged only where some contribution carries both and the denominator is above zero; rounded to
 DIGITS.
