@@ -110,11 +110,12 @@ async def raw_ceiling(bootstrap: str, topics: Topics, n: int) -> float:
     )
     await consumer.start()
     try:
-        seen, started = 0, None
+        seen, started = 0, time.perf_counter()
+        first = True
         while seen < n:
             batches = await consumer.getmany(timeout_ms=1000, max_records=10000)
-            if started is None and batches:
-                started = time.perf_counter()
+            if first and batches:
+                first, started = False, time.perf_counter()
             for records in batches.values():
                 for record in records:
                     json.loads(record.value)
@@ -199,13 +200,14 @@ async def ceiling_and_pipeline(
                     f"the pipeline evaluated {evaluated:.0f} of {scoped} scoped observations in "
                     "time"
                 )
+        assert started is not None  # the loop above waits until ingest has started
         elapsed = time.perf_counter() - started
         cpu_after = processes_cpu()
         pipeline = n / elapsed
         cpu_us = {
-            name: round((cpu_after[name] - cpu_before[name]) / n * 1e6, 1)
-            for name in cpu_after
-            if cpu_after[name] is not None and cpu_before.get(name) is not None
+            name: round((after - before) / n * 1e6, 1)
+            for name, after in cpu_after.items()
+            if after is not None and (before := cpu_before.get(name)) is not None
         }
         say(
             f"  ingest + {len(triggers)} triggers worker{'s' if len(triggers) > 1 else ''}, the "

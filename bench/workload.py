@@ -12,6 +12,7 @@ import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -30,7 +31,8 @@ def geography(n_sites: int) -> SitesFile:
         yaml.safe_load((PROJECT_ROOT / "config" / "sites.yaml").read_text())
     )
     areas = real.areas
-    sites, corridors = [], {"darien-northbound": [], "andean-southbound": []}
+    sites: list[dict[str, Any]] = []
+    corridors: dict[str, list[str]] = {"darien-northbound": [], "andean-southbound": []}
     for i in range(n_sites):
         area = areas[i % len(areas)]
         site_id = f"{area.country}-B{i:05d}"

@@ -76,7 +76,7 @@ class DisplacementReport(FeedReport):
         return self
 
 
-FEED_MODELS: dict[str, type[FeedReport]] = {
+FEED_MODELS: dict[str, type[BorderCrossingReport] | type[DisplacementReport]] = {
     "border-crossings": BorderCrossingReport,
     "displacement": DisplacementReport,
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, TypeAlias
 
 import isodate
 import pycountry
@@ -15,7 +15,8 @@ MAX_COUNT = 1_000_000_000  # no real count of people reaches a billion; larger i
 # The one fixed moment ews measures from: the span of a calendar duration (P1M from here is 31 days,
 # P1Y 366) and the integer times of the columnar backtest.
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-DurationValue = timedelta | isodate.Duration
+# a fixed span, or a calendar one (P1M) that isodate keeps apart
+DurationValue: TypeAlias = timedelta | isodate.Duration
 
 
 def _check_country(code: str) -> str:
@@ -31,7 +32,7 @@ def _check_country(code: str) -> str:
 
 
 def _check_subdivision(code: str) -> str:
-    if pycountry.subdivisions.get(code=code.upper()) is None:
+    if pycountry.subdivisions.get(code=code.upper()) is None:  # type: ignore[no-untyped-call]
         raise ValueError(f"expected an ISO 3166-2 subdivision code such as 'HN-CR', got {code!r}")
     return code.upper()
 
@@ -56,8 +57,8 @@ _SHORT_ISO = {"s": "PT{}S", "m": "PT{}M", "h": "PT{}H", "d": "P{}D", "w": "P{}W"
 @lru_cache(maxsize=1024)
 def parse_duration(text: str) -> DurationValue:
     """Parse '24h', '7d', 'PT24H' or 'P1M' into a duration that can be added to a datetime."""
-    iso = normalise_duration(text)
-    return isodate.parse_duration(iso)
+    parsed: DurationValue = isodate.parse_duration(normalise_duration(text))
+    return parsed
 
 
 def as_timedelta(duration: DurationValue) -> timedelta:

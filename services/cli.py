@@ -98,7 +98,7 @@ def rules_check(files: tuple[Path, ...]) -> None:
     field: message."""
     from schemas import ContactsFile, SitesFile, TriggersFile
 
-    kinds = {
+    kinds: dict[str, type[TriggersFile] | type[SitesFile] | type[ContactsFile]] = {
         "triggers": TriggersFile,
         "sites": SitesFile,
         "corridors": SitesFile,
@@ -170,8 +170,10 @@ def backtest(
     import time
     from datetime import datetime
 
+    from schemas import Scope
     from services.triggers.backtest import Backtest
     from services.triggers.backtest_report import plot, timeline
+    from services.triggers.core import CompiledRule
     from services.triggers.history import history_files, load_history, size_of
     from services.triggers.loading import load_engine
 
@@ -200,7 +202,7 @@ def backtest(
     levels: dict = {}
     if plot_file is not None:
 
-        def record(rule, scope, value, at):
+        def record(rule: CompiledRule, scope: Scope, value: float, at: datetime) -> None:
             series.setdefault((rule.id, scope.key), []).append((at, value))
             levels[(rule.id, scope.key)] = rule.levels
 

@@ -203,7 +203,7 @@ class ContinuityGuard:
         ] = {}  # partition → the offset it was sent back to, not yet seen again
         _extras(app).guard = self  # the stall watchdog resets it when it sends partitions back
 
-        @app.on_partitions_revoked.connect
+        @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # called with keywords
         async def _forget(sender: Any = None, revoked: Any = None, **kwargs: Any) -> None:
             self.last.clear()
             self.rewound.clear()
@@ -420,7 +420,7 @@ def _add_health_endpoints(
     async def _export_readiness() -> None:
         READY.labels(service).set(0 if not_ready_because() else 1)
 
-    @app.on_rebalance_complete.connect
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # called with keywords
     async def _assigned(sender: Any = None, **kwargs: Any) -> None:
         state["assigned"] = True
 

@@ -358,7 +358,7 @@ def start_background() -> str:
         )
     broker.start()
     _say(
-        f"Kafka is running (pid {broker.process.pid}), log "
+        f"Kafka is running (pid {broker.process.pid if broker.process else '?'}), log "
         f"{broker.log_file.relative_to(PROJECT_ROOT)}"
     )
     return broker.bootstrap

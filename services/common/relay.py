@@ -163,7 +163,7 @@ class Relay:
         service: str,
         stage: str,
         topics: Sequence[str],
-        transform: Callable[[list[ConsumerRecord]], list[Out]],
+        transform: Callable[[list[ConsumerRecord]], list[Out] | Step],
         **options,
     ) -> Relay:
         """A stage of `service`'s workers: their own consumer group, the deployment's broker and
@@ -520,11 +520,11 @@ class _WaitForBatch(ConsumerRebalanceListener):
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
 
-    async def on_partitions_revoked(self, revoked) -> None:
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.relay.in_flight:
             await self.relay.committed()  # the batch in flight, if any, has been sent and committed
 
-    async def on_partitions_assigned(self, assigned) -> None:
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         if self.relay.state is not None:
             try:
                 # Holding the batch lock: aiokafka may already hand out records of the new

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from .relay import Out, header, run_or_stop_worker, wait_for_topics
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 REPLY_HEADER = "ews-reply-to"  # on a request: the correlation id its answer is keyed by
 
 
-def correlation_of(record) -> bytes | None:
+def correlation_of(record: ConsumerRecord[bytes, bytes]) -> bytes | None:
     """The correlation id of a request record, None for a message nobody waits for."""
     return header(record, REPLY_HEADER)
 

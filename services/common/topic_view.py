@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from .library_internals import refresh_metadata
 
@@ -78,7 +79,7 @@ class TopicView:
         finally:
             await consumer.stop()
 
-    def _apply(self, record) -> None:
+    def _apply(self, record: ConsumerRecord[bytes, bytes]) -> None:
         key = record.key.decode() if record.key else ""
         try:
             value = None if record.value is None else self.decode(record.value)

@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 from datetime import datetime
+from typing import Any
 
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -43,7 +44,7 @@ def _paint(text: str, colour: str) -> str:
 
 def demo_contacts(receiver: WebhookReceiver) -> dict:
     """Three coordination contacts, all pointing at the local receiver."""
-    people = [
+    people: list[tuple[str, str, str, dict[str, Any], str]] = [
         ("regional-duty-officer", "Regional duty officer", "IOM regional office (demo)", {}, "en"),
         (
             "pa-focal-point",

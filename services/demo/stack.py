@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -102,7 +103,9 @@ class LocalStack:
 
     @property
     def settings(self) -> Settings:
-        values = {k[4:].lower(): v for k, v in self.env.items() if k.startswith("EWS_")}
+        values: dict[str, Any] = {
+            k[4:].lower(): v for k, v in self.env.items() if k.startswith("EWS_")
+        }
         return Settings(**values)
 
     async def ensure_topics(self) -> None:

@@ -24,6 +24,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import faust
+from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from schemas import Observation, SitesFile
@@ -59,7 +60,7 @@ def create_app(settings: Settings) -> faust.App:
         metrics.REJECTED.labels(feed, error.reason).inc()
         return Out(topics.ingest_rejected, feed.encode(), record.model_dump_json().encode())
 
-    def validate_batch(records) -> list[Out]:
+    def validate_batch(records: list[ConsumerRecord[bytes, bytes]]) -> list[Out]:
         """Feed messages → observations keyed by event_id for `deduplicate`, or rejections with a
         reason."""
         now = datetime.now(UTC)
@@ -112,7 +113,7 @@ def create_app(settings: Settings) -> faust.App:
         str, float
     ] = {}  # source → newest observed_at accepted (ews_feed_last_event_timestamp_seconds)
 
-    def deduplicate_batch(records) -> Step:
+    def deduplicate_batch(records: list[ConsumerRecord[bytes, bytes]]) -> Step:
         """Each report decided against what is remembered of its event_id (and what this batch
         already decided); published observations (and answers to uploads) first, then the remembered
         entries."""

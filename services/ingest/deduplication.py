@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
 import orjson
+from aiokafka.structs import ConsumerRecord
 
 from schemas import Observation
 from services.common.relay import Out
@@ -124,7 +125,9 @@ class SeenEvents:
             out.append(Out(self.changelogs[0], event_id.encode(), None, partition))
         return out
 
-    def restore(self, partition: int, changelog: str, records) -> None:
+    def restore(
+        self, partition: int, changelog: str, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
         held = self.partition(partition)
         for record in records:
             event_id = record.key.decode()

@@ -31,8 +31,8 @@ def upload_file(
     """Exit code: 0 all rows accepted, 1 some rows rejected (the rest were still sent), 2 unreadable
     file."""
     try:
-        feed, rows = read_feed_rows(path, feed, source)
-        rows = list(rows)
+        feed, reading = read_feed_rows(path, feed, source)
+        rows = list(reading)
     except FileFormatError as exc:  # it names the file
         click.echo(str(exc), err=True)
         return 2

@@ -113,7 +113,7 @@ def to_observation(
     else:
         location = _displacement_location(report, geography)
         metrics = {"newly_displaced": report.newly_displaced}
-        if report.shelter_occupancy is not None:
+        if report.shelter_occupancy is not None and report.shelter_capacity is not None:
             metrics["shelter_occupancy"] = report.shelter_occupancy
             metrics["shelter_capacity"] = report.shelter_capacity
         categories = {"cause": {report.cause: report.newly_displaced}}
@@ -157,6 +157,7 @@ def _displacement_location(report: DisplacementReport, geography: Geography) -> 
             f"area_id: {report.area_id!r} is not an area or shelter in config/sites.yaml",
         )
     where = area or site
+    assert where is not None
     if where.country != report.country:
         raise FeedRejection(
             "validation", f"area_id: {report.area_id} is in {where.country}, not {report.country}"

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import faust
@@ -85,11 +86,13 @@ class NotifyState:
             bootstrap,
             topics.alerts,
             AlertEvent.model_validate_json,
-            on_change=lambda key, alert, record: (
-                alert and self.picture.record(alert, record.partition)
-            ),
+            on_change=self._alert_changed,
         )
         self.views = [self.contacts, self.silences, self.acks, self.alerts]
+
+    def _alert_changed(self, key: str, alert: AlertEvent | None, record: Any) -> None:
+        if alert is not None:
+            self.picture.record(alert, record.partition)
 
     async def loaded(self) -> None:
         """Wait until every view has read its topic to the end (agents must not route on a partial

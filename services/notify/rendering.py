@@ -11,12 +11,16 @@ from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from schemas import AlertEvent, Contact
+from schemas import AlertEvent, Contact, Level
 
 from .sharing import SharedAlert
 
 LANGUAGES = ("en", "es", "fr", "pt")
-CAP_SEVERITY = {"watch": "Moderate", "warning": "Severe", "emergency": "Extreme"}
+CAP_SEVERITY: dict[Level | None, str] = {
+    "watch": "Moderate",
+    "warning": "Severe",
+    "emergency": "Extreme",
+}
 CAP_SENDER = "ews@early-warning.americas"
 
 

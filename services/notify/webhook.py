@@ -71,7 +71,7 @@ async def check_target(url: str, allow_private: bool) -> None:
             f"webhook host {parts.hostname} does not resolve: {exc.strerror}"
         ) from None
     for info in infos:
-        address = info[4][0]
+        address = str(info[4][0])
         if _refused_address(address):
             raise WebhookTargetRefused(
                 f"webhook host {parts.hostname} resolves to {address}, a private or loopback "

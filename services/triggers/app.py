@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 import faust
 import orjson
+from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from schemas import AlertEvent, Observation
@@ -70,7 +71,9 @@ class ScopeStates:
     def items(self) -> list[tuple[str, ScopeState]]:
         return [item for held in list(self.held.values()) for item in list(held.items())]
 
-    def restore(self, partition: int, changelog: str, records) -> None:
+    def restore(
+        self, partition: int, changelog: str, records: list[ConsumerRecord[bytes, bytes]]
+    ) -> None:
         held = self.partition(partition)
         if changelog == self.changelogs[0]:
             for record in records:
@@ -145,7 +148,7 @@ BATCH_MAX = 2000  # messages judged together at most
 SCOPES_PER_MESSAGE = 1000  # scope keys one message names at most (its header stays well under 1 MB)
 
 
-def _scope_keys(record) -> list[str]:
+def _scope_keys(record: ConsumerRecord[bytes, bytes]) -> list[str]:
     """The scopes a scoped message is for: those its header names (all in this partition), else its
     key."""
     named = header(record, SCOPES_HEADER)
@@ -181,7 +184,7 @@ def create_app(settings: Settings) -> faust.App:
             )
         ]
 
-    def route_batch(records) -> list[Out]:
+    def route_batch(records: list[ConsumerRecord[bytes, bytes]]) -> list[Out]:
         """Observations, and the alerts composites combine, re-keyed by every scope that watches
         them."""
         engine, out = holder.engine, []
@@ -244,7 +247,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     due: dict[str, float] = {}  # scope key → loop time its added observations are to be judged
 
-    def evaluate_batch(records) -> Step:
+    def evaluate_batch(records: list[ConsumerRecord[bytes, bytes]]) -> Step:
         """Observations are added to their scopes' windows, then each scope is judged once (now, or
         after EWS_EVALUATION_SETTLE_S), its alerts published, and its state and changed
         contributions written once, however many of the batch's messages it received."""
@@ -309,7 +312,7 @@ def create_app(settings: Settings) -> faust.App:
                 produced.extend((a, arrived) for a in engine.judge(state, state.scope, now))
         for outcome, count in outcomes.items():
             metrics.OBSERVATIONS.labels(outcome).inc(count)
-        outputs = []
+        outputs: list[Out] = []
         for alert, arrived in produced:
             outputs.append(
                 Out(topics.alerts, alert.alert_id.encode(), alert.model_dump_json().encode())
@@ -329,12 +332,12 @@ def create_app(settings: Settings) -> faust.App:
         # between replays the same (alert_id, transition) - a repeat downstream drops by its key -
         # and never leaves a state change whose alert was lost.
         encoded: Encoded = {}
-        changes = [
+        records = [
             change
             for key, (state, partition) in touched.items()
             for change in states.changes(key, state, partition, encoded)
         ]
-        return Step(outputs, changes)
+        return Step(outputs, records)
 
     evaluation = Relay.for_service(
         settings,

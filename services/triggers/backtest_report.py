@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from schemas import LEVEL_RANK, AlertEvent
+from schemas import LEVEL_RANK, AlertEvent, Level
 
 
 def describe_transition(alert: AlertEvent) -> str:
@@ -66,7 +66,11 @@ def plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"watch": "#e6b800", "warning": "#ff8000", "emergency": "#d62728"}
+    colours: dict[Level | None, str] = {
+        "watch": "#e6b800",
+        "warning": "#ff8000",
+        "emergency": "#d62728",
+    }
     fired = sorted({(a.rule_id, a.scope.key) for a in alerts})[:max_panels]
     if not fired:
         return 0

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 def load_engine(triggers_file: Path, sites_file: Path, allowed_lateness: str) -> TriggerEngine:
     """Load both files; ConfigError lists every problem as file:line: field: message."""
     problems: list[str] = []
-    rules = geography = None
+    rules: RuleSet | None = None
+    geography: Geography | None = None
     try:
         rules = RuleSet(load_model(triggers_file, TriggersFile))
     except ConfigError as exc:
@@ -27,7 +28,7 @@ def load_engine(triggers_file: Path, sites_file: Path, allowed_lateness: str) ->
         geography = Geography(load_model(sites_file, SitesFile))
     except ConfigError as exc:
         problems.extend(exc.problems)
-    if problems:
+    if problems or rules is None or geography is None:
         raise ConfigError(problems)
     return TriggerEngine(rules, geography, allowed_lateness)
 
@@ -42,8 +43,8 @@ class ReloadingEngine:
         self.engine = load_engine(*self.files, allowed_lateness)
         self._stamps = self._read_stamps()
 
-    def _read_stamps(self) -> tuple:
-        stamps = []
+    def _read_stamps(self) -> tuple[tuple[int, int] | None, ...]:
+        stamps: list[tuple[int, int] | None] = []
         for file in self.files:
             try:
                 found = file.stat()

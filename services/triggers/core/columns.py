@@ -124,7 +124,7 @@ class History:
             tuple[str, str], tuple[Column, Column, list[str], Column, Column] | None
         ] = {}
         self._duplicated: dict[str, set[str]] = {}
-        self._fields_of_feed: dict[tuple[str, str], list] = {}
+        self._fields_of_feed: dict[tuple[str, str], list[Any]] = {}
 
     def scope_keys(self) -> list[str]:
         return list(self._codes)
@@ -135,7 +135,7 @@ class History:
         parts = self._codes[key]
         return parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts))
 
-    def _held(self, feed: str, field: str) -> list:
+    def _held(self, feed: str, field: str) -> list[Any]:
         """A field of each observation of a feed, in event-time order."""
         if (feed, field) not in self._fields_of_feed:
             self._fields_of_feed[feed, field] = list(

@@ -23,6 +23,8 @@ from .state_machine import AlertState, Transition, can_change, step_alert
 from .windows import Contribution, FeedWindow, Kept, ScopeState, Span
 
 Outcome = Literal["applied", "stale_revision", "too_late"]
+# what routing depends on: feed, location kind, location id, country, source
+Route = tuple[str, str, str, str, str]
 
 
 @dataclass
@@ -40,9 +42,9 @@ class TriggerEngine:
         self.trace: Callable[[CompiledRule, Scope, float, datetime], None] | None = None
         # Memoised lookups: a few entries per site and scope, rebuilt with the engine on a rule
         # reload.
-        self._scopes: dict[tuple, tuple[list[Scope], list[Scope], dict[str, Scope]]] = {}
+        self._scopes: dict[Route, tuple[list[Scope], list[Scope], dict[str, Scope]]] = {}
         self._rules_at: dict[tuple[str, str], tuple[list[FeedRule], timedelta, Kept]] = {}
-        self._targets: dict[tuple, list[Scope]] = {}
+        self._targets: dict[tuple[str, str, str, str | None], list[Scope]] = {}
         self._last_contribution: tuple[Observation, Contribution] | None = None
 
     # --- where observations and member alerts go --------------------------------------
@@ -190,7 +192,7 @@ class TriggerEngine:
             rules, retention, kept = self.rules_at(feed, scope)
             judged = window.judged
             ticks = sorted({end for _, end in window.pending if judged is None or end > judged})
-            if not ticks:
+            if not ticks and judged is not None:
                 ticks = [judged]
             pending = window.pending
             for tick in ticks:

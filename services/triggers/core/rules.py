@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from pydantic import TypeAdapter
 
@@ -208,7 +208,7 @@ def compile_rule(rule: model.TriggerRule) -> CompiledRule:
     canonical = json.dumps(
         rule.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
     )
-    common = {
+    common: dict[str, Any] = {
         "id": rule.id,
         "version": "sha256:" + hashlib.sha256(canonical.encode()).hexdigest(),
         "scope_kind": rule.scope,

@@ -41,7 +41,7 @@ class AlertState:
     )
     below_clear_since: datetime | None = None  # value below `clear`, waiting for `clear_for`
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "level": self.level,
@@ -53,7 +53,7 @@ class AlertState:
         }
 
     @classmethod
-    def from_json(cls, data: dict) -> AlertState:
+    def from_json(cls, data: dict[str, Any]) -> AlertState:
         values = dict(data)
         for name in _TIMES:
             if values.get(name) is not None:
@@ -188,10 +188,12 @@ class Course:
         if alert.status == "ok":
             if is_quiet(alert):
                 return _after(self.can_fire, stepped, n)
+            assert alert.pending_since is not None
             return min(
                 _after(self.drops, stepped, n),
                 self._due(alert.pending_since, self.rule.for_, stepped),
             )
+        assert alert.level is not None  # firing
         number = self.number_of[alert.level]
         held = (
             self.band[stepped] == number
@@ -228,7 +230,7 @@ class Course:
             )
         return self._firing_at[number]
 
-    def _due(self, since: datetime, duration, stepped: int) -> int:
+    def _due(self, since: datetime, duration: DurationValue | None, stepped: int) -> int:
         """The first judged tick after `stepped` at or past since + duration."""
         if duration is None:
             return stepped + 1

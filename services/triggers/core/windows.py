@@ -210,7 +210,7 @@ class FeedWindow:
                 i += 1
 
     def to_json(self, contributions: bool = True) -> JsonObject:
-        data = {
+        data: JsonObject = {
             "watermark": iso(self.watermark),
             "earliest": iso(self.earliest),
             "last_arrival": iso(self.last_arrival),
