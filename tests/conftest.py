@@ -9,7 +9,9 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +22,7 @@ CONFIG = PROJECT_ROOT / "config"
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
+def kafka_bootstrap() -> Iterator[str]:
     """EWS_KAFKA_BOOTSTRAP if set, else a fresh single-node KRaft broker started
     for this session."""
     existing = os.environ.get("EWS_KAFKA_BOOTSTRAP")
@@ -57,7 +59,9 @@ class Workers:
         self.restarts = 0
 
     def settings(self) -> Settings:
-        values = {k[4:].lower(): v for k, v in self.env.items() if k.startswith("EWS_")}
+        values: dict[str, Any] = {
+            k[4:].lower(): v for k, v in self.env.items() if k.startswith("EWS_")
+        }
         return Settings(**values)
 
     def start(

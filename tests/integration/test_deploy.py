@@ -15,7 +15,7 @@ import yaml
 from services.common.kafka_admin import TopicMismatch, ensure_topics
 from services.common.settings import PROJECT_ROOT, Settings
 from services.common.topics import Topics
-from tests.integration.conftest import wait_ready
+from tests.integration.kafka_io import wait_ready
 
 DEPLOY = PROJECT_ROOT / "deploy"
 PROMTOOL = shutil.which("promtool")
@@ -87,7 +87,7 @@ def test_kubernetes_deployments_have_probes_resources_and_scraping():
 @needs_promtool
 def test_promtool_accepts_the_alert_rules():
     result = subprocess.run(
-        [PROMTOOL, "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
+        [str(PROMTOOL), "check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
         capture_output=True,
         text=True,
     )

@@ -12,7 +12,7 @@ import pytest
 from services.common.settings import PROJECT_ROOT
 from services.common.topics import Topics
 from tests.helpers import crossing
-from tests.integration.conftest import consume, produce, wait_ready
+from tests.integration.kafka_io import consume, produce, wait_ready
 
 PARTNER_TOKEN = "partner-token-PA-SNM-0123456789abcdef"
 OPERATOR_TOKEN = "operator-token-0123456789abcdefghij"

@@ -13,7 +13,7 @@ import pytest
 
 from schemas import AlertEvent, Scope
 from services.common.topics import Topics
-from tests.integration.conftest import consume, produce, wait_ready
+from tests.integration.kafka_io import consume, produce, wait_ready
 
 ADMIN = "admin-token-0123456789abcdefghij"
 PARTNER = "partner-token-0123456789abcdefgh"

@@ -9,7 +9,7 @@ import httpx
 
 from services.common.topics import Topics
 from services.notify.webhook import verify
-from tests.integration.conftest import consume, produce, wait_ready, write_contacts
+from tests.integration.kafka_io import consume, produce, wait_ready, write_contacts
 
 CONTRACT_EXAMPLE = {
     "event_id": "pa-snm-2026-11-20-lajas-blancas",

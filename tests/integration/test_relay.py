@@ -4,12 +4,13 @@ late is picked up."""
 
 import asyncio
 import time
+from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.common.relay import Out, Relay, Step
-from tests.integration.conftest import consume, produce
+from tests.integration.kafka_io import consume, produce
 
 
 async def create(bootstrap: str, *topics: tuple[str, int]) -> None:
@@ -176,7 +177,7 @@ class RunningTotals:
     """A stage's state for the tests: per partition, key → the sum of the values read so far."""
 
     def __init__(self, changelog: str) -> None:
-        self.changelogs = (changelog,)
+        self.changelogs: Sequence[str] = (changelog,)
         self.held: dict[int, dict[bytes, int]] = {}
         self.recovered = 0
 

@@ -8,6 +8,7 @@ import shutil
 import signal
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +20,7 @@ from services.common.topics import Topics
 from services.triggers.backtest import run_backtest
 from services.triggers.loading import load_engine
 from tests.helpers import NOW
-from tests.integration.conftest import consume, wait_ready
+from tests.integration.kafka_io import consume, wait_ready
 
 SITES = [
     "PA-LAJAS-BLANCAS",
@@ -34,7 +35,7 @@ SITES = [
     "CO-NECOCLI",
 ]
 COUNTRY = {s: s[:2] for s in SITES}
-SITE_RULES = {
+SITE_RULES: dict[str, Any] = {
     "version": 1,
     "triggers": [
         {
@@ -177,11 +178,11 @@ async def test_live_judges_reports_arriving_in_any_order_within_the_settle_time_
     gaps, new nationalities) produced in a random order, judged after EWS_EVALUATION_SETTLE_S; the
     transitions (site and country thresholds, rate of change, new value, silence) are the
     backtest's."""
-    from tests.unit.test_arrival_order import RULES, START, reports, transitions
+    from tests.helpers import ARRIVAL_RULES, ARRIVAL_START, daily_reports, transitions
 
-    directory = config_dir(tmp_path, yaml.safe_load(RULES))
+    directory = config_dir(tmp_path, yaml.safe_load(ARRIVAL_RULES))
     workers.env.update(EWS_CONFIG_DIR=str(directory), EWS_EVALUATION_SETTLE_S="2")
-    observations = reports(5)
+    observations = daily_reports(5)
     engine = load_engine(directory / "triggers.yaml", directory / "sites.yaml", "P7D")
     expected = transitions(run_backtest(observations, engine, NOW))
     assert len({key[0].split("/")[0] for key in expected}) == 5  # every kind of rule fires
@@ -192,7 +193,7 @@ async def test_live_judges_reports_arriving_in_any_order_within_the_settle_time_
     rng = random.Random(8)
     groups: dict[int, list[Observation]] = {}
     for o in observations:
-        groups.setdefault((o.observed_at - START).days // 3, []).append(o)
+        groups.setdefault((o.observed_at - ARRIVAL_START).days // 3, []).append(o)
     for g in sorted(groups):
         group = groups[g]
         rng.shuffle(group)

@@ -14,8 +14,7 @@ from services.common import collector
 from services.common.settings import PROJECT_ROOT
 from services.triggers.backtest import run_backtest
 from services.triggers.history import load_history
-from tests.helpers import GEOGRAPHY, NOW, crossing, engine_with
-from tests.unit.test_columnar import RULES, history
+from tests.helpers import GEOGRAPHY, NOW, WIDE_RULES, crossing, engine_with, wide_history
 
 
 def test_the_collector_is_as_it_was_after_the_block_even_after_an_error():
@@ -48,15 +47,15 @@ def test_reading_history_and_backtesting_leave_no_cycles_behind(tmp_path):
             ]
         )
     )
-    observations = history(5, 75, 0.0, 0.0, 0.0)
+    observations = wide_history(5, 75, 0.0, 0.0, 0.0)
     run_backtest(
-        observations[:50], engine_with(RULES), NOW
+        observations[:50], engine_with(WIDE_RULES), NOW
     )  # numpy imports numpy.ma on first use: cycles once
     gc.collect()
     gc.disable()
     try:
         read = load_history([PROJECT_ROOT / "scenarios", bad], GEOGRAPHY, NOW)
-        alerts = run_backtest(observations, engine_with(RULES), NOW)
+        alerts = run_backtest(observations, engine_with(WIDE_RULES), NOW)
         found = gc.collect()
     finally:
         gc.enable()

@@ -130,12 +130,12 @@ def test_changed_files_that_cannot_be_loaded_are_refused_and_the_running_rules_s
     assert holder.reload_if_changed() == ("refused", [f"{rules}: cannot be read: Is a directory"])
     rules.rmdir()
     rules.write_text("triggers: &loop [*loop]\n")
-    status, problems = holder.reload_if_changed()
+    status, problems = holder.reload_if_changed() or ("unchanged", [])
     assert status == "refused" and "YAML alias" in problems[0]
 
     shutil.copy(CONFIG / "triggers.yaml", rules)
     monkeypatch.setattr(loading, "RuleSet", lambda file: 1 / 0)  # a bug the check missed
-    status, problems = holder.reload_if_changed()
+    status, problems = holder.reload_if_changed() or ("unchanged", [])
     assert (
         status == "refused"
         and "ZeroDivisionError" in problems[0]

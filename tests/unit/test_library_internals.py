@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from types import SimpleNamespace
+from typing import Any
 
 import faust
 import pytest
@@ -31,15 +32,17 @@ async def test_every_internal_relied_on_still_exists(module, owner, name):
 
 class _Message:
     acked = True  # what ContinuityGuard sets before forgetting it
+    tp, offset = ("topic", 0), 41
 
 
 async def test_a_message_set_aside_leaves_what_the_faust_consumer_waits_for():
     app = faust.App("probe-internals", broker="kafka://127.0.0.1:1", store="memory://")
     consumer = app.consumer
-    message = _Message()
-    consumer._unacked_messages.add(message)  # noqa: SLF001 (what faust does on delivery)
+    message: Any = _Message()
+    consumer.track_message(message)  # what faust does before handing a message to a stream
+    assert message in consumer.unacked
     library_internals.forget_unacked(consumer, message)
-    assert message not in consumer._unacked_messages  # noqa: SLF001
+    assert message not in consumer.unacked
 
 
 async def test_a_producer_buffer_flush_waits_until_its_messages_are_delivered():
@@ -50,9 +53,9 @@ async def test_a_producer_buffer_flush_waits_until_its_messages_are_delivered():
     library_internals.make_buffer_flush_wait_for_delivery()
     library_internals.make_buffer_flush_wait_for_delivery()  # idempotent: patched once
     buffer = ProducerBuffer()
-    buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))
+    buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))  # type: ignore[assignment]
     delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    buffer.put(delivered)
+    buffer.put(delivered)  # type: ignore[arg-type]  # a future is all put and flush use
     buffer.pending.get_nowait()  # handed to the producer: sent, not yet acknowledged
     flushing = asyncio.ensure_future(buffer.flush())
     await asyncio.sleep(0.2)

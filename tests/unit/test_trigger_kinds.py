@@ -281,7 +281,7 @@ def test_composite_combines_members_that_changed_at_the_same_moment_whatever_the
             evidence=[],
         )
 
-    def run(order: list[int], together: bool) -> list[tuple[str, str]]:
+    def run(order: list[int], together: bool) -> list[tuple[str, str | None]]:
         state = ScopeState()
         engine.apply_members(
             state,

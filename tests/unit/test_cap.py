@@ -1,0 +1,49 @@
+"""CAP 1.2 messages validate against the OASIS schema, map levels to severity, and reference the
+earlier messages of their episode."""
+
+from __future__ import annotations
+
+import pytest
+import xmlschema
+
+from services.common.settings import PROJECT_ROOT
+from services.notify.rendering import LANGUAGES, render_cap
+from tests.helpers import contact, episode, shared
+
+# The OASIS schema as shipped beside the project (../shared), else the copy kept with the tests.
+CAP_XSD = next(
+    p
+    for p in (
+        PROJECT_ROOT.parent / "shared" / "CAP-v1.2.xsd",
+        PROJECT_ROOT / "tests" / "data" / "CAP-v1.2.xsd",
+    )
+    if p.exists()
+)
+
+
+@pytest.fixture(scope="module")
+def cap_schema():
+    if not CAP_XSD.exists():
+        pytest.skip(f"{CAP_XSD} is not present on this machine")
+    return xmlschema.XMLSchema(str(CAP_XSD))
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_cap_validates_and_maps_levels_to_severity(cap_schema, language):
+    alerts = episode(1200, 2600, 5100, 100, clear=800)
+    reader = contact(language=language, format="cap")
+    severities = []
+    for i, alert in enumerate(alerts):
+        xml = render_cap(shared(alert, reader), reader, alerts[:i])
+        cap_schema.validate(xml.decode())
+        doc = cap_schema.to_dict(xml.decode())
+        info = doc["cap:info"][0] if "cap:info" in doc else doc["info"][0]
+        severities.append(info.get("cap:severity", info.get("severity")))
+        text = xml.decode()
+        assert "Z<" not in text and "+00:00</sent>" in text  # CAP dateTimes need an explicit offset
+        if i == 0:
+            assert "<msgType>Alert</msgType>" in text and "<references>" not in text
+        else:
+            assert "<msgType>Update</msgType>" in text and f"ews:{alert.alert_id}:{i}," in text
+    assert severities == ["Moderate", "Severe", "Extreme", "Minor"]
+    assert "<responseType>AllClear</responseType>" in text

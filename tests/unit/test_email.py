@@ -1,0 +1,27 @@
+"""E-mail: subject and body in the contact's language, with the acknowledgement link."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.notify.rendering import render_email
+from tests.helpers import contact, episode, shared
+
+
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        ("en", ("[EWS WARNING]", "Acknowledge")),
+        ("es", ("[EWS ALERTA]", "Confirme")),
+        ("fr", ("[EWS ALERTE]", "Accusez réception")),
+        ("pt", ("[EWS ALERTA]", "Confirme o recebimento")),
+    ],
+)
+def test_email_subject_and_body_in_the_contacts_language(language, words):
+    alert = episode(2600)[0]
+    reader = contact(language=language)
+    subject, body = render_email(
+        shared(alert, reader), reader, "https://ews.example.org/alerts/x/ack"
+    )
+    assert subject.startswith(words[0]) and "PA-LAJAS-BLANCAS" in subject
+    assert words[1] in body and "https://ews.example.org/alerts/x/ack" in body

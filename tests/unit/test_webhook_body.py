@@ -1,0 +1,36 @@
+"""The webhook body: the alert plus a summary in the contact's language, for every language."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from services.notify.rendering import LANGUAGES, render_json
+from tests.helpers import alerts_for, contact, crossing, shared
+
+
+@pytest.mark.parametrize(
+    "language, words",
+    [
+        ("en", "WARNING: Surge at site PA-LAJAS-BLANCAS"),
+        ("es", "ALERTA: Aumento en punto PA-LAJAS-BLANCAS"),
+        ("fr", "ALERTE : Afflux – site PA-LAJAS-BLANCAS"),
+        ("pt", "ALERTA: Aumento em ponto PA-LAJAS-BLANCAS"),
+    ],
+)
+def test_webhook_body_is_the_alert_plus_text_in_the_contacts_language(language, words):
+    alert = alerts_for(crossing(0, 2600))[0]
+    reader = contact("c", language=language)
+    body = json.loads(render_json(shared(alert, reader), reader))
+    assert body["alert_id"] == "surge/site/PA-LAJAS-BLANCAS" and body["transition"] == 1
+    assert body["language"] == language
+    assert body["summary"].startswith(words)
+    assert {"en": "2,600", "es": "2.600", "fr": "2 600", "pt": "2.600"}[language] in body["summary"]
+
+
+def test_every_language_has_a_template():
+    alert = alerts_for(crossing(0, 2600), crossing(1, 10), clear=800)[-1]
+    for language in LANGUAGES:
+        reader = contact("c", language=language)
+        assert json.loads(render_json(shared(alert, reader), reader))["summary"]
