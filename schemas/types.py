@@ -10,6 +10,7 @@ from typing import Annotated, TypeAlias
 import isodate
 import pycountry
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StrictInt
+from pydantic_core import PydanticCustomError
 
 MAX_COUNT = 1_000_000_000  # no real count of people reaches a billion; larger is an error
 # The one fixed moment ews measures from: the span of a calendar duration (P1M from here is 31 days,
@@ -47,7 +48,14 @@ def _timestamp_text(value: object) -> object:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+05:00 is before the calendar's first day in UTC
+        raise PydanticCustomError(
+            "out_of_range",
+            "{value} lies outside the calendar once converted to UTC",
+            {"value": str(value)},
+        ) from None
 
 
 _SHORT = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -83,9 +91,23 @@ def _normalise_duration(text: str) -> str:
         raise ValueError(
             f"expected a duration such as '24h', '7d' or ISO 8601 'P1M', got {text!r}"
         ) from None
-    if EPOCH + value <= EPOCH:
+    except OverflowError:  # PT1000000000000H: more days than a timedelta holds
+        raise _too_long(text) from None
+    try:
+        end = EPOCH + value
+    except (OverflowError, ValueError):  # P9999Y: past the calendar's last year
+        raise _too_long(text) from None
+    if end <= EPOCH:
         raise ValueError(f"expected a positive duration, got {text!r}")
     return text.strip().upper()
+
+
+def _too_long(text: str) -> PydanticCustomError:
+    return PydanticCustomError(
+        "out_of_range",
+        "{text} is longer than a date can be moved by (years 1 to 9999)",
+        {"text": repr(text)},
+    )
 
 
 CountryCode = Annotated[str, AfterValidator(_check_country), Field(examples=["PA"])]

@@ -171,6 +171,7 @@ def backtest(
     from datetime import datetime
 
     from schemas import Scope
+    from services.ingest.validation import Limits
     from services.triggers.backtest import Backtest
     from services.triggers.backtest_report import plot, timeline
     from services.triggers.core import CompiledRule
@@ -195,7 +196,8 @@ def backtest(
     with click.progressbar(
         length=size, label=label, file=sys.stderr, hidden=size < 10_000_000
     ) as bar:  # about 30,000 reports: a few seconds
-        history = load_history(files, engine.geography, now, bar.update)
+        limits = Limits(settings.max_future, settings.max_period)
+        history = load_history(files, engine.geography, now, bar.update, limits)
     for problem in history.problems:
         click.echo(f"skipped {problem}", err=True)
     series: dict = {}
@@ -223,9 +225,19 @@ def backtest(
         for line in timeline(run.alerts):
             click.echo(line)
     rate = len(history.observations) / elapsed if elapsed > 0 else float("inf")
+    files_read = f"{len(history.files)} file{'s' * (len(history.files) != 1)}"
+    versions = [
+        f"{n} {what}{'s' * (n != 1)}"
+        for n, what in ((history.corrections, "correction"), (history.duplicates, "re-send"))
+        if n
+    ]
+    if history.superseded:
+        again = "earlier version" + "s" * (history.superseded != 1)
+        versions.append(f"{history.superseded} {again} sent again")
+    skipped = f"{len(history.problems)} skipped" + (f"; {', '.join(versions)}" if versions else "")
     click.echo(
-        f"{len(history.observations)} observations from {len(history.files)} files "
-        f"({len(history.problems)} skipped), {len(run.alerts)} transitions in "
+        f"{len(history.observations)} observations from {files_read} ({skipped}), "
+        f"{len(run.alerts)} transitions in "
         f"{len({a.alert_id for a in run.alerts})} trigger/scope pairs; rules "
         f"{engine.rules.version[:19]}; "
         f"{elapsed:.2f}s ({rate:,.0f} observations/s)",

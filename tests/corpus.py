@@ -24,8 +24,17 @@ BAD_VALUES: dict[str, list] = {
         "2026-02-30T00:00:00Z",
         ["2026"],
         "2026-11-20T25:00:00Z",
+        # the ends of the calendar, and a century ahead (issue 19): rejections, never a crash
+        "9999-12-31T12:00:00Z",
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-05:00",
+        "1899-12-31T00:00:00Z",
+        "2126-11-01T00:00:00Z",
     ],
-    "period": ["1 day", "P", "-P1D", 5, None, "PT0S", "forever", "P1Q"],
+    "period": [
+        *("1 day", "P", "-P1D", 5, None, "PT0S", "forever", "P1Q"),
+        *("P9999Y", "PT1000000000000H", "P2Y", "P400D", "-9999999999d"),
+    ],
     "site_id": ["PA-NOWHERE", 5, "", "pa lajas blancas", "MX-TAPACHULA-X"],
     "from_country": ["XX", "pan", "", 5, "P", "ZZ"],
     "to_country": ["XX", "pan", "", 5, None, "QQ", "Panama"],

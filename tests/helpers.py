@@ -18,7 +18,7 @@ from schemas.config import SharingFile
 from services.common.config_files import load_model
 from services.common.geography import Geography
 from services.common.settings import PROJECT_ROOT
-from services.ingest.validation import parse_feed_message
+from services.ingest.validation import Limits, parse_feed_message
 from services.notify.sharing import SharedAlert, share
 from services.triggers.backtest import run_backtest
 from services.triggers.core import RuleSet, TriggerEngine
@@ -45,8 +45,12 @@ def crossing(
     }
 
 
-def observation(report: dict, feed: str = "border-crossings", revision: int = 1):
-    obs = parse_feed_message(feed, json.dumps(report).encode(), GEOGRAPHY, NOW)
+# Test histories run past NOW (their ingested_at); plausibility is test_implausible_input.py's
+_TEST_LIMITS = Limits(max_future="P2Y")
+
+
+def observation(report: dict, feed: str = "border-crossings", revision: int = 1) -> Observation:
+    obs = parse_feed_message(feed, json.dumps(report).encode(), GEOGRAPHY, NOW, _TEST_LIMITS)
     return obs.model_copy(update={"revision": revision}) if revision != 1 else obs
 
 

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     dedup_retention: str = Field(
         "P30D", description="how long a seen event_id is remembered (ISO 8601)"
     )
+    # A report whose period ends later than this after the wall clock is refused as `future`: a
+    # partner may send the running count of the day in progress (its period ends within a day), but
+    # a report ending later is a wrong year or a wrong clock, and accepted it would move its scopes'
+    # watermark ahead and make every true report after it too late.
+    max_future: str = Field("P1D", description="ISO 8601 duration")
+    # Periods longer than this are refused (`out_of_range`): feeds report days, weeks or months.
+    max_period: str = Field("P1Y", description="ISO 8601 duration")
 
     web_host: str = "127.0.0.1"
     ingest_web_port: int = 6061
@@ -77,7 +84,7 @@ class Settings(BaseSettings):
 
     # Triggers
     rules_reload_interval_s: float = Field(
-        2.0, description="how often workers look for changed rule files"
+        2.0, description="how often workers look for changed rule and sites files"
     )
     silence_check_interval_s: float = Field(
         60.0, description="how often the wall-clock silence check runs"

@@ -11,8 +11,8 @@
 - Both stages run on aiokafka directly, a batch at a time (services.common.relay): Faust's
   per-event stream and table machinery was most of the worker's time (make bench).
 - `POST /feeds/{feed}` (partner token) validates a JSON array and asks de-duplication about each
-  item through its topic (services.common.replies), answering accepted, duplicate, correction or
-  rejected per item.
+  item through its topic (services.common.replies), answering accepted, duplicate, correction,
+  superseded or rejected per item.
 """
 
 from __future__ import annotations
@@ -35,13 +35,14 @@ from services.common.faust_app import create_faust_app
 from services.common.geography import Geography
 from services.common.http import read_body_limited
 from services.common.relay import Out, Relay, Step
+from services.common.reloading import Reloading
 from services.common.replies import Replies, answer, correlation_of
 from services.common.settings import Settings
 from services.common.topics import REJECTED_MAX_BYTES, Topics
 
 from . import metrics
-from .deduplication import SeenEvent, SeenEvents, content_digest, decide
-from .validation import FeedRejection, describe_limit, parse_feed_message, rejection
+from .deduplication import SeenEvents, content_digest, decide, remember
+from .validation import FeedRejection, Limits, describe_limit, parse_feed_message, rejection
 
 log = logging.getLogger(__name__)
 BATCH_MAX = 2000  # validated reports decided together at most
@@ -49,9 +50,15 @@ BATCH_MAX = 2000  # validated reports decided together at most
 
 def create_app(settings: Settings) -> faust.App:
     topics = Topics(settings.topic_namespace)
-    geography = Geography(load_model(settings.sites_file, SitesFile))
+    # reloaded when sites.yaml changes, as the triggers worker does (a site added is known to both)
+    sites = Reloading(
+        [settings.sites_file],
+        lambda: Geography(load_model(settings.sites_file, SitesFile)),
+        "sites",
+    )
     tokens = TokenStore.from_settings(settings)
     retention = parse_duration(settings.dedup_retention)
+    limits = Limits(settings.max_future, settings.max_period)
     feed_of_topic = {topic: feed for feed, topic in topics.feeds.items()}
 
     def rejected_message(feed: str, raw: bytes, error: FeedRejection, **source) -> Out:
@@ -69,7 +76,7 @@ def create_app(settings: Settings) -> faust.App:
             feed = feed_of_topic[record.topic]
             raw = record.value or b""
             try:
-                observation = parse_feed_message(feed, raw, geography, now)
+                observation = parse_feed_message(feed, raw, sites.value, now, limits)
             except FeedRejection as error:
                 out.append(
                     rejected_message(
@@ -139,7 +146,7 @@ def create_app(settings: Settings) -> faust.App:
             digest = content_digest(observation)
             outcome, revision = decide(previous, digest, record.partition, record.offset)
             outcomes[(_feed_label(observation.feed), outcome)] += 1
-            if outcome != "duplicate":
+            if outcome in ("accepted", "correction", "replayed"):
                 # as validated, unless the revision changed (a new report keeps its bytes: not
                 # encoded again)
                 value = (
@@ -154,13 +161,7 @@ def create_app(settings: Settings) -> faust.App:
                     seen.put(
                         record.partition,
                         observation.event_id,
-                        SeenEvent(
-                            digest=digest,
-                            revision=revision,
-                            seen_at=now,
-                            partition=record.partition,
-                            offset=record.offset,
-                        ),
+                        remember(previous, digest, revision, now, record.partition, record.offset),
                     )
                 )
                 at = observation.observed_at.timestamp()
@@ -204,6 +205,21 @@ def create_app(settings: Settings) -> faust.App:
     )
     app.task(replies.run)
 
+    @app.timer(interval=settings.rules_reload_interval_s)
+    async def reload_sites() -> None:
+        outcome = sites.reload_if_changed()
+        if outcome is None:
+            return
+        status, problems = outcome
+        metrics.CONFIG_RELOADS.labels(status).inc()
+        if status == "applied":
+            log.warning("%s reloaded", settings.sites_file)
+        else:
+            log.error(
+                "changed sites file refused; the previous sites stay active:\n%s",
+                "\n".join(problems),
+            )
+
     @app.page("/feeds/{feed}")
     class FeedUpload(faust.web.View):
         async def post(self, request, feed: str):
@@ -232,14 +248,21 @@ def create_app(settings: Settings) -> faust.App:
             )
             counts = {
                 o: sum(1 for r in results if r["outcome"] == o)
-                for o in ("accepted", "duplicate", "correction", "rejected", "pending")
+                for o in (
+                    "accepted",
+                    "duplicate",
+                    "correction",
+                    "superseded",
+                    "rejected",
+                    "pending",
+                )
             }
             return self.json({"results": results, **counts})
 
     async def _upload_item(feed: str, index: int, item, partner: str) -> dict:
         raw = json.dumps(item, ensure_ascii=False).encode()
         try:
-            observation = parse_feed_message(feed, raw, geography, datetime.now(UTC))
+            observation = parse_feed_message(feed, raw, sites.value, datetime.now(UTC), limits)
         except FeedRejection as error:
             await deduplication.send(
                 rejected_message(feed, raw, error, source_partner=f"{partner} item {index}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
@@ -15,7 +15,9 @@ from aiokafka.structs import ConsumerRecord
 from schemas import Observation
 from services.common.relay import Out
 
-Outcome = Literal["accepted", "duplicate", "correction", "replayed"]
+Outcome = Literal["accepted", "duplicate", "correction", "superseded", "replayed"]
+EARLIER_KEPT = 16  # earlier versions remembered per event_id (their short digests)
+_SHORT = 16  # hex digits of an earlier version's digest: 64 bits, ample within one event_id
 
 
 class SeenEvent(NamedTuple):
@@ -28,18 +30,21 @@ class SeenEvent(NamedTuple):
     seen_at: datetime
     partition: int
     offset: int = -1  # of the de-duplication input message that recorded it
+    earlier: tuple[str, ...] = ()  # short digests of the versions this one corrected, oldest first
 
     def to_json(self) -> bytes:
-        """The changelog's form (the same JSON object earlier versions wrote)."""
-        return orjson.dumps(
-            {
-                "digest": self.digest,
-                "revision": self.revision,
-                "seen_at": self.seen_at.isoformat(),
-                "partition": self.partition,
-                "offset": self.offset,
-            }
-        )
+        """The changelog's form (the same JSON object earlier versions wrote, with `earlier` once
+        the event was corrected)."""
+        data: dict[str, object] = {
+            "digest": self.digest,
+            "revision": self.revision,
+            "seen_at": self.seen_at.isoformat(),
+            "partition": self.partition,
+            "offset": self.offset,
+        }
+        if self.earlier:
+            data["earlier"] = list(self.earlier)
+        return orjson.dumps(data)
 
     @classmethod
     def from_json(cls, raw: bytes) -> SeenEvent:
@@ -50,6 +55,7 @@ class SeenEvent(NamedTuple):
             _utc(data["seen_at"]),
             int(data["partition"]),
             int(data.get("offset", -1)),
+            tuple(data.get("earlier", ())),
         )
 
 
@@ -71,11 +77,13 @@ def content_digest(observation: Observation) -> str:
 def decide(
     previous: SeenEvent | None, digest: str, partition: int = -1, offset: int = -2
 ) -> tuple[Outcome, int]:
-    """Same content again is a duplicate; different content under a known event_id is a correction.
+    """Same content again is a duplicate; different content under a known event_id is a correction,
+    unless it is a version the event had before it was corrected: then it is superseded (dropped, so
+    re-sending an old file never reverts a correction). "Later" is what ingest saw later.
 
-    The very message that recorded the entry, seen again after a crash (its offset was not
-    committed), is a replay: published again rather than dropped, since its output may not have
-    reached the broker; downstream drops the repeat by event_id and revision.
+        The very message that recorded the entry, seen again after a crash (its offset was not
+        committed), is a replay: published again rather than dropped, since its output may not have
+        reached the broker; downstream drops the repeat by event_id and revision.
     """
     if previous is None:
         return "accepted", 1
@@ -83,7 +91,59 @@ def decide(
         return "replayed", previous.revision
     if previous.digest == digest:
         return "duplicate", previous.revision
+    if digest[:_SHORT] in previous.earlier:
+        return "superseded", previous.revision
     return "correction", previous.revision + 1
+
+
+def remember(
+    previous: SeenEvent | None,
+    digest: str,
+    revision: int,
+    seen_at: datetime,
+    partition: int,
+    offset: int = -1,
+) -> SeenEvent:
+    """The entry after accepting a version: a correction keeps the digest it replaces among the
+    earlier versions (the last EARLIER_KEPT)."""
+    earlier: tuple[str, ...] = ()
+    if previous is not None:
+        earlier = previous.earlier
+        if previous.digest != digest:
+            earlier = (*earlier, previous.digest[:_SHORT])[-EARLIER_KEPT:]
+    return SeenEvent(digest, revision, seen_at, partition, offset, earlier)
+
+
+class Versions:
+    """The same decisions over a whole history at once (`ews backtest`): which reports are
+    duplicates, which correct an earlier one (with their revision), which are superseded. Digests
+    are worked out only for event_ids seen more than once."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, Observation] = {}
+        self.entries: dict[str, SeenEvent] = {}
+        self.counts: Counter[Outcome] = Counter()
+
+    def admit(self, observation: Observation) -> Observation | None:
+        """The observation to replay (with its revision), or None if it is dropped."""
+        event_id = observation.event_id
+        before = self.latest.get(event_id)
+        if before is None:
+            self.latest[event_id] = observation
+            self.counts["accepted"] += 1
+            return observation
+        entry = self.entries.get(event_id) or remember(
+            None, content_digest(before), before.revision, observation.ingested_at, 0
+        )
+        digest = content_digest(observation)
+        outcome, revision = decide(entry, digest)
+        self.counts[outcome] += 1
+        if outcome != "correction":
+            return None
+        observation = observation.model_copy(update={"revision": revision})
+        self.entries[event_id] = remember(entry, digest, revision, observation.ingested_at, 0)
+        self.latest[event_id] = observation
+        return observation
 
 
 def expired(entry: SeenEvent, now: datetime, retention) -> bool:

@@ -20,7 +20,7 @@ from services.common.settings import Settings
 from services.common.topics import Topics
 
 from .files import FileFormatError, read_feed_rows
-from .validation import FeedRejection, parse_feed_message, rejection
+from .validation import FeedRejection, Limits, parse_feed_message, rejection
 
 PROGRESS_FROM_ROWS = 2000
 
@@ -44,6 +44,7 @@ async def _upload(
     path: Path, feed: str, rows, geography: Geography, check_only: bool, settings: Settings
 ) -> int:
     topics = Topics(settings.topic_namespace)
+    limits = Limits(settings.max_future, settings.max_period)
     producer = None
     if not check_only:
         await ensure_topics(settings)
@@ -63,7 +64,7 @@ async def _upload(
                 raw = json.dumps(row.report, ensure_ascii=False).encode()
                 now = datetime.now(UTC)
                 try:
-                    observation = parse_feed_message(feed, raw, geography, now)
+                    observation = parse_feed_message(feed, raw, geography, now, limits)
                 except FeedRejection as error:
                     bad += 1
                     click.echo(f"{path}:{row.number}: {error.detail}", err=True)

@@ -13,6 +13,11 @@ LAST_EVENT = Gauge(
     "observed_at of the newest accepted report, by source",
     ["source"],
 )
+CONFIG_RELOADS = Counter(
+    "ews_ingest_config_reloads_total",
+    "Reloads of the sites file ingest validates against, by outcome (applied, refused)",
+    ["outcome"],
+)
 EVENT_IDS_HELD = Gauge(
     "ews_ingest_event_ids_held",
     "event_ids this worker remembers for de-duplication (kept for EWS_DEDUP_RETENTION)",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
@@ -17,12 +20,41 @@ from schemas import (
     Observation,
     RejectedMessage,
 )
-from schemas.types import parse_duration
+from schemas.types import DurationValue, as_timedelta, parse_duration
 from services.common.geography import Geography
 
 from .files import NESTED_TOO_DEEPLY
 
 MAX_MESSAGE_BYTES = 1_000_000
+# Reports outside these years are typing errors or a partner's placeholder (0001-01-01, 9999-12-31).
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a plausible report is, besides its fields' own checks: its period ends at most
+    `max_future` after the wall clock (EWS_MAX_FUTURE) and lasts at most `max_period`
+    (EWS_MAX_PERIOD), both durations such as 'P1D'."""
+
+    max_future: str = "P1D"
+    max_period: str = "P1Y"
+
+    def __post_init__(self) -> None:
+        self.future, self.period  # noqa: B018 (a bad setting fails here, not on the first report)
+
+    @cached_property
+    def future(self) -> DurationValue:
+        return parse_duration(self.max_future)
+
+    @cached_property
+    def period(self) -> timedelta:
+        return as_timedelta(parse_duration(self.max_period))
+
+
+DEFAULT_LIMITS = Limits()
 
 
 class FeedRejection(Exception):
@@ -62,9 +94,31 @@ def _short(value: Any) -> str:
 
 
 def parse_feed_message(
-    feed: str, raw: bytes, geography: Geography, ingested_at: datetime
+    feed: str,
+    raw: bytes,
+    geography: Geography,
+    ingested_at: datetime,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Observation:
-    """Validate one message of `feed`; raise FeedRejection naming what is wrong."""
+    """Validate one message of `feed` received at `ingested_at` (the wall clock); raise
+    FeedRejection naming what is wrong, and nothing else: a failure of ews itself on one message
+    is that message's `internal` rejection (logged with its traceback), never the caller's."""
+    try:
+        return _parse_feed_message(feed, raw, geography, ingested_at, limits)
+    except FeedRejection:
+        raise
+    except Exception as exc:
+        log.exception("could not validate a %s message (%d bytes)", feed, len(raw))
+        raise FeedRejection(
+            "internal",
+            f"ews failed on this message ({type(exc).__name__}: {exc}); it is kept on the "
+            "rejected topic for the maintainers",
+        ) from exc
+
+
+def _parse_feed_message(
+    feed: str, raw: bytes, geography: Geography, ingested_at: datetime, limits: Limits
+) -> Observation:
     model = FEED_MODELS.get(feed)
     if model is None:
         raise FeedRejection(
@@ -95,12 +149,45 @@ def parse_feed_message(
     try:
         report = model.model_validate(data)
     except ValidationError as exc:
-        raise FeedRejection("validation", describe_validation_error(exc)) from None
-    return to_observation(report, geography, ingested_at)
+        out_of_range = any(err["type"] == "out_of_range" for err in exc.errors())
+        reason = "out_of_range" if out_of_range else "validation"
+        raise FeedRejection(reason, describe_validation_error(exc)) from None
+    period_end = plausible_end(report.observed_at, report.period, ingested_at, limits)
+    return to_observation(report, geography, ingested_at, period_end)
+
+
+def plausible_end(observed_at: datetime, period: str, now: datetime, limits: Limits) -> datetime:
+    """The end of a report's period, once its start and length are checked to be plausible
+    (before any arithmetic that could overflow); raise FeedRejection (`out_of_range`, `future`)."""
+    if not EARLIEST <= observed_at < LATEST:
+        raise FeedRejection(
+            "out_of_range",
+            f"observed_at: {observed_at.isoformat()} is outside the years "
+            f"{EARLIEST.year}-{LATEST.year - 1} ews accepts; check the date",
+        )
+    length = parse_duration(period)
+    if as_timedelta(length) > limits.period:
+        raise FeedRejection(
+            "out_of_range",
+            f"period: {period} is longer than the longest period ews accepts "
+            f"(EWS_MAX_PERIOD, {limits.max_period}); send one report per shorter period",
+        )
+    end: datetime = observed_at + length
+    if end > now + limits.future:
+        raise FeedRejection(
+            "future",
+            f"observed_at: the period ends {end.isoformat()}, more than EWS_MAX_FUTURE "
+            f"({limits.max_future}) after now ({now.isoformat(timespec='seconds')}); "
+            "check the date and the year",
+        )
+    return end
 
 
 def to_observation(
-    report: BorderCrossingReport | DisplacementReport, geography: Geography, ingested_at: datetime
+    report: BorderCrossingReport | DisplacementReport,
+    geography: Geography,
+    ingested_at: datetime,
+    period_end: datetime,
 ) -> Observation:
     if isinstance(report, BorderCrossingReport):
         location = _crossing_location(report, geography)
@@ -123,7 +210,7 @@ def to_observation(
         source=report.source,
         observed_at=report.observed_at,
         period=report.period,
-        period_end=report.observed_at + parse_duration(report.period),
+        period_end=period_end,
         location=location,
         metrics=metrics,
         categories=categories,

@@ -279,7 +279,9 @@ def create_app(settings: Settings) -> faust.App:
                         state, engine.scope_from_key(key, observation), observation, now
                     )
                     outcomes[outcome] += 1
-                    if outcome == "applied":
+                    if outcome == "too_late":
+                        metrics.TOO_LATE.labels(observation.source, key).inc()
+                    elif outcome == "applied":
                         if settle <= 0:
                             to_judge.add(key)
                         else:

@@ -12,8 +12,9 @@ from pathlib import Path
 from schemas import Observation
 from services.common import collector
 from services.common.geography import Geography
+from services.ingest.deduplication import Versions
 from services.ingest.files import FileFormatError, read_feed_rows, unreadable
-from services.ingest.validation import FeedRejection, parse_feed_message
+from services.ingest.validation import DEFAULT_LIMITS, FeedRejection, Limits, parse_feed_message
 
 SUFFIXES = (".jsonl", ".json", ".ndjson", ".csv")
 PROGRESS_LINES = 10_000  # how often reading a long file reports its progress
@@ -26,6 +27,21 @@ class History:
         default_factory=list
     )  # "file:line: detail", as ingest would reject them
     files: list[Path] = field(default_factory=list)
+    # the de-duplication ingest does live: re-sends dropped, corrections with their revision,
+    # earlier versions sent again after a correction dropped
+    versions: Versions = field(default_factory=Versions)
+
+    @property
+    def corrections(self) -> int:
+        return self.versions.counts["correction"]
+
+    @property
+    def superseded(self) -> int:
+        return self.versions.counts["superseded"]
+
+    @property
+    def duplicates(self) -> int:
+        return self.versions.counts["duplicate"]
 
 
 def _feed_of(report: dict) -> str:
@@ -55,6 +71,7 @@ def load_history(
     geography: Geography,
     now: datetime,
     progress: Callable[[int], None] = lambda read: None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> History:
     """Every report in these files (and folders) as an observation; `progress` is told how many more
     bytes were read, every PROGRESS_LINES lines."""
@@ -63,7 +80,7 @@ def load_history(
         collector.paused()
     ):  # a million observations are kept: the collector rescanning them was half the reading time
         for path in history_files(paths):
-            _read_file(path, geography, now, history, progress)
+            _read_file(path, geography, now, history, progress, limits)
     return history
 
 
@@ -73,6 +90,7 @@ def _read_file(
     now: datetime,
     history: History,
     progress: Callable[[int], None],
+    limits: Limits,
 ) -> None:
     """One file's reports into `history`: each line or row validated as ingest would, a bad one a
     problem naming its line, an unreadable file a problem naming the file."""
@@ -84,14 +102,14 @@ def _read_file(
         except FileFormatError as exc:  # it names the file
             history.problems.append(f"{exc}; the whole file is skipped")
             return
-        _add(path, items, geography, now, history)
+        _add(path, items, geography, now, history, limits)
         progress(size_of(path))
         return
     try:
         with path.open(
             "rb"
         ) as lines:  # a line at a time: one that is not UTF-8 is its own problem, not the file's
-            _add(path, _json_lines(path, lines, history, progress), geography, now, history)
+            _add(path, _json_lines(path, lines, history, progress), geography, now, history, limits)
     except OSError as exc:
         history.problems.append(f"{path}: {unreadable(exc)}; the rest of the file is skipped")
 
@@ -138,12 +156,17 @@ def _add(
     geography: Geography,
     now: datetime,
     history: History,
+    limits: Limits,
 ) -> None:
     for number, feed, raw in items:
         try:
-            history.observations.append(parse_feed_message(feed, raw, geography, now))
+            observation = parse_feed_message(feed, raw, geography, now, limits)
         except FeedRejection as error:
             history.problems.append(f"{path}:{number}: {error.detail}")
+            continue
+        admitted = history.versions.admit(observation)
+        if admitted is not None:
+            history.observations.append(admitted)
 
 
 def size_of(path: Path) -> int:

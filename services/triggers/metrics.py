@@ -5,6 +5,12 @@ from prometheus_client import Counter, Gauge, Histogram
 OBSERVATIONS = Counter(
     "ews_triggers_observations_total", "Observations applied to a scope, by outcome", ["outcome"]
 )
+TOO_LATE = Counter(
+    "ews_triggers_too_late_total",
+    "Reports kept out of a scope's windows because they came more than EWS_ALLOWED_LATENESS behind "
+    "what the scope had already judged, by source and scope",
+    ["source", "scope"],
+)
 ALERTS = Counter("ews_alerts_total", "Alert transitions published", ["rule", "level", "status"])
 ACTIVE = Gauge(
     "ews_alerts_active",

@@ -1,6 +1,7 @@
 """Ingest on the real broker: HTTP uploads, duplicates and corrections, CSV/HXL files, a hostile
 corpus."""
 
+import asyncio
 import base64
 import json
 import subprocess
@@ -122,7 +123,8 @@ async def test_kafka_resends_are_dropped_and_corrections_published_with_a_higher
         for o in published
         if o["event_id"] == "pa-lajas-blancas-0"
     ]
-    assert first == [(1, 1000), (2, 1100), (3, 1000)]
+    # the first version sent again after the correction is superseded: it does not revert it
+    assert first == [(1, 1000), (2, 1100)]
     assert [o["revision"] for o in published if o["event_id"] == "pa-lajas-blancas-1"] == [1]
 
 
@@ -286,3 +288,86 @@ async def test_the_hostile_corpus_over_http_and_file_upload_at_volume_is_rejecte
     assert all(p.poll() is None for p in workers.processes), (
         "the ingest worker must not have restarted"
     )
+
+
+async def test_a_site_added_to_sites_yaml_is_known_to_ingest_without_a_restart(
+    workers, kafka_bootstrap, namespace, tmp_path
+):
+    """Ingest reloads sites.yaml as the triggers worker does; a broken file is refused, counted, and
+    the sites it knew stay."""
+    import shutil
+
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    workers.env.update(
+        EWS_CONFIG_DIR=str(config),
+        EWS_RULES_RELOAD_INTERVAL_S="0.5",
+        EWS_TOKENS=f"PA-SNM:partner:{PARTNER_TOKEN}",
+    )
+    started = [workers.start("ingest")]
+    await wait_ready(workers, started)
+    base = f"http://127.0.0.1:{started[0][1]}"
+    auth = {"Authorization": f"Bearer {PARTNER_TOKEN}"}
+    report = crossing(0, 40, site="PA-METETI")
+
+    async def outcome(client: httpx.AsyncClient) -> dict:
+        answer = await client.post(f"{base}/feeds/border-crossings", json=[report], headers=auth)
+        return answer.json()["results"][0]
+
+    async def until(client: httpx.AsyncClient, condition, what: str) -> None:
+        for _ in range(60):
+            if condition(await client.get(f"{base}/metrics")):
+                return
+            await asyncio.sleep(0.5)
+        pytest.fail(f"{what}\n{workers.logs()}")
+
+    async with httpx.AsyncClient(timeout=30) as client:
+        first = await outcome(client)
+        assert first["reason"] == "unknown_site", first
+        sites = config / "sites.yaml"
+        text = sites.read_text()
+        sites.write_text("sites: [oops\n")  # a broken edit: refused, the old sites stay
+        await until(
+            client,
+            lambda r: 'ews_ingest_config_reloads_total{outcome="refused"} 1.0' in r.text,
+            "the broken sites file was not refused",
+        )
+        assert (await outcome(client))["reason"] == "unknown_site"
+        sites.write_text(
+            text.replace(
+                "sites:\n",
+                "sites:\n  - {id: PA-METETI, name: Metetí, country: PA, kind: reception, "
+                "area: PA-5, lat: 8.50, lon: -77.98}\n",
+                1,
+            )
+        )
+        await until(
+            client,
+            lambda r: 'ews_ingest_config_reloads_total{outcome="applied"} 1.0' in r.text,
+            "the corrected sites file was not applied",
+        )
+        assert (await outcome(client))["outcome"] == "accepted"
+    assert all(p.poll() is None for p in workers.processes)
+
+
+async def test_an_earlier_version_sent_again_after_a_correction_is_superseded(
+    ingest, kafka_bootstrap, namespace
+):
+    """A partner re-sending yesterday's file after correcting a figure must not revert it."""
+    url = f"{ingest}/feeds/border-crossings"
+    auth = {"Authorization": f"Bearer {PARTNER_TOKEN}"}
+    first, corrected = crossing(0, 1200), crossing(0, 1500)
+    async with httpx.AsyncClient(timeout=30) as client:
+        answers = []
+        for report in (first, corrected, first, corrected):
+            r = await client.post(url, json=[report], headers=auth)
+            answers.append((r.json()["results"][0]["outcome"], r.json()["results"][0]["revision"]))
+    assert answers == [("accepted", 1), ("correction", 2), ("superseded", 2), ("duplicate", 2)]
+    published = await consume(kafka_bootstrap, Topics(namespace).observations, 3, timeout_s=5)
+    assert [
+        (json.loads(r.value)["revision"], json.loads(r.value)["metrics"]["count"])
+        for r in published
+    ] == [
+        (1, 1200),
+        (2, 1500),
+    ]

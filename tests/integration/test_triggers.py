@@ -359,3 +359,33 @@ async def test_changed_rules_are_reloaded_and_a_broken_file_is_refused(
     new = [a for a in alerts if a["scope"]["id"] == low.location.id]
     assert new and new[0]["threshold"] == 100 and new[0]["level"] == "watch"
     assert old is None or new[0]["rule_version"] != old["rule_version"]
+
+
+async def test_reports_too_late_for_a_scope_are_counted_by_source_and_scope(
+    workers, kafka_bootstrap, namespace, tmp_path
+):
+    """A report older than EWS_ALLOWED_LATENESS behind what its scope judged is kept out, and the
+    monitoring team sees which source and scope (ews_triggers_too_late_total, EwsReportsTooLate)."""
+    directory = config_dir(tmp_path, SITE_RULES)
+    workers.env.update(EWS_CONFIG_DIR=str(directory), EWS_ALLOWED_LATENESS="P3D")
+    started = [workers.start("triggers")]
+    await wait_ready(workers, started)
+    metrics_url = f"http://127.0.0.1:{started[0][1]}/metrics"
+    lajas = [o for o in random_walk_observations(10, 3) if o.location.id == "PA-LAJAS-BLANCAS"]
+    await produce_observations(kafka_bootstrap, Topics(namespace).observations, lajas[1:])
+    wanted = 'ews_triggers_too_late_total{scope="site/PA-LAJAS-BLANCAS",source="TEST"} 1.0'
+    async with httpx.AsyncClient() as client:
+        deadline = time.monotonic() + 30
+        while (
+            'ews_triggers_observations_total{outcome="applied"} 9.0'
+            not in (await client.get(metrics_url)).text
+        ):
+            assert time.monotonic() < deadline, workers.logs()
+            await asyncio.sleep(0.3)
+        # day 0, once day 9 is judged: five days further back than the three allowed
+        await produce_observations(kafka_bootstrap, Topics(namespace).observations, lajas[:1])
+        deadline = time.monotonic() + 30
+        while wanted not in (text := (await client.get(metrics_url)).text):
+            assert time.monotonic() < deadline, text[-3000:]
+            await asyncio.sleep(0.3)
+    assert 'ews_triggers_observations_total{outcome="too_late"} 1.0' in text

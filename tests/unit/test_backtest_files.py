@@ -4,6 +4,7 @@ reported with its file and line and skipped; the rest of the history is still ba
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from click.testing import CliRunner
 
@@ -83,6 +84,27 @@ def test_reading_a_long_history_reports_its_progress_up_to_the_files_size(tmp_pa
         "lb-1,PA-SNM,PA-LAJAS-BLANCAS,2026-01-01,5,CO,PA\n"
     )
     told: list[int] = []
-    read = history_module.load_history([tmp_path], GEOGRAPHY, NOW, told.append)
+    later = NOW + timedelta(days=1000)  # the history runs to day 999: read it after that day
+    read = history_module.load_history([tmp_path], GEOGRAPHY, later, told.append)
     assert len(read.observations) == 1001 and not read.problems
     assert len(told) >= 10 and sum(told) == jsonl.stat().st_size + csv.stat().st_size
+
+
+def test_reports_at_the_ends_of_the_calendar_are_problem_lines_not_a_lost_run(tmp_path):
+    """A date that cannot be added to, or one a century ahead, is one skipped line; the rest of the
+    history is still backtested."""
+    feed = tmp_path / "feed.jsonl"
+    lines = [crossing(day, 9000) for day in range(3)]
+    lines.insert(1, crossing(5, 10) | {"observed_at": "9999-12-31T12:00:00Z"})
+    lines.insert(2, crossing(6, 10) | {"observed_at": "0001-01-01T00:00:00+05:00"})
+    lines.insert(3, crossing(7, 10) | {"observed_at": "2126-11-01T00:00:00Z"})
+    feed.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    result = CliRunner().invoke(
+        main, ["backtest", "--rules", str(CONFIG / "triggers.yaml"), "--events", str(feed)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert f"skipped {feed}:2: observed_at: 9999-12-31T12:00:00+00:00 is outside" in result.output
+    assert f"skipped {feed}:3: observed_at: " in result.output
+    assert f"skipped {feed}:4: observed_at: the period ends 2126-11-02" in result.output
+    assert "3 observations from 1 file (3 skipped)" in result.output

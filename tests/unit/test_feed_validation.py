@@ -147,7 +147,7 @@ def valid_reports(draw):
     by_nat = {k: v * count // scale for k, v in shares.items()}
     children = draw(st.integers(0, count))
     return crossing(
-        draw(st.integers(0, 300)),
+        draw(st.integers(0, 22)),  # days of November 2026 before NOW
         count,
         by_nationality=by_nat,
         children=children,

@@ -108,3 +108,18 @@ def test_the_hxl_copy_of_the_honduras_series_matches_the_published_csv():
         for m in load_honduras_arrivals()
     }
     assert replayed == published and len(published) == 136
+
+
+def test_check_names_the_row_of_a_date_out_of_range_and_goes_on(tmp_path):
+    path = tmp_path / "crossings.csv"
+    path.write_text(
+        "event_id,source,observed_at,site_id,from_country,to_country,count\n"
+        "e-1,PA-SNM,9999-12-31T12:00:00Z,PA-LAJAS-BLANCAS,CO,PA,10\n"
+        "e-2,PA-SNM,2026-11-20T00:00:00Z,PA-LAJAS-BLANCAS,CO,PA,10\n"
+        "e-3,PA-SNM,2126-11-01T00:00:00Z,PA-LAJAS-BLANCAS,CO,PA,10\n"
+    )
+    result = CliRunner().invoke(main, ["ingest", "--check", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{path}:2: observed_at: 9999-12-31T12:00:00+00:00 is outside" in result.output
+    assert f"{path}:4: observed_at: the period ends 2126-11-02" in result.output
+    assert "3 rows, 1 valid, 2 rejected" in result.output
