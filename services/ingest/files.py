@@ -107,6 +107,26 @@ def detect_feed(columns: list[str]) -> str:
     return "border-crossings"
 
 
+# The columns that say which report a row is (all but its figures), in the order a generated id
+# names them after the source, the date and the place.
+_IDENTIFYING = ("from_country", "to_country", "country", "cause", "period")
+_NOT_IN_ID = re.compile(r"[^a-z0-9._:/-]+")
+
+
+def generated_id(report: dict) -> str:
+    """An event_id for a row of a file without one: the source, the start (the date, with its time
+    and offset unless it is midnight UTC), the place and every other identifying column, so rows
+    that differ in any of them (two origins at one site on one day) are different reports, and the
+    same row in a file sent again is the same report."""
+    observed = str(report["observed_at"])
+    rest = observed[10:].removesuffix("Z").removesuffix("+00:00")
+    when = observed[:10] if not re.search(r"[1-9]", rest) else observed
+    where = report.get("site_id") or report.get("area_id")
+    parts = [report["source"], when, where or report.get("to_country") or report.get("country")]
+    parts += [str(report[f]) for f in _IDENTIFYING if f in report and report[f] not in parts]
+    return _NOT_IN_ID.sub("-", "-".join(str(p) for p in parts if p).lower())[:200]
+
+
 def _field_map(
     header: list[str], tags: list[str] | None, feed: str, path: Path
 ) -> list[str | None]:
@@ -189,16 +209,7 @@ def read_feed_rows(
             ):
                 report["period"] = "P1M"
             if "event_id" not in report and {"source", "observed_at"} <= report.keys():
-                where = (
-                    report.get("site_id")
-                    or report.get("area_id")
-                    or report.get("to_country")
-                    or report.get("country")
-                    or "all"
-                )
-                report["event_id"] = (
-                    f"{report['source']}-{str(report['observed_at'])[:10]}-{where}".lower()
-                )
+                report["event_id"] = generated_id(report)
             yield FileRow(offset, report)
 
     return feed, generate()

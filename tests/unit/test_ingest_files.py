@@ -30,7 +30,7 @@ def test_hxl_tags_map_to_fields_in_any_attribute_order(tmp_path):
         "count": 1520,
         "children": 310,
         "unaccompanied_children": 12,
-        "event_id": "pa-snm-2026-11-20-pa-lajas-blancas",
+        "event_id": "pa-snm-2026-11-20-pa-lajas-blancas-co-pa",
     }
 
 
@@ -50,7 +50,7 @@ def test_hxl_displacement_with_idps_and_months(tmp_path):
         "cause": "violence",
         "source": "HN-CONADEH",
         "period": "P1M",
-        "event_id": "hn-conadeh-2026-10-01-hn-cr",
+        "event_id": "hn-conadeh-2026-10-01-hn-cr-hn-violence-p1m",
     }
 
 
@@ -123,3 +123,19 @@ def test_check_names_the_row_of_a_date_out_of_range_and_goes_on(tmp_path):
     assert f"{path}:2: observed_at: 9999-12-31T12:00:00+00:00 is outside" in result.output
     assert f"{path}:4: observed_at: the period ends 2126-11-02" in result.output
     assert "3 rows, 1 valid, 2 rejected" in result.output
+
+
+def test_generated_ids_tell_apart_rows_that_differ_in_any_identifying_column(tmp_path):
+    """A file without an id column: two origins at one site on one day are two reports (they used
+    to replace each other as corrections); the same file sent again gives the same ids."""
+    path = tmp_path / "by-origin.csv"
+    path.write_text(
+        "#date,#meta+source,#loc+code,#country+code+origin,#country+code+dest,#affected\n"
+        "2026-11-20,PA-SNM,PA-LAJAS-BLANCAS,CO,PA,900\n"
+        "2026-11-20,PA-SNM,PA-LAJAS-BLANCAS,EC,PA,300\n"
+        "2026-11-20T12:00:00-05:00,PA-SNM,PA-LAJAS-BLANCAS,CO,PA,40\n"
+    )
+    ids = [row.report["event_id"] for row in read_feed_rows(path)[1]]
+    assert len(set(ids)) == 3, ids
+    assert ids == [row.report["event_id"] for row in read_feed_rows(path)[1]]
+    assert ids[2] == "pa-snm-2026-11-20t12:00:00-05:00-pa-lajas-blancas-co-pa"
