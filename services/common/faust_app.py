@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 import faust
@@ -19,11 +19,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, Histogram, g
 
 from .exits import EXIT_FAILED, EXIT_GAP, EXIT_STALLED, stop_worker
 from .library_internals import forget_unacked, make_buffer_flush_wait_for_delivery
+from .outage import CONNECTION_ERRORS, BrokerHealth, quiet_connection_errors
 from .relay import LAG, Relay
 from .settings import Settings
 from .topics import REJECTED_MAX_BYTES
 
 make_buffer_flush_wait_for_delivery()
+T = TypeVar("T")
 
 
 @dataclass
@@ -32,6 +34,7 @@ class _AppExtras:
 
     admin: AIOKafkaAdminClient | None = None
     guard: ContinuityGuard | None = None
+    health: BrokerHealth | None = None
 
 
 _EXTRAS: WeakKeyDictionary[faust.App, _AppExtras] = WeakKeyDictionary()
@@ -64,6 +67,7 @@ def create_faust_app(
     """A Faust app for `service` with the deployment's broker, timeouts and health endpoints,
     running its batch `stages` (services.common.relay) for the life of the worker and counting them
     in /readyz."""
+    quiet_connection_errors()
     datadir = settings.data_dir / f"{settings.topic_namespace}-{service}"
     datadir.mkdir(parents=True, exist_ok=True)
     options: dict[str, Any] = {
@@ -150,25 +154,47 @@ class _SecondsPrometheusMonitor(PrometheusMonitor):
             self._metrics.events_runtime_latency.observe(self.events_runtime[-1])
 
 
-async def _group_offsets(app: faust.App, partitions: list) -> dict:
-    """The consumer group's committed offsets (the next to read) as the group coordinator has them.
+def broker_health(app: faust.App) -> BrokerHealth:
+    """What this worker knows of the broker's reachability (its /readyz reports it)."""
+    extras = _extras(app)
+    if extras.health is None:
+        bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
+        extras.health = BrokerHealth(bootstrap)
+    return extras.health
 
-    One admin client per app, kept open: starting one per call cost seconds per watchdog tick."""
+
+async def _with_admin(app: faust.App, ask: Callable[[AIOKafkaAdminClient], Awaitable[T]]) -> T:
+    """Ask the app's admin client (one per app, kept open: starting one per call cost seconds per
+    watchdog tick); a broken connection closes it, and the next call starts a new one."""
     extras = _extras(app)
     admin = extras.admin
     if admin is None:
-        bootstrap = ",".join(f"{url.host}:{url.port}" for url in app.conf.broker)
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-        await admin.start()
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=broker_health(app).bootstrap, request_timeout_ms=10000
+        )
+        try:
+            await admin.start()
+        except BaseException:
+            await admin.close()
+            raise
         extras.admin = admin
     try:
-        found = await admin.list_consumer_group_offsets(
-            app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition) for tp in partitions]
-        )
-    except Exception:
-        extras.admin = None  # a broken connection: the next call starts a new client
+        return await ask(admin)
+    except BaseException:
+        extras.admin = None
         await admin.close()
         raise
+
+
+async def _group_offsets(app: faust.App, partitions: list) -> dict:
+    """The consumer group's committed offsets (the next to read) as the group coordinator has
+    them."""
+    found = await _with_admin(
+        app,
+        lambda admin: admin.list_consumer_group_offsets(
+            app.conf.id, partitions=[TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        ),
+    )
     by_name = {(tp.topic, tp.partition): tp for tp in partitions}
     return {
         by_name[(tp.topic, tp.partition)]: meta.offset
@@ -404,8 +430,13 @@ def _add_health_endpoints(
 ) -> None:
     state = {"assigned": False}
 
+    health = broker_health(app)
+
     def not_ready_because() -> list[str]:
         reasons = []
+        broker = health.reason()
+        if broker is not None:
+            reasons.append(broker)
         if not state["assigned"]:
             reasons.append("waiting for the first partition assignment")
         if app.rebalancing:
@@ -417,7 +448,15 @@ def _add_health_endpoints(
         return reasons
 
     @app.timer(interval=5.0)
-    async def _export_readiness() -> None:
+    async def _probe_broker() -> None:
+        """Whether the broker answers, every 5 s: a worker's clients retry on their own, and this
+        is what tells /readyz (and ews_worker_ready) that they are waiting for it."""
+        try:
+            await asyncio.wait_for(_with_admin(app, lambda admin: admin.describe_cluster()), 5.0)
+        except CONNECTION_ERRORS as exc:
+            health.failed("probe", exc)
+        else:
+            health.succeeded()
         READY.labels(service).set(0 if not_ready_because() else 1)
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # called with keywords

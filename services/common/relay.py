@@ -45,6 +45,7 @@ from prometheus_client import Counter, Gauge
 
 from .exits import EXIT_FAILED, stop_worker
 from .library_internals import refresh_metadata
+from .outage import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -268,14 +269,9 @@ class Relay:
         records = [record for records in batch.values() for record in records]
         RECORDS.labels(self.stage).inc(len(records))
         result = self.transform(records)
-        for wave in (
-            result if isinstance(result, Step) else (result,)
-        ):  # outputs acknowledged before changes
-            sent = await send_all(producer, wave)
-            if sent:
-                await asyncio.gather(
-                    *sent
-                )  # a failed send raises: nothing of this batch is committed
+        # outputs acknowledged before changes; nothing of this batch is committed before both are
+        for wave in result if isinstance(result, Step) else (result,):
+            await self._deliver(producer, wave)
         if isinstance(result, Step):
             for (
                 change
@@ -290,6 +286,32 @@ class Relay:
         self._to_commit.update({tp: records[-1].offset + 1 for tp, records in batch.items()})
         if self._committing is None or self._committing.done():
             self._committing = asyncio.ensure_future(self._commit(consumer))
+
+    async def _deliver(self, producer: AIOKafkaProducer, wave: Sequence[Out]) -> None:
+        """Send a wave of a batch's messages until the broker has them all. While the broker is
+        unreachable the stage waits here (the batch's state changes are made, so the batch must
+        get out, not be dropped or read again); a send that fails for good (a message too large)
+        raises and stops the worker."""
+        delay, failures = 1.0, 0
+        while True:
+            sent = await _send_or_error(producer, wave)
+            if sent is None:
+                if failures:
+                    log.warning("%s: the batch is delivered after %d retries", self.stage, failures)
+                return
+            if not is_transient(sent):
+                raise sent
+            failures += 1
+            if failures == 1:
+                log.error(
+                    "%s: could not deliver a batch of %d messages (%r); retrying until the broker "
+                    "takes them",
+                    self.stage,
+                    len(wave),
+                    sent,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
     async def _commit(self, consumer: AIOKafkaConsumer) -> None:
         while self._to_commit:
@@ -516,6 +538,20 @@ async def send_all(producer: AIOKafkaProducer, outs: Sequence[Out]) -> list[asyn
     return futures
 
 
+async def _send_or_error(producer: AIOKafkaProducer, wave: Sequence[Out]) -> BaseException | None:
+    """Send and wait for every acknowledgement; the first error, if any (after all have settled,
+    so no failure is left unretrieved)."""
+    try:
+        sent = await send_all(producer, wave)
+    except (TimeoutError, KafkaError, OSError) as exc:
+        return exc
+    outcomes = await asyncio.gather(*sent, return_exceptions=True)
+    return next((o for o in outcomes if isinstance(o, BaseException)), None)
+
+
+RECOVERY_PATIENCE_S = 3600.0  # a broker unreachable longer than this while recovering: restart
+
+
 class _WaitForBatch(ConsumerRebalanceListener):
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
@@ -524,13 +560,33 @@ class _WaitForBatch(ConsumerRebalanceListener):
         async with self.relay.in_flight:
             await self.relay.committed()  # the batch in flight, if any, has been sent and committed
 
+    async def _recover_riding_out(self, partitions: set[int]) -> None:
+        """Recover, waiting for the broker if it is unreachable (for up to RECOVERY_PATIENCE_S)."""
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + RECOVERY_PATIENCE_S, 1.0
+        while True:
+            try:
+                await self.relay.recover(partitions)
+                return
+            except Exception as exc:
+                if not is_transient(exc) or loop.time() > deadline:
+                    raise
+                log.error(
+                    "%s: could not read its changelogs (%r); retrying in %.0f s",
+                    self.relay.stage,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         if self.relay.state is not None:
             try:
                 # Holding the batch lock: aiokafka may already hand out records of the new
                 # partitions, and no batch may be worked on before their state is back.
                 async with self.relay.in_flight:
-                    await self.relay.recover({tp.partition for tp in assigned})
+                    await self._recover_riding_out({tp.partition for tp in assigned})
             except Exception as exc:
                 log.critical(
                     "%s: could not recover its state, stopping the worker so it restarts: %r",

@@ -22,8 +22,10 @@ import json
 import logging
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
@@ -31,7 +33,7 @@ from schemas import Observation, SitesFile
 from schemas.types import parse_duration
 from services.common.auth import AuthError, TokenStore
 from services.common.config_files import load_model
-from services.common.faust_app import create_faust_app
+from services.common.faust_app import broker_health, create_faust_app
 from services.common.geography import Geography
 from services.common.http import read_body_limited
 from services.common.relay import Out, Relay, Step
@@ -45,6 +47,7 @@ from .deduplication import SeenEvents, content_digest, decide, remember
 from .validation import FeedRejection, Limits, describe_limit, parse_feed_message, rejection
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 30  # what POST /feeds asks a partner to wait while the broker is unreachable
 BATCH_MAX = 2000  # validated reports decided together at most
 
 
@@ -220,6 +223,20 @@ def create_app(settings: Settings) -> faust.App:
                 "\n".join(problems),
             )
 
+    health = broker_health(app)
+
+    def unavailable(view: faust.web.View, why: str) -> Any:
+        """503 with Retry-After: what a partner's client retries. Items may have been kept before
+        the broker went away; sent again they come back `duplicate`, never counted twice."""
+        return view.json(
+            {
+                "error": f"{why}; nothing is lost by sending the same reports again after "
+                f"{RETRY_AFTER_S} s (re-sends are recognised)"
+            },
+            status=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
     @app.page("/feeds/{feed}")
     class FeedUpload(faust.web.View):
         async def post(self, request, feed: str):
@@ -243,9 +260,21 @@ def create_app(settings: Settings) -> faust.App:
                 return self.json({"error": f"body is not JSON: {exc}"}, status=400)
             if not isinstance(items, list):
                 return self.json({"error": "body must be a JSON array of reports"}, status=400)
-            results = await asyncio.gather(
-                *(_upload_item(feed, index, item, partner.name) for index, item in enumerate(items))
-            )
+            if health.unreachable_since is not None:
+                return unavailable(self, health.reason() or "the Kafka broker is unreachable")
+            try:
+                results = await asyncio.wait_for(
+                    asyncio.gather(
+                        *(
+                            _upload_item(feed, index, item, partner.name)
+                            for index, item in enumerate(items)
+                        )
+                    ),
+                    settings.feed_http_answer_s + 15,
+                )
+            except (KafkaError, OSError, TimeoutError) as exc:
+                health.failed("POST /feeds", exc)
+                return unavailable(self, f"the Kafka broker did not take the reports ({exc!r})")
             counts = {
                 o: sum(1 for r in results if r["outcome"] == o)
                 for o in (

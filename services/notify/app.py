@@ -31,8 +31,9 @@ from schemas.notify import Acknowledgement, DeliveryJob, Silence
 from schemas.types import as_timedelta, parse_duration
 from services.common.auth import TokenStore
 from services.common.config_files import load_model
-from services.common.faust_app import ContinuityGuard, create_faust_app
+from services.common.faust_app import ContinuityGuard, broker_health, create_faust_app
 from services.common.geography import Geography
+from services.common.outage import riding_out
 from services.common.settings import Settings
 from services.common.topic_view import TopicView
 from services.common.topics import Topics
@@ -358,6 +359,7 @@ def create_app(settings: Settings) -> faust.App:
             await run_job(job)
 
     @app.timer(interval=settings.reminder_check_interval_s)
+    @riding_out(broker_health(app), "queueing reminders")
     async def queue_reminders() -> None:
         """Repeats of firing, unacknowledged alerts, and escalation, for the alerts this worker
         owns."""

@@ -30,7 +30,8 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from schemas import AlertEvent, Observation
-from services.common.faust_app import create_faust_app
+from services.common.faust_app import broker_health, create_faust_app
+from services.common.outage import riding_out
 from services.common.relay import Out, Relay, Step, header
 from services.common.settings import Settings
 from services.common.topics import Topics
@@ -354,7 +355,10 @@ def create_app(settings: Settings) -> faust.App:
         "triggers", settings, settings.triggers_web_port, stages=[routing, evaluation]
     )
 
+    health = broker_health(app)
+
     @app.timer(interval=max(0.05, min(1.0, settle / 4 if settle else 1.0)))
+    @riding_out(health, "requesting judgements")
     async def request_judgements() -> None:
         """Ask scopes whose settle time is over to judge what was added, through the stream that
         owns them."""
@@ -365,11 +369,12 @@ def create_app(settings: Settings) -> faust.App:
                     due.setdefault(key, 0.0)
         moment = asyncio.get_running_loop().time()
         ready = [key for key, at in due.items() if at <= moment]
+        await evaluation.send(*addressed(ready, b'{"judge":true}'))  # kept due if this fails
         for key in ready:
-            del due[key]
-        await evaluation.send(*addressed(ready, b'{"judge":true}'))
+            due.pop(key, None)
 
     @app.timer(interval=settings.silence_check_interval_s)
+    @riding_out(health, "requesting silence checks")
     async def request_silence_checks() -> None:
         """Ask every scope with a silence rule to check the wall clock, through the stream that owns
         it."""

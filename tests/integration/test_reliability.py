@@ -18,6 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
@@ -288,3 +289,65 @@ async def test_a_broker_of_three_killed_mid_stream_delivers_every_transition_onc
     finally:
         await stack.stop()
         await asyncio.to_thread(cluster.stop)
+
+
+OUTAGE_S = float(os.environ.get("EWS_FAULT_OUTAGE_S", "120"))
+
+
+async def test_a_broker_outage_of_two_minutes_with_every_worker_running_is_ridden_out(
+    tmp_path, system
+):
+    """No worker exits while the broker is gone; each says so on /readyz (503 naming the broker)
+    and /healthz stays its own liveness; after the broker is back they resume by themselves and
+    every transition is delivered once."""
+    config, receiver, stack = system
+    private = LocalStack(tmp_path / "private")
+    stack.bootstrap = await private.start_kafka()
+    token = "partner-token-0123456789abcdefgh"
+    stack.env_extra["EWS_TOKENS"] = f"PA-SNM:partner:{token}"
+    days = feed(17, config)
+    await start_all(stack)
+    seen: dict[str, set[tuple[int, int, bool]]] = {name: set() for name in stack.workers}
+    refused: list[httpx.Response] = []
+
+    async def outage() -> None:
+        assert private.broker is not None
+        await asyncio.to_thread(private.broker.stop)
+        deadline = time.monotonic() + OUTAGE_S
+        async with httpx.AsyncClient(timeout=5) as client:
+            while time.monotonic() < deadline:
+                for name, process in stack.workers.items():
+                    assert process.poll() is None, f"{name} exited:\n{stack.tail(name, 40)}"
+                    port = stack.ports[name]
+                    ready = await client.get(f"http://127.0.0.1:{port}/readyz")
+                    alive = await client.get(f"http://127.0.0.1:{port}/healthz")
+                    seen[name].add((ready.status_code, alive.status_code, "broker" in ready.text))
+                if not refused and time.monotonic() > deadline - OUTAGE_S / 2:
+                    refused.append(
+                        await client.post(
+                            f"http://127.0.0.1:{stack.ports['ingest']}/feeds/border-crossings",
+                            json=[json.loads(days[0][0][2])],
+                            headers={"Authorization": f"Bearer {token}"},
+                            timeout=90,
+                        )
+                    )
+                await asyncio.sleep(2)
+        await asyncio.to_thread(private.broker.start)
+
+    try:
+        await copy_feed(stack, days, {DAYS // 2: outage})
+        expected = expected_deliveries([(f, v) for day in days for f, _, v in day], config)
+        await settle(stack, receiver, expected, timeout_s=240)
+        check(config, days, receiver, stack)
+        assert stack.restarts == 0 and all(p.poll() is None for p in stack.workers.values())
+        for name, answers in seen.items():
+            assert (503, 200, True) in answers, (name, answers)  # not ready, alive, says why
+        [upload] = refused  # a partner posting during the outage is told to come back
+        assert upload.status_code == 503 and upload.headers["Retry-After"] == "30", upload.text
+        assert "broker" in upload.json()["error"]
+        for name in stack.workers:
+            lines = (stack.logs / f"{name}.log").read_text().count("Unable connect to node")
+            assert lines < 50, f"{name} logged {lines} connection errors"
+    finally:
+        await stack.stop()
+        await private.stop()
