@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 Level = Literal["watch", "warning", "emergency"]
 LEVELS: tuple[Level, ...] = ("watch", "warning", "emergency")
@@ -46,7 +46,9 @@ class AlertEvent(BaseModel):
     started_at: datetime
     observed_until: datetime
     evaluated_at: datetime
-    evidence: list[str]
+    evidence: list[str] = Field(
+        description='the reports behind the value, as "source/event_id" (the latest few)'
+    )
     title: dict[str, str] = {}  # the rule's title in en/es/fr/pt, so receivers need no rules file
     details: dict[
         str, float

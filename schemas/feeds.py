@@ -6,16 +6,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .types import Count, CountryCode, Duration, Identifier, UtcDateTime
+from .types import Count, CountryCode, Duration, Identifier, SourceId, UtcDateTime
 
 
 class FeedReport(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     event_id: Identifier = Field(
-        description="unique per report; a re-send with the same id is a duplicate"
+        description="unique per report of a source; a re-send with the same id is a duplicate, "
+        "other figures under it a correction"
     )
-    source: Identifier = Field(description="the publishing organisation, e.g. PA-SNM")
+    source: SourceId = Field(description="the publishing organisation, e.g. PA-SNM (no '/')")
     observed_at: UtcDateTime = Field(description="start of the period the counts cover")
     period: Duration = Field("P1D", description="ISO 8601 duration the counts cover")
 

@@ -38,7 +38,34 @@ class Observation(BaseModel):
         default_factory=dict, description="breakdowns, e.g. nationality"
     )
     ingested_at: datetime
+    moved_from: Location | None = Field(
+        None,
+        description="set on a correction that moves the report: where the version it corrects "
+        "was counted (its figure is withdrawn there)",
+    )
 
     @property
     def key(self) -> str:
         return self.location.id
+
+    @property
+    def report_id(self) -> str:
+        """The report's identity: event_ids are the partner's, unique per source."""
+        return report_id(self.source, self.event_id)
+
+
+def report_id(source: str, event_id: str) -> str:
+    """ "source/event_id": one report (a source has no "/"), as windows, evidence and
+    de-duplication know it."""
+    return f"{source}/{event_id}"
+
+
+def location_code(location: Location) -> str:
+    """A location in one short string ("site:PA-X:PA"), as ingest remembers where a report was."""
+    return f"{location.kind}:{location.id}:{location.country}"
+
+
+def location_of_code(code: str) -> Location:
+    kind, rest = code.split(":", 1)  # an id may hold ":"; a kind and a country never do
+    id_, country = rest.rsplit(":", 1)
+    return Location.model_validate({"kind": kind, "id": id_, "country": country})

@@ -120,3 +120,8 @@ Duration = Annotated[
 Identifier = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 ]
+# A publishing organisation: an identifier without "/", so that "source/event_id" names one report
+# (event_ids are unique per source) and "source/PA-SNM" one scope.
+SourceId = Annotated[
+    str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]

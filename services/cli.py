@@ -28,7 +28,8 @@ def worker(service: str) -> None:
     """Run one worker of SERVICE (ingest, triggers or notify)."""
     import faust
 
-    from services.common.kafka_admin import ensure_topics
+    from services.common.kafka_admin import TopicMismatch, ensure_topics
+    from services.common.outage import quiet_connection_errors
 
     settings = get_settings()
     try:
@@ -39,7 +40,15 @@ def worker(service: str) -> None:
             f"ews {service}: configuration refused; fix the lines above and start again", err=True
         )
         sys.exit(2)
-    created = asyncio.run(ensure_topics(settings))
+    quiet_connection_errors()
+    try:  # a worker started before its broker waits for it, as it rides out an outage later
+        created = asyncio.run(
+            ensure_topics(settings, wait_s=None, say=lambda line: click.echo(line, err=True))
+        )
+    except TopicMismatch as exc:
+        click.echo(str(exc), err=True)
+        click.echo(f"ews {service}: the topics do not match; fix them and start again", err=True)
+        sys.exit(2)
     if created:
         click.echo(f"created topics: {', '.join(created)}", err=True)
 

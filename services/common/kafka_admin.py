@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Callable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from .outage import is_transient
 from .settings import Settings
 from .topics import Topics
+
+log = logging.getLogger(__name__)
 
 
 class TopicMismatch(RuntimeError):
@@ -39,18 +45,38 @@ async def _wait_for_leaders(
         await asyncio.sleep(0.2)
 
 
-async def ensure_topics(settings: Settings, attempts: int = 30) -> list[str]:
-    """Create missing topics; return the names created. Waits for the cluster to answer."""
+async def ensure_topics(
+    settings: Settings,
+    wait_s: float | None = 30.0,
+    say: Callable[[str], None] = log.warning,
+) -> list[str]:
+    """Create missing topics; return the names created. Waits for the cluster to answer: `wait_s`
+    seconds, or for as long as it takes when None (a worker started before its broker), saying so
+    when it starts waiting and every minute after."""
+    started = time.monotonic()
+    told = 0.0
+    while True:
+        try:
+            return await _ensure_topics_once(settings)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            waited = time.monotonic() - started
+            if wait_s is not None and waited >= wait_s:
+                raise
+            if not told or waited - told >= 60:
+                told = max(waited, 1e-9)
+                say(
+                    f"waiting for the Kafka broker at {settings.kafka_bootstrap} "
+                    f"({waited:.0f} s so far): {error}"
+                )
+            await asyncio.sleep(1)
+
+
+async def _ensure_topics_once(settings: Settings) -> list[str]:
     topics = Topics(settings.topic_namespace)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="ews-admin")
-    for attempt in range(attempts):
-        try:
-            await admin.start()
-            break
-        except Exception:
-            if attempt == attempts - 1:
-                raise
-            await asyncio.sleep(1)
+    await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = [

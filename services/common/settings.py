@@ -52,7 +52,9 @@ class Settings(BaseSettings):
         "de-duplication before answering 'pending' (the item stays queued)",
     )
     dedup_retention: str = Field(
-        "P30D", description="how long a seen event_id is remembered (ISO 8601)"
+        "P30D",
+        description="how long a seen event_id is remembered at least (ISO 8601); ingest keeps it "
+        "as long as the rules in triggers.yaml can still count the report, if that is longer",
     )
     # A report whose period ends later than this after the wall clock is refused as `future`: a
     # partner may send the running count of the day in progress (its period ends within a day), but

@@ -2,12 +2,13 @@
 
 - The validation stage reads the feed topics (raw bytes, whatever the partner keyed them by)
   a batch at a time, rejects what fails validation to ews.ingest.rejected with a reason, and
-  forwards the rest to de-duplication, keyed by event_id so that every copy of one event meets
-  in one partition.
-- The de-duplication stage remembers each event_id for the retention period, in memory per
+  forwards the rest to de-duplication, keyed by report id ("source/event_id": event_ids are
+  unique per source) so that every copy of one report meets in one partition.
+- The de-duplication stage remembers each report for the retention period, in memory per
   partition and in a compacted changelog: a re-send is dropped and counted, a changed report is a
-  correction published with a higher revision, anything else is published to ews.observations
-  keyed by location.
+  correction published with a higher revision (naming where the corrected version was counted
+  when the correction moves it), anything else is published to ews.observations keyed by
+  location.
 - Both stages run on aiokafka directly, a batch at a time (services.common.relay): Faust's
   per-event stream and table machinery was most of the worker's time (make bench).
 - `POST /feeds/{feed}` (partner token) validates a JSON array and asks de-duplication about each
@@ -21,7 +22,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -29,10 +30,10 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from schemas import Observation, SitesFile
-from schemas.types import parse_duration
+from schemas import Observation, SitesFile, TriggersFile
+from schemas.types import as_timedelta, parse_duration
 from services.common.auth import AuthError, TokenStore
-from services.common.config_files import load_model
+from services.common.config_files import ConfigError, load_model
 from services.common.faust_app import broker_health, create_faust_app
 from services.common.geography import Geography
 from services.common.http import read_body_limited
@@ -41,9 +42,10 @@ from services.common.reloading import Reloading
 from services.common.replies import Replies, answer, correlation_of
 from services.common.settings import Settings
 from services.common.topics import REJECTED_MAX_BYTES, Topics
+from services.triggers.core.rules import RuleSet
 
 from . import metrics
-from .deduplication import SeenEvents, content_digest, decide, remember
+from .deduplication import SeenEvents, content_digest, decide, moved, remember
 from .validation import FeedRejection, Limits, describe_limit, parse_feed_message, rejection
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ def create_app(settings: Settings) -> faust.App:
         "sites",
     )
     tokens = TokenStore.from_settings(settings)
-    retention = parse_duration(settings.dedup_retention)
+    retention = dedup_retention(settings)
     limits = Limits(settings.max_future, settings.max_period)
     feed_of_topic = {topic: feed for feed, topic in topics.feeds.items()}
 
@@ -71,7 +73,7 @@ def create_app(settings: Settings) -> faust.App:
         return Out(topics.ingest_rejected, feed.encode(), record.model_dump_json().encode())
 
     def validate_batch(records: list[ConsumerRecord[bytes, bytes]]) -> list[Out]:
-        """Feed messages → observations keyed by event_id for `deduplicate`, or rejections with a
+        """Feed messages → observations keyed by report id for `deduplicate`, or rejections with a
         reason."""
         now = datetime.now(UTC)
         out = []
@@ -103,7 +105,7 @@ def create_app(settings: Settings) -> faust.App:
             out.append(
                 Out(
                     topics.ingest_validated,
-                    observation.event_id.encode(),
+                    observation.report_id.encode(),
                     observation.model_dump_json().encode(),
                 )
             )
@@ -124,7 +126,7 @@ def create_app(settings: Settings) -> faust.App:
     ] = {}  # source → newest observed_at accepted (ews_feed_last_event_timestamp_seconds)
 
     def deduplicate_batch(records: list[ConsumerRecord[bytes, bytes]]) -> Step:
-        """Each report decided against what is remembered of its event_id (and what this batch
+        """Each report decided against what is remembered of its report id (and what this batch
         already decided); published observations (and answers to uploads) first, then the remembered
         entries."""
         now = datetime.now(UTC)
@@ -145,28 +147,32 @@ def create_app(settings: Settings) -> faust.App:
                     exc,
                 )
                 continue
-            previous = seen.get(record.partition, observation.event_id, now)
+            previous = seen.get(record.partition, observation.report_id, now)
             digest = content_digest(observation)
             outcome, revision = decide(previous, digest, record.partition, record.offset)
             outcomes[(_feed_label(observation.feed), outcome)] += 1
             if outcome in ("accepted", "correction", "replayed"):
-                # as validated, unless the revision changed (a new report keeps its bytes: not
-                # encoded again)
+                # as validated, unless the revision changed or it moved (a new report keeps its
+                # bytes: not encoded again)
+                published = moved(previous, observation) if outcome == "correction" else observation
                 value = (
                     record.value
-                    if revision == observation.revision
-                    else observation.model_copy(update={"revision": revision})
+                    if revision == observation.revision and published is observation
+                    else published.model_copy(update={"revision": revision})
                     .model_dump_json()
                     .encode()
                 )
                 outputs.append(Out(topics.observations, observation.key.encode(), value))
-                changes.append(
-                    seen.put(
-                        record.partition,
-                        observation.event_id,
-                        remember(previous, digest, revision, now, record.partition, record.offset),
-                    )
+                entry = remember(
+                    previous,
+                    digest,
+                    revision,
+                    now,
+                    record.partition,
+                    record.offset,
+                    observation.location,
                 )
+                changes.append(seen.put(record.partition, observation.report_id, entry))
                 at = observation.observed_at.timestamp()
                 if at > newest.get(observation.source, float("-inf")):
                     newest[observation.source] = at
@@ -304,7 +310,7 @@ def create_app(settings: Settings) -> faust.App:
             }
         request = Out(
             topics.ingest_validated,
-            observation.event_id.encode(),
+            observation.report_id.encode(),
             observation.model_dump_json().encode(),
         )
         try:
@@ -319,6 +325,30 @@ def create_app(settings: Settings) -> faust.App:
         return {"index": index, "event_id": observation.event_id, **reply}
 
     return app
+
+
+def dedup_retention(settings: Settings) -> timedelta:
+    """How long de-duplication remembers a report: EWS_DEDUP_RETENTION, or longer if the rules can
+    still count it (their longest look-back plus EWS_ALLOWED_LATENESS), so that a correction
+    arriving that late is still known as one and withdraws a moved report's old figure."""
+    configured = as_timedelta(parse_duration(settings.dedup_retention))
+    try:
+        rules = RuleSet(load_model(settings.triggers_file, TriggersFile))
+    # the triggers worker refuses a broken file too; say what ingest assumed
+    except (ConfigError, ValueError) as error:
+        log.warning("remembering reports for %s: %s", settings.dedup_retention, error)
+        return configured
+    reach = rules.reach + as_timedelta(parse_duration(settings.allowed_lateness))
+    if reach <= configured:
+        return configured
+    log.info(
+        "remembering reports for %d days, as long as the rules in %s can count them "
+        "(EWS_DEDUP_RETENTION %s)",
+        reach.days,
+        settings.triggers_file,
+        settings.dedup_retention,
+    )
+    return reach
 
 
 def _feed_label(feed: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections import Counter, OrderedDict
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
@@ -12,7 +13,8 @@ from typing import Literal, NamedTuple
 import orjson
 from aiokafka.structs import ConsumerRecord
 
-from schemas import Observation
+from schemas import Location, Observation
+from schemas.observation import location_code, location_of_code
 from services.common.relay import Out
 
 Outcome = Literal["accepted", "duplicate", "correction", "superseded", "replayed"]
@@ -31,6 +33,9 @@ class SeenEvent(NamedTuple):
     partition: int
     offset: int = -1  # of the de-duplication input message that recorded it
     earlier: tuple[str, ...] = ()  # short digests of the versions this one corrected, oldest first
+    # where this version was counted (location_code, interned: one string per place), so that a
+    # correction moving the report withdraws it there
+    location: str = ""
 
     def to_json(self) -> bytes:
         """The changelog's form (the same JSON object earlier versions wrote, with `earlier` once
@@ -44,6 +49,8 @@ class SeenEvent(NamedTuple):
         }
         if self.earlier:
             data["earlier"] = list(self.earlier)
+        if self.location:
+            data["location"] = self.location
         return orjson.dumps(data)
 
     @classmethod
@@ -56,6 +63,7 @@ class SeenEvent(NamedTuple):
             int(data["partition"]),
             int(data.get("offset", -1)),
             tuple(data.get("earlier", ())),
+            sys.intern(data.get("location", "")),
         )
 
 
@@ -65,7 +73,7 @@ def _utc(text: str) -> datetime:
 
 def content_digest(observation: Observation) -> str:
     """A fingerprint of what the report says (not when it arrived or its revision)."""
-    content = observation.model_dump(mode="json", exclude={"ingested_at", "revision"})
+    content = observation.model_dump(mode="json", exclude={"ingested_at", "revision", "moved_from"})
     canonical = orjson.dumps(content, option=orjson.OPT_SORT_KEYS)
     if (
         not canonical.isascii() or b"\x7f" in canonical
@@ -103,6 +111,7 @@ def remember(
     seen_at: datetime,
     partition: int,
     offset: int = -1,
+    location: Location | None = None,
 ) -> SeenEvent:
     """The entry after accepting a version: a correction keeps the digest it replaces among the
     earlier versions (the last EARLIER_KEPT)."""
@@ -111,7 +120,18 @@ def remember(
         earlier = previous.earlier
         if previous.digest != digest:
             earlier = (*earlier, previous.digest[:_SHORT])[-EARLIER_KEPT:]
-    return SeenEvent(digest, revision, seen_at, partition, offset, earlier)
+    code = sys.intern(location_code(location)) if location is not None else ""
+    return SeenEvent(digest, revision, seen_at, partition, offset, earlier, code)
+
+
+def moved(previous: SeenEvent | None, observation: Observation) -> Observation:
+    """A correction counted somewhere else than the version it corrects names where that was
+    (`moved_from`), so that the trigger engine withdraws the old figure there."""
+    if previous is None or not previous.location:
+        return observation
+    if previous.location == location_code(observation.location):
+        return observation
+    return observation.model_copy(update={"moved_from": location_of_code(previous.location)})
 
 
 class Versions:
@@ -125,14 +145,15 @@ class Versions:
         self.counts: Counter[Outcome] = Counter()
 
     def admit(self, observation: Observation) -> Observation | None:
-        """The observation to replay (with its revision), or None if it is dropped."""
-        event_id = observation.event_id
-        before = self.latest.get(event_id)
+        """The observation to replay (with its revision, and where it moved from), or None if it is
+        dropped."""
+        key = observation.report_id
+        before = self.latest.get(key)
         if before is None:
-            self.latest[event_id] = observation
+            self.latest[key] = observation
             self.counts["accepted"] += 1
             return observation
-        entry = self.entries.get(event_id) or remember(
+        entry = self.entries.get(key) or remember(
             None, content_digest(before), before.revision, observation.ingested_at, 0
         )
         digest = content_digest(observation)
@@ -140,9 +161,12 @@ class Versions:
         self.counts[outcome] += 1
         if outcome != "correction":
             return None
-        observation = observation.model_copy(update={"revision": revision})
-        self.entries[event_id] = remember(entry, digest, revision, observation.ingested_at, 0)
-        self.latest[event_id] = observation
+        update: dict[str, object] = {"revision": revision}
+        if before.location != observation.location:
+            update["moved_from"] = before.location
+        observation = observation.model_copy(update=update)
+        self.entries[key] = remember(entry, digest, revision, observation.ingested_at, 0)
+        self.latest[key] = observation
         return observation
 
 
@@ -152,8 +176,8 @@ def expired(entry: SeenEvent, now: datetime, retention) -> bool:
 
 class SeenEvents:
     """The de-duplication stage's state (services.common.relay.StageState): per input partition,
-    event_id → SeenEvent, oldest first, so that expiring is a look at the front, not a sweep of
-    every entry."""
+    report id ("source/event_id") → SeenEvent, oldest first, so that expiring is a look at the
+    front, not a sweep of every entry."""
 
     def __init__(self, changelog: str, retention: timedelta) -> None:
         self.changelogs = (changelog,)

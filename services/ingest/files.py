@@ -2,7 +2,8 @@
 
 Plain CSV uses the report's field names as headers (`event_id, source, observed_at, ...`;
 `nationality_VE` columns fill `by_nationality`). HXL files carry a row of hashtags, either
-as the header or right under it; the tags below are mapped to fields, attributes in any order.
+as the header or right under it; the tags below are mapped to fields, attributes in any order
+(`#affected+nationality_ve` or `#affected+nationality+ve` fill `by_nationality`).
 """
 
 from __future__ import annotations
@@ -127,6 +128,21 @@ def generated_id(report: dict) -> str:
     return _NOT_IN_ID.sub("-", "-".join(str(p) for p in parts if p).lower())[:200]
 
 
+def _nationality_field(tag: str) -> str | None:
+    """`#affected+nationality_ve` or `#affected+nationality+ve` (attributes in any order): the
+    people of one nationality among those counted, as the plain CSV's `nationality_VE` column."""
+    base, *attributes = tag.split("+")
+    if base != "#affected":
+        return None
+    for attribute in attributes:
+        if attribute.startswith("nationality_") and len(attributes) == 1:
+            return "nationality_" + attribute.removeprefix("nationality_").upper()
+    if "nationality" in attributes and len(attributes) == 2:
+        [code] = [a for a in attributes if a != "nationality"]
+        return "nationality_" + code.upper()
+    return None
+
+
 def _field_map(
     header: list[str], tags: list[str] | None, feed: str, path: Path
 ) -> list[str | None]:
@@ -135,7 +151,8 @@ def _field_map(
     for index, name in enumerate(header):
         tag = tags[index] if tags else name
         if tag.strip().startswith("#"):
-            fields.append(mapping.get(_normalise_tag(tag)))
+            normalised = _normalise_tag(tag)
+            fields.append(mapping.get(normalised) or _nationality_field(normalised))
         else:
             fields.append(name.strip() or None)
     if not any(fields):

@@ -42,3 +42,52 @@ def test_without_java_the_broker_commands_say_what_to_install():
     )
     assert result.returncode == 3
     assert "Java 17 or newer is needed" in result.stderr and "install" in result.stderr
+
+
+async def test_a_worker_started_before_its_broker_waits_for_it_and_then_runs(
+    workers, kafka_bootstrap
+):
+    """Machines reboot in any order: `ews worker` started while nothing answers at
+    EWS_KAFKA_BOOTSTRAP says it is waiting and starts once the broker does."""
+    import asyncio
+
+    from services.common.local_kafka import free_port
+    from tests.integration.kafka_io import wait_ready
+
+    port = free_port()
+    workers.env["EWS_KAFKA_BOOTSTRAP"] = f"127.0.0.1:{port}"
+    started = [workers.start("triggers")]
+    process = started[0][0]
+    deadline = asyncio.get_running_loop().time() + 30
+    while "waiting for the Kafka broker" not in workers.logs():
+        assert process.poll() is None, workers.logs()
+        assert asyncio.get_running_loop().time() < deadline, workers.logs()
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(5)
+    assert process.poll() is None, workers.logs()
+    assert f"waiting for the Kafka broker at 127.0.0.1:{port}" in workers.logs()
+
+    # the broker "comes up" at that address: a forwarder to the test broker, whose metadata then
+    # names its own address for everything after the bootstrap
+    host, real_port = kafka_bootstrap.rsplit(":", 1)
+
+    async def pipe(reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def forward(reader, writer):
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(real_port))
+        asyncio.ensure_future(pipe(reader, upstream_writer))
+        asyncio.ensure_future(pipe(upstream_reader, writer))
+
+    server = await asyncio.start_server(forward, "127.0.0.1", port)
+    try:
+        await wait_ready(workers, started, timeout_s=120)
+    finally:
+        server.close()

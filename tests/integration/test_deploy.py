@@ -131,3 +131,30 @@ async def test_a_topic_that_differs_from_what_ews_needs_is_a_clear_error(
         match=r"contacts: cleanup.policy is delete, ews needs compact \(kafka-configs.sh",
     ):
         await ensure_topics(Settings(kafka_bootstrap=kafka_bootstrap, topic_namespace=namespace))
+
+
+def test_the_systemd_unit_restarts_a_worker_on_every_documented_exit_but_a_refused_config(
+    tmp_path,
+):
+    """deploy/systemd/ews@.service: `systemd-analyze verify` accepts it (pointed at this checkout),
+    it runs `ews worker %i`, restarts on 70, 75 and 76 (on-failure) and not on 2, the configuration
+    refused, which a restart would only repeat."""
+    from services.common.exits import EXIT_FAILED, EXIT_GAP, EXIT_STALLED
+
+    text = (DEPLOY / "systemd" / "ews@.service").read_text()
+    settings = dict(
+        line.split("=", 1) for line in text.splitlines() if "=" in line and line[:1] not in "#;"
+    )
+    assert settings["ExecStart"].endswith("/.venv/bin/ews worker %i")
+    assert settings["Restart"] == "on-failure" and settings["RestartPreventExitStatus"] == "2"
+    kept = {int(code) for code in settings["RestartPreventExitStatus"].split()}
+    assert not kept & {EXIT_FAILED, EXIT_STALLED, EXIT_GAP}
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd-analyze is not installed")
+    unit = tmp_path / "ews@ingest.service"
+    unit.write_text(text.replace("/opt/ews", str(PROJECT_ROOT)))
+    result = subprocess.run(
+        [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0 and not result.stderr.strip(), result.stderr

@@ -85,7 +85,7 @@ async def test_a_border_crossing_surge_reaches_the_contacts_webhook(
     assert body["scope"] == {"kind": "site", "id": "PA-LAJAS-BLANCAS", "country": "PA"}
     assert body["value"] == 2710 and body["threshold"] == 2000  # Panama's national override
     assert body["window"] == "PT24H" and body["rule_version"].startswith("sha256:")
-    assert body["evidence"] == ["pa-snm-2026-11-20-lajas-blancas"]
+    assert body["evidence"] == ["PA-SNM/pa-snm-2026-11-20-lajas-blancas"]
     assert body["language"] == "es" and body["summary"].startswith(
         "VIGILANCIA: Aumento repentino de cruces fronterizos"
     )

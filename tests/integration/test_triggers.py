@@ -19,7 +19,7 @@ from services.common.settings import PROJECT_ROOT
 from services.common.topics import Topics
 from services.triggers.backtest import run_backtest
 from services.triggers.loading import load_engine
-from tests.helpers import NOW
+from tests.helpers import NOW, crossing
 from tests.integration.kafka_io import consume, wait_ready
 
 SITES = [
@@ -389,3 +389,45 @@ async def test_reports_too_late_for_a_scope_are_counted_by_source_and_scope(
             assert time.monotonic() < deadline, text[-3000:]
             await asyncio.sleep(0.3)
     assert 'ews_triggers_observations_total{outcome="too_late"} 1.0' in text
+
+
+async def test_two_sources_ids_stay_apart_and_a_correction_moving_a_report_withdraws_it(
+    workers, kafka_bootstrap, namespace, tmp_path
+):
+    """Through ingest's HTTP API: two partners numbering their reports alike are two reports at
+    Lajas Blancas (1,200: watch); the first partner then corrects its report to Paso Canoas, and
+    Lajas Blancas' alert resolves on the 600 left."""
+    rules = json.loads(json.dumps(SITE_RULES))
+    del rules["triggers"][0]["clear"], rules["triggers"][0]["clear_for"]
+    directory = config_dir(tmp_path, rules)
+    snm, iom = "partner-token-PA-SNM-0123456789abcdef", "partner-token-IOM-PA-0123456789abcdef"
+    workers.env.update(
+        EWS_CONFIG_DIR=str(directory),
+        EWS_TOKENS=f"PA-SNM:partner:{snm};IOM-DTM-PA:partner:{iom}",
+    )
+    started = [workers.start(s) for s in ("ingest", "triggers")]
+    await wait_ready(workers, started)
+    url = f"http://127.0.0.1:{started[0][1]}/feeds/border-crossings"
+    report = crossing(0, 600) | {"event_id": "report-1"}
+
+    async def post(token: str, item: dict) -> tuple[str, int]:
+        async with httpx.AsyncClient(timeout=30) as client:
+            r = await client.post(url, json=[item], headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 200, r.text
+        [answer] = r.json()["results"]
+        return answer["outcome"], answer.get("revision", 0)
+
+    assert await post(snm, report) == ("accepted", 1)
+    assert await post(iom, report | {"source": "IOM-DTM-PA"}) == ("accepted", 1)
+    topic = Topics(namespace).alerts
+    lajas = "surge/site/PA-LAJAS-BLANCAS"
+    [fired] = await wait_for_alerts(kafka_bootstrap, topic, {(lajas, 1)}, timeout_s=60)
+    assert (fired["level"], fired["value"]) == ("watch", 1200)
+    assert sorted(fired["evidence"]) == ["IOM-DTM-PA/report-1", "PA-SNM/report-1"]
+
+    moved = report | {"site_id": "CR-PASO-CANOAS", "from_country": "PA", "to_country": "CR"}
+    assert await post(snm, moved) == ("correction", 2)
+    alerts = await wait_for_alerts(kafka_bootstrap, topic, {(lajas, 2)}, timeout_s=60)
+    resolved = [a for a in alerts if a["alert_id"] == lajas and a["transition"] == 2]
+    assert [(a["status"], a["value"]) for a in resolved] == [("resolved", 600)]
+    assert {a["alert_id"] for a in alerts} == {lajas}  # 600 at Paso Canoas is under every level

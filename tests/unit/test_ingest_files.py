@@ -1,8 +1,11 @@
 """CSV and HXL files: columns and hashtags map to fields; bad rows are named by their row number."""
 
+import json
+
 from click.testing import CliRunner
 
 from services.cli import main
+from services.common.settings import PROJECT_ROOT
 from services.ingest.files import read_feed_rows
 
 HXL = (
@@ -139,3 +142,32 @@ def test_generated_ids_tell_apart_rows_that_differ_in_any_identifying_column(tmp
     assert len(set(ids)) == 3, ids
     assert ids == [row.report["event_id"] for row in read_feed_rows(path)[1]]
     assert ids[2] == "pa-snm-2026-11-20t12:00:00-05:00-pa-lajas-blancas-co-pa"
+
+
+def test_an_hxl_nationality_breakdown_feeds_the_new_nationality_trigger(tmp_path):
+    """HXL files carry the breakdown as `#affected+nationality_ve` or `#affected+nationality+ve`:
+    100 days of Venezuelans at Lajas Blancas, then 60 Afghans - the shipped new-nationality rule
+    fires from the file alone."""
+    from datetime import date, timedelta
+
+    lines = [
+        "Date,Source,Crossing point,Destination,People,Venezuela,Afghanistan",
+        "#date,#meta+source,#loc+code,#country+code+dest,#affected,"
+        "#affected+nationality_ve,#affected+af+nationality",
+    ]
+    start = date(2026, 7, 1)
+    for day in range(100):
+        lines.append(f"{start + timedelta(days=day)},PA-SNM,PA-LAJAS-BLANCAS,PA,300,300,")
+    lines.append(f"{start + timedelta(days=100)},PA-SNM,PA-LAJAS-BLANCAS,PA,360,300,60")
+    path = tmp_path / "crossings.hxl.csv"
+    path.write_text("\n".join(lines) + "\n")
+    _, rows = read_feed_rows(path)
+    assert list(rows)[-1].report["by_nationality"] == {"VE": 300, "AF": 60}
+    rules = PROJECT_ROOT / "config" / "triggers.yaml"
+    result = CliRunner().invoke(
+        main, ["backtest", "--rules", str(rules), "--events", str(path), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+
+    new = [a for a in json.loads(result.stdout) if a["rule_id"] == "new-nationality"]
+    assert [(a["status"], a["level"], a["value"]) for a in new][:1] == [("firing", "watch", 60.0)]

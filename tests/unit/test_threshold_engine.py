@@ -96,7 +96,7 @@ def test_a_correction_replaces_the_value_it_corrects():
     assert result.outcome == "applied"
     stale = engine.apply(state, scope, first, NOW)
     assert stale.outcome == "stale_revision"
-    assert state.feeds["border_crossing"].contributions[first.event_id].metrics["count"] == 1200
+    assert state.feeds["border_crossing"].contributions[first.report_id].metrics["count"] == 1200
 
 
 def test_corridor_scope_adds_sites_across_countries():
@@ -108,7 +108,7 @@ def test_corridor_scope_adds_sites_across_countries():
     )
     assert got == [("corridor/corridor/darien-northbound", 1, "firing", "watch", 3200)]
     alert = run_backtest([observation(crossing(0, 3100))], engine, NOW)[0]
-    assert alert.scope.country is None and sorted(alert.evidence) == ["pa-lajas-blancas-0"]
+    assert alert.scope.country is None and sorted(alert.evidence) == ["PA-SNM/pa-lajas-blancas-0"]
 
 
 def test_observations_older_than_the_lateness_bound_are_kept_out():

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from schemas import Observation, Scope
+from schemas.observation import report_id
 from schemas.types import EPOCH, DurationValue
 
 from .evaluation import MAX_EVIDENCE, Evaluation
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 US = timedelta(microseconds=1)
 # an observation's scopes are numbered below this in a route code (position * SLOTS + index)
 SLOTS = 1024
-_ROUTE = attrgetter("feed", "location.kind", "location.id", "location.country", "source")
+_ROUTE = attrgetter(
+    "feed", "location.kind", "location.id", "location.country", "source", "moved_from"
+)
 _FIELDS = attrgetter("__dict__")
 Column = np.ndarray[Any, Any]
 
@@ -84,7 +87,9 @@ class History:
             for name, number in number_of_feed.items()
         }
         self.eid = np.empty(len(given), object)
-        self.eid[:] = list(map(itemgetter("event_id"), fields))
+        self.eid[:] = list(
+            map(report_id, map(itemgetter("source"), fields), map(itemgetter("event_id"), fields))
+        )
         self._fields = fields
 
         # which scopes each observation reaches: the engine's routing depends on these fields alone,
@@ -195,7 +200,8 @@ class History:
         return self._categories[feed, name]
 
     def duplicated(self, feed: str) -> set[str]:
-        """The event_ids seen more than once in a feed: corrections, replayed by the engine."""
+        """The reports (source/event_id) seen more than once in a feed: corrections, replayed by the
+        engine."""
         if feed not in self._duplicated:
             ids = self.eid[self._of_feed[feed]].tolist()
             self._duplicated[feed] = (

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from schemas import AlertEvent, Location, Observation, Scope
 from schemas.types import as_timedelta, parse_duration
@@ -20,11 +20,17 @@ from .evaluation import MAX_EVIDENCE, Evaluation
 from .kinds import composite, silence
 from .rules import CompiledRule, CompositeRule, FeedRule, RuleSet, SilenceRule, WindowedRule
 from .state_machine import AlertState, Transition, can_change, step_alert
-from .windows import Contribution, FeedWindow, Kept, ScopeState, Span
+from .windows import Contribution, FeedWindow, Kept, ScopeState, Span, replacing
 
 Outcome = Literal["applied", "stale_revision", "too_late"]
-# what routing depends on: feed, location kind, location id, country, source
-Route = tuple[str, str, str, str, str]
+# what routing depends on: feed, location kind, location id, country, source, where it moved from
+Route = tuple[str, str, str, str, str, Location | None]
+
+
+class Routes(NamedTuple):
+    watched: list[Scope]  # the scopes at least one rule watches
+    by_key: dict[str, Scope]  # every scope the observation reaches
+    withdrawn: frozenset[str]  # keys of the scopes it is withdrawn from (it moved away)
 
 
 @dataclass
@@ -42,37 +48,57 @@ class TriggerEngine:
         self.trace: Callable[[CompiledRule, Scope, float, datetime], None] | None = None
         # Memoised lookups: a few entries per site and scope, rebuilt with the engine on a rule
         # reload.
-        self._scopes: dict[Route, tuple[list[Scope], list[Scope], dict[str, Scope]]] = {}
+        self._scopes: dict[Route, Routes] = {}
         self._rules_at: dict[tuple[str, str], tuple[list[FeedRule], timedelta, Kept]] = {}
         self._targets: dict[tuple[str, str, str, str | None], list[Scope]] = {}
         self._last_contribution: tuple[Observation, Contribution] | None = None
 
     # --- where observations and member alerts go --------------------------------------
 
-    def _routes(
-        self, observation: Observation
-    ) -> tuple[list[Scope], list[Scope], dict[str, Scope]]:
-        location = observation.location
-        memo = (observation.feed, location.kind, location.id, location.country, observation.source)
+    def _routes(self, observation: Observation) -> Routes:
+        location, moved_from = observation.location, observation.moved_from
+        memo = (
+            observation.feed,
+            location.kind,
+            location.id,
+            location.country,
+            observation.source,
+            moved_from,
+        )
         routes = self._scopes.get(memo)
         if routes is None:
-            every = self.geography.scopes_of(location)
-            if "source" in self.rules.scope_kinds:
-                every.append(Scope(kind="source", id=observation.source, country=location.country))
-            watched = [s for s in every if self.rules.applies_to(observation.feed, s.kind)]
-            routes = self._scopes[memo] = (every, watched, {s.key: s for s in every})
+            every = self._scopes_of(location, observation.source)
+            withdrawn: list[Scope] = []
+            if moved_from is not None:  # where the corrected version counted and this one does not
+                keys = {s.key for s in every}
+                withdrawn = [
+                    s for s in self._scopes_of(moved_from, observation.source) if s.key not in keys
+                ]
+            watched = [
+                s for s in every + withdrawn if self.rules.applies_to(observation.feed, s.kind)
+            ]
+            routes = self._scopes[memo] = Routes(
+                watched, {s.key: s for s in every + withdrawn}, frozenset(s.key for s in withdrawn)
+            )
         return routes
 
+    def _scopes_of(self, location: Location, source: str) -> list[Scope]:
+        every = self.geography.scopes_of(location)
+        if "source" in self.rules.scope_kinds:
+            every.append(Scope(kind="source", id=source, country=location.country))
+        return every
+
     def scopes_for(self, observation: Observation) -> list[Scope]:
-        """The scopes this observation counts towards that at least one rule watches."""
-        return self._routes(observation)[1]
+        """The scopes this observation counts towards that at least one rule watches (and, for a
+        correction that moved the report, those it is withdrawn from)."""
+        return self._routes(observation).watched
 
     def scope_from_key(self, key: str, observation: Observation) -> Scope:
         """Rebuild a scope from its key (what the repartition topic carries)."""
-        scope = self._routes(observation)[2].get(key)
+        scope = self._routes(observation).by_key.get(key)
         if scope is not None:
             return scope
-        raise KeyError(f"observation {observation.event_id} does not count towards scope {key}")
+        raise KeyError(f"observation {observation.report_id} does not count towards scope {key}")
 
     def composite_targets(self, alert: AlertEvent) -> list[Scope]:
         """The scopes of composites that combine this alert's rule: its own scope or one enclosing
@@ -144,17 +170,37 @@ class TriggerEngine:
         if window is None:
             window = state.feeds[feed] = FeedWindow()
         _, retention, kept = self.rules_at(feed, scope)
-        previous = window.contributions.get(observation.event_id)
-        if previous is not None and previous.revision >= observation.revision:
-            return "stale_revision"
+        key = observation.report_id
+        contribution = self._contribution_of(observation)
+        withdrawal = observation.moved_from is not None and (
+            scope.key in self._routes(observation).withdrawn
+        )
+        if withdrawal:
+            contribution = contribution._replace(metrics={}, categories={})
+        previous = window.contributions.get(key)
+        if previous is None and observation.event_id in window.contributions:
+            key = (
+                observation.event_id
+            )  # held under its bare event_id, as before ids were per source
+            previous = window.contributions[key]
+        if previous is not None:
+            replacement = replacing(contribution, previous)
+            if replacement is None:
+                return "stale_revision"
+            contribution = replacement
         if window.judged is not None and observation.period_end < window.judged - retention:
             return "too_late"  # its windows were judged and forgotten
         if previous is not None:
             window.pending.add(
                 (previous.start, previous.end)
             )  # a correction changes the old span too
-        window.put(observation.event_id, self._contribution_of(observation), kept)
+            if key != observation.report_id:
+                window.discard(key)
+                key = observation.report_id
+        window.put(key, contribution, kept)
         window.pending.add((observation.observed_at, observation.period_end))
+        if withdrawal:
+            return "applied"  # not an arrival here: the watermark and silence clock stay
         if window.watermark is None or observation.period_end > window.watermark:
             window.watermark = observation.period_end
             window.last_period = observation.period
@@ -174,6 +220,7 @@ class TriggerEngine:
             observation.period_end,
             observation.metrics,
             observation.categories,
+            observation.ingested_at.timestamp(),
         )
         self._last_contribution = (observation, contribution)
         return contribution
@@ -240,7 +287,11 @@ class TriggerEngine:
         if alert is None:
             alert = state.alerts[rule.id] = AlertState()
         reports = [
-            eid for span in spans if span in window.buckets for eid in window.buckets[span].eids
+            eid
+            for span in spans
+            if span in window.buckets
+            for eid in window.buckets[span].eids
+            if not window.contributions[eid].withdrawn
         ]
         events = []
         if previous is not None and spans and previous < tick:

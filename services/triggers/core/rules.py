@@ -304,6 +304,13 @@ class RuleSet:
                 return national
         return self._common[rule_id]
 
+    @property
+    def reach(self) -> timedelta:
+        """How far back the longest-looking rule reads (its window, baseline or lookback),
+        national overrides included: how long a correction can still change a window."""
+        rules = [*self._common.values(), *self._national.values()]
+        return max((r.retention for r in rules if isinstance(r, _FeedRule)), default=timedelta(0))
+
     def rules_for(self, feed: str, scope: Scope) -> list[FeedRule]:
         """The rules watching this feed at this scope (composites watch alerts, not feeds)."""
         found = [self.for_scope(rule_id, scope) for rule_id in self.rule_ids_for(feed, scope.kind)]

@@ -1,18 +1,28 @@
 """Event-time windows per scope: what each feed contributed there, summed per period.
 
 State is one `ScopeState` per scope key ("site/PA-LAJAS-BLANCAS", "corridor/darien-northbound",
-"source/PA-SNM"): per feed the observations still inside the retention period (keyed by event_id,
-so a correction replaces what it corrects), the member alerts composites combine, and one
-AlertState per rule. Pure: times are passed in.
+"source/PA-SNM"): per feed the observations still inside the retention period (keyed by report id,
+"source/event_id", so a correction replaces what it corrects), the member alerts composites
+combine, and one AlertState per rule. Pure: times are passed in.
+
+Which version of a report counts is decided here too, so that it holds however long after the
+original a correction arrives (ingest numbers revisions only while it remembers the report): a
+version replaces the one held if ingest accepted it later (its `ingested_at`, then its revision)
+and it says something else than the held version and the versions that one replaced. A report
+moved elsewhere by a correction leaves a withdrawal where it was: a contribution without figures,
+so that the old version arriving late still finds a later one in its place.
 """
 
 from __future__ import annotations
 
+import hashlib
 from bisect import bisect_left, insort
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
+
+import orjson
 
 from schemas import Scope
 
@@ -21,12 +31,41 @@ from .state_machine import AlertState, iso
 JsonObject = dict[str, Any]
 
 
+EARLIER_KEPT = 16  # versions a contribution remembers having replaced
+
+
 class Contribution(NamedTuple):
     revision: int
     start: datetime
     end: datetime
-    metrics: dict[str, int]
+    metrics: dict[str, int]  # empty: a withdrawal (the report was moved elsewhere)
     categories: dict[str, dict[str, int]]
+    accepted: float = 0.0  # when ingest accepted this version (POSIX seconds; 0 if unknown)
+    earlier: tuple[int, ...] = ()  # the versions (`version_of`) it replaced here, oldest first
+
+    @property
+    def withdrawn(self) -> bool:
+        return not self.metrics
+
+
+def version_of(c: Contribution) -> int:
+    """What a contribution says at its scope (period and figures), as a stable 64-bit number."""
+    content = orjson.dumps(
+        [iso(c.start), iso(c.end), c.metrics, c.categories], option=orjson.OPT_SORT_KEYS
+    )
+    return int.from_bytes(hashlib.blake2b(content, digest_size=8).digest(), "big")
+
+
+def replacing(new: Contribution, held: Contribution) -> Contribution | None:
+    """`new` as it replaces the version held (remembering that one), or None if it must not: ingest
+    accepted it earlier (an older version arriving late), or it says what the held version or one
+    it replaced says (a re-send, or an old version sent again after ingest forgot the report)."""
+    if (new.accepted, new.revision) <= (held.accepted, held.revision):
+        return None
+    seen, version = version_of(held), version_of(new)
+    if version == seen or version in held.earlier:
+        return None
+    return new._replace(earlier=(*held.earlier, seen)[-EARLIER_KEPT:])
 
 
 @dataclass(slots=True)
@@ -176,13 +215,14 @@ class FeedWindow:
                 yield buckets[span]
 
     def inside(self, start: datetime, end: datetime) -> list[tuple[str, Contribution]]:
-        """The contributions themselves, ordered by start then event_id (evidence, and the rarer
-        aggregates)."""
+        """The contributions themselves, ordered by start then report id (evidence, and the rarer
+        aggregates); withdrawals are not among them."""
         found = [
             (c.start, eid, c)
             for b in self.between(start, end)
             for eid in b.eids
             for c in (self.contributions[eid],)
+            if c.metrics
         ]
         found.sort(key=lambda item: (item[0], item[1]))
         return [(eid, c) for _, eid, c in found]
@@ -276,13 +316,21 @@ class ScopeState:
 
 
 def contribution_to_json(c: Contribution) -> list[Any]:
-    return [c.revision, iso(c.start), iso(c.end), c.metrics, c.categories]
+    data = [c.revision, iso(c.start), iso(c.end), c.metrics, c.categories, c.accepted]
+    return [*data, list(c.earlier)] if c.earlier else data
 
 
 def contribution_from_json(data: list[Any]) -> Contribution:
-    revision, start, end, metrics, categories = data
+    """Also the five-element form written before versions were ordered (accepted unknown)."""
+    revision, start, end, metrics, categories, *more = data
     return Contribution(
-        revision, datetime.fromisoformat(start), datetime.fromisoformat(end), metrics, categories
+        revision,
+        datetime.fromisoformat(start),
+        datetime.fromisoformat(end),
+        metrics,
+        categories,
+        float(more[0]) if more else 0.0,
+        tuple(more[1]) if len(more) > 1 else (),
     )
 
 
