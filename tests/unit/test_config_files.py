@@ -146,3 +146,16 @@ def test_changed_files_that_cannot_be_loaded_are_refused_and_the_running_rules_s
     monkeypatch.undo()
     os.utime(rules, ns=(1, 1))
     assert holder.reload_if_changed() == ("applied", []) and holder.engine is not running
+
+
+def test_a_dot_env_file_where_a_worker_starts_sets_its_settings(tmp_path, monkeypatch):
+    """README, Running it yourself: `.env` in the working directory, environment variables over
+    it."""
+    from services.common.settings import Settings
+
+    (tmp_path / ".env").write_text("EWS_TOPIC_NAMESPACE=pa-ews\nEWS_INGEST_WEB_PORT=7061\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("EWS_TOPIC_NAMESPACE", raising=False)
+    monkeypatch.setenv("EWS_INGEST_WEB_PORT", "8061")
+    settings = Settings()
+    assert (settings.topic_namespace, settings.ingest_web_port) == ("pa-ews", 8061)
