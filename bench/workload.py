@@ -1,5 +1,7 @@
-"""Seeded synthetic workloads: a geography of N sites on the real areas and corridors, and daily
-feeds over it.
+"""Seeded synthetic workloads: a geography of N sites on the real areas and corridors, and feeds
+over it: daily reports per site, or more frequent ones when that many days would run past today
+(ingest refuses reports from the future: a million reports from ten sites are ten-minute counts
+over some 700 days, not daily counts over 270 years).
 
 Every benchmark and the reliability scenarios draw from here, so a figure can be reproduced from its
 seed.
@@ -19,7 +21,14 @@ import yaml
 from schemas.config import SitesFile
 from services.common.settings import PROJECT_ROOT
 
-START = datetime(2026, 1, 1, tzinfo=UTC)
+MAX_SPAN = timedelta(days=1100)  # how far back a workload's history starts (about three years)
+START = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - MAX_SPAN
+CADENCES = (
+    ("P1D", timedelta(days=1)),
+    ("PT1H", timedelta(hours=1)),
+    ("PT10M", timedelta(minutes=10)),
+    ("PT1M", timedelta(minutes=1)),
+)
 NATIONALITIES = ["VE", "EC", "CO", "HT", "CU", "CN", "PE", "AF", "IN", "CM", "AO", "SN"]
 _NORTHBOUND = {"PA", "CR", "NI", "HN", "GT", "MX"}
 
@@ -70,15 +79,27 @@ def write_geography(n_sites: int, path: Path) -> Path:
     return path
 
 
+def cadence(n_events: int, n_sites: int) -> tuple[str, timedelta]:
+    """The reporting period of a workload: daily, unless its history would then start more than
+    MAX_SPAN ago."""
+    rounds = -(-n_events // n_sites)
+    for period, step in CADENCES:
+        if rounds * step <= MAX_SPAN:
+            return period, step
+    return CADENCES[-1]
+
+
 def feed_messages(n_events: int, n_sites: int, seed: int = 7) -> Iterator[tuple[str, bytes]]:
-    """(feed, JSON bytes) as partners publish them: one daily border-crossing report per site, and a
-    displacement report for every tenth site, with counts that wander across the shipped levels."""
+    """(feed, JSON bytes) as partners publish them: one border-crossing report per site and period
+    (`cadence`), and a displacement report for every tenth site, with counts that wander across the
+    shipped levels."""
     rng = random.Random(seed)
     sites = geography(n_sites).sites
     level = [rng.randint(100, 3000) for _ in sites]
+    period, step = cadence(n_events, n_sites)
     produced, day = 0, 0
     while True:
-        date = START + timedelta(days=day)
+        date = START + step * day
         for i, site in enumerate(sites):
             if produced >= n_events:
                 return
@@ -94,7 +115,7 @@ def feed_messages(n_events: int, n_sites: int, seed: int = 7) -> Iterator[tuple[
                 "source": f"BENCH-{site.country}",
                 "site_id": site.id,
                 "observed_at": date.isoformat(),
-                "period": "P1D",
+                "period": period,
                 "count": level[i],
                 "from_country": "CO" if site.country != "CO" else "VE",
                 "to_country": site.country,
@@ -111,7 +132,7 @@ def feed_messages(n_events: int, n_sites: int, seed: int = 7) -> Iterator[tuple[
                     "area_id": site.area,
                     "country": site.country,
                     "observed_at": date.isoformat(),
-                    "period": "P1D",
+                    "period": period,
                     "newly_displaced": rng.randint(0, 2500),
                     "shelter_occupancy": rng.randint(200, capacity + 150),
                     "shelter_capacity": capacity,

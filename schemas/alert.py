@@ -53,6 +53,11 @@ class AlertEvent(BaseModel):
     details: dict[
         str, float
     ] = {}  # kind-specific figures: new categories and their counts, silent hours, ...
+    late: bool = Field(
+        False,
+        description="the transition concerns an earlier tick (observed_until), judged again "
+        "because reports for it arrived after later ticks were judged",
+    )
 
     @property
     def idempotency_key(self) -> str:

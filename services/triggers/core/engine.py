@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Literal, NamedTuple
 
-from schemas import AlertEvent, Location, Observation, Scope
+from schemas import LEVEL_RANK, AlertEvent, Location, Observation, Scope
 from schemas.types import as_timedelta, parse_duration
 from services.common.geography import Geography
 
@@ -19,10 +19,24 @@ from . import kinds
 from .evaluation import MAX_EVIDENCE, Evaluation
 from .kinds import composite, silence
 from .rules import CompiledRule, CompositeRule, FeedRule, RuleSet, SilenceRule, WindowedRule
-from .state_machine import AlertState, Transition, can_change, step_alert
+from .state_machine import AlertState, Told, Transition, can_change, step_alert
 from .windows import Contribution, FeedWindow, Kept, ScopeState, Span, replacing
 
 Outcome = Literal["applied", "stale_revision", "too_late"]
+
+
+def _step(alert: AlertState, rule: CompiledRule, value: float, at: datetime) -> Transition | None:
+    """`step_alert`, keeping in the alert's history the state before each transition (so that
+    late data can take it back)."""
+    if not can_change(alert, rule, value):
+        return None
+    before = alert.copy()
+    change = step_alert(alert, rule, value, at)
+    if change is not None:
+        alert.remember(Told(at, change.status, change.level, before))
+    return change
+
+
 # what routing depends on: feed, location kind, location id, country, source, where it moved from
 Route = tuple[str, str, str, str, str, Location | None]
 
@@ -229,7 +243,10 @@ class TriggerEngine:
         """Evaluate every rule at each tick (period end) added since the last judgement, oldest
         first.
 
-        Data that arrived late, for a tick already judged, is judged again at the latest tick.
+        Data that arrived late, for ticks already judged, is judged again from the earliest tick it
+        changed: the rules step through every tick held from there to the latest one judged, so a
+        late surge fires (or escalates) at the tick it concerns, marked late, and clears as the
+        later ticks say. Silence rules are judged at the latest tick only.
         """
         state.scope = scope
         events: list[AlertEvent] = []
@@ -238,10 +255,26 @@ class TriggerEngine:
                 continue
             rules, retention, kept = self.rules_at(feed, scope)
             judged = window.judged
-            ticks = sorted({end for _, end in window.pending if judged is None or end > judged})
-            if not ticks and judged is not None:
-                ticks = [judged]
             pending = window.pending
+            ticks = sorted({end for _, end in pending if judged is None or end > judged})
+            late_from = (
+                min((end for _, end in pending if end < judged), default=None)
+                if judged is not None
+                else None
+            )
+            again: list[datetime] = []  # ticks judged before, stepped again (late data)
+            if late_from is not None:
+                assert judged is not None
+                held = {end for _, end in window.spans if late_from <= end < judged}
+                again = [*sorted(held | {late_from}), judged]
+                first = min(start for start, end in pending if end <= judged)
+                if window.earliest is None or first < window.earliest:
+                    window.earliest = first
+                for rule in rules:
+                    if not isinstance(rule, SilenceRule):  # silence is judged at the latest tick
+                        events.extend(self._judge_again(state, scope, rule, window, again, now))
+            if judged is not None and (again or not ticks):
+                ticks.insert(0, judged)
             for tick in ticks:
                 arriving = [span for span in pending if span[1] <= tick]
                 if arriving:
@@ -257,6 +290,8 @@ class TriggerEngine:
                             )
                         )
                         continue
+                    if again and tick == judged:
+                        continue  # judged again above, with the ticks before it
                     evaluation = kinds.evaluate(rule, window, tick)
                     if evaluation is not None:
                         events.extend(self.step(state, scope, rule, evaluation, tick, now))
@@ -265,6 +300,70 @@ class TriggerEngine:
                 judged = tick
             window.judged = judged
             window.pending = set()
+        return events
+
+    def _judge_again(
+        self,
+        state: ScopeState,
+        scope: Scope,
+        rule: WindowedRule,
+        window: FeedWindow,
+        ticks: list[datetime],
+        now: datetime,
+    ) -> list[AlertEvent]:
+        """Late data changed ticks judged before (`ticks`, oldest first, ending with the latest one
+        judged): the alert is taken back to where it stood before the first of them (undoing the
+        transitions it made since, from its history) and stepped through them all again. What
+        receivers are told: each level higher than the one they hold (marked late when its tick is
+        before the latest), then, if the alert ends elsewhere than they were last told, where it
+        is now; the transitions are numbered after those already sent."""
+        latest = ticks[-1]
+        alert = state.alerts.get(rule.id)
+        if alert is None:
+            alert = state.alerts[rule.id] = AlertState()
+        undone = [t for t in alert.history if t.at >= ticks[0]]
+        trial = undone[0].before if undone else alert.copy()
+        trial.history = alert.history[: len(alert.history) - len(undone)]
+        told = {(t.at, t.status, t.level) for t in undone}
+        holding = alert.level if alert.status == "firing" else None  # what receivers were told
+        changes: list[tuple[Transition, Evaluation, datetime]] = []
+        evaluation: Evaluation | None = None
+        for tick in ticks:
+            evaluation = kinds.evaluate(rule, window, tick)
+            if evaluation is None:
+                continue
+            if self.trace is not None:
+                self.trace(rule, scope, evaluation.value, tick)
+            change = _step(trial, rule, evaluation.value, tick)
+            if (
+                change is not None
+                and change.status == "firing"
+                and LEVEL_RANK[change.level or "watch"] > (LEVEL_RANK[holding] if holding else 0)
+                and (tick, change.status, change.level) not in told
+            ):
+                changes.append((change, evaluation, tick))
+                holding = change.level
+        final = trial.level if trial.status == "firing" else None
+        if final != holding and evaluation is not None:
+            started = trial.started_at or alert.started_at or latest
+            threshold = rule.threshold_of(final) if final is not None else rule.clear
+            status: Literal["firing", "resolved"] = "firing" if final is not None else "resolved"
+            changes.append(
+                (Transition(0, status, final, holding, threshold, started), evaluation, latest)
+            )
+        events: list[AlertEvent] = []
+        for number, (change, with_value, tick) in enumerate(changes, start=alert.transition + 1):
+            previous = events[-1].level if events else alert.level
+            if not events and alert.status != "firing":
+                previous = None
+            told_as = Transition(
+                number, change.status, change.level, previous, change.threshold, change.started_at
+            )
+            events.append(
+                self._event(rule, scope, told_as, with_value, tick, now, late=tick < latest)
+            )
+        trial.transition = alert.transition + len(events)
+        state.alerts[rule.id] = trial
         return events
 
     # --- silence --------------------------------------------------------------------------
@@ -398,9 +497,7 @@ class TriggerEngine:
         alert = state.alerts.get(rule.id)
         if alert is None:
             alert = state.alerts[rule.id] = AlertState()
-        if not can_change(alert, rule, evaluation.value):
-            return []
-        change = step_alert(alert, rule, evaluation.value, clock or at)
+        change = _step(alert, rule, evaluation.value, clock or at)
         if change is None:
             return []
         return [self._event(rule, scope, change, evaluation, at, now)]
@@ -413,6 +510,7 @@ class TriggerEngine:
         evaluation: Evaluation,
         at: datetime,
         now: datetime,
+        late: bool = False,
     ) -> AlertEvent:
         return AlertEvent(
             alert_id=f"{rule.id}/{scope.kind}/{scope.id}",
@@ -433,4 +531,5 @@ class TriggerEngine:
             evidence=evaluation.evidence[-MAX_EVIDENCE:],
             title=rule.titles,
             details=evaluation.details,
+            late=late,
         )

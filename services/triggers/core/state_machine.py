@@ -7,7 +7,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -29,6 +29,18 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+HISTORY_KEPT = 8  # transitions an alert remembers the state before (late data may undo them)
+
+
+class Told(NamedTuple):
+    """A transition an alert made: at which tick, to what, and the state just before it."""
+
+    at: datetime
+    status: str
+    level: Level | None
+    before: AlertState
+
+
 @dataclass(slots=True)
 class AlertState:
     status: Literal["ok", "firing"] = "ok"
@@ -40,9 +52,25 @@ class AlertState:
         None  # value below the current level, waiting for `clear_for`
     )
     below_clear_since: datetime | None = None  # value below `clear`, waiting for `clear_for`
+    history: tuple[Told, ...] = ()  # the last HISTORY_KEPT transitions, oldest first
+
+    def copy(self) -> AlertState:
+        """The state without its history."""
+        return AlertState(
+            self.status,
+            self.level,
+            self.transition,
+            self.started_at,
+            self.pending_since,
+            self.below_level_since,
+            self.below_clear_since,
+        )
+
+    def remember(self, told: Told) -> None:
+        self.history = (*self.history[1 - HISTORY_KEPT :], told)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "status": self.status,
             "level": self.level,
             "transition": self.transition,
@@ -51,6 +79,11 @@ class AlertState:
             "below_level_since": iso(self.below_level_since),
             "below_clear_since": iso(self.below_clear_since),
         }
+        if self.history:
+            data["history"] = [
+                [iso(t.at), t.status, t.level, t.before.to_json()] for t in self.history
+            ]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> AlertState:
@@ -58,7 +91,13 @@ class AlertState:
         for name in _TIMES:
             if values.get(name) is not None:
                 values[name] = datetime.fromisoformat(values[name])
-        return cls(**values)
+        history = values.pop("history", ())
+        state = cls(**values)
+        state.history = tuple(
+            Told(datetime.fromisoformat(at), status, level, AlertState.from_json(before))
+            for at, status, level, before in history
+        )
+        return state
 
 
 @dataclass(frozen=True)
@@ -97,15 +136,15 @@ def step_alert(
 
     Mutates `state`; returns the transition, if any. Firing waits for `for`; escalation is
     immediate; de-escalation and resolution wait for `clear_for` (hysteresis), and resolution
-    needs the value below `clear`, which may sit below the lowest level.
+    needs the value below `clear`, which may sit below the lowest level. `at` may be a tick before
+    the last one stepped (late data): the engine then steps every later tick again.
     """
     target = rule.level_for(value)
     if state.status == "ok":
         if target is None:
             state.pending_since = None
             return None
-        if state.pending_since is None:
-            state.pending_since = at
+        state.pending_since = _earliest(state.pending_since, at)
         if rule.for_ is not None and not _elapsed(state.pending_since, at, rule.for_):
             return None
         state.started_at = state.pending_since
@@ -117,9 +156,9 @@ def step_alert(
     effective: Level | None = None if below_clear else (target or rule.lowest_level)
     if effective is not None and LEVEL_RANK[effective] > LEVEL_RANK[current]:
         return _move(state, "firing", effective, rule.threshold_of(effective))
-    state.below_clear_since = (state.below_clear_since or at) if below_clear else None
+    state.below_clear_since = _earliest(state.below_clear_since, at) if below_clear else None
     lower = effective is None or LEVEL_RANK[effective] < LEVEL_RANK[current]
-    state.below_level_since = (state.below_level_since or at) if lower else None
+    state.below_level_since = _earliest(state.below_level_since, at) if lower else None
     if below_clear and _elapsed(state.below_clear_since, at, rule.clear_for):
         return _move(state, "resolved", None, rule.clear)
     if lower and _elapsed(state.below_level_since, at, rule.clear_for):
@@ -127,6 +166,12 @@ def step_alert(
         if to != current:
             return _move(state, "firing", to, rule.threshold_of(to))
     return None
+
+
+def _earliest(since: datetime | None, at: datetime) -> datetime:
+    """When a condition has held since: `at` starts it; stepping an earlier tick again (late data)
+    moves its start back."""
+    return at if since is None or at < since else since
 
 
 def _move(
