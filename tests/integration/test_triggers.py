@@ -19,7 +19,7 @@ from services.common.settings import PROJECT_ROOT
 from services.common.topics import Topics
 from services.triggers.backtest import run_backtest
 from services.triggers.loading import load_engine
-from tests.helpers import NOW, crossing
+from tests.helpers import NOW, crossing, observation
 from tests.integration.kafka_io import consume, wait_ready
 
 SITES = [
@@ -431,3 +431,39 @@ async def test_two_sources_ids_stay_apart_and_a_correction_moving_a_report_withd
     resolved = [a for a in alerts if a["alert_id"] == lajas and a["transition"] == 2]
     assert [(a["status"], a["value"]) for a in resolved] == [("resolved", 600)]
     assert {a["alert_id"] for a in alerts} == {lajas}  # 600 at Paso Canoas is under every level
+
+
+async def test_a_surge_reported_late_alerts_live_at_the_day_it_concerns(
+    workers, kafka_bootstrap, namespace, tmp_path
+):
+    """Days 0, 1, 2 and 4 at 300 are judged; day 3's 6,000 arrives last: the emergency goes out,
+    marked late, naming day 3."""
+    directory = config_dir(tmp_path, SITE_RULES)
+    workers.env.update(EWS_CONFIG_DIR=str(directory))
+    started = [workers.start("triggers")]
+    await wait_ready(workers, started)
+    metrics_url = f"http://127.0.0.1:{started[0][1]}/metrics"
+    topics = Topics(namespace)
+    reports = {day: observation(crossing(day, 6000 if day == 3 else 300)) for day in range(5)}
+    await produce_observations(
+        kafka_bootstrap, topics.observations, [reports[d] for d in (0, 1, 2, 4)]
+    )
+    async with httpx.AsyncClient() as client:
+        deadline = time.monotonic() + 30
+        while (
+            'ews_triggers_observations_total{outcome="applied"} 4.0'
+            not in (await client.get(metrics_url)).text
+        ):
+            assert time.monotonic() < deadline, workers.logs()
+            await asyncio.sleep(0.3)
+    await produce_observations(kafka_bootstrap, topics.observations, [reports[3]])
+    alert_id = "surge/site/PA-LAJAS-BLANCAS"
+    alerts = await wait_for_alerts(kafka_bootstrap, topics.alerts, {(alert_id, 1)}, timeout_s=60)
+    [fired] = [a for a in alerts if a["alert_id"] == alert_id]
+    assert (fired["status"], fired["level"], fired["value"], fired["late"]) == (
+        "firing",
+        "emergency",
+        6000,
+        True,
+    )
+    assert fired["observed_until"].startswith(reports[3].period_end.date().isoformat())

@@ -34,3 +34,16 @@ def test_every_language_has_a_template():
     for language in LANGUAGES:
         reader = contact("c", language=language)
         assert json.loads(render_json(shared(alert, reader), reader))["summary"]
+
+
+@pytest.mark.parametrize(
+    "language, words",
+    [("en", "Reported late."), ("es", "con retraso"), ("fr", "en retard"), ("pt", "com atraso")],
+)
+def test_a_late_transition_says_so_in_every_language(language, words):
+    alert = alerts_for(crossing(0, 2600))[0]
+    reader = contact("c", language=language)
+    on_time = json.loads(render_json(shared(alert, reader), reader))["summary"]
+    late = alert.model_copy(update={"late": True})
+    summary = json.loads(render_json(shared(late, reader), reader))["summary"]
+    assert words in summary and words not in on_time

@@ -202,8 +202,11 @@ class TriggerEngine:
             if replacement is None:
                 return "stale_revision"
             contribution = replacement
-        if window.judged is not None and observation.period_end < window.judged - retention:
-            return "too_late"  # its windows were judged and forgotten
+        if (
+            window.judged is not None
+            and observation.period_end < window.judged - self.allowed_lateness
+        ):
+            return "too_late"  # more than the lateness bound behind what the scope judged
         if previous is not None:
             window.pending.add(
                 (previous.start, previous.end)
