@@ -42,7 +42,7 @@ kafka-stop: $(STAMP)  ## stop the local broker
 	@$(BIN)/ews kafka stop
 
 check: $(STAMP)  ## check the shipped configuration as operators would
-	$(BIN)/ews rules check config/triggers.yaml config/sites.yaml config/contacts.yaml
+	$(BIN)/ews rules check config/triggers.yaml config/sites.yaml config/contacts.yaml config/sharing.yaml config/contacts.example.yaml
 
 install: $(STAMP)
 

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from itertools import pairwise
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .alert import LEVELS, Level
 from .types import CountryCode, Duration, Identifier, SubdivisionCode
@@ -19,6 +32,37 @@ FEED_METRICS: dict[str, tuple[str, ...]] = {
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# A problem a file's contents have beyond their fields' own checks (an id repeated, a name that
+# resolves to nothing): where in the file (the keys and indexes leading to it) and what is wrong.
+Problem = tuple[tuple[Any, ...], str]
+_DEFERRED: ContextVar[bool] = ContextVar("cross_checks_deferred", default=False)
+
+
+@contextmanager
+def cross_checks_deferred() -> Iterator[None]:
+    """Validate files without their cross-checks, so that the loader reports every problem at its
+    line (services.common.config_files.load_model) instead of the first at the file's top."""
+    token = _DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
+
+
+def _enforce(problems: list[Problem]) -> None:
+    if problems and not _DEFERRED.get():
+        raise ValueError("; ".join(message for _, message in problems))
+
+
+def _repeated(values: list[str], where: tuple[Any, ...], what: str) -> list[Problem]:
+    counts = Counter(values)
+    return [
+        ((*where, i, "id"), f"{what} id {value!r} is used more than once")
+        for i, value in enumerate(values)
+        if counts[value] > 1 and values.index(value) != i
+    ]
 
 
 # --- geography -----------------------------------------------------------------------
@@ -55,18 +99,45 @@ class SitesFile(Strict):
 
     @model_validator(mode="after")
     def _references_resolve(self) -> SitesFile:
-        site_ids = [s.id for s in self.sites]
-        dupes = sorted({i for i in site_ids if site_ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"site ids must be unique, repeated: {', '.join(dupes)}")
-        known = set(site_ids)
-        for corridor in self.corridors:
-            unknown = [s for s in corridor.sites if s not in known]
-            if unknown:
-                raise ValueError(
-                    f"corridor {corridor.id} names unknown sites: {', '.join(unknown)}"
-                )
+        _enforce(self.problems())
         return self
+
+    def problems(self) -> list[Problem]:
+        """Ids unique; corridors name known sites; a site's area is a known area of its
+        country."""
+        found = _repeated([s.id for s in self.sites], ("sites",), "site")
+        found += _repeated([a.id for a in self.areas], ("areas",), "area")
+        found += _repeated([c.id for c in self.corridors], ("corridors",), "corridor")
+        known = {s.id for s in self.sites}
+        for i, corridor in enumerate(self.corridors):
+            for j, site in enumerate(corridor.sites):
+                if site not in known:
+                    found.append(
+                        (("corridors", i, "sites", j), f"corridor {corridor.id}: no site {site!r}")
+                    )
+        areas = {a.id: a for a in self.areas}
+        for i, place in enumerate(self.sites):
+            if place.area is None:
+                continue
+            area = areas.get(place.area)
+            if area is None:
+                found.append(
+                    (("sites", i, "area"), f"site {place.id}: {place.area} is not among the areas")
+                )
+            elif area.country != place.country:
+                found.append(
+                    (
+                        ("sites", i, "area"),
+                        f"site {place.id} is in {place.country} but its area {place.area} is in "
+                        f"{area.country}",
+                    )
+                )
+        return found
+
+    @property
+    def countries(self) -> set[str]:
+        """The countries the file has sites or areas in."""
+        return {s.country for s in self.sites} | {a.country for a in self.areas}
 
 
 # --- triggers ------------------------------------------------------------------------
@@ -257,6 +328,9 @@ class RuleOverride(Strict):
     clear_for: Duration | None = None
 
 
+_TRIGGER_RULE: TypeAdapter[TriggerRule] = TypeAdapter(TriggerRule)
+
+
 class TriggersFile(Strict):
     version: Literal[1] = 1
     triggers: list[TriggerRule]
@@ -264,51 +338,97 @@ class TriggersFile(Strict):
 
     @model_validator(mode="after")
     def _ids_resolve(self) -> TriggersFile:
-        ids = [t.id for t in self.triggers]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"trigger ids must be unique, repeated: {', '.join(dupes)}")
+        _enforce(self.problems())
+        return self
+
+    def problems(self) -> list[Problem]:
+        """Ids unique; overrides name known triggers and give a valid trigger once merged (as the
+        engine merges them); composites name other, inner triggers; only silence watches
+        sources."""
+        found = _repeated([t.id for t in self.triggers], ("triggers",), "trigger")
         by_id = {t.id: t for t in self.triggers}
         for country, rules in self.overrides.items():
-            unknown = [r for r in rules if r not in ids]
-            if unknown:
-                raise ValueError(
-                    f"overrides for {country} name unknown triggers: {', '.join(unknown)}"
-                )
             for rule_id, override in rules.items():
-                if (
-                    isinstance(by_id[rule_id], (SilenceRule, CompositeRule))
-                    and override.levels is not None
-                ):
-                    raise ValueError(
-                        f"overrides for {country}: {rule_id} is a {by_id[rule_id].kind} trigger; "
-                        "its levels cannot be overridden"
+                where = ("overrides", country, rule_id)
+                base = by_id.get(rule_id)
+                if base is None:
+                    found.append((where, f"{country} overrides {rule_id!r}, which is no trigger"))
+                elif isinstance(base, (SilenceRule, CompositeRule)) and override.levels:
+                    found.append(
+                        (
+                            (*where, "levels"),
+                            f"{rule_id} is a {base.kind} trigger; its levels cannot be overridden",
+                        )
                     )
+                else:
+                    found.extend(_merge_problems(country, base, override, where))
         order = ["site", "area", "country", "corridor", "region"]
-        for rule in self.triggers:
+        for i, rule in enumerate(self.triggers):
             if isinstance(rule, CompositeRule):
-                for member in rule.members:
+                for j, member in enumerate(rule.members):
+                    at: tuple[Any, ...] = ("triggers", i, "members", j)
                     target = by_id.get(member)
                     if target is None:
-                        raise ValueError(f"composite {rule.id} names unknown trigger {member!r}")
-                    if isinstance(target, CompositeRule):
-                        raise ValueError(
-                            f"composite {rule.id} names composite {member}; members must be "
-                            "other kinds"
+                        found.append((at, f"composite {rule.id}: no trigger {member!r}"))
+                    elif isinstance(target, CompositeRule):
+                        found.append(
+                            (
+                                at,
+                                f"composite {rule.id} names composite {member}; members must be "
+                                "other kinds",
+                            )
                         )
-                    if (
+                    elif (
                         target.scope == "source"
                         or rule.scope == "source"
                         or (order.index(target.scope) > order.index(rule.scope))
                     ):
-                        raise ValueError(
-                            f"composite {rule.id} at {rule.scope} scope cannot contain {member} "
-                            f"at {target.scope} scope; members must be at the same or an inner "
-                            "scope"
+                        found.append(
+                            (
+                                at,
+                                f"composite {rule.id} at {rule.scope} scope cannot contain "
+                                f"{member} at {target.scope} scope; members must be at the same "
+                                "or an inner scope",
+                            )
                         )
             elif rule.scope == "source" and not isinstance(rule, SilenceRule):
-                raise ValueError(f"trigger {rule.id}: only silence triggers watch a source scope")
-        return self
+                found.append(
+                    (("triggers", i, "scope"), f"{rule.id}: only silence triggers watch a source")
+                )
+        return found
+
+    def merged(self, country: str, rule_id: str) -> TriggerRule:
+        """A country's version of a trigger: the common one with its override applied."""
+        base = next(r for r in self.triggers if r.id == rule_id)
+        return merge_override(base, self.overrides[country][rule_id])
+
+
+def merge_override(base: TriggerRule, override: RuleOverride) -> TriggerRule:
+    merged = base.model_dump(by_alias=True)
+    merged.update(override.model_dump(by_alias=True, exclude_none=True))
+    return _TRIGGER_RULE.validate_python(merged)
+
+
+def _merge_problems(
+    country: str, base: TriggerRule, override: RuleOverride, where: tuple[Any, ...]
+) -> list[Problem]:
+    try:
+        merge_override(base, override)
+    except ValidationError as error:
+        given = override.model_dump(by_alias=True, exclude_none=True)
+        found: list[Problem] = []
+        for err in error.errors():
+            fields = [part for part in err["loc"] if part in given]
+            message = str(err["msg"]).removeprefix("Value error, ")
+            inherited = [f for f in ("clear", "clear_for", "for", "window") if f not in given]
+            if "clear" in message and "clear" in inherited:
+                message += (
+                    f" (clear {base.clear:g} is the common trigger's; give {country} its own "
+                    "clear in the override)"
+                )
+            found.append(((*where, *fields[:1]), f"{country}'s {base.id}: {message}"))
+        return found
+    return []
 
 
 # --- contacts ------------------------------------------------------------------------
@@ -376,6 +496,24 @@ class SharingFile(Strict):
 class ContactsFile(Strict):
     version: Literal[1] = 1
     contacts: list[Contact] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ids_resolve(self) -> ContactsFile:
+        _enforce(self.problems())
+        return self
+
+    def problems(self) -> list[Problem]:
+        """Ids unique; escalation contacts are other contacts of the file."""
+        found = _repeated([c.id for c in self.contacts], ("contacts",), "contact")
+        known = {c.id for c in self.contacts}
+        for i, contact in enumerate(self.contacts):
+            for j, other in enumerate(contact.escalation_contacts):
+                where = ("contacts", i, "escalation_contacts", j)
+                if other == contact.id:
+                    found.append((where, f"contact {contact.id} escalates to itself"))
+                elif other not in known:
+                    found.append((where, f"contact {contact.id} escalates to unknown {other!r}"))
+        return found
 
 
 # --- API tokens ----------------------------------------------------------------------

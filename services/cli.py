@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from services.common.config_files import ConfigError, load_model, load_yaml
+from services.common.config_files import ConfigError
 from services.common.settings import get_settings
 
 SERVICES = ("ingest", "triggers", "notify")
@@ -28,18 +28,27 @@ def worker(service: str) -> None:
     """Run one worker of SERVICE (ingest, triggers or notify)."""
     import faust
 
+    from services.common.config_check import check_worker
+    from services.common.exits import EXIT_CONFIG
     from services.common.kafka_admin import TopicMismatch, ensure_topics
     from services.common.outage import quiet_connection_errors
 
     settings = get_settings()
-    try:
-        app = importlib.import_module(f"services.{service}.app").create_app(settings)
-    except ConfigError as exc:
-        click.echo("\n".join(exc.problems), err=True)
+    problems = check_worker(settings, service)
+    app = None
+    if not problems:
+        try:
+            app = importlib.import_module(f"services.{service}.app").create_app(settings)
+        except ConfigError as exc:
+            problems = exc.problems
+    if problems or app is None:
+        click.echo("\n".join(problems), err=True)
         click.echo(
-            f"ews {service}: configuration refused; fix the lines above and start again", err=True
+            f"ews {service}: configuration refused; fix the lines above and start again "
+            f"(exit {EXIT_CONFIG}: not restarted)",
+            err=True,
         )
-        sys.exit(2)
+        sys.exit(EXIT_CONFIG)
     quiet_connection_errors()
     try:  # a worker started before its broker waits for it, as it rides out an outage later
         created = asyncio.run(
@@ -48,7 +57,7 @@ def worker(service: str) -> None:
     except TopicMismatch as exc:
         click.echo(str(exc), err=True)
         click.echo(f"ews {service}: the topics do not match; fix them and start again", err=True)
-        sys.exit(2)
+        sys.exit(EXIT_CONFIG)
     if created:
         click.echo(f"created topics: {', '.join(created)}", err=True)
 
@@ -103,35 +112,16 @@ def rules() -> None:
 @rules.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 def rules_check(files: tuple[Path, ...]) -> None:
-    """Check triggers, sites and contacts files; print every problem as file:line:
-    field: message."""
-    from schemas import ContactsFile, SitesFile, TriggersFile
+    """Check triggers, sites, contacts, sharing and tokens files, each alone and against the
+    others given (as the workers load them); print every problem as file:line: field: message."""
+    from services.common.config_check import check_files
 
-    kinds: dict[str, type[TriggersFile] | type[SitesFile] | type[ContactsFile]] = {
-        "triggers": TriggersFile,
-        "sites": SitesFile,
-        "corridors": SitesFile,
-        "contacts": ContactsFile,
-    }
-    problems: list[str] = []
-    for path in files:
-        try:
-            data, _ = load_yaml(path)
-            model = next(
-                (m for key, m in kinds.items() if isinstance(data, dict) and key in data), None
-            )
-            if model is None:
-                problems.append(
-                    f"{path}:1: (file): not a triggers, sites or contacts file "
-                    "(expected a top-level 'triggers:', 'sites:' or 'contacts:' key)"
-                )
-                continue
-            load_model(path, model)
-            click.echo(f"{path}: ok ({model.__name__})")
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        click.echo("\n".join(problems), err=True)
+    checked = check_files(list(files), get_settings().allow_private_webhooks)
+    for line in checked.ok:
+        click.echo(line)
+    if checked.problems:
+        click.echo("\n".join(checked.problems), err=True)
+        click.echo(f"{len(checked.problems)} problem(s)", err=True)
         sys.exit(1)
 
 

@@ -9,6 +9,8 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from schemas.config import cross_checks_deferred
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -124,10 +126,37 @@ def _file_path(loc: tuple, lines: dict[tuple, int], missing: bool) -> tuple:
     return path
 
 
-def load_model(path: Path, model: type[M]) -> M:
-    """Load and validate one config file, or raise ConfigError listing every problem."""
+def at_line(path: Path, lines: dict[tuple, int], loc: tuple, message: str) -> str:
+    """`file:line: field: message` for a location in the file (the deepest part of it the file
+    has a line for)."""
+    line = next((lines[loc[:cut]] for cut in range(len(loc), -1, -1) if loc[:cut] in lines), 1)
+    field = ".".join(str(p) for p in loc) or "(file)"
+    return f"{path}:{line}: {field}: {message}"
+
+
+def load_checked(path: Path, model: type[M]) -> tuple[M, dict[tuple, int], list[str]]:
+    """Load and validate one config file: the model, the file's line map and the problems of its
+    cross-checks (each at its line); ConfigError if its fields themselves fail."""
     data, lines = load_yaml(Path(path))
     try:
-        return model.model_validate(data)
+        with cross_checks_deferred():
+            loaded = model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(problems_from(Path(path), exc, lines)) from None
+    check = getattr(loaded, "problems", None)
+    found = check() if check is not None else []
+    return loaded, lines, [at_line(Path(path), lines, loc, message) for loc, message in found]
+
+
+def load_with_lines(path: Path, model: type[M]) -> tuple[M, dict[tuple, int]]:
+    """Load and validate one config file with its cross-checks (every problem at its line), or
+    raise ConfigError listing every problem; the model and the file's line map."""
+    loaded, lines, problems = load_checked(path, model)
+    if problems:
+        raise ConfigError(problems)
+    return loaded, lines
+
+
+def load_model(path: Path, model: type[M]) -> M:
+    """Load and validate one config file, or raise ConfigError listing every problem."""
+    return load_with_lines(path, model)[0]

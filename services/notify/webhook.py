@@ -50,6 +50,33 @@ def _refused_address(address: str) -> bool:
     )
 
 
+def refused_as_written(url: str, allow_private: bool) -> str | None:
+    """Why a webhook URL would be refused whatever its host resolves to (not https, a private or
+    loopback address written as such, localhost), or None: what `ews rules check` can say without
+    DNS."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        return f"webhook URL must be an absolute https:// URL, got {url!r}"
+    if allow_private:
+        return None
+    if parts.scheme != "https":
+        return (
+            f"webhook URL must use https, got {parts.scheme}:// (set EWS_ALLOW_PRIVATE_WEBHOOKS=1 "
+            "only for tests)"
+        )
+    host = parts.hostname
+    try:
+        private = _refused_address(host)
+    except ValueError:  # a name, not an address
+        private = host == "localhost" or host.endswith(".localhost")
+    if private:
+        return (
+            f"webhook host {host} is a private or loopback address; ews only posts to public "
+            "addresses unless EWS_ALLOW_PRIVATE_WEBHOOKS is set"
+        )
+    return None
+
+
 async def check_target(url: str, allow_private: bool) -> None:
     """Refuse non-https URLs and hosts resolving to private or loopback addresses,
     unless allowed."""

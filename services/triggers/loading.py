@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemas import SitesFile, TriggersFile
-from services.common.config_files import ConfigError, load_model
+from services.common.config_check import Checked
+from services.common.config_files import ConfigError
 from services.common.geography import Geography
 from services.common.reloading import Reloading
 
@@ -14,21 +14,16 @@ from .core import RuleSet, TriggerEngine
 
 
 def load_engine(triggers_file: Path, sites_file: Path, allowed_lateness: str) -> TriggerEngine:
-    """Load both files; ConfigError lists every problem as file:line: field: message."""
-    problems: list[str] = []
-    rules: RuleSet | None = None
-    geography: Geography | None = None
-    try:
-        rules = RuleSet(load_model(triggers_file, TriggersFile))
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    try:
-        geography = Geography(load_model(sites_file, SitesFile))
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    if problems or rules is None or geography is None:
-        raise ConfigError(problems)
-    return TriggerEngine(rules, geography, allowed_lateness)
+    """Load both files and check them together (services.common.config_check, as `ews rules check`
+    does); ConfigError lists every problem as file:line: field: message."""
+    checked = Checked()
+    checked.load(triggers_file, "triggers")
+    checked.load(sites_file, "sites")
+    checked.cross_check(allow_private_webhooks=True)
+    rules, sites = checked.first("triggers"), checked.first("sites")
+    if checked.problems or rules is None or sites is None:
+        raise ConfigError(checked.problems)
+    return TriggerEngine(RuleSet(rules[1]), Geography(sites[1]), allowed_lateness)
 
 
 class ReloadingEngine(Reloading[TriggerEngine]):

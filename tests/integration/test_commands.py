@@ -91,3 +91,35 @@ async def test_a_worker_started_before_its_broker_waits_for_it_and_then_runs(
         await wait_ready(workers, started, timeout_s=120)
     finally:
         server.close()
+
+
+async def test_a_worker_given_a_failing_file_exits_once_with_every_problem(workers, tmp_path):
+    """No restart loop of tracebacks: the problems at their lines, exit 78 (not restarted by the
+    supervisor), whichever worker reads the file."""
+    import asyncio
+    import shutil
+
+    from services.common.exits import EXIT_CONFIG
+
+    config = tmp_path / "config"
+    shutil.copytree(PROJECT_ROOT / "config", config)
+    triggers = config / "triggers.yaml"
+    text = triggers.read_text()
+    triggers.write_text(
+        text[: text.index("overrides:")]
+        + "overrides:\n  GT:\n    crossing-surge: {levels: {watch: 300, warning: 600, "
+        "emergency: 1200}}\n  GU:\n    crossing-surge: {clear: 100}\n"
+    )
+    workers.env["EWS_CONFIG_DIR"] = str(config)
+    for service in ("triggers", "ingest"):
+        process, _ = workers.start(service)
+        for _ in range(600):
+            if process.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert process.returncode == EXIT_CONFIG, workers.logs()
+    logs = workers.logs()
+    assert "Traceback" not in logs
+    assert logs.count("overrides.GT.crossing-surge: GT's crossing-surge: clear (800.0)") == 2
+    assert logs.count("overrides.GU: GU has no sites or areas") == 2
+    assert "configuration refused; fix the lines above and start again (exit 78" in logs

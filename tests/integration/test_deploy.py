@@ -137,16 +137,18 @@ def test_the_systemd_unit_restarts_a_worker_on_every_documented_exit_but_a_refus
     tmp_path,
 ):
     """deploy/systemd/ews@.service: `systemd-analyze verify` accepts it (pointed at this checkout),
-    it runs `ews worker %i`, restarts on 70, 75 and 76 (on-failure) and not on 2, the configuration
+    it runs `ews worker %i`, restarts on 70, 75 and 76 (on-failure) and not on 78, the configuration
     refused, which a restart would only repeat."""
-    from services.common.exits import EXIT_FAILED, EXIT_GAP, EXIT_STALLED
+    from services.common.exits import EXIT_CONFIG, EXIT_FAILED, EXIT_GAP, EXIT_STALLED
 
     text = (DEPLOY / "systemd" / "ews@.service").read_text()
     settings = dict(
         line.split("=", 1) for line in text.splitlines() if "=" in line and line[:1] not in "#;"
     )
     assert settings["ExecStart"].endswith("/.venv/bin/ews worker %i")
-    assert settings["Restart"] == "on-failure" and settings["RestartPreventExitStatus"] == "2"
+    assert settings["Restart"] == "on-failure" and settings["RestartPreventExitStatus"] == str(
+        EXIT_CONFIG
+    )
     kept = {int(code) for code in settings["RestartPreventExitStatus"].split()}
     assert not kept & {EXIT_FAILED, EXIT_STALLED, EXIT_GAP}
     analyze = shutil.which("systemd-analyze")

@@ -10,14 +10,11 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, Literal, TypeAlias
 
-from pydantic import TypeAdapter
-
 from schemas import LEVELS, Level, Scope, TriggersFile
 from schemas import config as model
 from schemas.types import DurationValue, as_timedelta, parse_duration
 
 Aggregate = Literal["sum", "max", "mean", "last"]
-_RULE: TypeAdapter[model.TriggerRule] = TypeAdapter(model.TriggerRule)
 _STARTS_KEPT = (
     4096  # calendar starts memoised per rule (a month back from a tick is slow to work out)
 )
@@ -263,11 +260,8 @@ class RuleSet:
         self._common = {rule.id: compile_rule(rule) for rule in file.triggers}
         self._national: dict[tuple[str, str], CompiledRule] = {}
         for country, overrides in file.overrides.items():
-            for rule_id, override in overrides.items():
-                base = next(r for r in file.triggers if r.id == rule_id)
-                merged = base.model_dump(by_alias=True)
-                merged.update(override.model_dump(by_alias=True, exclude_none=True))
-                self._national[(country, rule_id)] = compile_rule(_RULE.validate_python(merged))
+            for rule_id in overrides:
+                self._national[(country, rule_id)] = compile_rule(file.merged(country, rule_id))
         self._by_feed_scope: dict[tuple[str, str], list[str]] = {}
         self._composites_of: dict[str, list[str]] = {}
         for rule in self._common.values():

@@ -1,0 +1,166 @@
+"""The configuration checked as a whole, as the workers load it: each file's own checks, then what
+one file says about another's names (a contact's corridor, an override's country). `ews rules
+check` and every worker at start use it; problems read `file:line: field: message`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from schemas import ContactsFile, SitesFile, TriggersFile
+from schemas.config import SharingFile, TokensFile
+from services.notify.webhook import refused_as_written
+
+from .config_files import ConfigError, at_line, load_checked, load_yaml
+from .settings import Settings
+
+# a file's kind by its top-level keys, in this order
+KINDS: tuple[tuple[str, tuple[str, ...], type[BaseModel]], ...] = (
+    ("triggers", ("triggers",), TriggersFile),
+    ("sites", ("sites", "corridors", "areas"), SitesFile),
+    ("contacts", ("contacts",), ContactsFile),
+    ("tokens", ("tokens",), TokensFile),
+    ("sharing", ("default", "countries"), SharingFile),
+)
+
+
+@dataclass
+class Checked:
+    """The files that loaded, by kind, with their line maps; and every problem found."""
+
+    loaded: list[tuple[str, Path, Any, dict[tuple, int]]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    ok: list[str] = field(default_factory=list)  # "file: ok (Model)"
+
+    def load(self, path: Path, kind: str | None = None) -> None:
+        try:
+            if kind is None:
+                kind = kind_of(path)
+            model = next(m for k, _, m in KINDS if k == kind)
+            loaded, lines, problems = load_checked(path, model)
+        except ConfigError as error:
+            self.problems.extend(error.problems)
+            return
+        self.loaded.append((kind, path, loaded, lines))  # cross-checked with the others still
+        self.problems.extend(problems)
+        if not problems:
+            self.ok.append(f"{path}: ok ({model.__name__})")
+
+    def first(self, kind: str) -> tuple[Path, Any, dict[tuple, int]] | None:
+        return next(((p, m, lines) for k, p, m, lines in self.loaded if k == kind), None)
+
+    def cross_check(self, allow_private_webhooks: bool) -> None:
+        sites = self.first("sites")
+        triggers = self.first("triggers")
+        if sites and triggers:
+            path, rules, lines = triggers
+            countries = sites[1].countries
+            for country in rules.overrides:
+                if country not in countries:
+                    self.problems.append(
+                        at_line(
+                            path,
+                            lines,
+                            ("overrides", country),
+                            f"{country} has no sites or areas in {sites[0]}: is the country "
+                            "code right?",
+                        )
+                    )
+        for kind, path, book, lines in self.loaded:
+            if kind != "contacts":
+                continue
+            corridors = {c.id for c in sites[1].corridors} if sites else None
+            rule_ids = {t.id for t in triggers[1].triggers} if triggers else None
+            for i, contact in enumerate(book.contacts):
+                if corridors is not None:
+                    for j, corridor in enumerate(contact.corridors):
+                        if corridor not in corridors:
+                            self.problems.append(
+                                at_line(
+                                    path,
+                                    lines,
+                                    ("contacts", i, "corridors", j),
+                                    f"contact {contact.id}: no corridor {corridor!r} in "
+                                    f"{sites[0] if sites else 'sites.yaml'}",
+                                )
+                            )
+                if rule_ids is not None:
+                    for j, rule_id in enumerate(contact.trigger_ids):
+                        if rule_id not in rule_ids:
+                            self.problems.append(
+                                at_line(
+                                    path,
+                                    lines,
+                                    ("contacts", i, "trigger_ids", j),
+                                    f"contact {contact.id}: no trigger {rule_id!r} in "
+                                    f"{triggers[0] if triggers else 'triggers.yaml'}",
+                                )
+                            )
+                for k, channel in enumerate(contact.channels):
+                    url = getattr(channel, "url", None)
+                    if url is None:
+                        continue
+                    refused = refused_as_written(str(url), allow_private_webhooks)
+                    if refused is not None:
+                        self.problems.append(
+                            at_line(
+                                path,
+                                lines,
+                                ("contacts", i, "channels", k, "url"),
+                                f"contact {contact.id}: {refused}",
+                            )
+                        )
+
+
+def kind_of(path: Path) -> str:
+    data, _ = load_yaml(path)
+    keys = set(data) if isinstance(data, dict) else set()
+    for kind, markers, _ in KINDS:
+        if keys & set(markers):
+            return kind
+    raise ConfigError(
+        [
+            f"{path}:1: (file): not a triggers, sites, contacts, tokens or sharing file (expected "
+            "a top-level 'triggers:', 'sites:', 'contacts:', 'tokens:' or 'countries:' key)"
+        ]
+    )
+
+
+def check_files(paths: list[Path], allow_private_webhooks: bool = False) -> Checked:
+    """`ews rules check`: every file given, each problem once."""
+    checked = Checked()
+    for path in paths:
+        checked.load(path)
+    checked.cross_check(allow_private_webhooks)
+    return checked
+
+
+# what each worker reads at start
+WORKER_FILES = {
+    "ingest": ("sites", "triggers", "tokens"),
+    "triggers": ("sites", "triggers"),
+    "notify": ("sites", "triggers", "contacts", "sharing", "tokens"),
+}
+
+
+def check_worker(settings: Settings, service: str) -> list[str]:
+    """The problems of the files this worker reads (those that are optional only if present)."""
+    files: dict[str, Path | None] = {
+        "sites": settings.sites_file,
+        "triggers": settings.triggers_file,
+        "contacts": settings.resolved_contacts_file,
+        "sharing": settings.resolved_sharing_file,
+        "tokens": settings.tokens_file,
+    }
+    optional = {"contacts", "sharing", "tokens"}
+    checked = Checked()
+    for kind in WORKER_FILES[service]:
+        path = files[kind]
+        if path is None or (kind in optional and not path.exists()):
+            continue
+        checked.load(path, kind)
+    checked.cross_check(settings.allow_private_webhooks)
+    return checked.problems
