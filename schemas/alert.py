@@ -53,6 +53,11 @@ class AlertEvent(BaseModel):
     details: dict[
         str, float
     ] = {}  # kind-specific figures: new categories and their counts, silent hours, ...
+    cause: Literal["trigger_removed"] | None = Field(
+        None,
+        description="why the alert changed when not because of its value: trigger_removed (a rule "
+        "reload removed or renamed its trigger)",
+    )
     late: bool = Field(
         False,
         description="the transition concerns an earlier tick (observed_until), judged again "

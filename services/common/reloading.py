@@ -25,6 +25,7 @@ class Reloading(Generic[T]):
         self._load = load
         self.what = what  # as the log and the problems name it: "rules", "sites"
         self.value = load()
+        self.previous: T | None = None  # the value before the last reload applied
         self._stamps = self._read_stamps()
 
     def _read_stamps(self) -> tuple[tuple[int, int] | None, ...]:
@@ -56,5 +57,5 @@ class Reloading(Generic[T]):
                 f"{' and '.join(map(str, self.files))}: could not be loaded "
                 f"({type(exc).__name__}: {exc}); the running {self.what} stay"
             ]
-        self.value = value
+        self.previous, self.value = self.value, value
         return "applied", []

@@ -144,6 +144,7 @@ CONTROL = (
     b'{"member_alert"',
     b'{"silence_check"',
     b'{"judge"',
+    b'{"retire"',
 )  # scoped messages that are not observations
 BATCH_MAX = 2000  # messages judged together at most
 SCOPES_PER_MESSAGE = 1000  # scope keys one message names at most (its header stays well under 1 MB)
@@ -252,7 +253,7 @@ def create_app(settings: Settings) -> faust.App:
         """Observations are added to their scopes' windows, then each scope is judged once (now, or
         after EWS_EVALUATION_SETTLE_S), its alerts published, and its state and changed
         contributions written once, however many of the batch's messages it received."""
-        engine = holder.engine
+        engine, previous = holder.engine, holder.previous
         now = datetime.now(UTC)
         clock = asyncio.get_running_loop().time()
         touched: dict[str, tuple[ScopeState, int]] = {}
@@ -294,9 +295,12 @@ def create_app(settings: Settings) -> faust.App:
                     )
                 elif "silence_check" in data:
                     if state.scope is not None:
+                        produced.extend((a, None) for a in engine.retire(state, now, previous))
                         produced.extend(
                             (a, None) for a in engine.check_silence(state, state.scope, now)
                         )
+                elif "retire" in data:  # the rules were reloaded
+                    produced.extend((a, None) for a in engine.retire(state, now, previous))
                 elif "judge" in data:
                     to_judge.add(key)
         for (
@@ -411,6 +415,9 @@ def create_app(settings: Settings) -> faust.App:
             metrics.RULES_INFO.clear()
             metrics.RULES_INFO.labels(holder.engine.rules.version).set(1)
             log.warning("rules reloaded: version %s", holder.engine.rules.version)
+            # alerts of triggers the new rules no longer have resolve, through the stage that
+            # owns their scopes
+            await evaluation.send(*addressed([key for key, _ in states.items()], b'{"retire":1}'))
         else:
             log.error(
                 "changed rule files refused; the previous rules stay active:\n%s",

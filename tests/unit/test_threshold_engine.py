@@ -4,7 +4,15 @@ import json
 
 from services.triggers.backtest import run_backtest
 from services.triggers.core import ScopeState
-from tests.helpers import NOW, crossing, engine_with, observation, rules_yaml, threshold_rule
+from tests.helpers import (
+    NOW,
+    TITLE,
+    crossing,
+    engine_with,
+    observation,
+    rules_yaml,
+    threshold_rule,
+)
 
 
 def transitions(engine, reports, feed="border-crossings"):
@@ -150,3 +158,23 @@ def test_shipped_rules_fire_on_the_real_honduras_series():
     assert firsts[0] == ("2022-05", "watch")  # April 2022: 12,971 arrivals
     assert ("2023-09", "emergency") in firsts  # August 2023: 65,526
     assert alerts[-1].status == "resolved"  # back below 8,000 in 2025
+
+
+def test_a_trigger_removed_by_a_reload_resolves_its_firing_alerts_and_leaves_the_state():
+    """Delete a trigger while it fires: the reloaded engine resolves it (cause trigger_removed,
+    with the removed rule's title) instead of keeping it firing with repeats forever."""
+    old = engine_with(rules_yaml(threshold_rule(), threshold_rule(id="other", levels={"watch": 1})))
+    state = ScopeState()
+    first = observation(crossing(0, 3000))
+    scope = old.scopes_for(first)[0]
+    assert {a.rule_id for a in old.apply(state, scope, first, NOW).alerts} == {"surge", "other"}
+    new = engine_with(rules_yaml(threshold_rule(id="other", levels={"watch": 1})))
+    [resolved] = new.retire(state, NOW, previous=old)
+    assert (resolved.alert_id, resolved.transition, resolved.status, resolved.cause) == (
+        "surge/site/PA-LAJAS-BLANCAS",
+        2,
+        "resolved",
+        "trigger_removed",
+    )
+    assert resolved.previous_level == "warning" and resolved.title == TITLE
+    assert set(state.alerts) == {"other"} and new.retire(state, NOW) == []

@@ -47,3 +47,25 @@ def test_a_late_transition_says_so_in_every_language(language, words):
     late = alert.model_copy(update={"late": True})
     summary = json.loads(render_json(shared(late, reader), reader))["summary"]
     assert words in summary and words not in on_time
+
+
+def test_an_alert_resolved_because_its_trigger_was_removed_says_so():
+    fired = alerts_for(crossing(0, 2600))[0]
+    retired = fired.model_copy(
+        update={
+            "status": "resolved",
+            "level": None,
+            "previous_level": "warning",
+            "transition": 2,
+            "cause": "trigger_removed",
+            "value": 0.0,
+            "threshold": 0.0,
+        }
+    )
+    for language, words in {
+        "en": "removed from the rules",
+        "es": "se retiró de las reglas",
+    }.items():
+        reader = contact("c", language=language)
+        summary = json.loads(render_json(shared(retired, reader), reader))["summary"]
+        assert words in summary and "0" not in summary.split(":", 1)[1].split("(")[0]

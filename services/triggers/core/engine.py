@@ -481,6 +481,55 @@ class TriggerEngine:
                 events.extend(self.step(state, scope, rule, evaluation, at, now))
         return events
 
+    # --- triggers removed from the rules ---------------------------------------------------
+
+    def retire(
+        self, state: ScopeState, now: datetime, previous: TriggerEngine | None = None
+    ) -> list[AlertEvent]:
+        """After a reload: the alerts of triggers no longer in the rules leave the state, and those
+        firing resolve (`cause` says why), with the removed rule's titles and version when the
+        engine it was removed from (`previous`) is known."""
+        scope = state.scope
+        gone = [rule_id for rule_id in state.alerts if rule_id not in self.rules.ids]
+        events = []
+        for rule_id in gone:
+            alert = state.alerts.pop(rule_id)
+            state.members.pop(rule_id, None)
+            if alert.status != "firing" or scope is None:
+                continue
+            old = (
+                previous.rules.for_scope(rule_id, scope)
+                if previous is not None and rule_id in previous.rules.ids
+                else None
+            )
+            watermark = max(
+                (w.watermark for w in state.feeds.values() if w.watermark is not None),
+                default=now,
+            )
+            events.append(
+                AlertEvent(
+                    alert_id=f"{rule_id}/{scope.kind}/{scope.id}",
+                    transition=alert.transition + 1,
+                    rule_id=rule_id,
+                    rule_version=old.version if old is not None else "",
+                    kind=old.kind if old is not None else "threshold",
+                    status="resolved",
+                    level=None,
+                    previous_level=alert.level,
+                    scope=scope,
+                    value=0.0,
+                    threshold=0.0,
+                    window=old.window if isinstance(old, WindowedRule) else "",
+                    started_at=alert.started_at or watermark,
+                    observed_until=watermark,
+                    evaluated_at=now,
+                    evidence=[],
+                    title=old.titles if old is not None else {},
+                    cause="trigger_removed",
+                )
+            )
+        return events
+
     # --- the state machine and the alert it produces ------------------------------------
 
     def step(
