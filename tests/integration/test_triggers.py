@@ -467,3 +467,28 @@ async def test_a_surge_reported_late_alerts_live_at_the_day_it_concerns(
         True,
     )
     assert fired["observed_until"].startswith(reports[3].period_end.date().isoformat())
+
+
+async def test_a_trigger_removed_while_firing_resolves_after_the_reload(
+    workers, kafka_bootstrap, namespace, tmp_path
+):
+    directory = config_dir(tmp_path, SITE_RULES)
+    workers.env.update(EWS_CONFIG_DIR=str(directory), EWS_RULES_RELOAD_INTERVAL_S="0.5")
+    started = [workers.start("triggers")]
+    await wait_ready(workers, started)
+    topics = Topics(namespace)
+    await produce_observations(
+        kafka_bootstrap, topics.observations, [observation(crossing(0, 3000))]
+    )
+    alert_id = "surge/site/PA-LAJAS-BLANCAS"
+    await wait_for_alerts(kafka_bootstrap, topics.alerts, {(alert_id, 1)}, timeout_s=60)
+    renamed = json.loads(json.dumps(SITE_RULES))
+    renamed["triggers"][0]["id"] = "site-surge"
+    (directory / "triggers.yaml").write_text(yaml.safe_dump(renamed, allow_unicode=True))
+    alerts = await wait_for_alerts(kafka_bootstrap, topics.alerts, {(alert_id, 2)}, timeout_s=60)
+    [resolved] = [a for a in alerts if (a["alert_id"], a["transition"]) == (alert_id, 2)]
+    assert (resolved["status"], resolved["cause"], resolved["previous_level"]) == (
+        "resolved",
+        "trigger_removed",
+        "warning",
+    )
