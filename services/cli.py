@@ -6,6 +6,7 @@ import asyncio
 import gc
 import importlib
 import sys
+from collections import Counter
 from datetime import UTC
 from pathlib import Path
 
@@ -242,6 +243,18 @@ def backtest(
         f"{elapsed:.2f}s ({rate:,.0f} observations/s)",
         err=True,
     )
+    uncounted: Counter[tuple[str, str]] = Counter()
+    for observation in history.observations:
+        for rule_id in engine.too_long_for(observation.feed, observation.period):
+            uncounted[(rule_id, observation.period)] += 1
+    for (rule_id, period), n in sorted(uncounted.items()):
+        window = engine.rules.common(rule_id)
+        click.echo(
+            f"{n} report{'s' * (n != 1)} of period {period} not counted by {rule_id}: longer than "
+            f"its window ({getattr(window, 'window', '?')}); give it a window of at least {period} "
+            "or reports of a shorter period",
+            err=True,
+        )
     if plot_file is not None:
         panels = plot(plot_file, series, run.alerts, levels)
         click.echo(f"plotted {panels} trigger/scope pairs to {plot_file}", err=True)

@@ -196,6 +196,8 @@ def create_app(settings: Settings) -> faust.App:
                     # One message per partition the report's scopes live in, naming those scopes:
                     # the same partitions as one message per scope key, fewer messages.
                     observation = Observation.model_validate_json(record.value)
+                    for rule_id in engine.too_long_for(observation.feed, observation.period):
+                        metrics.UNCOUNTED.labels(rule_id, observation.period).inc()
                     out.extend(
                         addressed(
                             [scope.key for scope in engine.scopes_for(observation)], record.value

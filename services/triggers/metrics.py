@@ -11,6 +11,12 @@ TOO_LATE = Counter(
     "what the scope had already judged, by source and scope",
     ["source", "scope"],
 )
+UNCOUNTED = Counter(
+    "ews_triggers_uncounted_total",
+    "Reports a rule never counts because their period is longer than its window (a 24-hour rule "
+    "over monthly reports), by rule and period",
+    ["rule", "period"],
+)
 ALERTS = Counter("ews_alerts_total", "Alert transitions published", ["rule", "level", "status"])
 ACTIVE = Gauge(
     "ews_alerts_active",

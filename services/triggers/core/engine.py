@@ -66,6 +66,7 @@ class TriggerEngine:
         self._rules_at: dict[tuple[str, str], tuple[list[FeedRule], timedelta, Kept]] = {}
         self._targets: dict[tuple[str, str, str, str | None], list[Scope]] = {}
         self._last_contribution: tuple[Observation, Contribution] | None = None
+        self._too_long: dict[tuple[str, str], list[str]] = {}
 
     # --- where observations and member alerts go --------------------------------------
 
@@ -140,6 +141,25 @@ class TriggerEngine:
             enclosing = self.geography.scopes_of(location)
         kinds = {c.scope_kind for c in composites}
         return [s for s in enclosing if s.kind in kinds]
+
+    def too_long_for(self, feed: str, period: str) -> list[str]:
+        """The rules reading this feed (common or national) whose window is shorter than this
+        period: a report covering it never lies inside one of their windows, so they never count
+        it (a 24-hour rule over monthly reports)."""
+        memo = (feed, period)
+        found = self._too_long.get(memo)
+        if found is None:
+            length = as_timedelta(parse_duration(period))
+            found = self._too_long[memo] = sorted(
+                {
+                    r.id
+                    for r in self.rules.every
+                    if isinstance(r, WindowedRule)
+                    and r.feed == feed
+                    and as_timedelta(r.window_delta) < length
+                }
+            )
+        return found
 
     def rules_at(self, feed: str, scope: Scope) -> tuple[list[FeedRule], timedelta, Kept]:
         """The rules watching this feed at this scope, how long they look back, and

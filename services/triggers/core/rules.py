@@ -299,6 +299,11 @@ class RuleSet:
         return self._common[rule_id]
 
     @property
+    def every(self) -> list[CompiledRule]:
+        """Every compiled rule: the common ones and each national version."""
+        return [*self._common.values(), *self._national.values()]
+
+    @property
     def reach(self) -> timedelta:
         """How far back the longest-looking rule reads (its window, baseline or lookback),
         national overrides included: how long a correction can still change a window."""
