@@ -72,31 +72,26 @@ class Checked:
         for kind, path, book, lines in self.loaded:
             if kind != "contacts":
                 continue
-            corridors = {c.id for c in sites[1].corridors} if sites else None
-            rule_ids = {t.id for t in triggers[1].triggers} if triggers else None
+            # what a contact may name, and the file that defines it
+            named = []
+            if sites:
+                named.append(
+                    ("corridors", "corridor", {c.id for c in sites[1].corridors}, sites[0])
+                )
+            if triggers:
+                named.append(
+                    ("trigger_ids", "trigger", {t.id for t in triggers[1].triggers}, triggers[0])
+                )
             for i, contact in enumerate(book.contacts):
-                if corridors is not None:
-                    for j, corridor in enumerate(contact.corridors):
-                        if corridor not in corridors:
+                for field_name, what, known, source in named:
+                    for j, name in enumerate(getattr(contact, field_name)):
+                        if name not in known:
                             self.problems.append(
                                 at_line(
                                     path,
                                     lines,
-                                    ("contacts", i, "corridors", j),
-                                    f"contact {contact.id}: no corridor {corridor!r} in "
-                                    f"{sites[0] if sites else 'sites.yaml'}",
-                                )
-                            )
-                if rule_ids is not None:
-                    for j, rule_id in enumerate(contact.trigger_ids):
-                        if rule_id not in rule_ids:
-                            self.problems.append(
-                                at_line(
-                                    path,
-                                    lines,
-                                    ("contacts", i, "trigger_ids", j),
-                                    f"contact {contact.id}: no trigger {rule_id!r} in "
-                                    f"{triggers[0] if triggers else 'triggers.yaml'}",
+                                    ("contacts", i, field_name, j),
+                                    f"contact {contact.id}: no {what} {name!r} in {source}",
                                 )
                             )
                 for k, channel in enumerate(contact.channels):
