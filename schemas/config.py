@@ -21,7 +21,8 @@ from pydantic import (
 )
 
 from .alert import LEVELS, Level
-from .types import CountryCode, Duration, Identifier, SubdivisionCode
+from .observation import FeedName
+from .types import CountryCode, Duration, Identifier, ReportingPeriod, SourceId, SubdivisionCode
 
 Language = Literal["en", "es", "fr", "pt"]
 FEED_METRICS: dict[str, tuple[str, ...]] = {
@@ -90,12 +91,27 @@ class Corridor(Strict):
     sites: list[Identifier] = Field(min_length=1)
 
 
+class Source(Strict):
+    """A data partner's feed declared with its reporting cycle: watched for silence from the start,
+    and silent when its next report is overdue by its own cycle."""
+
+    id: SourceId
+    name: str
+    country: CountryCode
+    feeds: list[FeedName] = Field(min_length=1)
+    period: ReportingPeriod = Field(description="how often it reports: daily, weekly, monthly, P1M")
+    delay: Duration | None = Field(
+        None, description="how long after its period ends a report usually arrives (e.g. 10d)"
+    )
+
+
 class SitesFile(Strict):
     version: Literal[1] = 1
     region: Identifier = "americas"
     sites: list[Site] = Field(default_factory=list)
     areas: list[Area] = Field(default_factory=list)
     corridors: list[Corridor] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> SitesFile:
@@ -108,6 +124,17 @@ class SitesFile(Strict):
         found = _repeated([s.id for s in self.sites], ("sites",), "site")
         found += _repeated([a.id for a in self.areas], ("areas",), "area")
         found += _repeated([c.id for c in self.corridors], ("corridors",), "corridor")
+        found += _repeated([s.id for s in self.sources], ("sources",), "source")
+        countries = self.countries
+        for i, declared in enumerate(self.sources):
+            if declared.country not in countries:
+                found.append(
+                    (
+                        ("sources", i, "country"),
+                        f"source {declared.id}: {declared.country} has no sites or areas here: "
+                        "is the country code right?",
+                    )
+                )
         known = {s.id for s in self.sites}
         for i, corridor in enumerate(self.corridors):
             for j, site in enumerate(corridor.sites):
@@ -170,7 +197,7 @@ class Texts(Strict):
 
 
 ScopeName = Literal["site", "area", "country", "corridor", "region", "source"]
-FeedKind = Literal["border_crossing", "displacement"]
+FeedKind = FeedName  # the feeds a rule can read
 
 
 class RuleBase(Strict):

@@ -117,6 +117,24 @@ UtcDateTime = Annotated[AwareDatetime, BeforeValidator(_timestamp_text), AfterVa
 Duration = Annotated[
     str, BeforeValidator(normalise_duration), Field(examples=["P1D", "PT24H", "P1M"])
 ]
+# How often a source reports: a word or a duration ("monthly", "P1M", "7d").
+CYCLES = {"hourly": "PT1H", "daily": "P1D", "weekly": "P7D", "monthly": "P1M", "yearly": "P1Y"}
+
+
+def _cycle(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() in CYCLES:
+        return CYCLES[value.strip().lower()]
+    return normalise_duration(value)  # type: ignore[arg-type]
+
+
+def cycle_name(period: str) -> str:
+    """A reporting cycle as people say it: "monthly", else "every P14D"."""
+    return next((word for word, iso in CYCLES.items() if iso == period), f"every {period}")
+
+
+ReportingPeriod = Annotated[
+    str, BeforeValidator(_cycle), Field(examples=["daily", "weekly", "monthly", "P1M"])
+]
 Identifier = Annotated[
     str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
 ]

@@ -118,7 +118,7 @@ def rules_check(files: tuple[Path, ...]) -> None:
     from services.common.config_check import check_files
 
     checked = check_files(list(files), get_settings().allow_private_webhooks)
-    for line in checked.ok:
+    for line in checked.ok + checked.notes:
         click.echo(line)
     if checked.problems:
         click.echo("\n".join(checked.problems), err=True)
@@ -172,7 +172,7 @@ def backtest(
 
     from schemas import Scope
     from services.ingest.validation import Limits
-    from services.triggers.backtest import Backtest
+    from services.triggers.backtest import Backtest, declared_sources_report
     from services.triggers.backtest_report import plot, timeline
     from services.triggers.core import CompiledRule
     from services.triggers.history import history_files, load_history, size_of
@@ -255,6 +255,8 @@ def backtest(
             "or reports of a shorter period",
             err=True,
         )
+    for line in declared_sources_report(engine, history.observations):
+        click.echo(line, err=True)
     if plot_file is not None:
         panels = plot(plot_file, series, run.alerts, levels)
         click.echo(f"plotted {panels} trigger/scope pairs to {plot_file}", err=True)

@@ -75,6 +75,18 @@ def threshold_rule(**overrides) -> dict:
     return rule
 
 
+def silence_rule(watch: str = "48h", warning: str = "96h") -> dict:
+    """Feed silence per source of border-crossing reports."""
+    return {
+        "id": "silent",
+        "kind": "silence",
+        "feed": "border_crossing",
+        "scope": "source",
+        "levels": {"watch": watch, "warning": warning},
+        "title": TITLE,
+    }
+
+
 def rules_yaml(*rules: dict, overrides: dict | None = None) -> str:
     return yaml.safe_dump({"version": 1, "triggers": list(rules), "overrides": overrides or {}})
 

@@ -34,6 +34,7 @@ class Checked:
     loaded: list[tuple[str, Path, Any, dict[tuple, int]]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     ok: list[str] = field(default_factory=list)  # "file: ok (Model)"
+    notes: list[str] = field(default_factory=list)  # worth knowing, not wrong
 
     def load(self, path: Path, kind: str | None = None) -> None:
         try:
@@ -58,6 +59,20 @@ class Checked:
         if sites and triggers:
             path, rules, lines = triggers
             countries = sites[1].countries
+            silent = {t.feed for t in rules.triggers if t.kind == "silence" and t.scope == "source"}
+            for i, declared in enumerate(sites[1].sources):
+                for j, feed in enumerate(declared.feeds):
+                    if feed not in silent:
+                        self.notes.append(
+                            at_line(
+                                sites[0],
+                                sites[2],
+                                ("sources", i, "feeds", j),
+                                f"note: source {declared.id}: no silence trigger in {path} reads "
+                                f"{feed} at scope source, so its {feed} reports are not watched "
+                                "for silence",
+                            )
+                        )
             for country in rules.overrides:
                 if country not in countries:
                     self.problems.append(

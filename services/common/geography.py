@@ -11,6 +11,7 @@ class Geography:
         self.sites = {s.id: s for s in sites.sites}
         self.areas = {a.id: a for a in sites.areas}
         self.corridors = {c.id: c for c in sites.corridors}
+        self.sources = {s.id: s for s in sites.sources}  # declared, with their reporting cycle
         self._corridors_of_site: dict[str, list[str]] = {}
         for corridor in sites.corridors:
             for site_id in corridor.sites:

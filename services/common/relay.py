@@ -186,6 +186,10 @@ class Relay:
         `output_topics`)."""
         return self._partitions[topic][_index_of(key, len(self._partitions[topic]))]
 
+    def knows_partitions(self, topic: str) -> bool:
+        """Whether `partition_for` can answer for this topic yet (the stage has started)."""
+        return topic in self._partitions
+
     def not_ready(self) -> list[str]:
         """Reasons for /readyz: topics that do not exist yet, no assignment yet."""
         if self.waiting_for:

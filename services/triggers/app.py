@@ -38,7 +38,12 @@ from services.common.topics import Topics
 
 from . import metrics
 from .core import ScopeState
-from .core.windows import Contribution, contribution_from_json, contribution_to_json
+from .core.windows import (
+    Contribution,
+    FeedWindow,
+    contribution_from_json,
+    contribution_to_json,
+)
 from .loading import ReloadingEngine
 
 log = logging.getLogger(__name__)
@@ -296,11 +301,10 @@ def create_app(settings: Settings) -> faust.App:
                         AlertEvent.model_validate(data["member_alert"])
                     )
                 elif "silence_check" in data:
-                    if state.scope is not None:
+                    scope = state.scope or engine.declared_scope(key)  # declared: watched at once
+                    if scope is not None:
                         produced.extend((a, None) for a in engine.retire(state, now, previous))
-                        produced.extend(
-                            (a, None) for a in engine.check_silence(state, state.scope, now)
-                        )
+                        produced.extend((a, None) for a in engine.check_silence(state, scope, now))
                 elif "retire" in data:  # the rules were reloaded
                     produced.extend((a, None) for a in engine.retire(state, now, previous))
                 elif "judge" in data:
@@ -389,22 +393,44 @@ def create_app(settings: Settings) -> faust.App:
             for r in map(holder.engine.rules.common, holder.engine.rules.ids)
             if r.kind == "silence"
         }
+        keys = {key for key, _ in states.items() if key.split("/", 1)[0] in kinds}
+        # declared sources that never reported: each asked for by the worker that holds its
+        # partition (the first check creates its state)
+        if routing.knows_partitions(topics.triggers_scoped):
+            keys.update(
+                key
+                for key in holder.engine.watched_sources()
+                if routing.partition_for(topics.triggers_scoped, key.encode()) in states.held
+            )
         check = json.dumps({"silence_check": datetime.now(UTC).isoformat()}).encode()
-        await evaluation.send(
-            *addressed([key for key, _ in states.items() if key.split("/", 1)[0] in kinds], check)
-        )
+        await evaluation.send(*addressed(sorted(keys), check))
 
     @app.timer(interval=15.0)
-    async def count_active_alerts() -> None:
+    async def export_gauges() -> None:
+        """Alerts firing, and each watched source's newest period and next due report, from the
+        state this worker holds now."""
+        engine = holder.engine
         tally: Tally = Tally()
+        sources: list[tuple[str, str, FeedWindow, datetime | None]] = []
         for _, state in states.items():
-            country = (state.scope.country if state.scope is not None else None) or ""
+            scope = state.scope
+            country = (scope.country if scope is not None else None) or ""
             for rule_id, alert in state.alerts.items():
                 if alert.status == "firing":
                     tally[(rule_id, alert.level, country)] += 1
+            if scope is not None and scope.kind == "source":
+                for feed, window in state.feeds.items():
+                    sources.append((scope.id, feed, window, engine.next_due(scope, feed, window)))
         metrics.ACTIVE.clear()
         for (rule_id, level, country), count in tally.items():
             metrics.ACTIVE.labels(rule_id, level, country).set(count)
+        metrics.SOURCE_PERIOD_END.clear()
+        metrics.SOURCE_DUE.clear()
+        for source, feed, window, due in sources:
+            if window.watermark is not None:
+                metrics.SOURCE_PERIOD_END.labels(source, feed).set(window.watermark.timestamp())
+            if due is not None:
+                metrics.SOURCE_DUE.labels(source, feed).set(due.timestamp())
 
     @app.timer(interval=settings.rules_reload_interval_s)
     async def reload_rules() -> None:

@@ -7,9 +7,12 @@ from datetime import datetime
 from itertools import groupby
 
 from schemas import AlertEvent, Observation, Scope
+from schemas.types import cycle_name
 from services.common import collector
 
 from .core import ScopeState, TriggerEngine, columnar
+from .core.kinds.silence import hours_past_due
+from .core.windows import FeedWindow
 
 
 def in_event_time_order(observations: Iterable[Observation]) -> list[Observation]:
@@ -88,3 +91,47 @@ def run_backtest(
 ) -> list[AlertEvent]:
     """Every transition the rules would have produced over this history (any input order)."""
     return Backtest(engine).replay(observations, evaluated_at, exact)
+
+
+def declared_sources_report(engine: TriggerEngine, observations: list[Observation]) -> list[str]:
+    """What a backtest says of the declared sources a silence rule watches (the sites file's
+    `sources:`): those with no reports in this history, and those whose next report would be
+    overdue past a silence level at the history's end (the newest period end of any report)."""
+    watched = {key.split("/", 1)[1] for key in engine.watched_sources()}
+    if not watched or not observations:
+        return []
+    end = max(o.period_end for o in observations)
+    newest: dict[tuple[str, str], Observation] = {}
+    for o in observations:
+        if o.source in watched and (
+            (o.source, o.feed) not in newest or o.period_end > newest[(o.source, o.feed)].period_end
+        ):
+            newest[(o.source, o.feed)] = o
+    lines, unheard = [], []
+    for source_id in sorted(watched):
+        declared = engine.geography.sources[source_id]
+        scope = Scope(kind="source", id=source_id, country=declared.country)
+        for feed in declared.feeds:
+            rules = [r for r in engine.rules.rules_for(feed, scope) if r.kind == "silence"]
+            if not rules:
+                continue
+            last = newest.get((source_id, feed))
+            if last is None:
+                unheard.append(f"{source_id} ({feed})")
+                continue
+            # in history the arrival is not known: taken as the period's end
+            window = FeedWindow(
+                watermark=last.period_end, last_period=last.period, last_arrival=last.period_end
+            )
+            due = engine.next_due(scope, feed, window)
+            overdue = hours_past_due(due, end) if due is not None else 0.0
+            if overdue >= min(r.lowest_threshold for r in rules):
+                lines.append(
+                    f"declared source {source_id}: its newest {feed} report ends "
+                    f"{last.period_end:%Y-%m-%d}; reporting {cycle_name(declared.period)}, the "
+                    f"next was due {due:%Y-%m-%d} and is {overdue / 24:,.0f} days overdue at the "
+                    f"history's end ({end:%Y-%m-%d})"
+                )
+    if unheard:
+        lines.insert(0, f"declared sources with no reports in this history: {', '.join(unheard)}")
+    return lines

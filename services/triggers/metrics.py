@@ -34,6 +34,20 @@ RULES_RELOADS = Counter(
 RULES_INFO = Gauge(
     "ews_rules_info", "The active rule set (value 1), labelled by its version", ["version"]
 )
+SOURCE_PERIOD_END = Gauge(
+    "ews_feed_period_end_timestamp_seconds",
+    "End of the newest period each source has reported, by feed (from the triggers worker's "
+    "state: kept across restarts; sources watched by a silence rule)",
+    ["source", "feed"],
+)
+SOURCE_DUE = Gauge(
+    "ews_feed_next_due_timestamp_seconds",
+    "When each source's next report is due, by feed: its reporting cycle (declared in the sites "
+    "file, else its latest report's period) after its newest period, and never sooner than a "
+    "cycle after its last report arrived; a declared source that never reported, a cycle after "
+    "it was first watched",
+    ["source", "feed"],
+)
 SCOPES_HELD = Gauge(
     "ews_triggers_scopes_held", "Scopes whose windows and alerts this worker holds in memory"
 )

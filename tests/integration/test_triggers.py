@@ -4,6 +4,7 @@ killed."""
 import asyncio
 import json
 import random
+import re
 import shutil
 import signal
 import time
@@ -19,7 +20,7 @@ from services.common.settings import PROJECT_ROOT
 from services.common.topics import Topics
 from services.triggers.backtest import run_backtest
 from services.triggers.loading import load_engine
-from tests.helpers import NOW, crossing, observation
+from tests.helpers import NOW, crossing, observation, silence_rule
 from tests.integration.kafka_io import consume, wait_ready
 
 SITES = [
@@ -492,3 +493,76 @@ async def test_a_trigger_removed_while_firing_resolves_after_the_reload(
         "trigger_removed",
         "warning",
     )
+
+
+async def test_a_declared_source_is_watched_before_it_reports_and_by_its_own_cycle(
+    workers, kafka_bootstrap, namespace, tmp_path
+):
+    """GT-IGM is declared (reporting every 10 s) and never reports: its silence fires live with no
+    message at all. HN-INM (declared monthly, 15 days' delay) reports October: the next report is
+    due a month after its arrival at the earliest, and the worker exports both figures for the
+    shipped Prometheus rule."""
+    silence = silence_rule(watch="10s", warning="1h")
+    directory = config_dir(tmp_path, {"version": 1, "triggers": [silence]})
+    sites = yaml.safe_load((directory / "sites.yaml").read_text())
+    sites["sources"].append(
+        {
+            "id": "GT-IGM",
+            "name": "Instituto Guatemalteco de Migración",
+            "country": "GT",
+            "feeds": ["border_crossing"],
+            "period": "10s",
+        }
+    )
+    (directory / "sites.yaml").write_text(yaml.safe_dump(sites, allow_unicode=True))
+    workers.env.update(EWS_CONFIG_DIR=str(directory), EWS_SILENCE_CHECK_INTERVAL_S="1")
+    started = [workers.start("triggers")]
+    await wait_ready(workers, started)
+    topics = Topics(namespace)
+    october = {
+        "event_id": "hn-inm-2026-10",
+        "source": "HN-INM",
+        "observed_at": "2026-10-01T00:00:00Z",
+        "period": "P1M",
+        "from_country": "NI",
+        "to_country": "HN",
+        "count": 2000,
+    }
+    sent = datetime.now(UTC)
+    await produce_observations(kafka_bootstrap, topics.observations, [observation(october)])
+    alert_id = "silent/source/GT-IGM"
+    alerts = await wait_for_alerts(kafka_bootstrap, topics.alerts, {(alert_id, 1)}, timeout_s=90)
+    [silent] = [a for a in alerts if a["alert_id"] == alert_id]
+    assert (silent["status"], silent["level"], silent["scope"]["country"]) == (
+        "firing",
+        "watch",
+        "GT",
+    )
+    assert not [a for a in alerts if a["alert_id"] == "silent/source/HN-INM"]
+    _process, port = started[0]
+    deadline = time.monotonic() + 30
+    while True:  # the gauges are exported every 15 s
+        async with httpx.AsyncClient(timeout=10) as client:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+        figures = {
+            (name, source): float(value)
+            for name, source, value in re.findall(
+                r'^(ews_feed_\w+_timestamp_seconds)\{feed="border_crossing",source="([^"]+)"\} '
+                r"(\S+)$",
+                text,
+                re.M,
+            )
+        }
+        if ("ews_feed_next_due_timestamp_seconds", "HN-INM") in figures:
+            break
+        assert time.monotonic() < deadline, text
+        await asyncio.sleep(1)
+    november = datetime(2026, 11, 1, tzinfo=UTC)
+    assert figures[("ews_feed_period_end_timestamp_seconds", "HN-INM")] == november.timestamp()
+    due = datetime.fromtimestamp(figures[("ews_feed_next_due_timestamp_seconds", "HN-INM")], UTC)
+    # a month after it arrived (it arrived after 16 November, the end of October plus a month's
+    # delay of 15 days, and so reporting late)
+    assert sent + timedelta(days=28) <= due <= datetime.now(UTC) + timedelta(days=31)
+    # watched from the start: due 10 s after it was first watched, though it never reported
+    assert ("ews_feed_next_due_timestamp_seconds", "GT-IGM") in figures
+    assert ("ews_feed_period_end_timestamp_seconds", "GT-IGM") not in figures

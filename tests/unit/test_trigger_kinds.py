@@ -4,7 +4,15 @@ from datetime import timedelta
 
 from services.triggers.backtest import Backtest, run_backtest
 from services.triggers.core import ScopeState
-from tests.helpers import NOW, TITLE, crossing, engine_with, observation, rules_yaml
+from tests.helpers import (
+    NOW,
+    TITLE,
+    crossing,
+    engine_with,
+    observation,
+    rules_yaml,
+    silence_rule,
+)
 
 
 def displacement(
@@ -104,17 +112,6 @@ def test_new_value_fires_for_a_nationality_absent_during_the_lookback():
     assert (
         run([rule], usual[3:] + [newcomers]) == []
     )  # data since day 3 only: the lookback is not covered yet
-
-
-def silence_rule():
-    return {
-        "id": "silent",
-        "kind": "silence",
-        "feed": "border_crossing",
-        "scope": "source",
-        "levels": {"watch": "48h", "warning": "96h"},
-        "title": TITLE,
-    }
 
 
 def test_silence_seen_in_history_fires_and_resolves_when_data_resumes():

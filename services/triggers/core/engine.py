@@ -424,36 +424,77 @@ class TriggerEngine:
         events.extend(self.step(state, scope, rule, silence.arrived(reports), tick, now))
         return events
 
+    def declared_scope(self, key: str) -> Scope | None:
+        """The scope of a declared source (`source/<id>`), watched before it ever reports."""
+        kind, _, ident = key.partition("/")
+        declared = self.geography.sources.get(ident) if kind == "source" else None
+        return Scope(kind="source", id=ident, country=declared.country) if declared else None
+
+    def watched_sources(self) -> list[str]:
+        """The scope keys of the declared sources a silence rule watches (for one of their
+        feeds)."""
+        rules = map(self.rules.common, self.rules.ids)
+        silent = {r.feed for r in rules if isinstance(r, SilenceRule) and r.scope_kind == "source"}
+        return [
+            f"source/{declared.id}"
+            for declared in self.geography.sources.values()
+            if silent.intersection(declared.feeds)
+        ]
+
+    def cycle(self, scope: Scope, feed: str, window: FeedWindow) -> tuple[str, str | None, bool]:
+        """How often this feed reports at this scope, and its usual delay: the declaration of the
+        source if it has one for this feed (True), else the latest report's period."""
+        declared = self.geography.sources.get(scope.id) if scope.kind == "source" else None
+        if declared is not None and feed in declared.feeds:
+            return declared.period, declared.delay, True
+        return window.last_period or "P1D", None, False
+
+    def next_due(self, scope: Scope, feed: str, window: FeedWindow) -> datetime | None:
+        """When the next report of this feed is due at this scope: one period after the last one
+        arrived, and for a declared source never before the end of the period after the latest one
+        seen plus its usual delay; for a declared source that never reported, one period (and
+        delay) after it was first watched. None when the scope has neither reported nor been
+        declared."""
+        every, delay_text, declared = self.cycle(scope, feed, window)
+        period = parse_duration(every)
+        delay = as_timedelta(parse_duration(delay_text)) if delay_text else timedelta(0)
+        if window.last_arrival is not None and window.watermark is not None:
+            due = window.last_arrival + period
+            return max(due, window.watermark + period + delay) if declared else due
+        if declared and window.watched_since is not None:
+            return window.watched_since + period + delay
+        return None
+
     def check_silence(self, state: ScopeState, scope: Scope, now: datetime) -> list[AlertEvent]:
-        """Wall-clock check: hours since the next report was due, for every silence rule at this
-        scope."""
+        """Wall-clock check: hours since the next report was due (`next_due`), for every silence
+        rule at this scope. A declared source is watched from its first check, before it ever
+        reports; one no longer declared that never reported is no longer watched (its silence
+        resolves)."""
         events = []
-        for feed, window in state.feeds.items():
-            if window.last_arrival is None or window.watermark is None:
-                continue
+        declared = self.declared_scope(scope.key)
+        if declared is not None:
+            state.scope = scope = declared if state.scope is None else state.scope
+            for declared_feed in self.geography.sources[scope.id].feeds:
+                if declared_feed not in state.feeds and any(
+                    isinstance(rule, SilenceRule)
+                    for rule in self.rules.rules_for(declared_feed, scope)
+                ):
+                    state.feeds[declared_feed] = FeedWindow(watched_since=now)
+        for feed, window in list(state.feeds.items()):
+            due = self.next_due(scope, feed, window)
             for rule in self.rules.rules_for(feed, scope):
                 if not isinstance(rule, SilenceRule):
                     continue
-                due = window.last_arrival + as_timedelta(
-                    parse_duration(window.last_period or "P1D")
-                )
-                silent_hours = silence.hours_past_due(due, now)
-                if (
-                    silent_hours < rule.lowest_threshold
-                    and state.alerts.get(rule.id, AlertState()).status == "ok"
-                ):
+                firing = state.alerts.get(rule.id, AlertState()).status == "firing"
+                silent_hours = silence.hours_past_due(due, now) if due is not None else 0.0
+                if silent_hours < rule.lowest_threshold and not firing:
                     continue
-                events.extend(
-                    self.step(
-                        state,
-                        scope,
-                        rule,
-                        silence.silent(silent_hours),
-                        window.watermark,
-                        now,
-                        clock=now,
-                    )
-                )
+                tick = window.watermark or window.watched_since or now
+                every = as_timedelta(parse_duration(self.cycle(scope, feed, window)[0]))
+                evaluation = silence.silent(silent_hours, every)
+                events.extend(self.step(state, scope, rule, evaluation, tick, now, clock=now))
+            if due is None and window.last_arrival is None and not window.contributions:
+                del state.feeds[feed]  # an undeclared source that never reported
         return events
 
     # --- composites -----------------------------------------------------------------------

@@ -119,6 +119,7 @@ class FeedWindow:
     )
     last_arrival: datetime | None = None  # wall clock of the latest observation (silence)
     last_period: str | None = None  # its period: when the next report is due
+    watched_since: datetime | None = None  # a declared source's first silence check (no report yet)
     judged: datetime | None = None  # the latest tick (period end) the rules were evaluated at
     pending: set[Span] = field(default_factory=set)  # spans changed since the rules last looked
     contributions: dict[str, Contribution] = field(default_factory=dict)
@@ -255,6 +256,7 @@ class FeedWindow:
             "earliest": iso(self.earliest),
             "last_arrival": iso(self.last_arrival),
             "last_period": self.last_period,
+            "watched_since": iso(self.watched_since),
             "judged": iso(self.judged),
             "pending": sorted([iso(s), iso(e)] for s, e in self.pending),
         }
@@ -271,6 +273,7 @@ class FeedWindow:
             earliest=_dt(data.get("earliest")),
             last_arrival=_dt(data.get("last_arrival")),
             last_period=data.get("last_period"),
+            watched_since=_dt(data.get("watched_since")),
             judged=_dt(data.get("judged")),
             pending={
                 (datetime.fromisoformat(a), datetime.fromisoformat(b))

@@ -2,7 +2,8 @@
 
 Seen in history, a gap between one tick and the start of the next reports fires (if it reaches a
 level) and data arriving resolves it at once; on the wall clock, the value is the hours since the
-next report was due (the last arrival plus the last report's period).
+next report was due (TriggerEngine.next_due: the source's declared cycle, else the last report's
+period).
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ def hours_past_due(due: datetime, now: datetime) -> float:
     return hours((now - due) // _US)
 
 
-def silent(value: float) -> Evaluation:
-    """The evaluation of a silence of `value` hours."""
-    return Evaluation(value, details={"silent_hours": round(value, 2)})
+def silent(value: float, every: timedelta | None = None) -> Evaluation:
+    """The evaluation of a silence of `value` hours (on the wall clock: past the moment the next
+    report was due, the source reporting every `every`)."""
+    details = {"silent_hours": round(value, 2)}
+    if every is not None:
+        details["expected_every_hours"] = round(every / timedelta(hours=1), 2)
+    return Evaluation(value, details=details)
 
 
 def arrived(event_ids: list[str]) -> Evaluation:
