@@ -1,4 +1,4 @@
-"""`make bench`: the four groups of figures, measured side by side in one run.
+"""`make bench`: the five groups of figures, measured side by side in one run.
 
 1. ceiling vs pipeline: the raw aiokafka consumer (getmany + JSON decode) draining N feed messages,
    then ingest + triggers draining the same N; events/s of each and their ratio; then the same with
@@ -8,6 +8,8 @@
    reports; p50/p95/p99 from produce to webhook receipt; one probe after an idle period.
 4. scale: the live workers' memory for several site counts over M events each, sampled as history
    grows (bounded by retention, not by history), with what they hold, and their peak RSS.
+5. delivery: a healthy contact's delivery latency beside a receiver that hangs and one that
+   answers 429, against the same run with healthy receivers only (p99 ratio, target ≤ 2).
 
 Prints a table, writes bench/results.json. `python -m bench.run --help` for the sizes.
 """
@@ -31,7 +33,7 @@ import httpx
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from schemas import SitesFile
+from schemas import AlertEvent, Scope, SitesFile
 from services.common.config_files import load_model
 from services.common.geography import Geography
 from services.common.settings import PROJECT_ROOT
@@ -46,7 +48,7 @@ from .workload import START, feed_messages, write_geography
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
 WARM_UP_S = 3.0  # the latency group's unmeasured start
-GROUPS = ("pipeline", "backtest", "latency", "scale")
+GROUPS = ("pipeline", "backtest", "latency", "scale", "delivery")
 SHIPPED_RULES = PROJECT_ROOT / "config" / "triggers.yaml"
 
 
@@ -650,6 +652,95 @@ async def scale(run_dir: Path, bootstrap: str, site_counts: list[int], n: int) -
 # --- the run -------------------------------------------------------------------------------
 
 
+def _bench_alert(n: int) -> AlertEvent:
+    now = datetime.now(UTC)
+    return AlertEvent(
+        alert_id=f"crossing-surge/site/BENCH-{n}",
+        transition=1,
+        rule_id="crossing-surge",
+        rule_version="sha256:bench",
+        status="firing",
+        level="warning",
+        previous_level=None,
+        scope=Scope(kind="site", id=f"BENCH-{n}", country="PA"),
+        value=2600,
+        threshold=2500,
+        window="PT24H",
+        started_at=now,
+        observed_until=now,
+        evaluated_at=now,
+        evidence=[],
+        title={"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"},
+    )
+
+
+async def delivery_isolation(run_dir: Path, bootstrap: str, n_alerts: int) -> dict:
+    """A healthy contact's delivery latency (alert published → received) while another contact's
+    receiver hangs past the timeout and a third answers 429 to everything, against the same run
+    with only healthy receivers: p50 and p99, and the ratio of the p99s (target ≤ 2)."""
+    config = config_dir(run_dir, 10)
+    runs: dict[str, dict] = {}
+    for label, faulty in (("healthy", False), ("with_faulty", True)):
+        receiver = WebhookReceiver(secrets={}, hang_s=30)
+        await receiver.start()
+        contacts = []
+        for cid in ("duty", "slow", "busy"):
+            receiver.secrets[cid] = secrets.token_hex(16)
+            contacts.append(
+                {
+                    "id": cid,
+                    "name": cid,
+                    "organisation": "bench",
+                    "channels": [
+                        {
+                            "type": "webhook",
+                            "url": receiver.url_for(cid),
+                            "secret": receiver.secrets[cid],
+                        }
+                    ],
+                }
+            )
+        if faulty:
+            receiver.failures_for["slow"] = [(0, {})] * (10 * n_alerts)
+            receiver.failures_for["busy"] = [(429, {"Retry-After": "2"})] * (100 * n_alerts)
+        (config / "contacts.yaml").write_text(yaml.safe_dump({"version": 1, "contacts": contacts}))
+        stack = LocalStack(
+            run_dir / f"delivery-{label}",
+            namespace=f"bench{secrets.token_hex(3)}",
+            bootstrap=bootstrap,
+            env_extra={"EWS_CONFIG_DIR": str(config), "EWS_ALLOW_PRIVATE_WEBHOOKS": "1"},
+        )
+        stack.logs.mkdir(parents=True, exist_ok=True)
+        topics = Topics(stack.namespace)
+        await stack.ensure_topics()
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+        await producer.start()
+        sent: dict[str, float] = {}
+        try:
+            stack.launch("notify")
+            await stack.wait_ready()
+            for n in range(n_alerts):  # 20 alerts a second
+                alert = _bench_alert(n)
+                sent[f"{alert.alert_id}:1:duty"] = time.time()
+                await producer.send(
+                    topics.alerts, alert.model_dump_json().encode(), alert.alert_id.encode()
+                )
+                stack.supervise()
+                await asyncio.sleep(0.05)
+            await _wait_for(lambda wanted=set(sent), got=receiver.received: wanted <= set(got), 300)
+        finally:
+            await producer.stop()
+            await stack.stop(keep_kafka=True)
+            await receiver.stop()
+        waits = sorted(receiver.received[k].received_at - at for k, at in sent.items())
+        runs[label] = {
+            "p50_ms": round(1000 * waits[len(waits) // 2]),
+            "p99_ms": round(1000 * waits[min(len(waits) - 1, int(0.99 * len(waits)))]),
+        }
+    ratio = runs["with_faulty"]["p99_ms"] / max(runs["healthy"]["p99_ms"], 1)
+    return {"alerts": n_alerts, **runs, "p99_ratio": round(ratio, 2)}
+
+
 async def main_async(args: argparse.Namespace) -> dict:
     run_dir = PROJECT_ROOT / ".cache" / "bench" / datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir.mkdir(parents=True)
@@ -709,6 +800,9 @@ async def main_async(args: argparse.Namespace) -> dict:
                 f"{args.scale_events:,} events each)"
             )
             results["scale"] = await scale(run_dir, bootstrap, args.scale_sites, args.scale_events)
+        if "delivery" in groups:
+            say(f"▶ 5. delivery with a hanging and a throttling receiver ({args.alerts} alerts)")
+            results["delivery"] = await delivery_isolation(run_dir, bootstrap, args.alerts)
     finally:
         await stack.stop()
     return results
@@ -801,6 +895,17 @@ def table(results: dict) -> str:
                 f"{r['samples'][-1]['event_ids_held']:,.0f}",
             )
         )
+    if "delivery" in results:
+        d = results["delivery"]
+        rows.append(
+            (
+                f"healthy contact's delivery, {d['alerts']} alerts, p50 / p99: healthy receivers "
+                "only | beside a hanging and a 429 one",
+                f"{d['healthy']['p50_ms']} / {d['healthy']['p99_ms']} ms | "
+                f"{d['with_faulty']['p50_ms']} / {d['with_faulty']['p99_ms']} ms "
+                f"(p99 ratio {d['p99_ratio']}, target ≤ 2)",
+            )
+        )
     for group in ("pipeline", "pipeline_scaled_out", "latency"):
         for name, mb in results.get(group, {}).get("worker_peak_rss_mb", {}).items():
             rows.append((f"{name} worker peak RSS ({group} run)", f"{mb:.0f} MB" if mb else "n/a"))
@@ -826,6 +931,7 @@ def main() -> None:
     )
     parser.add_argument("--scale-sites", type=int, nargs="+", default=[10, 1000, 10000])
     parser.add_argument("--scale-events", type=int, default=1_000_000)
+    parser.add_argument("--alerts", type=int, default=200, help="alerts in the delivery run")
     parser.add_argument(
         "--scale-out",
         type=int,

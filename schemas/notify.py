@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .alert import AlertEvent, ScopeKind
+from .alert import AlertEvent, Level, ScopeKind
 from .types import Identifier, UtcDateTime
 
 
@@ -59,16 +59,45 @@ class Acknowledgement(BaseModel):
     by: str
     at: datetime
     comment: str = ""
+    level: Level | None = Field(
+        None, description="the level acknowledged: it covers the episode's later de-escalations"
+    )
+    started_at: datetime | None = Field(
+        None, description="when the acknowledged episode started (a new episode needs a new one)"
+    )
 
 
 class DeliveryJob(BaseModel):
-    """One message to one contact on one channel, with its attempts so far (on ews.notify.retry)."""
+    """One message to one contact on one channel, with its attempts so far (on ews.notify.retry,
+    and held in notify's `pending` table until it is delivered, dead or moot)."""
 
-    idempotency_key: str  # {alert_id}:{transition}:{contact_id}[:repeat-n|:escalation]
+    # {alert_id}:{transition}:{contact_id}[:repeat-n|:escalation|:released-{silence}]
+    idempotency_key: str
     alert: AlertEvent
     contact_id: str
     channel_index: int
-    reason: Literal["transition", "repeat", "escalation"] = "transition"
+    reason: Literal["transition", "repeat", "escalation", "release"] = "transition"
     attempt: int = 0
     due_at: datetime
+    first_attempt_at: datetime | None = (
+        None  # its age decides dead-lettering (EWS_DELIVERY_MAX_AGE)
+    )
     last_error: str = ""
+    muted_by: str | None = None  # the silence holding it back: told when that silence ends
+    released_from: str | None = None  # a release: the silence that had held it back
+    releases: str | None = None  # a release: the key of the muted job it replaces in `pending`
+
+
+Outcome = Literal["delivered", "failed", "refused", "dead", "muted", "moot"]
+
+
+class JobOutcome(BaseModel):
+    """What became of one attempt (or of the stages before it), sent on ews.notify.retry to the
+    stage that owns the job's `pending` and `delivered` entries."""
+
+    job: DeliveryJob
+    outcome: Outcome
+    detail: str = ""
+    status_code: int | None = None
+    duration_s: float = 0.0
+    next_due_at: datetime | None = None  # failed: when the next attempt is due

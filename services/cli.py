@@ -407,6 +407,79 @@ def contacts_remove(ctx: click.Context, contact_id: str) -> None:
 
 
 @main.group()
+def deliveries() -> None:
+    """Deliveries notify gave up on (dead letters): list them, replay them."""
+
+
+def _chosen_letters(
+    keys: tuple[str, ...], alert_id: str | None, contact_id: str | None, replayed: bool
+) -> list:
+    import asyncio
+
+    from services.common.topics import Topics
+    from services.notify.dead_letters import dead_letters
+
+    settings = get_settings()
+    letters = asyncio.run(dead_letters(settings.kafka_bootstrap, Topics(settings.topic_namespace)))
+    return [
+        letter
+        for letter in letters
+        if (not keys or letter.job.idempotency_key in keys)
+        and (alert_id is None or letter.job.alert.alert_id == alert_id)
+        and (contact_id is None or letter.job.contact_id == contact_id)
+        and (replayed or letter.replayed_at is None)
+    ]
+
+
+@deliveries.command("dead")
+@click.option("--alert", "alert_id", help="only this alert_id")
+@click.option("--contact", "contact_id", help="only this contact")
+@click.option("--all", "show_all", is_flag=True, help="also those already replayed")
+def deliveries_dead(alert_id: str | None, contact_id: str | None, show_all: bool) -> None:
+    """List dead letters: when notify gave up, the delivery's key, contact, attempts, last error."""
+    letters = _chosen_letters((), alert_id, contact_id, show_all)
+    for letter in letters:
+        job = letter.job
+        replayed = f"  (replayed {letter.replayed_at:%Y-%m-%d %H:%M})" if letter.replayed_at else ""
+        click.echo(
+            f"{letter.dead_at:%Y-%m-%d %H:%M:%S}  {job.idempotency_key}  contact {job.contact_id} "
+            f"channel {job.channel_index}  {job.attempt} attempts  last error: "
+            f"{job.last_error or '-'}{replayed}"
+        )
+    click.echo(f"{len(letters)} dead letter{'s' * (len(letters) != 1)}", err=True)
+
+
+@deliveries.command("replay")
+@click.argument("keys", nargs=-1)
+@click.option("--alert", "alert_id", help="every dead letter of this alert_id")
+@click.option("--contact", "contact_id", help="every dead letter of this contact")
+@click.option("--all", "every", is_flag=True, help="every dead letter not yet replayed")
+def deliveries_replay(
+    keys: tuple[str, ...], alert_id: str | None, contact_id: str | None, every: bool
+) -> None:
+    """Send dead letters (by Idempotency-Key, or --alert/--contact/--all) back to notify, with
+    their original keys and a fresh count of attempts."""
+    import asyncio
+
+    from services.common.topics import Topics
+    from services.notify.dead_letters import replay
+
+    if not (keys or alert_id or contact_id or every):
+        raise click.UsageError("name the deliveries: their keys, --alert, --contact or --all")
+    chosen = _chosen_letters(keys, alert_id, contact_id, False)
+    missing = sorted(set(keys) - {letter.job.idempotency_key for letter in chosen})
+    for key in missing:
+        click.echo(f"no dead letter {key!r} waiting (see `ews deliveries dead --all`)", err=True)
+    settings = get_settings()
+    asyncio.run(replay(settings.kafka_bootstrap, Topics(settings.topic_namespace), chosen))
+    for letter in chosen:
+        click.echo(f"replayed {letter.job.idempotency_key} (contact {letter.job.contact_id})")
+    click.echo(f"{len(chosen)} replayed", err=True)
+    if missing or not chosen:
+        sys.exit(1)
+
+
+@main.group()
 def schemas() -> None:
     """JSON Schema files of every message and config file."""
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.types import Duration, as_timedelta, parse_duration
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -129,9 +131,35 @@ class Settings(BaseSettings):
         False, description="allow http:// and private/loopback webhook targets"
     )
     webhook_timeout_s: float = 10.0
-    delivery_max_attempts: int = Field(5, ge=1)
+    delivery_max_attempts: int = Field(
+        300,
+        ge=1,
+        description="attempts before dead-lettering (with the 300 s backoff cap, about "
+        "as many as EWS_DELIVERY_MAX_AGE allows)",
+    )
+    delivery_max_age: Duration = Field(
+        "PT24H",
+        description="dead-letter a delivery whose next attempt would be this long after its first",
+    )
+    retry_after_max: Duration = Field(
+        "PT6H", description="honour a receiver's Retry-After up to this long"
+    )
     delivery_backoff_initial_s: float = 1.0
     delivery_backoff_max_s: float = 300.0
+    delivery_scan_interval_s: float = Field(
+        0.5, gt=0, description="how often notify looks for deliveries whose time has come"
+    )
+    delivery_concurrency: int = Field(
+        32, ge=1, description="deliveries a notify worker attempts at once (to different receivers)"
+    )
+
+    @property
+    def delivery_max_age_s(self) -> float:
+        return as_timedelta(parse_duration(self.delivery_max_age)).total_seconds()
+
+    @property
+    def retry_after_max_s(self) -> float:
+        return as_timedelta(parse_duration(self.retry_after_max)).total_seconds()
 
     @property
     def triggers_file(self) -> Path:

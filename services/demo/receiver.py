@@ -19,6 +19,15 @@ from aiohttp import web
 from services.notify.webhook import verify
 
 
+def _says(body: bytes) -> tuple:
+    """What a message says, for telling a re-send from a different message under the same key."""
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return (body,)
+    return tuple(payload.get(k) for k in ("status", "level", "value", "transition"))
+
+
 @dataclass
 class ReceivedAlert:
     idempotency_key: str
@@ -42,9 +51,14 @@ class WebhookReceiver:
     # Answers to give before accepting anything: (status, headers) each, e.g. (500, {}) or (429,
     # {"Retry-After": "1"}); status 0 hangs for `hang_s` first, so the sender's timeout fires.
     failures: list[tuple[int, dict]] = field(default_factory=list)
+    # the same, for one contact's endpoint only (answered before `failures`)
+    failures_for: dict[str, list[tuple[int, dict]]] = field(default_factory=dict)
     hang_s: float = 5.0
+    # every request with a valid signature: (Idempotency-Key, contact id, when, status answered)
+    attempts: list[tuple[str, str, float, int]] = field(default_factory=list)
     refused: int = 0
     duplicates: int = 0
+    conflicts: int = 0  # a key received again with other content (status, level or value)
     bad_signatures: int = 0
     _runner: web.AppRunner | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -73,16 +87,21 @@ class WebhookReceiver:
         if secret is None or not verify(secret, body, signature, int(time.time())):
             self.bad_signatures += 1
             return web.json_response({"error": "bad signature"}, status=401)
-        if self.failures:
-            status, headers = self.failures.pop(0)
+        key = request.headers.get("Idempotency-Key", "")
+        scripted = self.failures_for.get(contact_id) or self.failures
+        if scripted:
+            status, headers = scripted.pop(0)
             self.refused += 1
+            self.attempts.append((key, contact_id, time.time(), status or 504))
             if status == 0:
                 await asyncio.sleep(self.hang_s)
                 status = 504
             return web.json_response({"error": "scripted failure"}, status=status, headers=headers)
-        key = request.headers.get("Idempotency-Key", "")
+        self.attempts.append((key, contact_id, time.time(), 200))
         if key in self.received:
             self.duplicates += 1
+            if _says(self.received[key].body) != _says(body):
+                self.conflicts += 1
             return web.json_response({"status": "duplicate"})
         alert = ReceivedAlert(key, contact_id, dict(request.headers), body, time.time())
         self.received[key] = alert

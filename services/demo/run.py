@@ -205,6 +205,7 @@ async def _demo(keep_kafka: bool) -> int:
             settings.sites_file,
             settings.resolved_contacts_file,
             settings.allowed_lateness,
+            settings.resolved_sharing_file,
         )
         transitions, deliveries = len(prediction.alerts), len(prediction.deliveries)
         say(
@@ -234,7 +235,9 @@ async def _demo(keep_kafka: bool) -> int:
             ):
                 break
             await asyncio.sleep(0.5)
-        verdict = verify(prediction.deliveries, receiver.received, receiver.duplicates)
+        verdict = verify(
+            prediction.deliveries, receiver.received, receiver.duplicates, receiver.conflicts
+        )
         say("")
         say("▶ summary")
         say(f"  events in          {len(messages)}")
@@ -250,8 +253,9 @@ async def _demo(keep_kafka: bool) -> int:
         say(
             f"  deliveries         {len(receiver.received)}  distinct, signature verified "
             f"(backtest: {deliveries}; "
-            f"{len(verdict.missing)} missing, {len(verdict.extra)} extra); "
-            f"{receiver.duplicates} repeats, {receiver.bad_signatures} bad signatures"
+            f"{len(verdict.missing)} missing, {len(verdict.extra)} extra, {len(verdict.wrong)} "
+            f"saying otherwise); {receiver.duplicates} repeats ({receiver.conflicts} with other "
+            f"content), {receiver.bad_signatures} bad signatures"
         )
         say(
             f"  took               {time.monotonic() - started:.0f}s; logs in "

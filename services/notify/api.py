@@ -238,6 +238,8 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
             by=principal.name,
             at=datetime.now(UTC),
             comment=comment,
+            level=alert.level,
+            started_at=alert.started_at,
         )
         await publish(acks_topic, state.acks, alert_id, ack.model_dump_json().encode())
         return 200, ack.model_dump(mode="json")

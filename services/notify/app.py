@@ -1,14 +1,19 @@
-"""The notify worker: alert transitions → contacts → rendered messages → webhook / e-mail →
-ews.deliveries.
+"""The notify worker: the delivery pipeline (services.notify.pipeline, stage by stage) on Kafka.
 
-- `deliver_alert` reads ews.alerts, routes each transition (contacts, silences, sharing policy),
-  and makes the first attempt at once.
-- Failed attempts wait on ews.notify.retry (keyed by alert_id, so they meet the same table
-  partition) with their due time; `retry_delivery` makes the later attempts and, after the
-  last, moves the job to ews.notify.dead. Repeats and escalations go the same way.
+- `deliver_alert` reads ews.alerts and routes each transition to its contacts (in-stream); each
+  job is kept in the `pending` table and attempted at once, out of the stream.
+- Attempts run concurrently (EWS_DELIVERY_CONCURRENCY), each through the same stages: held back
+  by a silence or made moot, shared, rendered, sent. What became of one goes to ews.notify.retry
+  (keyed by alert_id, so it meets the same table partitions), where `retry_delivery` records it on
+  ews.deliveries and updates `pending` (the next attempt's due time, a job muted by a silence) and
+  `delivered`, or moves the job to ews.notify.dead. No stage waits inside a stream: one receiver
+  that hangs or asks to wait delays no other delivery.
+- `start_due_deliveries` attempts the pending jobs whose time has come, and releases the jobs a
+  silence held back once it ends; `queue_reminders` plans repeats and escalations, which take the
+  same path.
 - The `delivered` table (changelog-backed, keyed by alert_id) remembers every delivered
   (alert, transition, contact, channel): nothing delivered is sent again, also after a
-  restart or rebalance.
+  restart or rebalance; `pending` survives them too.
 - Contacts, silences and acknowledgements live in compacted topics; every worker keeps a
   complete view of them and of the alerts (services.common.topic_view).
 """
@@ -17,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from datetime import UTC, datetime, timedelta
+from collections import defaultdict
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,7 +32,7 @@ import httpx
 
 from schemas import AlertEvent, Contact, ContactsFile, DeliveryRecord, SitesFile, WebhookChannel
 from schemas.config import SharingFile
-from schemas.notify import Acknowledgement, DeliveryJob, Silence
+from schemas.notify import Acknowledgement, DeliveryJob, JobOutcome, Silence
 from schemas.types import as_timedelta, parse_duration
 from services.common.auth import TokenStore
 from services.common.config_files import load_model
@@ -41,22 +46,15 @@ from services.common.topics import Topics
 from . import metrics
 from .api import register_api
 from .email import build_message, send_email
-from .picture import AlertPicture, is_acknowledged, reminders_due
+from .picture import AlertPicture, reminders_due
+from .pipeline import after_failure, hold_back, plan_jobs, released
 from .rendering import render_cap, render_email, render_json
 from .routing import escalation_targets, route_to_contacts, silenced_by
 from .sharing import share
 from .webhook import AttemptResult, WebhookTargetRefused, check_target, post_webhook
 
 log = logging.getLogger(__name__)
-
-
-def backoff_delay(attempt: int, settings: Settings) -> float:
-    """Exponential backoff with jitter: attempt n waits between half and all of initial × 2^(n-1),
-    capped."""
-    ceiling = min(
-        settings.delivery_backoff_max_s, settings.delivery_backoff_initial_s * 2 ** (attempt - 1)
-    )
-    return random.uniform(ceiling / 2, ceiling)
+PER_CONTACT_CONCURRENCY = 4  # attempts to one contact at once
 
 
 class NotifyState:
@@ -94,6 +92,9 @@ class NotifyState:
     def _alert_changed(self, key: str, alert: AlertEvent | None, record: Any) -> None:
         if alert is not None:
             self.picture.record(alert, record.partition)
+
+    def views_loaded(self) -> bool:
+        return all(view.caught_up.is_set() for view in self.views)
 
     async def loaded(self) -> None:
         """Wait until every view has read its topic to the end (agents must not route on a partial
@@ -135,9 +136,16 @@ def create_app(settings: Settings) -> faust.App:
         key_type=str,
         help="alert_id → delivery keys already delivered, with when",
     )
+    pending = app.Table(
+        "pending",
+        default=None,
+        partitions=settings.topic_partitions,
+        key_type=str,
+        help="job key → delivery job waiting: due at due_at, or muted by a silence",
+    )
     guard = ContinuityGuard(app)
     client_holder: dict[str, httpx.AsyncClient] = {}
-    enqueued: set[str] = set()  # repeat/escalation jobs this worker already queued
+    enqueued: set[str] = set()  # repeat/escalation jobs this worker already planned
 
     def client() -> httpx.AsyncClient:
         if "c" not in client_holder:
@@ -156,7 +164,8 @@ def create_app(settings: Settings) -> faust.App:
         return f"{job.idempotency_key}|{job.channel_index}"
 
     async def attempt(job: DeliveryJob) -> tuple[AttemptResult | None, str]:
-        """Deliver one job once. Returns (result, outcome-if-not-attempted)."""
+        """Stages 4-6 for one job: share, render, send once. Returns (result,
+        outcome-if-not-attempted)."""
         contact = state.all_contacts().get(job.contact_id)
         if contact is None or job.channel_index >= len(contact.channels):
             return None, "contact removed"
@@ -175,7 +184,8 @@ def create_app(settings: Settings) -> faust.App:
                 body = render_cap(shared, contact, state.picture.earlier_in_episode(job.alert))
                 content_type = "application/cap+xml; charset=utf-8"
             else:
-                body, content_type = render_json(shared, contact), "application/json"
+                body = render_json(shared, contact, job.released_from)
+                content_type = "application/json"
             return await post_webhook(
                 client(),
                 url,
@@ -185,7 +195,9 @@ def create_app(settings: Settings) -> faust.App:
                 content_type,
                 int(now.timestamp()),
             ), ""
-        subject, text = render_email(shared, contact, state.ack_url(job.alert.alert_id))
+        subject, text = render_email(
+            shared, contact, state.ack_url(job.alert.alert_id), job.released_from
+        )
         return await send_email(
             settings, build_message(settings, channel.address, subject, text, job.idempotency_key)
         ), ""
@@ -207,9 +219,8 @@ def create_app(settings: Settings) -> faust.App:
             else channel.address.split("@")[-1]
         )
 
-    async def record(
-        job: DeliveryJob, outcome: str, result: AttemptResult | None, detail: str = ""
-    ) -> None:
+    async def record(job: DeliveryJob, outcome: str, done: JobOutcome | None = None) -> None:
+        """Stage 8: the outcome on ews.deliveries."""
         rec = DeliveryRecord(
             idempotency_key=job.idempotency_key,
             alert_id=job.alert.alert_id,
@@ -219,172 +230,249 @@ def create_app(settings: Settings) -> faust.App:
             target=target_of(job),
             attempt=job.attempt,
             outcome=outcome,
-            detail=detail or (result.detail if result else ""),
-            status_code=result.status_code if result else None,
-            duration_s=result.duration_s if result else 0.0,
+            detail=done.detail if done else "",
+            status_code=done.status_code if done else None,
+            duration_s=done.duration_s if done else 0.0,
             at=datetime.now(UTC),
         )
         await deliveries.send(key=job.alert.alert_id.encode(), value=rec.model_dump_json().encode())
         metrics.DELIVERIES.labels(rec.channel, outcome).inc()
-        if result is not None:
-            metrics.DELIVERY_SECONDS.labels(rec.channel).observe(result.duration_s)
+        if done is not None and done.duration_s > 0:  # an attempt was made
+            metrics.DELIVERY_SECONDS.labels(rec.channel).observe(done.duration_s)
 
     def already_delivered(job: DeliveryJob) -> bool:
         return job_key(job) in (delivered.get(job.alert.alert_id) or {})
 
-    in_flight: dict[str, asyncio.Lock] = {}
+    # --- jobs: held in `pending` (in-stream), attempted concurrently (out of it) -------------
 
-    async def run_job(job: DeliveryJob) -> None:
-        """One delivery at a time per key: the alert and retry agents may hold the same job after a
-        replay."""
+    running: set[str] = set()  # job keys being attempted, or whose outcome is on its way
+    slots = asyncio.Semaphore(settings.delivery_concurrency)
+    # a contact whose receiver hangs holds a few of the slots at most, never all of them
+    per_contact: defaultdict[str, asyncio.Semaphore] = defaultdict(
+        lambda: asyncio.Semaphore(PER_CONTACT_CONCURRENCY)
+    )
+    tasks: set[asyncio.Task[None]] = set()
+
+    def schedule(job: DeliveryJob) -> None:
+        """In-stream: keep a new job in `pending` (so a restart still has it) and attempt it now."""
         key = job_key(job)
-        lock = in_flight.setdefault(key, asyncio.Lock())
-        try:
-            async with lock:
-                await run_job_locked(job)
-        finally:
-            if not lock.locked() and in_flight.get(key) is lock:
-                del in_flight[key]
-
-    async def run_job_locked(job: DeliveryJob) -> None:
-        """Attempt a job in-stream and act on the outcome: delivered, retried later, dead or
-        refused."""
-        if already_delivered(job):
+        if already_delivered(job) or pending.get(key) is not None:
             return
-        job = job.model_copy(update={"attempt": job.attempt + 1})
+        pending[key] = job.model_dump(mode="json")
+        launch(key, job)
+
+    def launch(key: str, job: DeliveryJob) -> None:
+        if key in running:
+            return
+        running.add(key)
+        task = asyncio.create_task(attempt_and_report(key, job))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def attempt_once(job: DeliveryJob) -> JobOutcome:
+        """Stages 3-7 for one job, outside the stream."""
+        now = datetime.now(UTC)
+        alert_id = job.alert.alert_id
+        held = hold_back(
+            job,
+            state.picture.latest.get(alert_id),
+            state.silences.items.values(),
+            state.acks.items.get(alert_id),
+            now,
+        )
+        if held is not None:
+            muted_by = held.silence.id if held.silence is not None else None
+            return JobOutcome(
+                job=job.model_copy(update={"muted_by": muted_by}),
+                outcome=held.outcome,
+                detail=held.detail,
+            )
+        job = job.model_copy(
+            update={"attempt": job.attempt + 1, "first_attempt_at": job.first_attempt_at or now}
+        )
         result, not_attempted = await attempt(job)
         if result is None:
-            await record(job, "refused", None, not_attempted)
-            return
+            return JobOutcome(job=job, outcome="refused", detail=not_attempted)
+        figures = {"status_code": result.status_code, "duration_s": result.duration_s}
         if result.delivered:
-            done = dict(delivered.get(job.alert.alert_id) or {})
-            done[job_key(job)] = datetime.now(UTC).isoformat()
-            delivered[job.alert.alert_id] = done
-            await record(job, "delivered", result)
+            return JobOutcome(job=job, outcome="delivered", **figures)
+        if not_attempted == "refused":
+            return JobOutcome(job=job, outcome="refused", detail=result.detail, **figures)
+        decision, due, why = after_failure(job, result.retry_after_s, settings, datetime.now(UTC))
+        job = job.model_copy(update={"last_error": result.detail})
+        if decision == "dead":
+            return JobOutcome(job=job, outcome="dead", detail=f"{why}: {result.detail}", **figures)
+        return JobOutcome(
+            job=job, outcome="failed", detail=result.detail, next_due_at=due, **figures
+        )
+
+    async def attempt_and_report(key: str, job: DeliveryJob) -> None:
+        """Attempt a job (at most EWS_DELIVERY_CONCURRENCY at once) and send what became of it to
+        the stage that owns its table entries; if that cannot be sent, the job stays pending and is
+        attempted again (receivers de-duplicate by Idempotency-Key)."""
+        try:
+            async with per_contact[job.contact_id], slots:
+                done = await attempt_once(job)
+            await retries.send(
+                key=job.alert.alert_id.encode(), value=done.model_dump_json().encode()
+            )
+        except Exception:
+            running.discard(key)
+            if job.releases is not None:
+                running.discard(job.releases)
+            log.exception("attempt of %s not reported; it will be attempted again", key)
+
+    async def settle(done: JobOutcome) -> None:
+        """In-stream: act on an attempt's outcome - record it, update `pending` and `delivered`,
+        dead-letter."""
+        job, key = done.job, job_key(done.job)
+        running.discard(key)
+        if job.releases is not None:  # a release stands in for the muted job it tells
+            pending.pop(job.releases, None)
+            running.discard(job.releases)
+        elif pending.get(key) is None:
+            return  # settled already (an outcome reported twice after a restart)
+        if already_delivered(job):
+            pending.pop(key, None)
+        elif done.outcome == "delivered":
+            finished = dict(delivered.get(job.alert.alert_id) or {})
+            finished[key] = datetime.now(UTC).isoformat()
+            delivered[job.alert.alert_id] = finished
+            pending.pop(key, None)
+            await record(job, "delivered", done)
             log.info(
                 "delivered %s (%s, attempt %d)", job.idempotency_key, channel_name(job), job.attempt
             )
-            return
-        if not_attempted == "refused":
-            await record(job, "refused", result)
-            log.warning("not delivering %s: %s", job.idempotency_key, result.detail)
-            return
-        await record(job, "failed", result)
-        log.info("attempt %d of %s failed: %s", job.attempt, job.idempotency_key, result.detail)
-        if job.attempt >= settings.delivery_max_attempts:
-            await record(
-                job, "dead", result, f"gave up after {job.attempt} attempts: {result.detail}"
+        elif done.outcome == "failed":
+            pending[key] = job.model_copy(update={"due_at": done.next_due_at}).model_dump(
+                mode="json"
             )
+            await record(job, "failed", done)
+            log.info("attempt %d of %s failed: %s", job.attempt, job.idempotency_key, done.detail)
+        elif done.outcome == "dead":
+            pending.pop(key, None)
+            await record(job, "failed", done)
+            await record(job, "dead", done)
             await dead.send(key=job.alert.alert_id.encode(), value=job.model_dump_json().encode())
             metrics.DEAD.labels(channel_name(job)).inc()
-            log.error("gave up delivering %s after %d attempts", job.idempotency_key, job.attempt)
-            return
-        wait = (
-            result.retry_after_s
-            if result.retry_after_s is not None
-            else backoff_delay(job.attempt, settings)
-        )
-        later = job.model_copy(
-            update={
-                "due_at": datetime.now(UTC) + timedelta(seconds=wait),
-                "last_error": result.detail,
-            }
-        )
-        await retries.send(key=job.alert.alert_id.encode(), value=later.model_dump_json().encode())
-        metrics.RETRY_BACKLOG.inc()
+            log.error("gave up delivering %s: %s", job.idempotency_key, done.detail)
+        elif done.outcome == "refused":
+            pending.pop(key, None)
+            await record(job, "refused", done)
+            log.warning("not delivering %s: %s", job.idempotency_key, done.detail)
+        elif done.outcome == "muted":
+            before = pending.get(key)
+            pending[key] = job.model_dump(mode="json")
+            if before is None or before.get("muted_by") != job.muted_by:  # once per silence
+                await record(job, "refused", done)
+                metrics.SILENCED.inc()
+        else:  # moot: a reminder or release that a newer transition or acknowledgement answered
+            pending.pop(key, None)
+            enqueued.discard(key)
+            log.debug("not sending %s: %s", job.idempotency_key, done.detail)
 
-    def jobs_for(
-        alert: AlertEvent, contacts: list[Contact], reason: str, suffix: str = ""
-    ) -> list[DeliveryJob]:
-        now = datetime.now(UTC)
-        return [
-            DeliveryJob(
-                idempotency_key=f"{alert.alert_id}:{alert.transition}:{c.id}{suffix}",
-                alert=alert,
-                contact_id=c.id,
-                channel_index=i,
-                reason=reason,
-                due_at=now,
-            )
-            for c in contacts
-            for i in range(len(c.channels))
-        ]
+    def owned_alert_partitions() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.alerts}
+
+    @app.timer(interval=settings.delivery_scan_interval_s)
+    @riding_out(broker_health(app), "starting due deliveries")
+    async def start_due_deliveries() -> None:
+        """Attempt the pending jobs whose time has come, and release those a silence held back once
+        it has ended (the alert's current state, once, if it still fires)."""
+        if not state.views_loaded():
+            return
+        owned, now = owned_alert_partitions(), datetime.now(UTC)
+        waiting = 0
+        for key, data in list(pending.items()):
+            if data is None or key in running:
+                continue
+            job = DeliveryJob.model_validate(data)
+            alert_id = job.alert.alert_id
+            if state.picture.partitions.get(alert_id, -1) not in owned | {-1}:
+                continue
+            if job.muted_by is None:
+                waiting += 1
+                if job.due_at <= now:
+                    launch(key, job)
+                continue
+            latest = state.picture.latest.get(alert_id, job.alert)
+            if silenced_by(latest, state.silences.items.values(), now) is not None:
+                continue
+            release = released(job, latest, now)
+            if release is not None and (job_key(release) in running or already_delivered(release)):
+                release = None  # another muted job of this contact tells it already
+            if release is None:
+                done = JobOutcome(job=job, outcome="moot", detail="told otherwise, or resolved")
+                await retries.send(key=alert_id.encode(), value=done.model_dump_json().encode())
+                running.add(key)  # until its outcome is settled
+                continue
+            running.add(key)
+            launch(job_key(release), release.model_copy(update={"releases": key}))
+        metrics.RETRY_BACKLOG.set(waiting)
 
     # --- agents ----------------------------------------------------------------------------
 
     @app.agent(alerts)
     async def deliver_alert(stream: faust.StreamT) -> None:
+        """Stages 1-2 in-stream for each transition; the jobs are attempted out of the stream."""
         await state.loaded()
         async for event in stream.events():
             if not await guard.check(event):
                 continue  # after a gap: the stream was sent back for what it dropped
             alert = AlertEvent.model_validate_json(event.message.value)
             state.picture.record(alert, event.message.partition)
-            now = datetime.now(UTC)
-            silence = silenced_by(alert, state.silences.items.values(), now)
-            contacts = route_to_contacts(alert, state.all_contacts().values(), state.geography)
-            if silence is not None:
-                for job in jobs_for(alert, contacts, "transition"):
-                    await record(
-                        job, "refused", None, f"silenced by {silence.id}: {silence.comment}"
-                    )
-                metrics.SILENCED.inc()
-                continue
-            jobs = [j for j in jobs_for(alert, contacts, "transition") if not already_delivered(j)]
-            for job in jobs:  # in-stream, one after another: table writes need the current event
-                await run_job(job)
+            contacts = route_to_contacts(
+                alert, state.all_contacts().values(), state.geography, state.picture.peak_at(alert)
+            )
+            for job in plan_jobs(alert, contacts, "transition", datetime.now(UTC)):
+                schedule(job)
 
     @app.agent(retries)
     async def retry_delivery(stream: faust.StreamT) -> None:
+        """Outcomes of attempts, and the reminders the timer plans, in-stream and without waiting:
+        a retry's wait is its `due_at` in `pending`."""
         await state.loaded()
         async for event in stream.events():
             if not await guard.check(event):
                 continue  # after a gap: the stream was sent back for what it dropped
-            job = DeliveryJob.model_validate_json(event.message.value)
-            log.debug(
-                "retry job %s attempt %d due %s", job.idempotency_key, job.attempt, job.due_at
-            )
-            metrics.RETRY_BACKLOG.dec()
-            latest = state.picture.latest.get(job.alert.alert_id)
-            ack = state.acks.items.get(job.alert.alert_id)
-            if job.reason != "transition" and (
-                is_acknowledged(job.alert, ack)
-                or (latest is not None and latest.transition != job.alert.transition)
-            ):
-                # a repeat or escalation that an acknowledgement or a newer transition made moot
-                continue
-            wait = (job.due_at - datetime.now(UTC)).total_seconds()
-            if wait > 0:
-                await asyncio.sleep(min(wait, settings.delivery_backoff_max_s))
-            await run_job(job)
+            value = event.message.value
+            if value.startswith(b'{"job"'):
+                await settle(JobOutcome.model_validate_json(value))
+            else:
+                schedule(DeliveryJob.model_validate_json(value))
 
     @app.timer(interval=settings.reminder_check_interval_s)
     @riding_out(broker_health(app), "queueing reminders")
     async def queue_reminders() -> None:
         """Repeats of firing, unacknowledged alerts, and escalation, for the alerts this worker
-        owns."""
-        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.alerts}
+        owns; none while a silence mutes the alert (they are planned again once it ends)."""
+        owned = owned_alert_partitions()
         now = datetime.now(UTC)
         contacts = state.all_contacts()
         for alert_id, alert in list(state.picture.latest.items()):
             if state.picture.partitions.get(alert_id) not in owned:
                 continue
+            if silenced_by(alert, state.silences.items.values(), now) is not None:
+                continue
             repeats, escalate = reminders_due(
                 alert, state.acks.items.get(alert_id), now, repeat_interval, escalate_after
             )
-            routed = route_to_contacts(alert, contacts.values(), state.geography)
+            if not repeats and not escalate:
+                continue
+            routed = route_to_contacts(
+                alert, contacts.values(), state.geography, state.picture.peak_at(alert)
+            )
             planned = []
             if repeats:
-                planned += jobs_for(alert, routed, "repeat", f":repeat-{repeats}")
+                planned += plan_jobs(alert, routed, "repeat", now, f":repeat-{repeats}")
             if escalate:
-                planned += jobs_for(
-                    alert, escalation_targets(routed, contacts), "escalation", ":escalation"
+                planned += plan_jobs(
+                    alert, escalation_targets(routed, contacts), "escalation", now, ":escalation"
                 )
             for job in planned:
                 if job_key(job) not in enqueued:
                     enqueued.add(job_key(job))
                     await retries.send(key=alert_id.encode(), value=job.model_dump_json().encode())
-                    metrics.RETRY_BACKLOG.inc()
 
     register_api(app, state, topics)
     return app

@@ -15,9 +15,12 @@ DELIVERY_SECONDS = Histogram(
 )
 DEAD = Counter("ews_notify_dead_total", "Deliveries given up after the last attempt", ["channel"])
 RETRY_BACKLOG = Gauge(
-    "ews_notify_retry_backlog", "Delivery jobs waiting on the retry topic (this worker's view)"
+    "ews_notify_retry_backlog",
+    "Deliveries waiting for their next attempt in this worker's pending table (muted ones apart)",
 )
-SILENCED = Counter("ews_notify_silenced_total", "Alert transitions muted by a silence")
+SILENCED = Counter(
+    "ews_notify_silenced_total", "Messages (per contact and channel) held back by a silence"
+)
 API_REQUESTS = Counter(
     "ews_notify_api_requests_total", "API requests by route and status", ["route", "status"]
 )

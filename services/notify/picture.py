@@ -6,12 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from schemas import AlertEvent
+from schemas import LEVEL_RANK, AlertEvent, Level
 from schemas.notify import Acknowledgement
 
 EPISODE_KEPT = (
     20  # transitions of an episode kept for CAP <references>: memory follows alerts, not history
 )
+PEAKS_KEPT = 8  # (transition, peak) changes kept per alert: a few episodes' worth
+
+
+def _higher(a: Level | None, b: Level | None) -> Level | None:
+    if a is None or b is None:
+        return a or b
+    return a if LEVEL_RANK[a] >= LEVEL_RANK[b] else b
 
 
 @dataclass
@@ -21,11 +28,20 @@ class AlertPicture:
         default_factory=dict
     )  # transitions since the last resolution
     partitions: dict[str, int] = field(default_factory=dict)
+    # per alert, each transition where its episode's highest level so far changed, with that level
+    peaks: dict[str, list[tuple[int, Level | None]]] = field(default_factory=dict)
 
     def record(self, alert: AlertEvent, partition: int) -> None:
         current = self.latest.get(alert.alert_id)
         if current is not None and current.transition >= alert.transition:
             return  # a repeat or an older transition
+        changes = self.peaks.setdefault(alert.alert_id, [])
+        opening = current is None or current.status == "resolved" or not changes
+        was = None if opening else changes[-1][1]
+        peak = _higher(was, _higher(alert.level, alert.previous_level))
+        if opening or peak != was:
+            changes.append((alert.transition, peak))
+            del changes[:-PEAKS_KEPT]
         episode = self.episodes.get(alert.alert_id, [])
         if current is not None and current.status == "resolved":
             episode = []
@@ -39,11 +55,30 @@ class AlertPicture:
     def earlier_in_episode(self, alert: AlertEvent) -> list[AlertEvent]:
         return [a for a in self.episodes.get(alert.alert_id, []) if a.transition < alert.transition]
 
+    def peak_at(self, alert: AlertEvent) -> Level | None:
+        """The highest level the alert's episode had reached by this transition (recorded or
+        older): whoever that level reached hears the episode to its end. Without a record (older
+        than those kept), the transition's own levels."""
+        own = _higher(alert.level, alert.previous_level)
+        known = [p for t, p in self.peaks.get(alert.alert_id, []) if t <= alert.transition]
+        return _higher(known[-1], own) if known else own
+
 
 def is_acknowledged(alert: AlertEvent, ack: Acknowledgement | None) -> bool:
-    """An acknowledgement covers the transition it was given for and any later de-escalation, not an
-    escalation."""
-    return ack is not None and ack.transition >= alert.transition
+    """An acknowledgement covers the transition it was given for, and the later transitions of the
+    same episode that are no higher than the level acknowledged (de-escalations); an escalation
+    above it, or a new episode, needs a new one."""
+    if ack is None:
+        return False
+    if ack.transition >= alert.transition:
+        return True
+    if ack.level is None or ack.started_at is None or alert.status != "firing":
+        return False
+    return (
+        ack.started_at == alert.started_at
+        and alert.level is not None
+        and LEVEL_RANK[alert.level] <= LEVEL_RANK[ack.level]
+    )
 
 
 def reminders_due(

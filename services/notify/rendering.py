@@ -55,10 +55,19 @@ def _figures(shared: SharedAlert, language: str) -> tuple[str, str]:
     return value, figure(shared.alert.threshold, language)
 
 
-def render_summary(shared: SharedAlert, language: str) -> str:
-    """One or two plain sentences in the contact's language."""
+RELEASED = {
+    "en": "Held back by silence {silence}, which has ended: this is where the alert stands now.",
+    "es": "Retenida por el silencio {silence}, que ha terminado: así está la alerta ahora.",
+    "fr": "Retenue par le silence {silence}, qui a pris fin : voici où en est l'alerte.",
+    "pt": "Retida pelo silêncio {silence}, que terminou: é assim que o alerta está agora.",
+}
+
+
+def render_summary(shared: SharedAlert, language: str, released_from: str | None = None) -> str:
+    """One or two plain sentences in the contact's language (and, for a message a silence held
+    back, that it was)."""
     value, threshold = _figures(shared, language)
-    return (
+    text = (
         _env()
         .get_template(f"summary.{language}.j2")
         .render(
@@ -69,11 +78,14 @@ def render_summary(shared: SharedAlert, language: str) -> str:
         )
         .strip()
     )
+    if released_from is not None:
+        text = f"{RELEASED[language].format(silence=released_from)} {text}"
+    return text
 
 
-def render_json(shared: SharedAlert, contact: Contact) -> bytes:
+def render_json(shared: SharedAlert, contact: Contact, released_from: str | None = None) -> bytes:
     """The webhook body: the alert as on ews.alerts, plus title and summary in the contact's
-    language."""
+    language, and `released_from_silence` when a silence had held it back."""
     body = shared.alert.model_dump(mode="json", exclude={"title"})
     if shared.floored:
         body["value"] = None
@@ -81,8 +93,10 @@ def render_json(shared: SharedAlert, contact: Contact) -> bytes:
         value_display=shared.value_text,
         language=contact.language,
         title=title_of(shared.alert, contact.language),
-        summary=render_summary(shared, contact.language),
+        summary=render_summary(shared, contact.language, released_from),
     )
+    if released_from is not None:
+        body["released_from_silence"] = released_from
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -134,7 +148,9 @@ def render_cap(shared: SharedAlert, contact: Contact, earlier: list[AlertEvent])
     return xml.encode("utf-8")
 
 
-def render_email(shared: SharedAlert, contact: Contact, ack_url: str | None) -> tuple[str, str]:
+def render_email(
+    shared: SharedAlert, contact: Contact, ack_url: str | None, released_from: str | None = None
+) -> tuple[str, str]:
     """(subject, plain-text body) in the contact's language."""
     language = contact.language
     template = _env().get_template(f"email.{language}.txt.j2")
@@ -143,7 +159,7 @@ def render_email(shared: SharedAlert, contact: Contact, ack_url: str | None) -> 
         alert=shared.alert,
         title=title_of(shared.alert, language),
         contact=contact,
-        summary=render_summary(shared, language),
+        summary=render_summary(shared, language, released_from),
         value=value,
         threshold=threshold,
         ack_url=ack_url,

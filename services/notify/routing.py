@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from schemas import LEVEL_RANK, AlertEvent, Contact, Scope
+from schemas import LEVEL_RANK, AlertEvent, Contact, Level, Scope
 from schemas.notify import Silence
 from services.common.geography import Geography
 
@@ -32,11 +32,15 @@ def concerns_contact(contact: Contact, scope: Scope, geography: Geography) -> bo
 
 
 def route_to_contacts(
-    alert: AlertEvent, contacts: Iterable[Contact], geography: Geography
+    alert: AlertEvent,
+    contacts: Iterable[Contact],
+    geography: Geography,
+    peak: Level | None = None,
 ) -> list[Contact]:
-    """Contacts that receive this transition: a resolution goes to whoever received the level it
-    resolves."""
-    level = alert.level if alert.status == "firing" else alert.previous_level
+    """Contacts that receive this transition. `min_level` gates the opening only: every later
+    transition of the episode, its de-escalations and resolution included, goes to whoever the
+    episode's highest level so far (`peak`, from AlertPicture.peak_at) reached."""
+    level = peak or (alert.level if alert.status == "firing" else alert.previous_level)
     if level is None:
         return []
     return [

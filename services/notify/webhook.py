@@ -9,6 +9,8 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -107,6 +109,25 @@ async def check_target(url: str, allow_private: bool) -> None:
             )
 
 
+def retry_after_seconds(value: str | None, now: datetime) -> float | None:
+    """A Retry-After header in either form: seconds (fractions allowed) or an HTTP-date; None when
+    absent or unreadable, 0 for a date already past."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        return max(0.0, (when - now).total_seconds())
+    return seconds if seconds >= 0 and seconds == seconds and seconds != float("inf") else None
+
+
 @dataclass(frozen=True)
 class AttemptResult:
     delivered: bool
@@ -143,8 +164,8 @@ async def post_webhook(
     if 200 <= response.status_code < 300:
         return AttemptResult(True, response.status_code, "", elapsed)
     retry_after = None
-    if response.status_code in (429, 503) and response.headers.get("Retry-After", "").isdigit():
-        retry_after = float(response.headers["Retry-After"])
+    if response.status_code in (429, 503):
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"), datetime.now(UTC))
     return AttemptResult(
         False, response.status_code, f"HTTP {response.status_code}", elapsed, retry_after
     )

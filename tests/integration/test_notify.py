@@ -6,7 +6,8 @@ import json
 import signal
 import ssl
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -244,6 +245,42 @@ async def test_after_the_last_attempt_a_delivery_is_dead_lettered(
             'ews_notify_dead_total{channel="webhook"} 1.0'
             in (await client.get(f"http://127.0.0.1:{port}/metrics")).text
         )
+    # an operator lists the dead letters and, the receiver mended, replays them
+    key = "surge/site/PA-LAJAS-BLANCAS-1:1:one"
+    listed = await asyncio.to_thread(ews_command, workers, "deliveries", "dead")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{key}  contact one channel 0  3 attempts  last error: HTTP 500" in listed.stdout
+    receiver.failures = []
+    unknown = await asyncio.to_thread(ews_command, workers, "deliveries", "replay", "no:such:key")
+    assert unknown.returncode == 1 and "no dead letter 'no:such:key' waiting" in unknown.stderr
+    replayed = await asyncio.to_thread(ews_command, workers, "deliveries", "replay", "--all")
+    assert replayed.returncode == 0 and f"replayed {key} (contact one)" in replayed.stdout
+    assert await receiver.wait_for(1, timeout_s=30)
+    assert list(receiver.received) == [key]  # with its original Idempotency-Key
+    again = await asyncio.to_thread(ews_command, workers, "deliveries", "dead")
+    assert again.stdout == "" and "0 dead letters" in again.stderr
+    shown = await asyncio.to_thread(ews_command, workers, "deliveries", "dead", "--all")
+    assert "(replayed " in shown.stdout
+
+
+def ews_command(workers, *args: str):
+    """`ews ...` as an operator runs it, against the test's broker and namespace."""
+    import subprocess
+    import sys
+
+    from services.common.settings import PROJECT_ROOT
+
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        env={
+            "PATH": "/usr/bin:/bin",
+            **{k: v for k, v in workers.env.items() if k.startswith("EWS_")},
+        },
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 async def test_repeats_stop_when_acknowledged_and_escalation_reaches_the_next_contact(
@@ -428,3 +465,152 @@ async def test_operators_manage_contacts_from_the_command_line(
     removed = await asyncio.to_thread(ews, "remove", "iom-roso")
     assert removed.returncode == 0 and "removed iom-roso" in removed.stdout
     assert (await asyncio.to_thread(ews, "remove", "iom-roso")).returncode == 1
+
+
+def deliveries_of(records, key_part: str) -> list[dict]:
+    return [r for r in records if key_part in r["idempotency_key"]]
+
+
+async def all_deliveries(bootstrap, namespace, at_least: int) -> list[dict]:
+    return [
+        json.loads(r.value)
+        for r in await consume(bootstrap, Topics(namespace).deliveries, at_least, timeout_s=20)
+    ]
+
+
+async def test_a_silence_mutes_repeats_and_escalations_and_is_told_once_when_it_ends(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
+    """Silence Panama; a PA alert fires: no transition, repeat or escalation goes out while it
+    holds. Expire it early while the alert still fires: each contact it muted is told the alert's
+    current state once, marked as released from the silence."""
+    process, port = await notify(EWS_REPEAT_INTERVAL="PT2S", EWS_ESCALATE_AFTER="PT3S")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api:
+        await api.post(
+            "/contacts", json=webhook_contact(receiver, "boss", countries=["MX"]), headers=AUTH
+        )
+        await api.post(
+            "/contacts",
+            json=webhook_contact(receiver, "duty", countries=["PA"], escalation_contacts=["boss"]),
+            headers=AUTH,
+        )
+        created = await api.post(
+            "/silences",
+            json={"country": "PA", "duration": "6h", "comment": "census week"},
+            headers=AUTH,
+        )
+        assert created.status_code == 201, created.text
+        await send_alerts(kafka_bootstrap, namespace, [alert(0)])
+        await asyncio.sleep(8)  # past the first repeat (2 s) and the escalation (3 s)
+        assert receiver.received == {}, sorted(receiver.received)
+        expired = await api.delete(f"/silences/{created.json()['id']}", headers=AUTH)
+        assert expired.status_code == 200
+        released_key = f"surge/site/PA-LAJAS-BLANCAS:1:duty:released-{created.json()['id']}"
+        deadline = time.monotonic() + 30
+        while released_key not in receiver.received:
+            assert time.monotonic() < deadline, (sorted(receiver.received), workers.logs())
+            await asyncio.sleep(0.3)
+        body = receiver.received[released_key].payload
+        assert body["released_from_silence"] == created.json()["id"]
+        assert body["summary"].startswith(f"Held back by silence {created.json()['id']}")
+    records = await all_deliveries(kafka_bootstrap, namespace, 2)
+    muted = [r for r in records if r["outcome"] == "refused" and "silenced by" in r["detail"]]
+    assert [r["idempotency_key"] for r in muted] == ["surge/site/PA-LAJAS-BLANCAS:1:duty"]
+    assert not [k for k in receiver.received if k.endswith(":1:duty")]  # told once, as released
+
+
+async def test_an_acknowledgement_holds_when_the_alert_de_escalates(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
+    process, port = await notify(EWS_REPEAT_INTERVAL="PT2S", EWS_ESCALATE_AFTER="PT1H")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api:
+        await api.post(
+            "/contacts", json=webhook_contact(receiver, "duty", countries=["PA"]), headers=AUTH
+        )
+        warning = alert(0)
+        await send_alerts(kafka_bootstrap, namespace, [warning])
+        assert await receiver.wait_for(1, timeout_s=30)
+        ack = await api.post("/alerts/surge%2Fsite%2FPA-LAJAS-BLANCAS/ack", headers=AUTH)
+        assert ack.status_code == 200, ack.text
+        watch = warning.model_copy(
+            update={
+                "transition": 2,
+                "level": "watch",
+                "previous_level": "warning",
+                "evaluated_at": datetime.now(UTC),
+                "started_at": warning.started_at,
+            }
+        )
+        await send_alerts(kafka_bootstrap, namespace, [watch])
+        assert await receiver.wait_for(2, timeout_s=30)  # the de-escalation itself is told
+        await asyncio.sleep(5)
+        assert sorted(receiver.received) == [
+            "surge/site/PA-LAJAS-BLANCAS:1:duty",
+            "surge/site/PA-LAJAS-BLANCAS:2:duty",
+        ]  # and no repeat resumes
+        listed = (await api.get("/alerts", headers=AUTH)).json()["alerts"]
+        assert listed[0]["acknowledged"] is True
+
+
+async def test_whoever_was_told_warning_hears_the_de_escalation_and_the_resolution(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
+    process, port = await notify()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api:
+        await api.post(
+            "/contacts",
+            json=webhook_contact(receiver, "senior", countries=["PA"], min_level="warning"),
+            headers=AUTH,
+        )
+        warning = alert(0)
+        watch = warning.model_copy(
+            update={"transition": 2, "level": "watch", "previous_level": "warning"}
+        )
+        resolved = warning.model_copy(
+            update={
+                "transition": 3,
+                "status": "resolved",
+                "level": None,
+                "previous_level": "watch",
+                "value": 100,
+            }
+        )
+        await send_alerts(kafka_bootstrap, namespace, [warning, watch, resolved])
+        assert await receiver.wait_for(3, timeout_s=30), sorted(receiver.received)
+        assert sorted(receiver.received) == [
+            f"surge/site/PA-LAJAS-BLANCAS:{n}:senior" for n in (1, 2, 3)
+        ]
+
+
+async def test_one_hanging_and_one_throttling_receiver_delay_no_one_else(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
+    """`slow` hangs past the 10 s timeout, `busy` answers 429 asking for an HTTP-date 3 s away;
+    `duty` gets each of 5 alerts within seconds, and `busy` is tried again no sooner than asked."""
+    process, port = await notify(EWS_WEBHOOK_TIMEOUT_S="10")
+    receiver.hang_s = 15
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=6), usegmt=True)
+    receiver.failures_for["slow"] = [(0, {})] * 5
+    receiver.failures_for["busy"] = [(429, {"Retry-After": when})]
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api:
+        for cid in ("slow", "busy", "duty"):
+            await api.post(
+                "/contacts", json=webhook_contact(receiver, cid, countries=["PA"]), headers=AUTH
+            )
+        sent = time.time()
+        await send_alerts(kafka_bootstrap, namespace, [alert(n) for n in range(1, 6)])
+        deadline = time.monotonic() + 20
+        while len([k for k in receiver.received if k.endswith(":duty")]) < 5:
+            assert time.monotonic() < deadline, (sorted(receiver.received), workers.logs())
+            await asyncio.sleep(0.2)
+        duty = [a.received_at - sent for k, a in receiver.received.items() if k.endswith(":duty")]
+        assert max(duty) < 8, duty  # in order, behind `slow`, the fifth would wait 50 s
+        [(throttled_key, throttled_at)] = [
+            (key, at) for key, cid, at, status in receiver.attempts if status == 429
+        ]
+        deadline = time.monotonic() + 30
+        while throttled_key not in receiver.received:
+            assert time.monotonic() < deadline, (receiver.attempts, workers.logs())
+            await asyncio.sleep(0.2)
+    retried = receiver.received[throttled_key].received_at
+    assert retried >= throttled_at + 4.5, (retried - throttled_at, receiver.attempts)

@@ -179,12 +179,12 @@ async def start_all(stack: LocalStack) -> None:
 
 
 async def settle(
-    stack: LocalStack, receiver: WebhookReceiver, expected: set[str], timeout_s: float = 120
+    stack: LocalStack, receiver: WebhookReceiver, expected: dict, timeout_s: float = 120
 ) -> None:
     """Wait for the expected deliveries (supervising restarts), then a little longer
     for any extra."""
     deadline = time.monotonic() + timeout_s
-    while not expected <= set(receiver.received) and time.monotonic() < deadline:
+    while not set(expected) <= set(receiver.received) and time.monotonic() < deadline:
         stack.supervise()
         await asyncio.sleep(0.5)
     await stack.wait_drained(["notify"])
@@ -193,7 +193,7 @@ async def settle(
 
 def check(config: Path, days, receiver: WebhookReceiver, stack: LocalStack) -> None:
     expected = expected_deliveries([(f, v) for day in days for f, _, v in day], config)
-    verdict = verify(expected, receiver.received, receiver.duplicates)
+    verdict = verify(expected, receiver.received, receiver.duplicates, receiver.conflicts)
     assert len(expected) > 40, "the feed should cause many transitions"
     assert verdict.ok, f"{verdict}\n" + "\n".join(
         f"--- {n}\n{stack.tail(n, 30)}" for n in stack.workers

@@ -1,0 +1,166 @@
+"""The delivery pipeline: the stages every message passes through, in order, as plain functions.
+
+Transitions, repeats, escalations, releases from a silence and retries all take the same path, so
+a silence or an acknowledgement applies to each of them alike:
+
+1. **route** (`routing.route_to_contacts`): the contacts a transition concerns. A contact's
+   `min_level` gates the opening of an episode only: whoever the episode reached hears its later
+   transitions through the resolution (`AlertPicture.peak_at` says how high it went).
+2. **plan** (`plan_jobs`): one job per contact and channel, keyed by its Idempotency-Key.
+3. **hold back** (`hold_back`): an active silence mutes the job (kept, and told once when the
+   silence ends while the alert still fires); a repeat, escalation or release that a newer
+   transition or an acknowledgement made moot is dropped.
+4. **share** (`sharing.share`): what the sharing policy lets this recipient see, or nothing.
+5. **render** (`rendering`): JSON, CAP or e-mail in the contact's language.
+6. **send** (`webhook.post_webhook`, `email.send_email`): one attempt.
+7. **retry or dead-letter** (`after_failure`): Retry-After honoured up to EWS_RETRY_AFTER_MAX,
+   else exponential backoff; dead after EWS_DELIVERY_MAX_ATTEMPTS attempts or once older than
+   EWS_DELIVERY_MAX_AGE.
+8. **record**: every outcome on ews.deliveries (services.notify.app).
+
+The worker (services.notify.app) wires them to Kafka: jobs wait in a changelog-backed table and
+are attempted concurrently, never inside the stream, so one slow receiver delays no one else.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from schemas import AlertEvent, Contact
+from schemas.notify import Acknowledgement, DeliveryJob, Silence
+from services.common.geography import Geography
+from services.common.settings import Settings
+
+from .picture import AlertPicture, is_acknowledged
+from .routing import route_to_contacts, silenced_by
+
+
+def routed_history(
+    alerts: Iterable[AlertEvent], contacts: list[Contact], geography: Geography
+) -> Iterator[tuple[AlertEvent, list[Contact]]]:
+    """Stage 1 over a history of transitions (in order), as the worker routes them: each with the
+    contacts it goes to. For predictions (the demo's and the reliability suite's verifier)."""
+    picture = AlertPicture()
+    for alert in alerts:
+        picture.record(alert, 0)
+        yield alert, route_to_contacts(alert, contacts, geography, picture.peak_at(alert))
+
+
+def plan_jobs(
+    alert: AlertEvent,
+    contacts: Iterable[Contact],
+    reason: Literal["transition", "repeat", "escalation", "release"],
+    now: datetime,
+    suffix: str = "",
+) -> list[DeliveryJob]:
+    """Stage 2: one job per contact and channel; the key names the transition, the contact and,
+    for a reminder, which one."""
+    return [
+        DeliveryJob(
+            idempotency_key=f"{alert.alert_id}:{alert.transition}:{c.id}{suffix}",
+            alert=alert,
+            contact_id=c.id,
+            channel_index=i,
+            reason=reason,
+            due_at=now,
+        )
+        for c in contacts
+        for i in range(len(c.channels))
+    ]
+
+
+@dataclass(frozen=True)
+class Held:
+    """Why a job is not sent now: muted by a silence (kept, released when it ends) or moot
+    (dropped)."""
+
+    outcome: Literal["muted", "moot"]
+    detail: str
+    silence: Silence | None = None
+
+
+def hold_back(
+    job: DeliveryJob,
+    latest: AlertEvent | None,
+    silences: Iterable[Silence],
+    ack: Acknowledgement | None,
+    now: datetime,
+) -> Held | None:
+    """Stage 3, for every job whatever its reason, at the moment it would be sent."""
+    silence = silenced_by(job.alert, silences, now)
+    if silence is not None:
+        return Held("muted", f"silenced by {silence.id}: {silence.comment}", silence)
+    if job.reason == "transition":
+        return None  # what happened is told, even if it is no longer the latest
+    if latest is not None and latest.transition != job.alert.transition:
+        return Held("moot", f"transition {latest.transition} came since")
+    if job.reason == "release":
+        return (
+            None
+            if job.alert.status == "firing"
+            else Held("moot", "the alert resolved while silenced")
+        )
+    if is_acknowledged(job.alert, ack):
+        assert ack is not None
+        return Held("moot", f"acknowledged by {ack.by}")
+    return None
+
+
+def released(job: DeliveryJob, latest: AlertEvent, now: datetime) -> DeliveryJob | None:
+    """A job a silence held back, once that silence has ended: the alert's current state, told
+    once, if it still fires (else nothing)."""
+    if latest.status != "firing" or job.muted_by is None:
+        return None
+    return job.model_copy(
+        update={
+            "idempotency_key": f"{latest.alert_id}:{latest.transition}:{job.contact_id}"
+            f":released-{job.muted_by}",
+            "alert": latest,
+            "reason": "release",
+            "attempt": 0,
+            "due_at": now,
+            "first_attempt_at": None,
+            "muted_by": None,
+            "released_from": job.muted_by,
+        }
+    )
+
+
+def backoff_delay(attempt: int, settings: Settings) -> float:
+    """Exponential backoff with jitter: attempt n waits between half and all of initial × 2^(n-1),
+    capped."""
+    ceiling = min(
+        settings.delivery_backoff_max_s, settings.delivery_backoff_initial_s * 2 ** (attempt - 1)
+    )
+    return random.uniform(ceiling / 2, ceiling)
+
+
+def after_failure(
+    job: DeliveryJob, retry_after_s: float | None, settings: Settings, now: datetime
+) -> tuple[Literal["retry", "dead"], datetime | None, str]:
+    """Stage 7: when to try again (the receiver's Retry-After up to EWS_RETRY_AFTER_MAX, else
+    backoff), or dead: out of attempts, or the next attempt would fall past EWS_DELIVERY_MAX_AGE
+    from the first."""
+    if job.attempt >= settings.delivery_max_attempts:
+        return "dead", None, f"gave up after {job.attempt} attempts"
+    wait = (
+        min(retry_after_s, settings.retry_after_max_s)
+        if retry_after_s is not None
+        else backoff_delay(job.attempt, settings)
+    )
+    due = now + timedelta(seconds=wait)
+    first = job.first_attempt_at or now
+    if due - first > timedelta(seconds=settings.delivery_max_age_s):
+        return (
+            "dead",
+            None,
+            (
+                f"gave up after {job.attempt} attempts: the next would be more than "
+                f"{settings.delivery_max_age_s / 3600:g} h after the first"
+            ),
+        )
+    return "retry", due, ""

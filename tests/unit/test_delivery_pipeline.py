@@ -1,0 +1,204 @@
+"""The delivery pipeline's stages without Kafka: routing through the episode, silences for every
+kind of message, acknowledgements that hold through de-escalation, releases, Retry-After and
+dead-lettering."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schemas import ContactsFile
+from schemas.notify import Acknowledgement, DeliveryJob, Silence
+from services.common.config_files import load_model
+from services.common.settings import PROJECT_ROOT, Settings
+from services.notify.picture import AlertPicture, is_acknowledged
+from services.notify.pipeline import (
+    Held,
+    after_failure,
+    hold_back,
+    plan_jobs,
+    released,
+    routed_history,
+)
+from services.notify.routing import route_to_contacts
+from services.notify.webhook import retry_after_seconds
+from services.triggers.backtest import run_backtest
+from services.triggers.history import load_history
+from services.triggers.loading import load_engine
+from tests.helpers import GEOGRAPHY, NOW, contact, episode
+
+CONFIG = PROJECT_ROOT / "config"
+
+
+def silence(**matchers) -> Silence:
+    return Silence(
+        id="s-1",
+        starts_at=NOW - timedelta(hours=1),
+        ends_at=NOW + timedelta(hours=6),
+        comment="census week",
+        created_by="op",
+        created_at=NOW,
+        **matchers,
+    )
+
+
+def job(alert, reason="transition", **fields) -> DeliveryJob:
+    [planned] = plan_jobs(alert, [contact("duty", countries=["PA"])], reason, NOW)
+    return planned.model_copy(update=fields)
+
+
+def outcome(held: Held | None) -> str | None:
+    return held.outcome if held is not None else None
+
+
+def ack_of(alert) -> Acknowledgement:
+    return Acknowledgement(
+        alert_id=alert.alert_id,
+        transition=alert.transition,
+        by="pa-duty",
+        at=NOW,
+        level=alert.level,
+        started_at=alert.started_at,
+    )
+
+
+# --- silences: every message, not only the first ----------------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["transition", "repeat", "escalation", "release"])
+def test_a_silence_holds_back_every_kind_of_message(reason):
+    warning = episode(2600)[0]
+    held = hold_back(job(warning, reason), warning, [silence(country="PA")], None, NOW)
+    assert held is not None and held.silence is not None
+    assert (held.outcome, held.silence.id) == ("muted", "s-1")
+    assert held.detail == "silenced by s-1: census week"
+    assert hold_back(job(warning, reason), warning, [silence(country="CR")], None, NOW) is None
+
+
+def test_a_silence_that_ended_holds_nothing_back():
+    warning = episode(2600)[0]
+    ended = silence(country="PA").model_copy(update={"expired_by": "op"})
+    assert hold_back(job(warning, "repeat"), warning, [ended], None, NOW) is None
+
+
+def test_a_muted_message_is_released_once_as_the_alerts_current_state():
+    warning, emergency = episode(2600, 5100)[:2]
+    muted = job(warning, muted_by="s-1")
+    release = released(muted, emergency, NOW)
+    assert release is not None
+    assert release.idempotency_key == f"{warning.alert_id}:2:duty:released-s-1"
+    assert (release.alert, release.reason, release.released_from) == (emergency, "release", "s-1")
+    resolved = episode(2600, 100, 100, 100)[-1]
+    assert resolved.status == "resolved" and released(muted, resolved, NOW) is None
+
+
+# --- acknowledgements -----------------------------------------------------------------------
+
+
+def test_an_acknowledgement_holds_through_de_escalation_not_through_escalation():
+    warning, emergency, back, resolved = episode(2600, 5100, 2600, 100, 100, 100)[:4]
+    acked = ack_of(emergency)
+    assert is_acknowledged(emergency, acked) and is_acknowledged(back, acked)
+    assert outcome(hold_back(job(back, "repeat"), back, [], acked, NOW)) == "moot"
+    at_warning = ack_of(warning)
+    assert not is_acknowledged(emergency, at_warning)  # an escalation needs a new one
+    assert hold_back(job(emergency, "escalation"), emergency, [], at_warning, NOW) is None
+    assert not is_acknowledged(resolved, acked)
+    again = episode(2600, 100, 100, 100, 2600)[-1]  # a new episode of the same alert
+    assert again.started_at != warning.started_at
+    assert not is_acknowledged(again, ack_of(warning).model_copy(update={"transition": 0}))
+
+
+def test_a_transition_is_told_even_when_acknowledged_or_superseded():
+    warning, emergency = episode(2600, 5100)[:2]
+    assert hold_back(job(warning), emergency, [], ack_of(emergency), NOW) is None
+    assert outcome(hold_back(job(warning, "repeat"), emergency, [], None, NOW)) == "moot"
+
+
+# --- routing: min_level opens an episode, never closes it -----------------------------------
+
+
+def test_whoever_an_episode_reached_hears_it_to_its_resolution():
+    picture = AlertPicture()
+    alerts = episode(2600, 1200, 100, 100, 100)  # warning, watch, resolved
+    assert [(a.status, a.level) for a in alerts] == [
+        ("firing", "warning"),
+        ("firing", "watch"),
+        ("resolved", None),
+    ]
+    senior = contact("senior", countries=["PA"], min_level="warning")
+    top = contact("top", countries=["PA"], min_level="emergency")
+    for alert in alerts:
+        picture.record(alert, 0)
+        routed = route_to_contacts(alert, [senior, top], GEOGRAPHY, picture.peak_at(alert))
+        assert routed == [senior], alert
+    picture = AlertPicture()
+    for alert in episode(1200, 100, 100, 100):  # watch, resolved: never reached senior
+        picture.record(alert, 0)
+        assert route_to_contacts(alert, [senior], GEOGRAPHY, picture.peak_at(alert)) == []
+
+
+def test_the_peak_is_the_one_of_the_transition_not_of_what_came_after():
+    """notify's view of the alerts may be ahead of its stream: the episode's later escalation must
+    not open an earlier transition to contacts it did not reach."""
+    picture = AlertPicture()
+    alerts = episode(1200, 2600, 5100)
+    for alert in alerts:
+        picture.record(alert, 0)
+    assert [picture.peak_at(a) for a in alerts] == ["watch", "warning", "emergency"]
+
+
+def test_the_regional_officer_hears_the_bundled_scenarios_all_clears():
+    """With config/contacts.example.yaml and the bundled scenario, iom-roso (min_level warning,
+    the Darién corridor) is told of every clearing of an episode it was told of."""
+    engine = load_engine(CONFIG / "triggers.yaml", CONFIG / "sites.yaml", "P7D")
+    history = load_history(
+        [PROJECT_ROOT / "scenarios" / "darien-corridor.synthetic.jsonl"],
+        engine.geography,
+        datetime.now(UTC),
+    )
+    alerts = run_backtest(history.observations, engine, datetime.now(UTC))
+    contacts = load_model(CONFIG / "contacts.example.yaml", ContactsFile).contacts
+    roso = next(c for c in contacts if c.id == "iom-roso")
+    told = [a for a, routed in routed_history(alerts, contacts, engine.geography) if roso in routed]
+    opened = {a.alert_id for a in told if a.status == "firing"}
+    closed = {a.alert_id for a in told if a.status == "resolved"}
+    resolved = {a.alert_id for a in alerts if a.status == "resolved"}
+    assert opened and opened & resolved <= closed
+    assert any("PA-LAJAS-BLANCAS" in a or "PA-PASO-CANOAS" in a for a in closed), closed
+
+
+# --- retries ------------------------------------------------------------------------------
+
+
+def test_retry_after_in_both_forms():
+    assert retry_after_seconds("120", NOW) == 120.0
+    assert retry_after_seconds("1.5", NOW) == 1.5
+    assert retry_after_seconds(format_datetime(NOW + timedelta(hours=1), usegmt=True), NOW) == 3600
+    assert retry_after_seconds(format_datetime(NOW - timedelta(hours=1), usegmt=True), NOW) == 0.0
+    for unreadable in (None, "", "soon", "-5", "nan", "inf"):
+        assert retry_after_seconds(unreadable, NOW) is None
+
+
+@given(st.floats(min_value=0, max_value=10 * 86400), st.integers(1, 400))
+def test_a_retry_waits_as_asked_up_to_the_cap_and_is_dead_only_by_attempts_or_age(wait, attempt):
+    settings = Settings()
+    first = NOW - timedelta(hours=2)
+    failed = job(episode(2600)[0], attempt=attempt, first_attempt_at=first)
+    decision, due, why = after_failure(failed, wait, settings, NOW)
+    honoured = min(wait, settings.retry_after_max_s)
+    if attempt >= settings.delivery_max_attempts:
+        assert decision == "dead" and f"after {attempt} attempts" in why
+    elif honoured + 7200 > settings.delivery_max_age_s:
+        assert decision == "dead" and "24 h after the first" in why
+    else:
+        assert decision == "retry" and due == NOW + timedelta(seconds=honoured)
+
+
+def test_an_hour_asked_for_is_an_hour_waited():
+    decision, due, _ = after_failure(job(episode(2600)[0], attempt=1), 3600.0, Settings(), NOW)
+    assert (decision, due) == ("retry", NOW + timedelta(hours=1))
