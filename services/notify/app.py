@@ -177,7 +177,7 @@ def create_app(settings: Settings) -> faust.App:
         if isinstance(channel, WebhookChannel):
             url = str(channel.url)
             try:
-                await check_target(url, settings.allow_private_webhooks)
+                address = await check_target(url, settings.allow_private_webhooks)
             except WebhookTargetRefused as exc:
                 return AttemptResult(False, None, str(exc), 0.0), "refused"
             if contact.format == "cap":
@@ -194,6 +194,7 @@ def create_app(settings: Settings) -> faust.App:
                 job.idempotency_key,
                 content_type,
                 int(now.timestamp()),
+                address,
             ), ""
         subject, text = render_email(
             shared, contact, state.ack_url(job.alert.alert_id), job.released_from

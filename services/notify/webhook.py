@@ -79,34 +79,50 @@ def refused_as_written(url: str, allow_private: bool) -> str | None:
     return None
 
 
-async def check_target(url: str, allow_private: bool) -> None:
-    """Refuse non-https URLs and hosts resolving to private or loopback addresses,
-    unless allowed."""
+async def check_target(url: str, allow_private: bool) -> str:
+    """Refuse non-https URLs and hosts resolving to private or loopback addresses, unless allowed;
+    the address checked, which the attempt then connects to (`post_webhook(address=...)`): a name
+    that resolves differently a moment later (DNS rebinding) cannot slip past the check."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise WebhookTargetRefused(f"webhook URL must be an absolute https:// URL, got {url!r}")
-    if allow_private:
-        return
-    if parts.scheme != "https":
+    if not allow_private and parts.scheme != "https":
         raise WebhookTargetRefused(
             f"webhook URL must use https, got {parts.scheme}:// (set "
             "EWS_ALLOW_PRIVATE_WEBHOOKS=1 only for tests)"
         )
+    default_port = 443 if parts.scheme == "https" else 80
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)
+        infos = await loop.getaddrinfo(
+            parts.hostname, parts.port or default_port, type=socket.SOCK_STREAM
+        )
     except socket.gaierror as exc:
         raise WebhookTargetRefused(
             f"webhook host {parts.hostname} does not resolve: {exc.strerror}"
         ) from None
-    for info in infos:
-        address = str(info[4][0])
-        if _refused_address(address):
-            raise WebhookTargetRefused(
-                f"webhook host {parts.hostname} resolves to {address}, a private or loopback "
-                "address; "
-                "ews only posts to public addresses unless EWS_ALLOW_PRIVATE_WEBHOOKS is set"
-            )
+    addresses = [str(info[4][0]) for info in infos]
+    if not allow_private:
+        for address in addresses:
+            if _refused_address(address):
+                raise WebhookTargetRefused(
+                    f"webhook host {parts.hostname} resolves to {address}, a private or loopback "
+                    "address; ews only posts to public addresses unless EWS_ALLOW_PRIVATE_WEBHOOKS "
+                    "is set"
+                )
+    if not addresses:
+        raise WebhookTargetRefused(f"webhook host {parts.hostname} resolves to no address")
+    return addresses[0]
+
+
+def pinned(url: str, address: str) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
+    """The request that reaches `address` for `url`: the URL with the address for its host, the
+    Host header it had, and for https the host name as TLS server name (the certificate is still
+    verified against the name, not the address)."""
+    original = httpx.URL(url)
+    headers = {"Host": original.netloc.decode("ascii")}
+    extensions = {"sni_hostname": original.host} if original.scheme == "https" else {}
+    return original.copy_with(host=address), headers, extensions
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:
@@ -145,17 +161,27 @@ async def post_webhook(
     idempotency_key: str,
     content_type: str,
     now_unix: int,
+    address: str | None = None,
 ) -> AttemptResult:
-    """One POST; a 2xx is delivered, anything else (or no answer) is not."""
+    """One POST (to `address` when given: the one `check_target` checked); a 2xx is delivered,
+    anything else (or no answer, or a redirect, which is not followed) is not."""
     headers = {
         "Content-Type": content_type,
         "Idempotency-Key": idempotency_key,
         "X-EWS-Signature": sign(secret, body, now_unix),
         "User-Agent": "ews-notify",
     }
+    target: str | httpx.URL = url
+    extensions: dict[str, str] = {}
+    if address is not None:
+        target, host, extensions = pinned(url, address)
+        headers.update(host)
     started = time.monotonic()
     try:
-        response = await client.post(url, content=body, headers=headers)
+        request = client.build_request(
+            "POST", target, content=body, headers=headers, extensions=extensions
+        )
+        response = await client.send(request, follow_redirects=False)
     except httpx.HTTPError as exc:
         return AttemptResult(
             False, None, f"{type(exc).__name__}: {exc}"[:300], time.monotonic() - started
