@@ -52,7 +52,12 @@ class Silence(BaseModel):
 
 
 class Acknowledgement(BaseModel):
+    """A contact's acknowledgement of an alert (on ews.notify.acks, keyed `alert_id|contact_id`;
+    records keyed by the bare alert_id, written before acknowledgements were per contact, count for
+    every contact)."""
+
     alert_id: str
+    contact_id: str | None = Field(None, description="the contact acknowledging for itself")
     transition: int = Field(
         description="the transition acknowledged; a later escalation needs a new one"
     )
@@ -65,6 +70,15 @@ class Acknowledgement(BaseModel):
     started_at: datetime | None = Field(
         None, description="when the acknowledged episode started (a new episode needs a new one)"
     )
+    via: Literal["api", "link"] = "api"  # a bearer token, or a signed link from a message
+
+    @property
+    def key(self) -> str:
+        return ack_key(self.alert_id, self.contact_id)
+
+
+def ack_key(alert_id: str, contact_id: str | None) -> str:
+    return f"{alert_id}|{contact_id}" if contact_id else alert_id
 
 
 class DeliveryJob(BaseModel):
@@ -86,6 +100,9 @@ class DeliveryJob(BaseModel):
     muted_by: str | None = None  # the silence holding it back: told when that silence ends
     released_from: str | None = None  # a release: the silence that had held it back
     releases: str | None = None  # a release: the key of the muted job it replaces in `pending`
+    escalated_from: list[str] = Field(
+        default_factory=list, description="an escalation: the contacts that did not acknowledge"
+    )
 
 
 Outcome = Literal["delivered", "failed", "refused", "dead", "muted", "moot"]

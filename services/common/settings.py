@@ -108,6 +108,13 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         None, description="how contacts reach the notify API, for acknowledgement links"
     )
+    link_secret: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="signs the one-click acknowledgement links in messages (with EWS_PUBLIC_URL); "
+        "the same on every notify worker",
+    )
+    ack_link_ttl: Duration = Field("P7D", description="how long an acknowledgement link works")
     repeat_interval: str = Field(
         "PT4H", description="repeat a firing, unacknowledged alert this often"
     )

@@ -3,6 +3,7 @@ roles."""
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import secrets
@@ -13,14 +14,15 @@ from urllib.parse import unquote
 import faust
 from pydantic import ValidationError
 
-from schemas import Contact, WebhookChannel
-from schemas.notify import Acknowledgement, Silence
+from schemas import AlertEvent, Contact, WebhookChannel
+from schemas.notify import Acknowledgement, Silence, ack_key
 from schemas.types import as_timedelta, parse_duration
 from services.common.auth import AuthError
 from services.common.http import read_body_limited
 from services.common.topics import Topics
 
 from . import metrics
+from .ack_links import LinkRefused, alert_ref, read_link
 from .picture import is_acknowledged
 from .webhook import WebhookTargetRefused, check_target
 
@@ -208,41 +210,159 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
     @handle("alerts", ANY_ROLE)
     async def list_alerts(request, principal):
         wanted = request.query.get("status", "firing")
+        acks_by_alert: dict[str, list[Acknowledgement]] = {}
+        for ack in state.acks.items.values():
+            acks_by_alert.setdefault(ack.alert_id, []).append(ack)
         out = []
         for alert_id, alert in sorted(state.picture.latest.items()):
             if wanted != "all" and alert.status != wanted:
                 continue
-            ack = state.acks.items.get(alert_id)
+            acks = sorted(acks_by_alert.get(alert_id, []), key=lambda a: a.at)
             out.append(
                 {
                     **alert.model_dump(mode="json"),
-                    "acknowledged": is_acknowledged(alert, ack),
-                    "acknowledgement": ack.model_dump(mode="json") if ack else None,
+                    "acknowledged": any(is_acknowledged(alert, a) for a in acks),
+                    "acknowledgements": [
+                        a.model_dump(mode="json") | {"covers_now": is_acknowledged(alert, a)}
+                        for a in acks
+                    ],
                 }
             )
         return 200, {"alerts": out, "count": len(out)}
 
-    @handle("ack", ANY_ROLE)
-    async def acknowledge(request, principal, alert_id):
-        alert_id = unquote(alert_id)
+    async def record_ack(
+        alert_id: str, contact_id: str, by: str, comment: str, via: str, transition: int | None
+    ) -> Acknowledgement:
+        """Acknowledge an alert for one contact: the transition given (a link's), or the latest."""
         alert = state.picture.latest.get(alert_id)
         if alert is None:
             raise ApiError(404, f"no alert {alert_id!r}; GET /alerts lists the current ones")
         if alert.status != "firing":
             raise ApiError(409, f"alert {alert_id} is resolved; there is nothing to acknowledge")
-        data = await read_json(request) or {}
-        comment = str(data.get("comment", ""))[:500] if isinstance(data, dict) else ""
+        told: AlertEvent | None = alert
+        if transition is not None and transition != alert.transition:
+            told = next(
+                (a for a in state.picture.episodes.get(alert_id, []) if a.transition == transition),
+                None,
+            )
+            if told is None:
+                raise ApiError(
+                    409,
+                    "this message is from an earlier episode of the alert; acknowledge from "
+                    "the latest message",
+                )
+        assert told is not None
         ack = Acknowledgement(
             alert_id=alert_id,
-            transition=alert.transition,
-            by=principal.name,
+            contact_id=contact_id,
+            transition=told.transition,
+            by=by,
             at=datetime.now(UTC),
-            comment=comment,
-            level=alert.level,
-            started_at=alert.started_at,
+            comment=comment[:500],
+            level=told.level,
+            started_at=told.started_at,
+            via=via,
         )
-        await publish(acks_topic, state.acks, alert_id, ack.model_dump_json().encode())
+        await publish(acks_topic, state.acks, ack.key, ack.model_dump_json().encode())
+        return ack
+
+    def contact_named(data: Any) -> str:
+        contact_id = data.get("contact_id") if isinstance(data, dict) else None
+        if not isinstance(contact_id, str) or not contact_id:
+            raise ApiError(
+                422,
+                "name the contact you acknowledge for: each contact acknowledges for itself",
+                [{"field": "contact_id", "message": "required"}],
+            )
+        if contact_id not in state.all_contacts():
+            raise ApiError(404, f"no contact {contact_id!r}; GET /contacts lists them")
+        return contact_id
+
+    @handle("ack", MANAGERS)
+    async def acknowledge(request, principal, alert_id):
+        data = await read_json(request) or {}
+        contact_id = contact_named(data)
+        comment = str(data.get("comment", "")) if isinstance(data, dict) else ""
+        ack = await record_ack(unquote(alert_id), contact_id, principal.name, comment, "api", None)
         return 200, ack.model_dump(mode="json")
+
+    @handle("ack", MANAGERS)
+    async def withdraw_ack(request, principal, alert_id):
+        alert_id, contact_id = unquote(alert_id), contact_named(dict(request.query))
+        key = ack_key(alert_id, contact_id)
+        if key not in state.acks.items:
+            raise ApiError(404, f"{contact_id} has not acknowledged {alert_id}")
+        await publish(acks_topic, state.acks, key, None)
+        log.info("%s withdrew %s's acknowledgement of %s", principal.name, contact_id, alert_id)
+        return 204, None
+
+    # --- one-click links from messages: no bearer token, the signed link is the authority ----
+
+    def link_claims(token: str):
+        secret = settings.link_secret
+        if secret is None:
+            raise ApiError(404, "acknowledgement links are not enabled on this deployment")
+        try:
+            claims = read_link(secret.get_secret_value(), token, datetime.now(UTC))
+        except LinkRefused as exc:
+            raise ApiError(403, str(exc)) from None
+        refs = {alert_ref(secret.get_secret_value(), a): a for a in state.picture.latest}
+        alert_id = refs.get(claims.alert_ref)
+        if alert_id is None:
+            raise ApiError(404, "this alert is no longer known to ews")
+        return claims, alert_id
+
+    def page(view, status: int, heading: str, text: str, form: bool = False):
+        body = (
+            "<!doctype html><html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width'><title>ews</title></head>"
+            f"<body><h1>{html.escape(heading)}</h1><p>{html.escape(text)}</p>"
+        )
+        if form:
+            body += (
+                "<form method='post'><label>Comment <input name='comment' maxlength='500'>"
+                "</label> <button type='submit'>Acknowledge</button></form>"
+            )
+        response = view.html(body + "</body></html>", status=status)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    async def link_page(view, request, token):
+        """GET: what the link acknowledges, and a button (link scanners that fetch it do not
+        acknowledge)."""
+        try:
+            claims, alert_id = link_claims(token)
+        except ApiError as exc:
+            metrics.API_REQUESTS.labels("ack-link", str(exc.status)).inc()
+            return page(view, exc.status, "Acknowledgement link", exc.message)
+        alert = state.picture.latest[alert_id]
+        contact = state.all_contacts().get(claims.contact_id)
+        metrics.API_REQUESTS.labels("ack-link", "200").inc()
+        return page(
+            view,
+            200,
+            f"{alert.title.get('en', alert.rule_id)}: {(claims.level or '').upper()}",
+            f"Acknowledge for {contact.name if contact else claims.contact_id}: your repeats and "
+            "escalation stop; a higher level will need a new acknowledgement.",
+            form=True,
+        )
+
+    async def link_ack(view, request, token):
+        try:
+            claims, alert_id = link_claims(token)
+            form = await request.post()
+            comment = str(form.get("comment", ""))
+            ack = await record_ack(
+                alert_id, claims.contact_id, claims.contact_id, comment, "link", claims.transition
+            )
+        except ApiError as exc:
+            metrics.API_REQUESTS.labels("ack-link", str(exc.status)).inc()
+            return page(view, exc.status, "Not acknowledged", exc.message)
+        metrics.API_REQUESTS.labels("ack-link", "200").inc()
+        return page(
+            view, 200, "Acknowledged", f"Acknowledged at {ack.at:%Y-%m-%d %H:%M} UTC. Thank you."
+        )
 
     # --- silences --------------------------------------------------------------------------------
 
@@ -327,6 +447,12 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
     @app.page("/alerts/{alert_id:.+}/ack")
     class AckView(faust.web.View):
         post = acknowledge
+        delete = withdraw_ack
+
+    @app.page("/ack/{token}")
+    class AckLinkView(faust.web.View):
+        get = link_page
+        post = link_ack
 
     @app.page("/silences")
     class SilencesView(faust.web.View):

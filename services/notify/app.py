@@ -25,7 +25,7 @@ import logging
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import faust
 import httpx
@@ -44,9 +44,10 @@ from services.common.topic_view import TopicView
 from services.common.topics import Topics
 
 from . import metrics
+from .ack_links import sign_link
 from .api import register_api
 from .email import build_message, send_email
-from .picture import AlertPicture, reminders_due
+from .picture import AlertPicture, acknowledged_by, reminders_due
 from .pipeline import after_failure, hold_back, plan_jobs, released
 from .rendering import render_cap, render_email, render_json
 from .routing import escalation_targets, route_to_contacts, silenced_by
@@ -104,9 +105,15 @@ class NotifyState:
     def all_contacts(self) -> dict[str, Contact]:
         return {**self.file_contacts, **self.contacts.items}
 
-    def ack_url(self, alert_id: str) -> str | None:
-        base = self.settings.public_url
-        return f"{base.rstrip('/')}/alerts/{quote(alert_id, safe='')}/ack" if base else None
+    def ack_url(self, alert: AlertEvent, contact_id: str) -> str | None:
+        """The signed one-click link acknowledging this transition for this contact, when
+        EWS_PUBLIC_URL and EWS_LINK_SECRET are set."""
+        base, secret = self.settings.public_url, self.settings.link_secret
+        if not base or secret is None or alert.status != "firing":
+            return None
+        ttl = as_timedelta(parse_duration(self.settings.ack_link_ttl))
+        token = sign_link(secret.get_secret_value(), alert, contact_id, datetime.now(UTC) + ttl)
+        return f"{base.rstrip('/')}/ack/{token}"
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -181,10 +188,17 @@ def create_app(settings: Settings) -> faust.App:
             except WebhookTargetRefused as exc:
                 return AttemptResult(False, None, str(exc), 0.0), "refused"
             if contact.format == "cap":
-                body = render_cap(shared, contact, state.picture.earlier_in_episode(job.alert))
+                body = render_cap(
+                    shared,
+                    contact,
+                    state.picture.earlier_in_episode(job.alert),
+                    state.ack_url(job.alert, contact.id),
+                )
                 content_type = "application/cap+xml; charset=utf-8"
             else:
-                body = render_json(shared, contact, job.released_from)
+                body = render_json(
+                    shared, contact, job.released_from, state.ack_url(job.alert, contact.id)
+                )
                 content_type = "application/json"
             return await post_webhook(
                 client(),
@@ -197,7 +211,7 @@ def create_app(settings: Settings) -> faust.App:
                 address,
             ), ""
         subject, text = render_email(
-            shared, contact, state.ack_url(job.alert.alert_id), job.released_from
+            shared, contact, state.ack_url(job.alert, contact.id), job.released_from
         )
         return await send_email(
             settings, build_message(settings, channel.address, subject, text, job.idempotency_key)
@@ -278,7 +292,7 @@ def create_app(settings: Settings) -> faust.App:
             job,
             state.picture.latest.get(alert_id),
             state.silences.items.values(),
-            state.acks.items.get(alert_id),
+            state.acks.items,
             now,
         )
         if held is not None:
@@ -455,21 +469,30 @@ def create_app(settings: Settings) -> faust.App:
                 continue
             if silenced_by(alert, state.silences.items.values(), now) is not None:
                 continue
-            repeats, escalate = reminders_due(
-                alert, state.acks.items.get(alert_id), now, repeat_interval, escalate_after
-            )
+            repeats, escalate = reminders_due(alert, None, now, repeat_interval, escalate_after)
             if not repeats and not escalate:
                 continue
             routed = route_to_contacts(
                 alert, contacts.values(), state.geography, state.picture.peak_at(alert)
             )
+            # each contact acknowledges for itself: the others keep their repeats and escalation
+            waiting = [c for c in routed if not acknowledged_by(state.acks.items, alert, c.id)]
             planned = []
             if repeats:
-                planned += plan_jobs(alert, routed, "repeat", now, f":repeat-{repeats}")
+                planned += plan_jobs(alert, waiting, "repeat", now, f":repeat-{repeats}")
             if escalate:
-                planned += plan_jobs(
-                    alert, escalation_targets(routed, contacts), "escalation", now, ":escalation"
-                )
+                escalated: dict[str, list[str]] = {}
+                for source in waiting:
+                    for target in escalation_targets([source], contacts):
+                        if target not in routed:
+                            escalated.setdefault(target.id, []).append(source.id)
+                for target_id, sources in escalated.items():
+                    planned += [
+                        job.model_copy(update={"escalated_from": sources})
+                        for job in plan_jobs(
+                            alert, [contacts[target_id]], "escalation", now, ":escalation"
+                        )
+                    ]
             for job in planned:
                 if job_key(job) not in enqueued:
                     enqueued.add(job_key(job))

@@ -3,11 +3,12 @@ acknowledgements. Pure."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from schemas import LEVEL_RANK, AlertEvent, Level
-from schemas.notify import Acknowledgement
+from schemas.notify import Acknowledgement, ack_key
 
 EPISODE_KEPT = (
     20  # transitions of an episode kept for CAP <references>: memory follows alerts, not history
@@ -79,6 +80,20 @@ def is_acknowledged(alert: AlertEvent, ack: Acknowledgement | None) -> bool:
         and alert.level is not None
         and LEVEL_RANK[alert.level] <= LEVEL_RANK[ack.level]
     )
+
+
+def ack_of(
+    acks: Mapping[str, Acknowledgement], alert_id: str, contact_id: str
+) -> Acknowledgement | None:
+    """This contact's acknowledgement of the alert (or one given for every contact, as before
+    acknowledgements were per contact)."""
+    return acks.get(ack_key(alert_id, contact_id)) or acks.get(alert_id)
+
+
+def acknowledged_by(
+    acks: Mapping[str, Acknowledgement], alert: AlertEvent, contact_id: str
+) -> bool:
+    return is_acknowledged(alert, ack_of(acks, alert.alert_id, contact_id))
 
 
 def reminders_due(

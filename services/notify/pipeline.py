@@ -25,7 +25,7 @@ are attempted concurrently, never inside the stream, so one slow receiver delays
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -35,7 +35,7 @@ from schemas.notify import Acknowledgement, DeliveryJob, Silence
 from services.common.geography import Geography
 from services.common.settings import Settings
 
-from .picture import AlertPicture, is_acknowledged
+from .picture import AlertPicture, ack_of, is_acknowledged
 from .routing import route_to_contacts, silenced_by
 
 
@@ -87,10 +87,11 @@ def hold_back(
     job: DeliveryJob,
     latest: AlertEvent | None,
     silences: Iterable[Silence],
-    ack: Acknowledgement | None,
+    acks: Mapping[str, Acknowledgement],
     now: datetime,
 ) -> Held | None:
-    """Stage 3, for every job whatever its reason, at the moment it would be sent."""
+    """Stage 3, for every job whatever its reason, at the moment it would be sent. A repeat is
+    moot once its contact acknowledged; an escalation once every contact it escalates for did."""
     silence = silenced_by(job.alert, silences, now)
     if silence is not None:
         return Held("muted", f"silenced by {silence.id}: {silence.comment}", silence)
@@ -104,9 +105,10 @@ def hold_back(
             if job.alert.status == "firing"
             else Held("moot", "the alert resolved while silenced")
         )
-    if is_acknowledged(job.alert, ack):
-        assert ack is not None
-        return Held("moot", f"acknowledged by {ack.by}")
+    waiting_for = job.escalated_from if job.reason == "escalation" else [job.contact_id]
+    answered = [ack_of(acks, job.alert.alert_id, c) for c in waiting_for]
+    if answered and all(is_acknowledged(job.alert, ack) for ack in answered):
+        return Held("moot", "acknowledged by " + ", ".join(sorted({a.by for a in answered if a})))
     return None
 
 

@@ -83,7 +83,12 @@ def render_summary(shared: SharedAlert, language: str, released_from: str | None
     return text
 
 
-def render_json(shared: SharedAlert, contact: Contact, released_from: str | None = None) -> bytes:
+def render_json(
+    shared: SharedAlert,
+    contact: Contact,
+    released_from: str | None = None,
+    ack_url: str | None = None,
+) -> bytes:
     """The webhook body: the alert as on ews.alerts, plus title and summary in the contact's
     language, and `released_from_silence` when a silence had held it back."""
     body = shared.alert.model_dump(mode="json", exclude={"title"})
@@ -97,6 +102,8 @@ def render_json(shared: SharedAlert, contact: Contact, released_from: str | None
     )
     if released_from is not None:
         body["released_from_silence"] = released_from
+    if ack_url is not None:
+        body["ack_url"] = ack_url  # one click acknowledges for this contact, no token needed
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -110,7 +117,12 @@ def cap_identifier(alert: AlertEvent) -> str:
     return f"ews:{alert.alert_id}:{alert.transition}"
 
 
-def render_cap(shared: SharedAlert, contact: Contact, earlier: list[AlertEvent]) -> bytes:
+def render_cap(
+    shared: SharedAlert,
+    contact: Contact,
+    earlier: list[AlertEvent],
+    ack_url: str | None = None,
+) -> bytes:
     """CAP 1.2: levels map to severity; later transitions are Updates referencing the earlier
     messages; a resolution is an Update with responseType AllClear."""
     alert = shared.alert
@@ -143,6 +155,7 @@ def render_cap(shared: SharedAlert, contact: Contact, earlier: list[AlertEvent])
             onset=cap_time(alert.started_at),
             value=shared.value_text,
             threshold=shared.threshold_text,
+            ack_url=ack_url,
         )
     )
     return xml.encode("utf-8")

@@ -146,14 +146,37 @@ async def test_the_api_registers_contacts_and_answers_bad_input_clearly(
     async with httpx.AsyncClient(base_url=url, timeout=20) as api:
         picture = (await api.get("/alerts", headers={"Authorization": f"Bearer {PARTNER}"})).json()
         assert picture["count"] == 1 and picture["alerts"][0]["acknowledged"] is False
-        ack = await api.post(
+        by_partner = await api.post(
             "/alerts/surge/site/PA-LAJAS-BLANCAS/ack",
-            json={"comment": "team on site"},
+            json={"comment": "team on site", "contact_id": "pa"},
             headers={"Authorization": f"Bearer {PARTNER}"},
         )
-        assert ack.status_code == 200 and ack.json()["by"] == "PA-SNM"
-        assert (await api.get("/alerts", headers=AUTH)).json()["alerts"][0]["acknowledged"] is True
-        assert (await api.post("/alerts/nothing/here/ack", headers=AUTH)).status_code == 404
+        assert by_partner.status_code == 403  # a data partner acknowledges nothing
+        unnamed = await api.post("/alerts/surge/site/PA-LAJAS-BLANCAS/ack", json={}, headers=AUTH)
+        assert unnamed.status_code == 422 and "each contact acknowledges for itself" in unnamed.text
+        ack = await api.post(
+            "/alerts/surge/site/PA-LAJAS-BLANCAS/ack",
+            json={"comment": "team on site", "contact_id": "pa"},
+            headers=AUTH,
+        )
+        assert ack.status_code == 200 and (ack.json()["by"], ack.json()["contact_id"]) == (
+            "root",
+            "pa",
+        )
+        [listed] = (await api.get("/alerts", headers=AUTH)).json()["alerts"]
+        assert listed["acknowledged"] is True
+        assert [(a["contact_id"], a["comment"]) for a in listed["acknowledgements"]] == [
+            ("pa", "team on site")
+        ]
+        withdrawn = await api.delete(
+            "/alerts/surge/site/PA-LAJAS-BLANCAS/ack?contact_id=pa", headers=AUTH
+        )
+        assert withdrawn.status_code == 204
+        assert (await api.get("/alerts", headers=AUTH)).json()["alerts"][0]["acknowledged"] is False
+        nothing = await api.post(
+            "/alerts/nothing/here/ack", json={"contact_id": "pa"}, headers=AUTH
+        )
+        assert nothing.status_code == 404
         assert (await api.delete("/contacts/pa", headers=AUTH)).status_code == 204
         assert (await api.get("/contacts/pa", headers=AUTH)).status_code == 404
 
@@ -314,7 +337,9 @@ async def test_repeats_stop_when_acknowledged_and_escalation_reaches_the_next_co
             and "surge/site/PA-LAJAS-BLANCAS:1:duty:repeat-1" in keys
         )
         assert "surge/site/PA-LAJAS-BLANCAS:1:boss:escalation" in keys
-        ack = await api.post("/alerts/surge%2Fsite%2FPA-LAJAS-BLANCAS/ack", headers=AUTH)
+        ack = await api.post(
+            "/alerts/surge%2Fsite%2FPA-LAJAS-BLANCAS/ack", json={"contact_id": "duty"}, headers=AUTH
+        )
         assert ack.status_code == 200, ack.text
         count = len(receiver.received)
         await asyncio.sleep(5)
@@ -381,6 +406,7 @@ async def test_email_over_smtp_with_starttls(notify, workers, kafka_bootstrap, n
             EWS_SMTP_CA_FILE=str(ca_file),
             EWS_SMTP_FROM="alerts@ews.test",
             EWS_PUBLIC_URL="https://ews.example.org",
+            EWS_LINK_SECRET="link-secret-for-the-tests-0123456789",
         )
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=20) as api:
             created = await api.post(
@@ -405,10 +431,8 @@ async def test_email_over_smtp_with_starttls(notify, workers, kafka_bootstrap, n
             "[EWS ALERTE] Afflux"
         )
         body = message.get_payload(decode=True).decode("utf-8")
-        assert (
-            "Accusez réception" in body
-            and "https://ews.example.org/alerts/surge%2Fsite%2FPA-LAJAS-BLANCAS/ack" in body
-        )
+        assert "Accusez réception" in body and "https://ews.example.org/ack/" in body
+        assert "Bearer" not in body  # a signed link: no token needed
     finally:
         controller.stop()
 
@@ -530,7 +554,9 @@ async def test_an_acknowledgement_holds_when_the_alert_de_escalates(
         warning = alert(0)
         await send_alerts(kafka_bootstrap, namespace, [warning])
         assert await receiver.wait_for(1, timeout_s=30)
-        ack = await api.post("/alerts/surge%2Fsite%2FPA-LAJAS-BLANCAS/ack", headers=AUTH)
+        ack = await api.post(
+            "/alerts/surge%2Fsite%2FPA-LAJAS-BLANCAS/ack", json={"contact_id": "duty"}, headers=AUTH
+        )
         assert ack.status_code == 200, ack.text
         watch = warning.model_copy(
             update={
@@ -614,3 +640,49 @@ async def test_one_hanging_and_one_throttling_receiver_delay_no_one_else(
             await asyncio.sleep(0.2)
     retried = receiver.received[throttled_key].received_at
     assert retried >= throttled_at + 4.5, (retried - throttled_at, receiver.attempts)
+
+
+async def test_a_signed_link_in_each_message_acknowledges_for_its_contact_without_a_token(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
+    """Both contacts get repeats; duty acknowledges by the link in its message (GET shows a form,
+    POST acknowledges): duty's repeats stop, other's go on; an altered link acknowledges
+    nothing."""
+    secret = "link-secret-for-the-tests-0123456789"
+    process, port = await notify(
+        EWS_REPEAT_INTERVAL="PT2S",
+        EWS_ESCALATE_AFTER="PT1H",
+        EWS_LINK_SECRET=secret,
+        EWS_PUBLIC_URL="http://127.0.0.1:1",  # replaced below by the worker's own port
+    )
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api:
+        for cid in ("duty", "other"):
+            await api.post(
+                "/contacts", json=webhook_contact(receiver, cid, countries=["PA"]), headers=AUTH
+            )
+        await send_alerts(kafka_bootstrap, namespace, [alert(0)])
+        assert await receiver.wait_for(2, timeout_s=30)
+        link = receiver.received["surge/site/PA-LAJAS-BLANCAS:1:duty"].payload["ack_url"]
+        assert link.startswith("http://127.0.0.1:1/ack/") and "LAJAS" not in link
+        path = link.removeprefix("http://127.0.0.1:1")
+        shown = await api.get(path)
+        assert shown.status_code == 200 and "<form method='post'>" in shown.text
+        assert shown.headers["Cache-Control"] == "no-store"
+        assert (await api.get("/alerts", headers=AUTH)).json()["alerts"][0]["acknowledged"] is False
+        tampered = await api.post(path[:-3] + "xyz", data={"comment": "x"})
+        assert tampered.status_code == 403 and "not one ews signed" in tampered.text
+        done = await api.post(path, data={"comment": "on our way"})
+        assert done.status_code == 200 and "Acknowledged" in done.text, done.text
+        [listed] = (await api.get("/alerts", headers=AUTH)).json()["alerts"]
+        [ack] = listed["acknowledgements"]
+        assert (ack["contact_id"], ack["via"], ack["comment"], ack["level"]) == (
+            "duty",
+            "link",
+            "on our way",
+            "warning",
+        )
+        await asyncio.sleep(1)
+        before = {k for k in receiver.received if ":duty:repeat" in k}
+        await asyncio.sleep(6)
+        assert {k for k in receiver.received if ":duty:repeat" in k} == before
+        assert any(":other:repeat" in k for k in receiver.received)

@@ -242,9 +242,33 @@ async def test_a_webhook_outage_of_errors_timeouts_and_429_then_recovery_deliver
     check(config, days, receiver, stack)
 
 
-async def test_the_broker_stopped_and_restarted_mid_stream_delivers_every_transition_once(
-    tmp_path, system
+async def test_notify_killed_in_a_storm_of_429s_loses_and_doubles_nothing(system):
+    """Every receiver answers 429 (Retry-After 1 s) for a while; notify is killed -9 in the middle
+    of it, with deliveries waiting to be tried again, and restarted."""
+    config, receiver, stack = system
+    days = feed(14, config)
+    await start_all(stack)
+
+    def storm() -> None:
+        receiver.failures.extend([(429, {"Retry-After": "1"})] * 60)
+
+    async def kill_notify() -> None:
+        stack.kill("notify")
+        stack.launch("notify")
+
+    await copy_feed(stack, days, {DAYS // 3: storm, DAYS // 3 + 1: kill_notify})
+    expected = expected_deliveries([(f, v) for day in days for f, _, v in day], config)
+    await settle(stack, receiver, expected)
+    assert receiver.refused >= 20  # the storm happened
+    check(config, days, receiver, stack)
+
+
+@pytest.mark.parametrize("how", ["stopped", "killed"])
+async def test_the_broker_stopped_or_killed_and_restarted_mid_stream_delivers_every_transition_once(
+    tmp_path, system, how
 ):
+    """The only broker goes away mid-stream, with SIGTERM (a clean shutdown) or SIGKILL (a machine
+    failing: what it acknowledged is in the page cache, not yet on disk)."""
     config, receiver, stack = system
     private = LocalStack(
         tmp_path / "private"
@@ -255,7 +279,7 @@ async def test_the_broker_stopped_and_restarted_mid_stream_delivers_every_transi
 
     async def bounce() -> None:
         assert private.broker is not None
-        await asyncio.to_thread(private.broker.stop)
+        await asyncio.to_thread(private.broker.stop if how == "stopped" else private.broker.kill)
         await asyncio.sleep(5)
         await asyncio.to_thread(private.broker.start)
 

@@ -47,3 +47,13 @@ def test_cap_validates_and_maps_levels_to_severity(cap_schema, language):
             assert "<msgType>Update</msgType>" in text and f"ews:{alert.alert_id}:{i}," in text
     assert severities == ["Moderate", "Severe", "Extreme", "Minor"]
     assert "<responseType>AllClear</responseType>" in text
+
+
+def test_cap_carries_the_contacts_acknowledgement_link(cap_schema):
+    warning = episode(2600)[0]
+    reader = contact(format="cap")
+    link = "https://ews.example.org/ack/abc.def"
+    xml = render_cap(shared(warning, reader), reader, [], link).decode()
+    cap_schema.validate(xml)
+    assert f"<valueName>ack_url</valueName><value>{link}</value>" in xml
+    assert "ack_url" not in render_cap(shared(warning, reader), reader, []).decode()

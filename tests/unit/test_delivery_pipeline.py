@@ -4,6 +4,7 @@ dead-lettering."""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -15,7 +16,8 @@ from schemas import ContactsFile
 from schemas.notify import Acknowledgement, DeliveryJob, Silence
 from services.common.config_files import load_model
 from services.common.settings import PROJECT_ROOT, Settings
-from services.notify.picture import AlertPicture, is_acknowledged
+from services.notify.ack_links import LinkRefused, alert_ref, read_link, sign_link
+from services.notify.picture import AlertPicture, acknowledged_by, is_acknowledged
 from services.notify.pipeline import (
     Held,
     after_failure,
@@ -55,9 +57,15 @@ def outcome(held: Held | None) -> str | None:
     return held.outcome if held is not None else None
 
 
-def ack_of(alert) -> Acknowledgement:
+def by_duty(ack: Acknowledgement) -> dict[str, Acknowledgement]:
+    """The acknowledgements topic as notify holds it, with this one of the contact duty."""
+    return {ack.key: ack}
+
+
+def ack_of(alert, contact_id: str = "duty") -> Acknowledgement:
     return Acknowledgement(
         alert_id=alert.alert_id,
+        contact_id=contact_id,
         transition=alert.transition,
         by="pa-duty",
         at=NOW,
@@ -72,17 +80,17 @@ def ack_of(alert) -> Acknowledgement:
 @pytest.mark.parametrize("reason", ["transition", "repeat", "escalation", "release"])
 def test_a_silence_holds_back_every_kind_of_message(reason):
     warning = episode(2600)[0]
-    held = hold_back(job(warning, reason), warning, [silence(country="PA")], None, NOW)
+    held = hold_back(job(warning, reason), warning, [silence(country="PA")], {}, NOW)
     assert held is not None and held.silence is not None
     assert (held.outcome, held.silence.id) == ("muted", "s-1")
     assert held.detail == "silenced by s-1: census week"
-    assert hold_back(job(warning, reason), warning, [silence(country="CR")], None, NOW) is None
+    assert hold_back(job(warning, reason), warning, [silence(country="CR")], {}, NOW) is None
 
 
 def test_a_silence_that_ended_holds_nothing_back():
     warning = episode(2600)[0]
     ended = silence(country="PA").model_copy(update={"expired_by": "op"})
-    assert hold_back(job(warning, "repeat"), warning, [ended], None, NOW) is None
+    assert hold_back(job(warning, "repeat"), warning, [ended], {}, NOW) is None
 
 
 def test_a_muted_message_is_released_once_as_the_alerts_current_state():
@@ -103,10 +111,12 @@ def test_an_acknowledgement_holds_through_de_escalation_not_through_escalation()
     warning, emergency, back, resolved = episode(2600, 5100, 2600, 100, 100, 100)[:4]
     acked = ack_of(emergency)
     assert is_acknowledged(emergency, acked) and is_acknowledged(back, acked)
-    assert outcome(hold_back(job(back, "repeat"), back, [], acked, NOW)) == "moot"
+    assert outcome(hold_back(job(back, "repeat"), back, [], by_duty(acked), NOW)) == "moot"
     at_warning = ack_of(warning)
     assert not is_acknowledged(emergency, at_warning)  # an escalation needs a new one
-    assert hold_back(job(emergency, "escalation"), emergency, [], at_warning, NOW) is None
+    escalation = job(emergency, "escalation", escalated_from=["duty"])
+    assert hold_back(escalation, emergency, [], by_duty(at_warning), NOW) is None
+    assert outcome(hold_back(escalation, emergency, [], by_duty(ack_of(emergency)), NOW)) == "moot"
     assert not is_acknowledged(resolved, acked)
     again = episode(2600, 100, 100, 100, 2600)[-1]  # a new episode of the same alert
     assert again.started_at != warning.started_at
@@ -115,8 +125,8 @@ def test_an_acknowledgement_holds_through_de_escalation_not_through_escalation()
 
 def test_a_transition_is_told_even_when_acknowledged_or_superseded():
     warning, emergency = episode(2600, 5100)[:2]
-    assert hold_back(job(warning), emergency, [], ack_of(emergency), NOW) is None
-    assert outcome(hold_back(job(warning, "repeat"), emergency, [], None, NOW)) == "moot"
+    assert hold_back(job(warning), emergency, [], by_duty(ack_of(emergency)), NOW) is None
+    assert outcome(hold_back(job(warning, "repeat"), emergency, [], {}, NOW)) == "moot"
 
 
 # --- routing: min_level opens an episode, never closes it -----------------------------------
@@ -202,3 +212,56 @@ def test_a_retry_waits_as_asked_up_to_the_cap_and_is_dead_only_by_attempts_or_ag
 def test_an_hour_asked_for_is_an_hour_waited():
     decision, due, _ = after_failure(job(episode(2600)[0], attempt=1), 3600.0, Settings(), NOW)
     assert (decision, due) == ("retry", NOW + timedelta(hours=1))
+
+
+# --- per recipient, and by link -------------------------------------------------------------
+
+
+def test_each_contact_acknowledges_for_itself():
+    warning = episode(2600)[0]
+    acks = by_duty(ack_of(warning))
+    assert acknowledged_by(acks, warning, "duty") and not acknowledged_by(acks, warning, "other")
+    [other] = plan_jobs(warning, [contact("other", countries=["PA"])], "repeat", NOW)
+    assert hold_back(other, warning, [], acks, NOW) is None  # still reminded
+    both = job(warning, "escalation", escalated_from=["duty", "other"])
+    assert hold_back(both, warning, [], acks, NOW) is None  # other has not acknowledged
+    legacy = {warning.alert_id: ack_of(warning).model_copy(update={"contact_id": None})}
+    assert acknowledged_by(legacy, warning, "other")  # given before acks were per contact
+
+
+SECRET = "link-secret-0123456789abcdef0123456789"
+
+
+def test_a_link_is_bound_to_its_alert_transition_and_contact_and_expires():
+    warning = episode(2600)[0]
+    token = sign_link(SECRET, warning, "duty", NOW + timedelta(days=7))
+    claims = read_link(SECRET, token, NOW)
+    assert (claims.alert_ref, claims.transition, claims.contact_id, claims.level) == (
+        alert_ref(SECRET, warning.alert_id),
+        1,
+        "duty",
+        "warning",
+    )
+    assert claims.started_at == warning.started_at
+    with pytest.raises(LinkRefused, match="expired on"):
+        read_link(SECRET, token, NOW + timedelta(days=8))
+    with pytest.raises(LinkRefused, match="not one ews signed"):
+        read_link("another-secret-0123456789abcdef0123", token, NOW)
+    payload, mac = token.split(".")
+    with pytest.raises(LinkRefused, match="not one ews signed"):
+        read_link(SECRET, payload[:-2] + "xx." + mac, NOW)
+    with pytest.raises(LinkRefused, match="incomplete"):
+        read_link(SECRET, payload, NOW)
+
+
+@given(
+    st.sampled_from(["PA-LAJAS-BLANCAS", "HN-TROJES", "CR-PASO-CANOAS"]),
+    st.sampled_from(["duty", "iom-roso", "x"]),
+)
+def test_a_link_never_shows_the_alert_or_its_place(site, contact_id):
+    """The sharing policy may keep a site from a reader: the link names the alert opaquely."""
+    alert = episode(2600, site=site, to=site[:2])[0]
+    token = sign_link(SECRET, alert, contact_id, NOW + timedelta(days=7))
+    readable = base64.urlsafe_b64decode(token.split(".")[0] + "==").decode()
+    assert site not in readable and site.lower() not in readable.lower()
+    assert alert.alert_id not in readable and alert.rule_id not in readable

@@ -25,3 +25,14 @@ def test_email_subject_and_body_in_the_contacts_language(language, words):
     )
     assert subject.startswith(words[0]) and "PA-LAJAS-BLANCAS" in subject
     assert words[1] in body and "https://ews.example.org/alerts/x/ack" in body
+    assert "Bearer" not in body  # one click, no token
+
+
+def test_email_held_back_by_a_silence_says_so_in_the_contacts_language():
+    alert = episode(2600)[0]
+    for language, words in (("en", "Held back by silence"), ("es", "Retenida por el silencio")):
+        reader = contact(language=language)
+        _, body = render_email(shared(alert, reader), reader, None, "sil-1")
+        assert f"{words} sil-1" in body
+        _, plain = render_email(shared(alert, reader), reader, None)
+        assert words not in plain
