@@ -496,6 +496,14 @@ class Contact(Strict):
         min_length=1
     )
     escalation_contacts: list[Identifier] = Field(default_factory=list)
+    group_by: list[Literal["country", "corridor", "rule"]] = Field(
+        default_factory=list,
+        description="send the transitions of one group (same country, corridor or rule) that come "
+        "within group_wait as one message; empty: each at once",
+    )
+    group_wait: Duration = Field(
+        "PT1M", description="how long a group collects transitions before it is sent"
+    )
 
     @field_validator("countries")
     @classmethod

@@ -100,6 +100,7 @@ class DeliveryJob(BaseModel):
     muted_by: str | None = None  # the silence holding it back: told when that silence ends
     released_from: str | None = None  # a release: the silence that had held it back
     releases: str | None = None  # a release: the key of the muted job it replaces in `pending`
+    group: str | None = None  # sent with the other pending jobs of this group (Contact.group_by)
     escalated_from: list[str] = Field(
         default_factory=list, description="an escalation: the contacts that did not acknowledge"
     )

@@ -35,6 +35,10 @@ class Geography:
         scopes.append(Scope(kind="region", id=self.region))
         return scopes
 
+    def corridors_of(self, scope: Scope) -> list[str]:
+        """The corridors through a site (none for other scopes)."""
+        return list(self._corridors_of_site.get(scope.id, [])) if scope.kind == "site" else []
+
     def countries_of(self, scope: Scope) -> list[str]:
         """The countries a scope covers (a corridor spans several; the region all)."""
         if scope.kind == "corridor":

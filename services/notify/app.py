@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -48,10 +49,10 @@ from .ack_links import sign_link
 from .api import register_api
 from .email import build_message, send_email
 from .picture import AlertPicture, acknowledged_by, reminders_due
-from .pipeline import after_failure, hold_back, plan_jobs, released
-from .rendering import render_cap, render_email, render_json
+from .pipeline import after_failure, group_of, hold_back, plan_jobs, released
+from .rendering import digest, render_cap, render_email, render_json
 from .routing import escalation_targets, route_to_contacts, silenced_by
-from .sharing import share
+from .sharing import SharedAlert, share
 from .webhook import AttemptResult, WebhookTargetRefused, check_target, post_webhook
 
 log = logging.getLogger(__name__)
@@ -170,24 +171,48 @@ def create_app(settings: Settings) -> faust.App:
     def job_key(job: DeliveryJob) -> str:
         return f"{job.idempotency_key}|{job.channel_index}"
 
-    async def attempt(job: DeliveryJob) -> tuple[AttemptResult | None, str]:
-        """Stages 4-6 for one job: share, render, send once. Returns (result,
-        outcome-if-not-attempted)."""
-        contact = state.all_contacts().get(job.contact_id)
-        if contact is None or job.channel_index >= len(contact.channels):
-            return None, "contact removed"
-        shared = share(job.alert, contact, state.policy)
-        if shared is None:
-            return None, "sharing policy: nothing shared with this recipient"
-        channel = contact.channels[job.channel_index]
+    async def attempt(
+        jobs: list[DeliveryJob],
+    ) -> list[tuple[DeliveryJob, AttemptResult | None, str]]:
+        """Stages 4-6 for jobs of one contact and channel (several: a group, sent as one
+        message): share, render, send once. Each job with (result, outcome-if-not-attempted)."""
+        first = jobs[0]
+        contact = state.all_contacts().get(first.contact_id)
+        if contact is None or first.channel_index >= len(contact.channels):
+            return [(job, None, "contact removed") for job in jobs]
+        out: list[tuple[DeliveryJob, AttemptResult | None, str]] = []
+        told: list[tuple[DeliveryJob, SharedAlert]] = []
+        for job in jobs:
+            shared = share(job.alert, contact, state.policy)
+            if shared is None:
+                out.append((job, None, "sharing policy: nothing shared with this recipient"))
+            else:
+                told.append((job, shared))
+        if not told:
+            return out
+        channel = contact.channels[first.channel_index]
+        # one message: alone, its own key; a group, a key of its own (each part carries its own)
+        key = (
+            told[0][0].idempotency_key
+            if len(told) == 1
+            else f"{contact.id}:group-"
+            + hashlib.sha256("\n".join(j.idempotency_key for j, _ in told).encode()).hexdigest()[
+                :16
+            ]
+        )
         now = datetime.now(UTC)
+        result: AttemptResult
+        not_attempted = ""
         if isinstance(channel, WebhookChannel):
             url = str(channel.url)
             try:
                 address = await check_target(url, settings.allow_private_webhooks)
             except WebhookTargetRefused as exc:
-                return AttemptResult(False, None, str(exc), 0.0), "refused"
-            if contact.format == "cap":
+                return out + [
+                    (job, AttemptResult(False, None, str(exc), 0.0), "refused") for job, _ in told
+                ]
+            if contact.format == "cap":  # never grouped
+                job, shared = told[0]
                 body = render_cap(
                     shared,
                     contact,
@@ -196,26 +221,40 @@ def create_app(settings: Settings) -> faust.App:
                 )
                 content_type = "application/cap+xml; charset=utf-8"
             else:
-                body = render_json(
-                    shared, contact, job.released_from, state.ack_url(job.alert, contact.id)
-                )
+                parts = [
+                    render_json(
+                        shared,
+                        contact,
+                        job.released_from,
+                        state.ack_url(job.alert, contact.id),
+                        job.idempotency_key if len(told) > 1 else None,
+                    )
+                    for job, shared in told
+                ]
+                body = parts[0] if len(parts) == 1 else b"[" + b",".join(parts) + b"]"
                 content_type = "application/json"
-            return await post_webhook(
+            result = await post_webhook(
                 client(),
                 url,
                 channel.secret,
                 body,
-                job.idempotency_key,
+                key,
                 content_type,
                 int(now.timestamp()),
                 address,
-            ), ""
-        subject, text = render_email(
-            shared, contact, state.ack_url(job.alert, contact.id), job.released_from
-        )
-        return await send_email(
-            settings, build_message(settings, channel.address, subject, text, job.idempotency_key)
-        ), ""
+            )
+        else:
+            emails = [
+                render_email(
+                    shared, contact, state.ack_url(job.alert, contact.id), job.released_from
+                )
+                for job, shared in told
+            ]
+            subject, text = emails[0] if len(emails) == 1 else digest(emails, contact.language)
+            result = await send_email(
+                settings, build_message(settings, channel.address, subject, text, key)
+            )
+        return out + [(job, result, not_attempted) for job, _ in told]
 
     def channel_name(job: DeliveryJob) -> str:
         contact = state.all_contacts().get(job.contact_id)
@@ -268,44 +307,81 @@ def create_app(settings: Settings) -> faust.App:
     )
     tasks: set[asyncio.Task[None]] = set()
 
+    group_due: dict[str, datetime] = {}  # group → when its collected transitions go out
+
     def schedule(job: DeliveryJob) -> None:
-        """In-stream: keep a new job in `pending` (so a restart still has it) and attempt it now."""
+        """In-stream: keep a new job in `pending` (so a restart still has it) and attempt it now,
+        or, for a contact that groups, when its group's wait is over."""
         key = job_key(job)
         if already_delivered(job) or pending.get(key) is not None:
             return
+        contact = state.all_contacts().get(job.contact_id)
+        group = group_of(job, contact, state.geography) if contact is not None else None
+        if group is not None and contact is not None:
+            now = datetime.now(UTC)
+            due = group_due.get(group)
+            if due is None or due <= now:  # the first of a new group: its wait starts now
+                due = group_due[group] = now + as_timedelta(parse_duration(contact.group_wait))
+            job = job.model_copy(update={"group": group, "due_at": due})
+            pending[key] = job.model_dump(mode="json")
+            return  # start_due_deliveries sends the group when it is due
         pending[key] = job.model_dump(mode="json")
-        launch(key, job)
+        launch([(key, job)])
 
-    def launch(key: str, job: DeliveryJob) -> None:
-        if key in running:
+    def launch(members: list[tuple[str, DeliveryJob]]) -> None:
+        """Attempt these jobs (one, or a group of one contact and channel) as one message."""
+        members = [(key, job) for key, job in members if key not in running]
+        if not members:
             return
-        running.add(key)
-        task = asyncio.create_task(attempt_and_report(key, job))
+        running.update(key for key, _ in members)
+        task = asyncio.create_task(attempt_and_report(members))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    async def attempt_once(job: DeliveryJob) -> JobOutcome:
-        """Stages 3-7 for one job, outside the stream."""
-        now = datetime.now(UTC)
-        alert_id = job.alert.alert_id
+    def held_outcome(job: DeliveryJob, now: datetime) -> JobOutcome | None:
+        """Stage 3 for one job: muted by a silence, or moot, or None (to be sent)."""
         held = hold_back(
             job,
-            state.picture.latest.get(alert_id),
+            state.picture.latest.get(job.alert.alert_id),
             state.silences.items.values(),
             state.acks.items,
             now,
         )
-        if held is not None:
-            muted_by = held.silence.id if held.silence is not None else None
-            return JobOutcome(
-                job=job.model_copy(update={"muted_by": muted_by}),
-                outcome=held.outcome,
-                detail=held.detail,
-            )
-        job = job.model_copy(
-            update={"attempt": job.attempt + 1, "first_attempt_at": job.first_attempt_at or now}
+        if held is None:
+            return None
+        muted_by = held.silence.id if held.silence is not None else None
+        return JobOutcome(
+            job=job.model_copy(update={"muted_by": muted_by}),
+            outcome=held.outcome,
+            detail=held.detail,
         )
-        result, not_attempted = await attempt(job)
+
+    async def attempt_all(jobs: list[DeliveryJob]) -> list[JobOutcome]:
+        """Stages 3-7 for jobs sent as one message (a group; usually one job), outside the
+        stream."""
+        now = datetime.now(UTC)
+        outcomes, sendable = [], []
+        for job in jobs:
+            held = held_outcome(job, now)
+            if held is not None:
+                outcomes.append(held)
+            else:
+                sendable.append(
+                    job.model_copy(
+                        update={
+                            "attempt": job.attempt + 1,
+                            "first_attempt_at": job.first_attempt_at or now,
+                        }
+                    )
+                )
+        if sendable:
+            outcomes += [outcome_of(*tried) for tried in await attempt(sendable)]
+        return outcomes
+
+    def outcome_of(
+        job: DeliveryJob, result: AttemptResult | None, not_attempted: str
+    ) -> JobOutcome:
+        """Stage 7: what an attempt's result means for its job."""
         if result is None:
             return JobOutcome(job=job, outcome="refused", detail=not_attempted)
         figures = {"status_code": result.status_code, "duration_s": result.duration_s}
@@ -321,21 +397,24 @@ def create_app(settings: Settings) -> faust.App:
             job=job, outcome="failed", detail=result.detail, next_due_at=due, **figures
         )
 
-    async def attempt_and_report(key: str, job: DeliveryJob) -> None:
-        """Attempt a job (at most EWS_DELIVERY_CONCURRENCY at once) and send what became of it to
-        the stage that owns its table entries; if that cannot be sent, the job stays pending and is
-        attempted again (receivers de-duplicate by Idempotency-Key)."""
+    async def attempt_and_report(members: list[tuple[str, DeliveryJob]]) -> None:
+        """Attempt jobs (at most EWS_DELIVERY_CONCURRENCY messages at once) and send what became
+        of each to the stage that owns its table entries; if that cannot be sent, the jobs stay
+        pending and are attempted again (receivers de-duplicate by Idempotency-Key)."""
+        first = members[0][1]
         try:
-            async with per_contact[job.contact_id], slots:
-                done = await attempt_once(job)
-            await retries.send(
-                key=job.alert.alert_id.encode(), value=done.model_dump_json().encode()
-            )
+            async with per_contact[first.contact_id], slots:
+                outcomes = await attempt_all([job for _, job in members])
+            for done in outcomes:
+                await retries.send(
+                    key=done.job.alert.alert_id.encode(), value=done.model_dump_json().encode()
+                )
         except Exception:
-            running.discard(key)
-            if job.releases is not None:
-                running.discard(job.releases)
-            log.exception("attempt of %s not reported; it will be attempted again", key)
+            for key, job in members:
+                running.discard(key)
+                if job.releases is not None:
+                    running.discard(job.releases)
+            log.exception("attempt of %s not reported; it will be attempted again", members[0][0])
 
     async def settle(done: JobOutcome) -> None:
         """In-stream: act on an attempt's outcome - record it, update `pending` and `delivered`,
@@ -398,6 +477,7 @@ def create_app(settings: Settings) -> faust.App:
             return
         owned, now = owned_alert_partitions(), datetime.now(UTC)
         waiting = 0
+        groups: dict[str, list[tuple[str, DeliveryJob]]] = {}
         for key, data in list(pending.items()):
             if data is None or key in running:
                 continue
@@ -408,7 +488,10 @@ def create_app(settings: Settings) -> faust.App:
             if job.muted_by is None:
                 waiting += 1
                 if job.due_at <= now:
-                    launch(key, job)
+                    if job.group is None:
+                        launch([(key, job)])
+                    else:
+                        groups.setdefault(job.group, []).append((key, job))
                 continue
             latest = state.picture.latest.get(alert_id, job.alert)
             if silenced_by(latest, state.silences.items.values(), now) is not None:
@@ -422,7 +505,11 @@ def create_app(settings: Settings) -> faust.App:
                 running.add(key)  # until its outcome is settled
                 continue
             running.add(key)
-            launch(job_key(release), release.model_copy(update={"releases": key}))
+            launch([(job_key(release), release.model_copy(update={"releases": key}))])
+        for members in groups.values():  # each group's due transitions as one message
+            launch(members)
+        for group in [g for g, due in group_due.items() if due <= now]:
+            del group_due[group]
         metrics.RETRY_BACKLOG.set(waiting)
 
     # --- agents ----------------------------------------------------------------------------

@@ -73,6 +73,24 @@ def plan_jobs(
     ]
 
 
+def group_of(job: DeliveryJob, contact: Contact, geography: Geography) -> str | None:
+    """The group a transition joins for a contact that asked for grouping (`group_by`), or None:
+    sent alone. CAP contacts get each transition as its own message (CAP: one alert each)."""
+    if not contact.group_by or contact.format == "cap" or job.reason != "transition":
+        return None
+    scope = job.alert.scope
+    values = []
+    for dimension in contact.group_by:
+        if dimension == "country":
+            values.append(scope.country or "regional")
+        elif dimension == "corridor":
+            through = [scope.id] if scope.kind == "corridor" else geography.corridors_of(scope)
+            values.append(",".join(through) or "-")
+        else:
+            values.append(job.alert.rule_id)
+    return f"{contact.id}|{job.channel_index}|" + "|".join(values)
+
+
 @dataclass(frozen=True)
 class Held:
     """Why a job is not sent now: muted by a silence (kept, released when it ends) or moot

@@ -88,6 +88,7 @@ def render_json(
     contact: Contact,
     released_from: str | None = None,
     ack_url: str | None = None,
+    idempotency_key: str | None = None,
 ) -> bytes:
     """The webhook body: the alert as on ews.alerts, plus title and summary in the contact's
     language, and `released_from_silence` when a silence had held it back."""
@@ -104,6 +105,8 @@ def render_json(
         body["released_from_silence"] = released_from
     if ack_url is not None:
         body["ack_url"] = ack_url  # one click acknowledges for this contact, no token needed
+    if idempotency_key is not None:  # one of a group's messages: each keeps its own key
+        body["idempotency_key"] = idempotency_key
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
@@ -179,3 +182,22 @@ def render_email(
     )
     subject, _, text = body.partition("\n")
     return subject.removeprefix("Subject: ").strip(), text.strip() + "\n"
+
+
+DIGEST_SUBJECT = {
+    "en": "[EWS] {n} alert updates",
+    "es": "[EWS] {n} actualizaciones de alertas",
+    "fr": "[EWS] {n} mises à jour d'alertes",
+    "pt": "[EWS] {n} atualizações de alertas",
+}
+
+
+def digest(emails: list[tuple[str, str]], language: str) -> tuple[str, str]:
+    """A group's e-mails as one: a subject counting them, then each message under its own
+    subject."""
+    subject = DIGEST_SUBJECT[language].format(n=len(emails))
+    text = "\n\n".join(
+        f"{part_subject}\n{'=' * min(len(part_subject), 72)}\n{part}"
+        for part_subject, part in emails
+    )
+    return subject, text

@@ -686,3 +686,30 @@ async def test_a_signed_link_in_each_message_acknowledges_for_its_contact_withou
         await asyncio.sleep(6)
         assert {k for k in receiver.received if ":duty:repeat" in k} == before
         assert any(":other:repeat" in k for k in receiver.received)
+
+
+async def test_a_contact_that_groups_gets_a_countrys_transitions_as_one_message(
+    notify, workers, receiver, kafka_bootstrap, namespace
+):
+    process, port = await notify()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as api:
+        created = await api.post(
+            "/contacts",
+            json=webhook_contact(
+                receiver, "desk", countries=["PA", "CR"], group_by=["country"], group_wait="PT3S"
+            ),
+            headers=AUTH,
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["group_by"] == ["country"]
+    panama = [alert(n) for n in (1, 2, 3)]
+    sent = time.monotonic()
+    await send_alerts(kafka_bootstrap, namespace, [*panama, alert(4, site="CR-PASO-CANOAS")])
+    assert await receiver.wait_for(2, timeout_s=30), sorted(receiver.received)
+    assert time.monotonic() - sent >= 2.5  # the group waited to collect
+    await asyncio.sleep(2)
+    [group_key] = [k for k in receiver.received if ":group-" in k]
+    parts = receiver.received[group_key].payload
+    assert sorted(p["idempotency_key"] for p in parts) == [f"{a.alert_id}:1:desk" for a in panama]
+    assert "surge/site/CR-PASO-CANOAS-4:1:desk" in receiver.received  # a group of one, alone
+    assert len(receiver.received) == 2

@@ -21,11 +21,13 @@ from services.notify.picture import AlertPicture, acknowledged_by, is_acknowledg
 from services.notify.pipeline import (
     Held,
     after_failure,
+    group_of,
     hold_back,
     plan_jobs,
     released,
     routed_history,
 )
+from services.notify.rendering import digest
 from services.notify.routing import route_to_contacts
 from services.notify.webhook import retry_after_seconds
 from services.triggers.backtest import run_backtest
@@ -265,3 +267,27 @@ def test_a_link_never_shows_the_alert_or_its_place(site, contact_id):
     readable = base64.urlsafe_b64decode(token.split(".")[0] + "==").decode()
     assert site not in readable and site.lower() not in readable.lower()
     assert alert.alert_id not in readable and alert.rule_id not in readable
+
+
+# --- grouping, for contacts who ask ---------------------------------------------------------
+
+
+def test_transitions_group_by_what_the_contact_asked_for():
+    lajas = episode(2600)[0]
+    canoas = episode(2600, site="PA-PASO-CANOAS")[0]
+    costa_rica = episode(2600, site="CR-PASO-CANOAS", to="CR")[0]
+    by_country = contact("duty", group_by=["country"], group_wait="5m")
+    groups = [group_of(job(a), by_country, GEOGRAPHY) for a in (lajas, canoas, costa_rica)]
+    assert groups[0] == groups[1] != groups[2]
+    by_corridor = contact("duty", group_by=["corridor", "rule"])
+    assert str(group_of(job(lajas), by_corridor, GEOGRAPHY)).endswith("darien-northbound|surge")
+    assert group_of(job(lajas), contact("duty"), GEOGRAPHY) is None  # immediate by default
+    cap = contact("duty", group_by=["country"], format="cap")
+    assert group_of(job(lajas), cap, GEOGRAPHY) is None  # CAP: one alert per message
+    assert group_of(job(lajas, "repeat"), by_country, GEOGRAPHY) is None
+
+
+def test_a_digest_counts_its_messages_in_the_contacts_language():
+    subject, text = digest([("[EWS ALERTA] A", "uno"), ("[EWS ALERTA] B", "dos")], "es")
+    assert subject == "[EWS] 2 actualizaciones de alertas"
+    assert text.index("[EWS ALERTA] A") < text.index("uno") < text.index("[EWS ALERTA] B")
