@@ -304,6 +304,20 @@ def probe_message(site: str, country: str, index: int) -> bytes:
     ).encode()
 
 
+async def workers_on(run_dir: Path, bootstrap: str, config: Path) -> tuple[LocalStack, Topics]:
+    """Workers of a namespace of their own on the shared broker, reading this config and allowed
+    to post to the local receiver; their topics created."""
+    stack = LocalStack(
+        run_dir,
+        namespace=f"bench{secrets.token_hex(3)}",
+        bootstrap=bootstrap,
+        env_extra={"EWS_CONFIG_DIR": str(config), "EWS_ALLOW_PRIVATE_WEBHOOKS": "1"},
+    )
+    stack.logs.mkdir(parents=True, exist_ok=True)
+    await stack.ensure_topics()
+    return stack, Topics(stack.namespace)
+
+
 async def latency(
     run_dir: Path, bootstrap: str, rates: list[int], seconds: float, idle_s: float
 ) -> dict:
@@ -349,15 +363,7 @@ async def latency(
             }
         )
     )
-    stack = LocalStack(
-        run_dir / "latency",
-        namespace=f"bench{secrets.token_hex(3)}",
-        bootstrap=bootstrap,
-        env_extra={"EWS_CONFIG_DIR": str(config), "EWS_ALLOW_PRIVATE_WEBHOOKS": "1"},
-    )
-    stack.logs.mkdir(parents=True, exist_ok=True)
-    topics = Topics(stack.namespace)
-    await stack.ensure_topics()
+    stack, topics = await workers_on(run_dir / "latency", bootstrap, config)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
     await producer.start()
     results: dict = {"rates": {}}
@@ -704,15 +710,7 @@ async def delivery_isolation(run_dir: Path, bootstrap: str, n_alerts: int) -> di
             receiver.failures_for["slow"] = [(0, {})] * (10 * n_alerts)
             receiver.failures_for["busy"] = [(429, {"Retry-After": "2"})] * (100 * n_alerts)
         (config / "contacts.yaml").write_text(yaml.safe_dump({"version": 1, "contacts": contacts}))
-        stack = LocalStack(
-            run_dir / f"delivery-{label}",
-            namespace=f"bench{secrets.token_hex(3)}",
-            bootstrap=bootstrap,
-            env_extra={"EWS_CONFIG_DIR": str(config), "EWS_ALLOW_PRIVATE_WEBHOOKS": "1"},
-        )
-        stack.logs.mkdir(parents=True, exist_ok=True)
-        topics = Topics(stack.namespace)
-        await stack.ensure_topics()
+        stack, topics = await workers_on(run_dir / f"delivery-{label}", bootstrap, config)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
         await producer.start()
         sent: dict[str, float] = {}

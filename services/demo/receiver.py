@@ -19,13 +19,18 @@ from aiohttp import web
 from services.notify.webhook import verify
 
 
+def content_of(payload: dict) -> tuple:
+    """What a message says (status, level, value): a re-send says the same; another message under
+    the same key would not."""
+    return payload["status"], payload["level"], payload["value"]
+
+
 def _says(body: bytes) -> tuple:
-    """What a message says, for telling a re-send from a different message under the same key."""
     try:
         payload = json.loads(body)
     except ValueError:
         return (body,)
-    return tuple(payload.get(k) for k in ("status", "level", "value", "transition"))
+    return content_of(payload) if isinstance(payload, dict) else (body,)
 
 
 @dataclass

@@ -23,13 +23,9 @@ from services.notify.sharing import share
 from services.triggers.backtest import run_backtest
 from services.triggers.loading import load_engine
 
-from .receiver import ReceivedAlert
+from .receiver import ReceivedAlert, content_of
 
 Content = tuple[str, str | None, float | None]  # what a message says: status, level, value
-
-
-def content_of(payload: dict) -> Content:
-    return payload["status"], payload["level"], payload["value"]
 
 
 @dataclass

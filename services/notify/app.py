@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -49,7 +48,14 @@ from .ack_links import sign_link
 from .api import register_api
 from .email import build_message, send_email
 from .picture import AlertPicture, acknowledged_by, reminders_due
-from .pipeline import after_failure, group_of, hold_back, plan_jobs, released
+from .pipeline import (
+    after_failure,
+    group_message_key,
+    group_of,
+    hold_back,
+    plan_jobs,
+    released,
+)
 from .rendering import digest, render_cap, render_email, render_json
 from .routing import escalation_targets, route_to_contacts, silenced_by
 from .sharing import SharedAlert, share
@@ -192,17 +198,10 @@ def create_app(settings: Settings) -> faust.App:
             return out
         channel = contact.channels[first.channel_index]
         # one message: alone, its own key; a group, a key of its own (each part carries its own)
-        key = (
-            told[0][0].idempotency_key
-            if len(told) == 1
-            else f"{contact.id}:group-"
-            + hashlib.sha256("\n".join(j.idempotency_key for j, _ in told).encode()).hexdigest()[
-                :16
-            ]
-        )
+        keys = [job.idempotency_key for job, _ in told]
+        key = keys[0] if len(keys) == 1 else group_message_key(contact.id, keys)
         now = datetime.now(UTC)
         result: AttemptResult
-        not_attempted = ""
         if isinstance(channel, WebhookChannel):
             url = str(channel.url)
             try:
@@ -254,7 +253,7 @@ def create_app(settings: Settings) -> faust.App:
             result = await send_email(
                 settings, build_message(settings, channel.address, subject, text, key)
             )
-        return out + [(job, result, not_attempted) for job, _ in told]
+        return out + [(job, result, "") for job, _ in told]
 
     def channel_name(job: DeliveryJob) -> str:
         contact = state.all_contacts().get(job.contact_id)

@@ -24,6 +24,7 @@ are attempted concurrently, never inside the stream, so one slow receiver delays
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -91,6 +92,11 @@ def group_of(job: DeliveryJob, contact: Contact, geography: Geography) -> str | 
     return f"{contact.id}|{job.channel_index}|" + "|".join(values)
 
 
+def group_message_key(contact_id: str, keys: list[str]) -> str:
+    """The Idempotency-Key of a group's message: the same for the same transitions."""
+    return f"{contact_id}:group-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class Held:
     """Why a job is not sent now: muted by a silence (kept, released when it ends) or moot
@@ -118,11 +124,7 @@ def hold_back(
     if latest is not None and latest.transition != job.alert.transition:
         return Held("moot", f"transition {latest.transition} came since")
     if job.reason == "release":
-        return (
-            None
-            if job.alert.status == "firing"
-            else Held("moot", "the alert resolved while silenced")
-        )
+        return None  # `released` made it of a firing alert; told whatever was acknowledged
     waiting_for = job.escalated_from if job.reason == "escalation" else [job.contact_id]
     answered = [ack_of(acks, job.alert.alert_id, c) for c in waiting_for]
     if answered and all(is_acknowledged(job.alert, ack) for ack in answered):

@@ -473,7 +473,7 @@ class TriggerEngine:
         events = []
         declared = self.declared_scope(scope.key)
         if declared is not None:
-            state.scope = scope = declared if state.scope is None else state.scope
+            state.scope = state.scope or scope
             for declared_feed in self.geography.sources[scope.id].feeds:
                 if declared_feed not in state.feeds and any(
                     isinstance(rule, SilenceRule)
@@ -482,15 +482,15 @@ class TriggerEngine:
                     state.feeds[declared_feed] = FeedWindow(watched_since=now)
         for feed, window in list(state.feeds.items()):
             due = self.next_due(scope, feed, window)
+            silent_hours = silence.hours_past_due(due, now) if due is not None else 0.0
+            every = as_timedelta(parse_duration(self.cycle(scope, feed, window)[0]))
+            tick = window.watermark or window.watched_since or now
             for rule in self.rules.rules_for(feed, scope):
                 if not isinstance(rule, SilenceRule):
                     continue
                 firing = state.alerts.get(rule.id, AlertState()).status == "firing"
-                silent_hours = silence.hours_past_due(due, now) if due is not None else 0.0
                 if silent_hours < rule.lowest_threshold and not firing:
                     continue
-                tick = window.watermark or window.watched_since or now
-                every = as_timedelta(parse_duration(self.cycle(scope, feed, window)[0]))
                 evaluation = silence.silent(silent_hours, every)
                 events.extend(self.step(state, scope, rule, evaluation, tick, now, clock=now))
             if due is None and window.last_arrival is None and not window.contributions:
