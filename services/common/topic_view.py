@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from .library_internals import refresh_metadata
+from .outage import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +40,21 @@ class TopicView:
         self._consumer: AIOKafkaConsumer | None = None
 
     async def run(self) -> None:
-        """Read from the beginning, then follow. Meant to run as a task for the life
-        of the worker."""
+        """Read from the beginning, then follow, for the life of the worker. A broker that cannot
+        be reached (at start, or later) is waited for and the view resumes where it was: a view
+        that gave up would leave its worker never ready and never routing."""
+        delay, failing = 0.5, False
+        while True:
+            try:
+                await self._follow()
+            except CONNECTION_ERRORS as exc:
+                if not failing:
+                    log.warning("%s: the broker is unreachable (%r); retrying", self.topic, exc)
+                failing = True
+                await asyncio.sleep(delay)
+                delay = min(10.0, delay * 2)
+
+    async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             enable_auto_commit=False,
@@ -48,8 +62,8 @@ class TopicView:
             group_id=None,
         )
         self._consumer = consumer
-        await consumer.start()
         try:
+            await consumer.start()
             partitions = None
             while not partitions:
                 partitions = consumer.partitions_for_topic(self.topic)
@@ -58,11 +72,17 @@ class TopicView:
                     await asyncio.sleep(0.5)
             assigned = [TopicPartition(self.topic, p) for p in sorted(partitions)]
             consumer.assign(assigned)
-            await consumer.seek_to_beginning(*assigned)
-            ends = await consumer.end_offsets(assigned)
-            targets = {tp.partition: end for tp, end in ends.items()}
-            if all(end == 0 for end in targets.values()):
-                self.caught_up.set()
+            for tp in assigned:  # where this view was, or the beginning
+                if tp.partition in self._positions:
+                    consumer.seek(tp, self._positions[tp.partition])
+                else:
+                    await consumer.seek_to_beginning(tp)
+            targets: dict[int, int] = {}
+            if not self.caught_up.is_set():
+                ends = await consumer.end_offsets(assigned)
+                targets = {tp.partition: end for tp, end in ends.items()}
+                if all(self._positions.get(p, 0) >= end for p, end in targets.items()):
+                    self.caught_up.set()
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=1000)
                 for tp, records in batch.items():

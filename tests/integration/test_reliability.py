@@ -187,7 +187,11 @@ async def settle(
     while not set(expected) <= set(receiver.received) and time.monotonic() < deadline:
         stack.supervise()
         await asyncio.sleep(0.5)
-    await stack.wait_drained(["notify"])
+    try:
+        await stack.wait_drained(["notify"])
+    except TimeoutError as exc:  # say why: the workers' own words
+        logs = "\n".join(f"--- {n}\n{stack.tail(n, 60)}" for n in stack.workers)
+        raise AssertionError(f"{exc}\n{logs}") from None
     await asyncio.sleep(3)
 
 
@@ -327,9 +331,10 @@ async def test_a_broker_outage_of_two_minutes_with_every_worker_running_is_ridde
     config, receiver, stack = system
     private = LocalStack(tmp_path / "private")
     stack.bootstrap = await private.start_kafka()
-    token = "partner-token-0123456789abcdefgh"
-    stack.env_extra["EWS_TOKENS"] = f"PA-SNM:partner:{token}"
     days = feed(17, config)
+    token = "partner-token-0123456789abcdefgh"
+    source = json.loads(days[0][0][2])["source"]  # the report it posts during the outage
+    stack.env_extra["EWS_TOKENS"] = f"partner:partner/{source}:{token}"
     await start_all(stack)
     seen: dict[str, set[tuple[int, int, bool]]] = {name: set() for name in stack.workers}
     refused: list[httpx.Response] = []
