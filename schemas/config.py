@@ -555,13 +555,26 @@ class ContactsFile(Strict):
 
 
 class TokenEntry(Strict):
-    """One bearer token. Prefer `token_sha256` (hex of the token's SHA-256) so the file holds no
-    secret."""
+    """One bearer token: who holds it, its role, its country (none: regional) and, for a data
+    partner, the sources it publishes for. The file holds `token_sha256` (hex of the token's
+    SHA-256; `ews tokens new` makes one), never the token."""
 
     name: Identifier = Field(
         description="who holds it; partner tokens name the data partner, e.g. PA-SNM"
     )
-    role: Literal["admin", "operator", "partner"]
+    role: Literal["admin", "operator", "coordinator", "partner"] = Field(
+        description="admin: everything, every country; operator: contacts and silences of its "
+        "country (or all, if regional); coordinator: reads alerts and acknowledges for its "
+        "country's contacts; partner: publishes reports for its sources, reads nothing"
+    )
+    country: CountryCode | None = Field(
+        None, description="the country it acts for; none for a regional token (admins are)"
+    )
+    sources: list[SourceId] = Field(
+        default_factory=list,
+        description="a partner's sources (the `source` of the reports it may publish); default: "
+        "the source named like the partner",
+    )
     token: str | None = Field(None, min_length=24, repr=False)
     token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", repr=False)
 
@@ -569,9 +582,30 @@ class TokenEntry(Strict):
     def _one_form(self) -> TokenEntry:
         if (self.token is None) == (self.token_sha256 is None):
             raise ValueError("give exactly one of token or token_sha256")
+        if self.role == "admin" and self.country is not None:
+            raise ValueError("an admin is regional: remove country, or make it an operator")
+        if self.sources and self.role != "partner":
+            raise ValueError("only partner tokens have sources")
         return self
+
+    @property
+    def publishes_for(self) -> tuple[str, ...]:
+        return tuple(self.sources) if self.sources else (self.name,)
 
 
 class TokensFile(Strict):
     version: Literal[1] = 1
     tokens: list[TokenEntry] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _hashed_and_unique(self) -> TokensFile:
+        for index, entry in enumerate(self.tokens):
+            if entry.token is not None:
+                raise ValueError(
+                    f"tokens.{index} ({entry.name}): the file keeps no token, only its digest: "
+                    "replace token with token_sha256 (ews tokens hash prints it)"
+                )
+        digests = [e.token_sha256 for e in self.tokens]
+        if len(set(digests)) != len(digests):
+            raise ValueError("two entries have the same token_sha256: give each holder its own")
+        return self

@@ -5,13 +5,33 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+
+class SentContent(BaseModel):
+    """What a message said, as the sharing policy let its recipient see it: the answer to "who
+    received which figure"."""
+
+    alert_id: str = Field(
+        description="the identifier the recipient saw (withheld places: a digest)"
+    )
+    value_shown: str = Field(description='the value as shown: "4394", "<10", "" when withheld')
+    withheld: list[str] = Field(
+        default_factory=list, description="what the policy left out: place, figures, evidence…"
+    )
+    body_sha256: str = Field(description="hex SHA-256 of the body (or e-mail text) sent")
 
 
 class DeliveryRecord(BaseModel):
     idempotency_key: str
     alert_id: str
     transition: int
+    alert_country: str | None = None  # the alert's country (none: a corridor or the region)
+    shown_alert_id: str | None = Field(
+        None,
+        description="the identifier the recipient saw (a withheld place's digest); none when "
+        "nothing of the alert was shared with it",
+    )
     contact_id: str
     channel: Literal["webhook", "email"]
     target: str  # the URL's host or the mail domain, never a secret
@@ -21,3 +41,4 @@ class DeliveryRecord(BaseModel):
     status_code: int | None = None
     duration_s: float
     at: datetime
+    sent: SentContent | None = None  # an attempt: what it carried

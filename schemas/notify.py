@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .alert import AlertEvent, Level, ScopeKind
+from .delivery import SentContent
 from .types import Identifier, UtcDateTime
 
 
@@ -119,3 +120,4 @@ class JobOutcome(BaseModel):
     status_code: int | None = None
     duration_s: float = 0.0
     next_due_at: datetime | None = None  # failed: when the next attempt is due
+    sent: SentContent | None = None  # an attempt: what the message carried

@@ -262,6 +262,62 @@ def backtest(
         click.echo(f"plotted {panels} trigger/scope pairs to {plot_file}", err=True)
 
 
+@main.group()
+def tokens() -> None:
+    """API tokens: make one, or hash one for EWS_TOKENS_FILE."""
+
+
+@tokens.command("new")
+@click.argument("name")
+@click.option(
+    "--role", type=click.Choice(["admin", "operator", "coordinator", "partner"]), required=True
+)
+@click.option("--country", help="the country it acts for (ISO 3166-1); none: regional")
+@click.option("--source", "sources", multiple=True, help="a partner's source (repeat for more)")
+def tokens_new(name: str, role: str, country: str | None, sources: tuple[str, ...]) -> None:
+    """Make a token for NAME: prints the token (give it to its holder; ews keeps no copy) and the
+    line for EWS_TOKENS_FILE, which holds only its SHA-256."""
+    import secrets
+
+    import yaml
+    from pydantic import ValidationError
+
+    from schemas.config import TokenEntry
+    from services.common.auth import token_sha256
+
+    token = secrets.token_urlsafe(32)
+    fields: dict = {"name": name, "role": role, "token_sha256": token_sha256(token)}
+    if country:
+        fields["country"] = country
+    if sources:
+        fields["sources"] = list(sources)
+    try:
+        TokenEntry.model_validate(fields)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(map(str, error["loc"])) or "token"
+            click.echo(f"{where}: {error['msg'].removeprefix('Value error, ')}", err=True)
+        sys.exit(2)
+    click.echo(f"token for {name} (shown once; ews keeps only its digest):\n  {token}")
+    click.echo("add to the tokens file (EWS_TOKENS_FILE) under tokens:")
+    click.echo(
+        "  - "
+        + yaml.safe_dump(fields, default_flow_style=True, sort_keys=False, width=1000).strip()
+    )
+
+
+@tokens.command("hash")
+def tokens_hash() -> None:
+    """Read a token on standard input; print its token_sha256."""
+    from services.common.auth import token_sha256
+
+    token = sys.stdin.readline().strip()
+    if len(token) < 24:
+        click.echo("a token has at least 24 characters", err=True)
+        sys.exit(2)
+    click.echo(token_sha256(token))
+
+
 @main.command("ingest")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -408,7 +464,7 @@ def contacts_remove(ctx: click.Context, contact_id: str) -> None:
 
 @main.group()
 def deliveries() -> None:
-    """Deliveries notify gave up on (dead letters): list them, replay them."""
+    """The delivery audit, and deliveries notify gave up on (dead letters): list, replay."""
 
 
 def _chosen_letters(
@@ -429,6 +485,53 @@ def _chosen_letters(
         and (contact_id is None or letter.job.contact_id == contact_id)
         and (replayed or letter.replayed_at is None)
     ]
+
+
+@deliveries.command("list")
+@click.option("--alert", "alert_id", help="only this alert_id")
+@click.option("--contact", "contact_id", help="only this contact")
+@click.option("--country", help="only alerts of this country")
+@click.option("--outcome", type=click.Choice(["delivered", "failed", "refused", "dead"]))
+@click.option("--since", type=click.DateTime(), help="from this time (UTC)")
+@click.option("--until", type=click.DateTime(), help="before this time (UTC)")
+def deliveries_list(
+    alert_id: str | None,
+    contact_id: str | None,
+    country: str | None,
+    outcome: str | None,
+    since,
+    until,
+) -> None:
+    """The delivery audit from ews.deliveries: who received which figure about which alert,
+    when, on which channel, with what outcome, and what the message said."""
+    import asyncio
+
+    from schemas.delivery import DeliveryRecord
+    from services.common.topics import Topics
+    from services.notify.audit import DeliveryQuery, line
+    from services.notify.dead_letters import read_all
+
+    settings = get_settings()
+    query = DeliveryQuery(
+        alert_id=alert_id,
+        contact_id=contact_id,
+        country=country,
+        outcome=outcome,
+        since=since.replace(tzinfo=UTC) if since else None,
+        until=until.replace(tzinfo=UTC) if until else None,
+    )
+    topic = Topics(settings.topic_namespace).deliveries
+    shown = 0
+    for raw in asyncio.run(read_all(settings.kafka_bootstrap, topic)):
+        try:
+            record = DeliveryRecord.model_validate_json(raw.value)
+        except ValueError as exc:
+            click.echo(f"{topic} {raw.partition}/{raw.offset}: unreadable record: {exc}", err=True)
+            continue
+        if query.matches(record):
+            click.echo(line(record))
+            shown += 1
+    click.echo(f"{shown} deliver{'ies' if shown != 1 else 'y'} on {topic}", err=True)
 
 
 @deliveries.command("dead")

@@ -17,6 +17,7 @@ import pytest
 
 from services.common.local_kafka import LocalBroker, MissingTool, check_tools, free_port, stop_pid
 from services.common.settings import PROJECT_ROOT, Settings
+from services.demo.stack import LOCAL_ID_SECRET
 
 CONFIG = PROJECT_ROOT / "config"
 
@@ -116,6 +117,7 @@ def workers(kafka_bootstrap: str, namespace: str, tmp_path: Path):
         "EWS_ALLOW_PRIVATE_WEBHOOKS": "1",
         "EWS_DELIVERY_BACKOFF_INITIAL_S": "0.2",
         "EWS_LOG_LEVEL": "info",
+        "EWS_ID_SECRET": LOCAL_ID_SECRET,
     }
     (tmp_path / "logs").mkdir()
     pool = Workers(env, tmp_path / "logs")

@@ -19,7 +19,7 @@ from services.common.config_files import load_model
 from services.common.geography import Geography
 from services.common.settings import PROJECT_ROOT
 from services.ingest.validation import Limits, parse_feed_message
-from services.notify.sharing import SharedAlert, share
+from services.notify.sharing import Reader, SharedAlert, SharingPolicy
 from services.triggers.backtest import run_backtest
 from services.triggers.core import RuleSet, TriggerEngine
 
@@ -122,9 +122,28 @@ def contact(cid: str = "c", **fields: Any) -> Contact:
     )
 
 
+def webhook_contact(receiver: Any, cid: str, **fields: Any) -> dict:
+    """A contact (as the API takes it) whose webhook is the test receiver, its secret registered
+    there."""
+    secret = f"secret-of-{cid}-0123456789"
+    receiver.secrets[cid] = secret
+    return {
+        "id": cid,
+        "name": cid,
+        "organisation": "test",
+        **fields,
+        "channels": [{"type": "webhook", "url": receiver.url_for(cid), "secret": secret}],
+    }
+
+
+def sharing(policy: SharingFile | None = None) -> SharingPolicy:
+    """A sharing policy over the shipped sites, with a test key."""
+    return SharingPolicy(policy or SharingFile(), GEOGRAPHY, b"test-key-" * 4)
+
+
 def shared(alert: AlertEvent, reader: Contact, policy: SharingFile | None = None) -> SharedAlert:
     """The alert as the sharing policy lets this reader see it, which must be sent to them."""
-    found = share(alert, reader, policy or SharingFile())
+    found = sharing(policy).view(alert, Reader.of_contact(reader))
     assert found is not None, f"{alert.alert_id} is not shared with {reader.id}"
     return found
 

@@ -100,6 +100,7 @@ def create_faust_app(
         "table_standby_replicas": 0,
         "web_enabled": True,
         "web_host": settings.web_host,
+        "web_bind": settings.web_host,  # Faust would listen on every interface (0.0.0.0)
         "web_port": web_port,
         "web_in_thread": False,
     }

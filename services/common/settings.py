@@ -66,7 +66,11 @@ class Settings(BaseSettings):
     # Periods longer than this are refused (`out_of_range`): feeds report days, weeks or months.
     max_period: str = Field("P1Y", description="ISO 8601 duration")
 
-    web_host: str = "127.0.0.1"
+    web_host: str = Field(
+        "127.0.0.1",
+        description="the address every worker's HTTP API listens on (and advertises); 0.0.0.0 "
+        "listens on every interface",
+    )
     ingest_web_port: int = 6061
     triggers_web_port: int = 6062
     notify_web_port: int = 6063
@@ -113,6 +117,13 @@ class Settings(BaseSettings):
         min_length=32,
         description="signs the one-click acknowledgement links in messages (with EWS_PUBLIC_URL); "
         "the same on every notify worker",
+    )
+    id_secret: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="keys the identifiers outside readers see for alerts about places a country "
+        "withholds (sharing policy `aggregates`); the same on every notify worker; default "
+        "EWS_LINK_SECRET; one of them is needed when a country withholds",
     )
     ack_link_ttl: Duration = Field("P7D", description="how long an acknowledgement link works")
     repeat_interval: str = Field(

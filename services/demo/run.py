@@ -206,6 +206,9 @@ async def _demo(keep_kafka: bool) -> int:
             settings.resolved_contacts_file,
             settings.allowed_lateness,
             settings.resolved_sharing_file,
+            secret.get_secret_value()
+            if (secret := settings.id_secret or settings.link_secret)
+            else None,
         )
         transitions, deliveries = len(prediction.alerts), len(prediction.deliveries)
         say(

@@ -63,6 +63,10 @@ async def wait_until_ready(
                 await asyncio.sleep(0.3)
 
 
+# Keys withheld identifiers on a stack of this machine's own (a deployment sets its own secret).
+LOCAL_ID_SECRET = "local-stack-id-secret-not-for-deployments"
+
+
 @dataclass
 class LocalStack:
     run_dir: Path
@@ -97,6 +101,7 @@ class LocalStack:
             "EWS_TOPIC_NAMESPACE": self.namespace,
             "EWS_DATA_DIR": str(self.run_dir / "data"),
             "EWS_LOG_LEVEL": "warning",
+            "EWS_ID_SECRET": os.environ.get("EWS_ID_SECRET", LOCAL_ID_SECRET),
             **{f"EWS_{s.upper()}_WEB_PORT": str(p) for s, p in self.ports.items()},
             **self.env_extra,
         }

@@ -14,16 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from schemas import AlertEvent, ContactsFile, SitesFile
-from schemas.config import SharingFile
 from services.common.config_files import load_model
 from services.common.geography import Geography
 from services.ingest.validation import FeedRejection, parse_feed_message
 from services.notify.pipeline import routed_history
-from services.notify.sharing import share
+from services.notify.sharing import Reader, load_policy
 from services.triggers.backtest import run_backtest
 from services.triggers.loading import load_engine
 
 from .receiver import ReceivedAlert, content_of
+from .stack import LOCAL_ID_SECRET
 
 Content = tuple[str, str | None, float | None]  # what a message says: status, level, value
 
@@ -42,6 +42,7 @@ def predict(
     contacts_file: Path,
     lateness: str = "P7D",
     sharing_file: Path | None = None,
+    id_secret: str | None = None,
 ) -> Prediction:
     """What the workers must produce and deliver for these feed messages, computed with the pure
     core; each message as the sharing policy (default: sharing.yaml beside the sites file, if
@@ -56,23 +57,22 @@ def predict(
             observations.append(parse_feed_message(feed, value, geography, now))
     alerts = run_backtest(observations, engine, now)
     sharing_file = sharing_file or sites_file.parent / "sharing.yaml"
-    policy = load_model(sharing_file, SharingFile) if sharing_file.exists() else SharingFile()
+    policy = load_policy(sharing_file, geography, id_secret)
     keys: dict[str, Content] = {}
     for alert, routed in routed_history(alerts, contacts, geography):
         for contact in routed:
-            shared = share(alert, contact, policy)
+            shared = policy.view(alert, Reader.of_contact(contact))
             if shared is not None:
-                figure = None if shared.floored else alert.value
-                keys[f"{alert.alert_id}:{alert.transition}:{contact.id}"] = (
-                    str(alert.status),
-                    alert.level,
-                    figure,
-                )
+                key = shared.shown_key(f"{alert.alert_id}:{alert.transition}:{contact.id}")
+                keys[key] = (str(alert.status), alert.level, shared.value)
     return Prediction(len(observations), alerts, keys)
 
 
 def expected_deliveries(
-    messages: Iterable[tuple[str, bytes]], config_dir: Path, lateness: str = "P7D"
+    messages: Iterable[tuple[str, bytes]],
+    config_dir: Path,
+    lateness: str = "P7D",
+    id_secret: str = LOCAL_ID_SECRET,
 ) -> dict[str, Content]:
     """Idempotency keys the workers must deliver, with what each says, for a config dir holding
     triggers, sites and contacts."""
@@ -82,6 +82,7 @@ def expected_deliveries(
         config_dir / "sites.yaml",
         config_dir / "contacts.yaml",
         lateness,
+        id_secret=id_secret,
     ).deliveries
 
 

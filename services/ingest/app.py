@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from schemas import Observation, SitesFile, TriggersFile
 from schemas.types import as_timedelta, parse_duration
-from services.common.auth import AuthError, TokenStore
+from services.common.auth import AuthError, Principal, TokenStore
 from services.common.config_files import ConfigError, load_model
 from services.common.faust_app import broker_health, create_faust_app
 from services.common.geography import Geography
@@ -266,14 +266,19 @@ def create_app(settings: Settings) -> faust.App:
                 return self.json({"error": f"body is not JSON: {exc}"}, status=400)
             if not isinstance(items, list):
                 return self.json({"error": "body must be a JSON array of reports"}, status=400)
+            now = datetime.now(UTC)
+            parsed = [_parse_item(feed, item, now) for item in items]
+            refused = not_permitted(partner, parsed)
+            if refused:
+                return self.json({"error": refused}, status=403)
             if health.unreachable_since is not None:
                 return unavailable(self, health.reason() or "the Kafka broker is unreachable")
             try:
                 results = await asyncio.wait_for(
                     asyncio.gather(
                         *(
-                            _upload_item(feed, index, item, partner.name)
-                            for index, item in enumerate(items)
+                            _upload_item(feed, index, raw, outcome, partner.name)
+                            for index, (raw, outcome) in enumerate(parsed)
                         )
                     ),
                     settings.feed_http_answer_s + 15,
@@ -294,11 +299,53 @@ def create_app(settings: Settings) -> faust.App:
             }
             return self.json({"results": results, **counts})
 
-    async def _upload_item(feed: str, index: int, item, partner: str) -> dict:
+    def _parse_item(
+        feed: str, item: Any, now: datetime
+    ) -> tuple[bytes, Observation | FeedRejection]:
         raw = json.dumps(item, ensure_ascii=False).encode()
         try:
-            observation = parse_feed_message(feed, raw, sites.value, datetime.now(UTC), limits)
+            return raw, parse_feed_message(feed, raw, sites.value, now, limits)
         except FeedRejection as error:
+            return raw, error
+
+    def not_permitted(
+        partner: Principal, parsed: list[tuple[bytes, Observation | FeedRejection]]
+    ) -> str | None:
+        """Why a partner may not send these reports (none kept), or None: a partner publishes
+        only for its own sources, and a declared source only about its own country."""
+        if partner.role != "partner":
+            return None
+        # valid reports only: a malformed one is rejected item by item, as any other
+        foreign = sorted(
+            {
+                outcome.source
+                for _, outcome in parsed
+                if not isinstance(outcome, FeedRejection) and outcome.source not in partner.sources
+            }
+        )
+        if foreign:
+            return (
+                f"{partner.name} publishes for {', '.join(partner.sources)} only; these reports "
+                f"are for {', '.join(foreign)} (nothing was kept: send its reports with its own "
+                "token, or ask an admin to add the source to yours)"
+            )
+        for index, (_, outcome) in enumerate(parsed):
+            if isinstance(outcome, FeedRejection):
+                continue
+            declared = sites.value.sources.get(outcome.source)
+            if declared is not None and outcome.location.country != declared.country:
+                return (
+                    f"item {index}: source {outcome.source} reports for {declared.country}; this "
+                    f"report is about {outcome.location.kind} {outcome.location.id} in "
+                    f"{outcome.location.country} (nothing was kept)"
+                )
+        return None
+
+    async def _upload_item(
+        feed: str, index: int, raw: bytes, parsed: Observation | FeedRejection, partner: str
+    ) -> dict:
+        if isinstance(parsed, FeedRejection):
+            error = parsed
             await deduplication.send(
                 rejected_message(feed, raw, error, source_partner=f"{partner} item {index}")
             )
@@ -308,6 +355,7 @@ def create_app(settings: Settings) -> faust.App:
                 "reason": error.reason,
                 "detail": error.detail,
             }
+        observation = parsed
         request = Out(
             topics.ingest_validated,
             observation.report_id.encode(),

@@ -15,15 +15,18 @@ import faust
 from pydantic import ValidationError
 
 from schemas import AlertEvent, Contact, WebhookChannel
+from schemas.alert import LEVEL_RANK
 from schemas.notify import Acknowledgement, Silence, ack_key
 from schemas.types import as_timedelta, parse_duration
-from services.common.auth import AuthError
+from services.common.auth import AuthError, Principal
 from services.common.http import read_body_limited
 from services.common.topics import Topics
 
 from . import metrics
 from .ack_links import LinkRefused, alert_ref, read_link
+from .audit import DeliveryQuery, as_seen
 from .picture import is_acknowledged
+from .sharing import Reader, SharedAlert
 from .webhook import WebhookTargetRefused, check_target
 
 if TYPE_CHECKING:
@@ -32,8 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BODY = 256 * 1024
-ANY_ROLE = ("admin", "operator", "partner")
-MANAGERS = ("admin", "operator")
+READERS = ("admin", "operator", "coordinator")  # partners publish reports and read nothing
+MANAGERS = ("admin", "operator")  # contacts and silences: their country's, or all if regional
+ACKNOWLEDGERS = ("admin", "operator", "coordinator")  # for the contacts of their country
+PAGE_DEFAULT, PAGE_MAX = 100, 1000
 
 
 class ApiError(Exception):
@@ -137,14 +142,27 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
                     ) from None
         return contact
 
-    def existing(contact_id: str) -> Contact:
+    def sees_contact(principal: Principal, contact: Contact) -> bool:
+        return principal.regional or contact.country == principal.country
+
+    def existing(contact_id: str, principal: Principal) -> Contact:
+        """A contact this principal may see; another country's is as if it did not exist."""
         contact = state.all_contacts().get(contact_id)
-        if contact is None:
+        if contact is None or not sees_contact(principal, contact):
             raise ApiError(404, f"no contact {contact_id!r}")
         return contact
 
-    def editable(contact_id: str) -> Contact:
-        contact = existing(contact_id)
+    def may_manage(principal: Principal, contact: Contact) -> None:
+        if not principal.acts_for(contact.country):
+            where = contact.country or "no country (an international office)"
+            raise ApiError(
+                403,
+                f"{principal.name} manages the contacts of {principal.country}; contact "
+                f"{contact.id!r} is in {where}: an admin or a regional operator manages it",
+            )
+
+    def editable(contact_id: str, principal: Principal) -> Contact:
+        contact = existing(contact_id, principal)
         if contact_id in state.file_contacts and contact_id not in state.contacts.items:
             raise ApiError(
                 409,
@@ -155,17 +173,20 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
 
     # --- contacts --------------------------------------------------------------------------
 
-    @handle("contacts", MANAGERS)
+    @handle("contacts", READERS)
     async def list_contacts(request, principal):
         return 200, {
             "contacts": [
-                redacted(c) for c in sorted(state.all_contacts().values(), key=lambda c: c.id)
+                redacted(c)
+                for c in sorted(state.all_contacts().values(), key=lambda c: c.id)
+                if sees_contact(principal, c)
             ]
         }
 
     @handle("contacts", MANAGERS)
     async def create_contact(request, principal):
         contact = await validated_contact(await read_json(request))
+        may_manage(principal, contact)
         if contact.id in state.all_contacts():
             raise ApiError(
                 409, f"contact {contact.id!r} exists; PATCH /contacts/{contact.id} to change it"
@@ -175,13 +196,14 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
         )
         return 201, redacted(contact)
 
-    @handle("contact", MANAGERS)
+    @handle("contact", READERS)
     async def get_contact(request, principal, contact_id):
-        return 200, redacted(existing(contact_id))
+        return 200, redacted(existing(contact_id, principal))
 
     @handle("contact", MANAGERS)
     async def patch_contact(request, principal, contact_id):
-        current = editable(contact_id)
+        current = editable(contact_id, principal)
+        may_manage(principal, current)
         changes = await read_json(request)
         if not isinstance(changes, dict):
             raise ApiError(422, "send the fields to change as a JSON object")
@@ -194,6 +216,7 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
             merged["channels"] = [c.model_dump(mode="json") for c in current.channels]
         merged.update(changes)
         contact = await validated_contact(merged)
+        may_manage(principal, contact)  # not moved to a country it does not manage
         await publish(
             contacts_topic, state.contacts, contact.id, contact.model_dump_json().encode()
         )
@@ -201,34 +224,129 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
 
     @handle("contact", MANAGERS)
     async def delete_contact(request, principal, contact_id):
-        editable(contact_id)
+        may_manage(principal, editable(contact_id, principal))
         await publish(contacts_topic, state.contacts, contact_id, None)
         return 204, None
 
     # --- alerts and acknowledgements ---------------------------------------------------------
 
-    @handle("alerts", ANY_ROLE)
+    def shown(alert: AlertEvent, principal: Principal) -> SharedAlert | None:
+        return state.policy.view(alert, Reader.of_principal(principal))
+
+    def resolve(alert_id: str, principal: Principal) -> AlertEvent:
+        """The alert a principal names by the identifier it was shown (a withheld place's alert
+        by its digest, never by the site it names)."""
+        alert = state.picture.latest.get(alert_id)
+        if alert is not None:
+            seen = shown(alert, principal)
+            if seen is not None and seen.alert.alert_id == alert_id:
+                return alert
+        elif "/w" in alert_id:
+            for candidate in state.picture.latest.values():
+                seen = shown(candidate, principal)
+                if seen is not None and seen.alert.alert_id == alert_id:
+                    return candidate
+        raise ApiError(404, f"no alert {alert_id!r}; GET /alerts lists the current ones")
+
+    def alert_filters(request) -> tuple[Any, int, int]:
+        """?country= &rule= &level= &status=firing|resolved|all &since= &until= (evaluated_at,
+        ISO 8601) &limit= &offset=: a predicate on an alert as shown, and the page."""
+        query = request.query
+        status = query.get("status", "firing")
+        if status not in ("firing", "resolved", "all"):
+            raise ApiError(400, "status is firing, resolved or all")
+        level = query.get("level")
+        if level is not None and level not in LEVEL_RANK:
+            raise ApiError(400, "level is watch, warning or emergency")
+        bounds: dict[str, datetime | None] = {}
+        for name in ("since", "until"):
+            text = query.get(name)
+            try:
+                bounds[name] = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+            except ValueError:
+                raise ApiError(400, f"{name} is an ISO 8601 time, e.g. 2026-10-01T00:00Z") from None
+            moment = bounds[name]
+            if moment is not None and moment.tzinfo is None:
+                bounds[name] = moment.replace(tzinfo=UTC)
+        try:
+            limit = min(PAGE_MAX, max(1, int(query.get("limit", PAGE_DEFAULT))))
+            offset = max(0, int(query.get("offset", 0)))
+        except ValueError:
+            raise ApiError(400, "limit and offset are whole numbers") from None
+        country, rule = query.get("country"), query.get("rule")
+
+        def keep(alert: AlertEvent) -> bool:
+            since, until = bounds["since"], bounds["until"]
+            return (
+                (status == "all" or alert.status == status)
+                and (level is None or alert.level == level)
+                and (rule is None or alert.rule_id == rule)
+                and (country is None or country in state.policy.countries_of(alert.scope))
+                and (since is None or alert.evaluated_at >= since)
+                and (until is None or alert.evaluated_at < until)
+            )
+
+        return keep, limit, offset
+
+    def as_shown(seen: SharedAlert) -> dict:
+        return {
+            **seen.alert.model_dump(mode="json"),
+            "value": seen.value,
+            "threshold": seen.threshold,
+            "value_display": seen.value_text,
+            **({"withheld": list(seen.withheld)} if seen.withheld else {}),
+        }
+
+    def page_of(items: list, limit: int, offset: int, key: str) -> dict:
+        page = items[offset : offset + limit]
+        return {
+            key: page,
+            "count": len(page),
+            "total": len(items),
+            "offset": offset,
+            **({"next_offset": offset + limit} if offset + limit < len(items) else {}),
+        }
+
+    @handle("alerts", READERS)
     async def list_alerts(request, principal):
-        wanted = request.query.get("status", "firing")
+        """The current picture, each alert as this principal may see it."""
+        keep, limit, offset = alert_filters(request)
+        contacts = state.all_contacts()
         acks_by_alert: dict[str, list[Acknowledgement]] = {}
         for ack in state.acks.items.values():
-            acks_by_alert.setdefault(ack.alert_id, []).append(ack)
+            contact = contacts.get(ack.contact_id or "")
+            if ack.contact_id is None or (contact is not None and sees_contact(principal, contact)):
+                acks_by_alert.setdefault(ack.alert_id, []).append(ack)
         out = []
         for alert_id, alert in sorted(state.picture.latest.items()):
-            if wanted != "all" and alert.status != wanted:
+            seen = shown(alert, principal)
+            if seen is None or not keep(seen.alert):
                 continue
             acks = sorted(acks_by_alert.get(alert_id, []), key=lambda a: a.at)
             out.append(
-                {
-                    **alert.model_dump(mode="json"),
+                as_shown(seen)
+                | {
                     "acknowledged": any(is_acknowledged(alert, a) for a in acks),
                     "acknowledgements": [
-                        a.model_dump(mode="json") | {"covers_now": is_acknowledged(alert, a)}
+                        a.model_dump(mode="json")
+                        | {"alert_id": seen.alert.alert_id, "covers_now": is_acknowledged(alert, a)}
                         for a in acks
                     ],
                 }
             )
-        return 200, {"alerts": out, "count": len(out)}
+        return 200, page_of(out, limit, offset, "alerts")
+
+    @handle("alerts-history", READERS)
+    async def alert_history(request, principal):
+        """Past transitions (newest first) with the same filters, as this principal may see
+        them."""
+        keep, limit, offset = alert_filters(request)
+        out = []
+        for alert in reversed(state.picture.history):
+            seen = shown(alert, principal)
+            if seen is not None and keep(seen.alert):
+                out.append(as_shown(seen))
+        return 200, page_of(out, limit, offset, "transitions")
 
     async def record_ack(
         alert_id: str, contact_id: str, by: str, comment: str, via: str, transition: int | None
@@ -266,7 +384,8 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
         await publish(acks_topic, state.acks, ack.key, ack.model_dump_json().encode())
         return ack
 
-    def contact_named(data: Any) -> str:
+    def contact_named(data: Any, principal: Principal) -> str:
+        """The contact acknowledged for: one of the principal's country (any, if regional)."""
         contact_id = data.get("contact_id") if isinstance(data, dict) else None
         if not isinstance(contact_id, str) or not contact_id:
             raise ApiError(
@@ -274,27 +393,73 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
                 "name the contact you acknowledge for: each contact acknowledges for itself",
                 [{"field": "contact_id", "message": "required"}],
             )
-        if contact_id not in state.all_contacts():
+        contact = state.all_contacts().get(contact_id)
+        if contact is None or not sees_contact(principal, contact):
             raise ApiError(404, f"no contact {contact_id!r}; GET /contacts lists them")
         return contact_id
 
-    @handle("ack", MANAGERS)
+    @handle("ack", ACKNOWLEDGERS)
     async def acknowledge(request, principal, alert_id):
         data = await read_json(request) or {}
-        contact_id = contact_named(data)
+        contact_id = contact_named(data, principal)
         comment = str(data.get("comment", "")) if isinstance(data, dict) else ""
-        ack = await record_ack(unquote(alert_id), contact_id, principal.name, comment, "api", None)
-        return 200, ack.model_dump(mode="json")
+        alert = resolve(unquote(alert_id), principal)
+        ack = await record_ack(alert.alert_id, contact_id, principal.name, comment, "api", None)
+        return 200, ack.model_dump(mode="json") | {"alert_id": unquote(alert_id)}
 
-    @handle("ack", MANAGERS)
+    @handle("ack", ACKNOWLEDGERS)
     async def withdraw_ack(request, principal, alert_id):
-        alert_id, contact_id = unquote(alert_id), contact_named(dict(request.query))
+        shown_id, contact_id = unquote(alert_id), contact_named(dict(request.query), principal)
+        alert_id = resolve(shown_id, principal).alert_id
         key = ack_key(alert_id, contact_id)
         if key not in state.acks.items:
-            raise ApiError(404, f"{contact_id} has not acknowledged {alert_id}")
+            raise ApiError(404, f"{contact_id} has not acknowledged {shown_id}")
         await publish(acks_topic, state.acks, key, None)
-        log.info("%s withdrew %s's acknowledgement of %s", principal.name, contact_id, alert_id)
+        log.info("%s withdrew %s's acknowledgement of %s", principal.name, contact_id, shown_id)
         return 204, None
+
+    @handle("deliveries", READERS)
+    async def list_deliveries(request, principal):
+        """Who received which figure about which alert, when, on which channel, with what outcome
+        (newest first): records of the contacts this principal may see, each alert named as its
+        recipient saw it."""
+        query = request.query
+        try:
+            since, until = (
+                datetime.fromisoformat(query[n].replace("Z", "+00:00")) if query.get(n) else None
+                for n in ("since", "until")
+            )
+            limit = min(PAGE_MAX, max(1, int(query.get("limit", PAGE_DEFAULT))))
+            offset = max(0, int(query.get("offset", 0)))
+        except ValueError:
+            raise ApiError(
+                400, "since and until are ISO 8601 times; limit and offset whole numbers"
+            ) from None
+        wanted = DeliveryQuery(
+            alert_id=query.get("alert"),
+            contact_id=query.get("contact"),
+            country=query.get("country"),
+            outcome=query.get("outcome"),
+            since=since.replace(tzinfo=since.tzinfo or UTC) if since else None,
+            until=until.replace(tzinfo=until.tzinfo or UTC) if until else None,
+        )
+        contacts = state.all_contacts()
+        sees_all = principal.role == "admin"
+        out = []
+        for record in reversed(state.delivery_log):
+            contact = contacts.get(record.contact_id)
+            if not sees_all and (contact is None or not sees_contact(principal, contact)):
+                continue
+            if not wanted.matches(record):
+                continue
+            seen = as_seen(record, sees_all)
+            if seen is not None and (
+                wanted.alert_id is None or sees_all or seen["alert_id"] == wanted.alert_id
+            ):
+                out.append(seen)
+        return 200, page_of(out, limit, offset, "deliveries") | {
+            "complete": state.deliveries.caught_up.is_set()
+        }
 
     # --- one-click links from messages: no bearer token, the signed link is the authority ----
 
@@ -366,7 +531,33 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
 
     # --- silences --------------------------------------------------------------------------------
 
-    @handle("silences", ANY_ROLE)
+    def place_country(scope_id: str | None) -> str | None:
+        """The country of the site, area, source or country a silence names."""
+        if scope_id is None:
+            return None
+        geography = state.geography
+        place = (
+            geography.sites.get(scope_id)
+            or geography.areas.get(scope_id)
+            or geography.sources.get(scope_id)
+        )
+        if place is not None:
+            return place.country
+        return scope_id if len(scope_id) == 2 and scope_id.isupper() else None
+
+    def silence_country(silence: Silence) -> str | None:
+        """The country a silence concerns: its country matcher, or the country of the place it
+        names (None: a regional silence, by rule or scope kind only)."""
+        return silence.country or place_country(silence.scope_id)
+
+    def sees_silence(principal: Principal, silence: Silence) -> bool:
+        """A country's principals see its silences and the regional ones that name no place."""
+        if principal.regional:
+            return True
+        country = silence_country(silence)
+        return country == principal.country or (country is None and silence.scope_id is None)
+
+    @handle("silences", READERS)
     async def list_silences(request, principal):
         now = datetime.now(UTC)
         show_all = request.query.get("all") in ("1", "true")
@@ -374,7 +565,8 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
             s.model_dump(mode="json")
             | {"active": s.expired_by is None and s.starts_at <= now < s.ends_at}
             for s in sorted(state.silences.items.values(), key=lambda s: s.starts_at)
-            if show_all or (s.expired_by is None and now < s.ends_at)
+            if (show_all or (s.expired_by is None and now < s.ends_at))
+            and sees_silence(principal, s)
         ]
         return 200, {"silences": out}
 
@@ -396,6 +588,8 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
                 raise ApiError(
                     422, "the silence is not valid", [{"field": "duration", "message": str(exc)}]
                 ) from None
+        if not principal.regional:  # a country's operator silences its own country's alerts
+            data.setdefault("country", principal.country)
         data.update(
             id=f"sil-{secrets.token_hex(6)}", created_by=principal.name, created_at=now.isoformat()
         )
@@ -403,6 +597,14 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
             silence = Silence.model_validate(data)
         except ValidationError as exc:
             raise ApiError(422, "the silence is not valid", field_errors(exc)) from None
+        named = place_country(silence.scope_id)
+        concerns = named if named is not None and named != silence.country else silence.country
+        if not principal.regional and concerns != principal.country:
+            raise ApiError(
+                403,
+                f"{principal.name} silences alerts of {principal.country} only; this silence "
+                f"concerns {concerns or 'every country'}",
+            )
         await publish(
             silences_topic, state.silences, silence.id, silence.model_dump_json().encode()
         )
@@ -411,8 +613,14 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
     @handle("silence", MANAGERS)
     async def expire_silence(request, principal, silence_id):
         silence = state.silences.items.get(silence_id)
-        if silence is None:
+        if silence is None or not sees_silence(principal, silence):
             raise ApiError(404, f"no silence {silence_id!r}")
+        if not principal.acts_for(silence_country(silence)):
+            raise ApiError(
+                403,
+                f"{principal.name} expires silences of {principal.country} only; {silence_id} "
+                "concerns every country: an admin or a regional operator expires it",
+            )
         now = datetime.now(UTC)
         expired = silence.model_copy(
             update={
@@ -444,6 +652,10 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
     class AlertsView(faust.web.View):
         get = list_alerts
 
+    @app.page("/alerts/history")
+    class AlertHistoryView(faust.web.View):
+        get = alert_history
+
     @app.page("/alerts/{alert_id:.+}/ack")
     class AckView(faust.web.View):
         post = acknowledge
@@ -453,6 +665,10 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
     class AckLinkView(faust.web.View):
         get = link_page
         post = link_ack
+
+    @app.page("/deliveries")
+    class DeliveriesView(faust.web.View):
+        get = list_deliveries
 
     @app.page("/silences")
     class SilencesView(faust.web.View):

@@ -21,8 +21,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +32,7 @@ import faust
 import httpx
 
 from schemas import AlertEvent, Contact, ContactsFile, DeliveryRecord, SitesFile, WebhookChannel
-from schemas.config import SharingFile
+from schemas.delivery import SentContent
 from schemas.notify import Acknowledgement, DeliveryJob, JobOutcome, Silence
 from schemas.types import as_timedelta, parse_duration
 from services.common.auth import TokenStore
@@ -47,7 +48,7 @@ from . import metrics
 from .ack_links import sign_link
 from .api import register_api
 from .email import build_message, send_email
-from .picture import AlertPicture, acknowledged_by, reminders_due
+from .picture import HISTORY_KEPT, AlertPicture, acknowledged_by, reminders_due
 from .pipeline import (
     after_failure,
     group_message_key,
@@ -58,7 +59,7 @@ from .pipeline import (
 )
 from .rendering import digest, render_cap, render_email, render_json
 from .routing import escalation_targets, route_to_contacts, silenced_by
-from .sharing import SharedAlert, share
+from .sharing import Reader, SharedAlert, load_policy
 from .webhook import AttemptResult, WebhookTargetRefused, check_target, post_webhook
 
 log = logging.getLogger(__name__)
@@ -72,10 +73,11 @@ class NotifyState:
         self.settings = settings
         self.topics = topics
         self.geography = Geography(load_model(settings.sites_file, SitesFile))
-        self.policy = (
-            load_model(settings.resolved_sharing_file, SharingFile)
-            if settings.resolved_sharing_file.exists()
-            else SharingFile()
+        secret = settings.id_secret or settings.link_secret
+        self.policy = load_policy(
+            settings.resolved_sharing_file,
+            self.geography,
+            secret.get_secret_value() if secret is not None else None,
         )
         contacts_file = settings.resolved_contacts_file
         self.file_contacts = (
@@ -96,6 +98,23 @@ class NotifyState:
             on_change=self._alert_changed,
         )
         self.views = [self.contacts, self.silences, self.acks, self.alerts]
+        # the delivery audit (GET /deliveries): every record of the last HISTORY_KEPT; read
+        # alongside, not waited for (readiness does not depend on it)
+        self.delivery_log: deque[DeliveryRecord] = deque()
+        self.deliveries = TopicView(
+            bootstrap,
+            topics.deliveries,
+            DeliveryRecord.model_validate_json,
+            on_change=self._delivery_recorded,
+        )
+
+    def _delivery_recorded(self, key: str, record: DeliveryRecord | None, _: Any) -> None:
+        if record is None:
+            return
+        log = self.delivery_log
+        log.append(record)
+        while log and log[0].at < record.at - HISTORY_KEPT:
+            log.popleft()
 
     def _alert_changed(self, key: str, alert: AlertEvent | None, record: Any) -> None:
         if alert is not None:
@@ -170,35 +189,43 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.task
     async def follow_views() -> None:
-        await asyncio.gather(*(view.run() for view in state.views))
+        await asyncio.gather(*(view.run() for view in [*state.views, state.deliveries]))
 
     # --- one attempt ---------------------------------------------------------------------
 
     def job_key(job: DeliveryJob) -> str:
         return f"{job.idempotency_key}|{job.channel_index}"
 
+    def sent_content(shared: SharedAlert, body: bytes) -> SentContent:
+        return SentContent(
+            alert_id=shared.alert.alert_id,
+            value_shown=shared.value_text,
+            withheld=list(shared.withheld),
+            body_sha256=hashlib.sha256(body).hexdigest(),
+        )
+
     async def attempt(
         jobs: list[DeliveryJob],
-    ) -> list[tuple[DeliveryJob, AttemptResult | None, str]]:
+    ) -> list[tuple[DeliveryJob, AttemptResult | None, str, SentContent | None]]:
         """Stages 4-6 for jobs of one contact and channel (several: a group, sent as one
         message): share, render, send once. Each job with (result, outcome-if-not-attempted)."""
         first = jobs[0]
         contact = state.all_contacts().get(first.contact_id)
         if contact is None or first.channel_index >= len(contact.channels):
-            return [(job, None, "contact removed") for job in jobs]
-        out: list[tuple[DeliveryJob, AttemptResult | None, str]] = []
+            return [(job, None, "contact removed", None) for job in jobs]
+        out: list[tuple[DeliveryJob, AttemptResult | None, str, SentContent | None]] = []
         told: list[tuple[DeliveryJob, SharedAlert]] = []
         for job in jobs:
-            shared = share(job.alert, contact, state.policy)
+            shared = state.policy.view(job.alert, Reader.of_contact(contact))
             if shared is None:
-                out.append((job, None, "sharing policy: nothing shared with this recipient"))
+                out.append((job, None, "sharing policy: nothing shared with this recipient", None))
             else:
                 told.append((job, shared))
         if not told:
             return out
         channel = contact.channels[first.channel_index]
         # one message: alone, its own key; a group, a key of its own (each part carries its own)
-        keys = [job.idempotency_key for job, _ in told]
+        keys = [shared.shown_key(job.idempotency_key) for job, shared in told]
         key = keys[0] if len(keys) == 1 else group_message_key(contact.id, keys)
         now = datetime.now(UTC)
         result: AttemptResult
@@ -208,17 +235,20 @@ def create_app(settings: Settings) -> faust.App:
                 address = await check_target(url, settings.allow_private_webhooks)
             except WebhookTargetRefused as exc:
                 return out + [
-                    (job, AttemptResult(False, None, str(exc), 0.0), "refused") for job, _ in told
+                    (job, AttemptResult(False, None, str(exc), 0.0), "refused", None)
+                    for job, _ in told
                 ]
             if contact.format == "cap":  # never grouped
                 job, shared = told[0]
-                body = render_cap(
-                    shared,
-                    contact,
-                    state.picture.earlier_in_episode(job.alert),
-                    state.ack_url(job.alert, contact.id),
-                )
+                reader = Reader.of_contact(contact)
+                earlier = [
+                    seen.alert
+                    for e in state.picture.earlier_in_episode(job.alert)
+                    if (seen := state.policy.view(e, reader)) is not None
+                ]
+                body = render_cap(shared, contact, earlier, state.ack_url(job.alert, contact.id))
                 content_type = "application/cap+xml; charset=utf-8"
+                bodies = [body]
             else:
                 parts = [
                     render_json(
@@ -226,12 +256,13 @@ def create_app(settings: Settings) -> faust.App:
                         contact,
                         job.released_from,
                         state.ack_url(job.alert, contact.id),
-                        job.idempotency_key if len(told) > 1 else None,
+                        shared.shown_key(job.idempotency_key) if len(told) > 1 else None,
                     )
                     for job, shared in told
                 ]
                 body = parts[0] if len(parts) == 1 else b"[" + b",".join(parts) + b"]"
                 content_type = "application/json"
+                bodies = parts
             result = await post_webhook(
                 client(),
                 url,
@@ -250,10 +281,14 @@ def create_app(settings: Settings) -> faust.App:
                 for job, shared in told
             ]
             subject, text = emails[0] if len(emails) == 1 else digest(emails, contact.language)
+            bodies = [f"{s}\n{t}".encode() for s, t in emails]
             result = await send_email(
                 settings, build_message(settings, channel.address, subject, text, key)
             )
-        return out + [(job, result, "") for job, _ in told]
+        return out + [
+            (job, result, "", sent_content(shared, part))
+            for (job, shared), part in zip(told, bodies, strict=True)
+        ]
 
     def channel_name(job: DeliveryJob) -> str:
         contact = state.all_contacts().get(job.contact_id)
@@ -274,10 +309,14 @@ def create_app(settings: Settings) -> faust.App:
 
     async def record(job: DeliveryJob, outcome: str, done: JobOutcome | None = None) -> None:
         """Stage 8: the outcome on ews.deliveries."""
+        contact = state.all_contacts().get(job.contact_id)
+        seen = state.policy.view(job.alert, Reader.of_contact(contact)) if contact else None
         rec = DeliveryRecord(
             idempotency_key=job.idempotency_key,
             alert_id=job.alert.alert_id,
             transition=job.alert.transition,
+            alert_country=job.alert.scope.country,
+            shown_alert_id=seen.alert.alert_id if seen is not None else None,
             contact_id=job.contact_id,
             channel=channel_name(job),
             target=target_of(job),
@@ -287,6 +326,7 @@ def create_app(settings: Settings) -> faust.App:
             status_code=done.status_code if done else None,
             duration_s=done.duration_s if done else 0.0,
             at=datetime.now(UTC),
+            sent=done.sent if done else None,
         )
         await deliveries.send(key=job.alert.alert_id.encode(), value=rec.model_dump_json().encode())
         metrics.DELIVERIES.labels(rec.channel, outcome).inc()
@@ -378,12 +418,15 @@ def create_app(settings: Settings) -> faust.App:
         return outcomes
 
     def outcome_of(
-        job: DeliveryJob, result: AttemptResult | None, not_attempted: str
+        job: DeliveryJob,
+        result: AttemptResult | None,
+        not_attempted: str,
+        sent: SentContent | None = None,
     ) -> JobOutcome:
         """Stage 7: what an attempt's result means for its job."""
         if result is None:
             return JobOutcome(job=job, outcome="refused", detail=not_attempted)
-        figures = {"status_code": result.status_code, "duration_s": result.duration_s}
+        figures = {"status_code": result.status_code, "duration_s": result.duration_s, "sent": sent}
         if result.delivered:
             return JobOutcome(job=job, outcome="delivered", **figures)
         if not_attempted == "refused":

@@ -32,7 +32,7 @@ class DeadLetter:
         return f"{self.job.idempotency_key}|{self.job.channel_index}"
 
 
-async def _read_all(bootstrap: str, topic: str, timeout_s: float = 30) -> list:
+async def read_all(bootstrap: str, topic: str, timeout_s: float = 30) -> list:
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None
     )
@@ -66,7 +66,7 @@ async def dead_letters(bootstrap: str, topics: Topics) -> list[DeadLetter]:
     """Every dead letter, oldest first, with when it was replayed (if it was since it died)."""
     letters: dict[str, DeadLetter] = {}
     order: list[str] = []
-    for record in await _read_all(bootstrap, topics.notify_dead):
+    for record in await read_all(bootstrap, topics.notify_dead):
         at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
         if record.value.startswith(REPLAYED):
             marker = json.loads(record.value)

@@ -3,6 +3,7 @@ acknowledgements. Pure."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -14,6 +15,9 @@ EPISODE_KEPT = (
     20  # transitions of an episode kept for CAP <references>: memory follows alerts, not history
 )
 PEAKS_KEPT = 8  # (transition, peak) changes kept per alert: a few episodes' worth
+# GET /alerts/history covers this long before the newest transition (memory follows it, not the
+# topic's whole history)
+HISTORY_KEPT = timedelta(days=90)
 
 
 def _higher(a: Level | None, b: Level | None) -> Level | None:
@@ -31,11 +35,16 @@ class AlertPicture:
     partitions: dict[str, int] = field(default_factory=dict)
     # per alert, each transition where its episode's highest level so far changed, with that level
     peaks: dict[str, list[tuple[int, Level | None]]] = field(default_factory=dict)
+    # every transition of the last HISTORY_KEPT, in the order read
+    history: deque[AlertEvent] = field(default_factory=deque)
 
     def record(self, alert: AlertEvent, partition: int) -> None:
         current = self.latest.get(alert.alert_id)
         if current is not None and current.transition >= alert.transition:
             return  # a repeat or an older transition
+        self.history.append(alert)
+        while self.history and self.history[0].evaluated_at < alert.evaluated_at - HISTORY_KEPT:
+            self.history.popleft()
         changes = self.peaks.setdefault(alert.alert_id, [])
         opening = current is None or current.status == "resolved" or not changes
         was = None if opening else changes[-1][1]

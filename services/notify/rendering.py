@@ -51,8 +51,23 @@ def figure(value: float, language: str) -> str:
 
 
 def _figures(shared: SharedAlert, language: str) -> tuple[str, str]:
-    value = shared.value_text if shared.floored else figure(shared.alert.value, language)
-    return value, figure(shared.alert.threshold, language)
+    """The value and threshold as this reader may read them: "" when withheld, "<k" below the
+    floor."""
+    value = figure(shared.value, language) if shared.value is not None else shared.value_text
+    threshold = figure(shared.threshold, language) if shared.threshold is not None else ""
+    return value, threshold
+
+
+WITHHELD = {
+    "en": "Place and figures withheld under the sharing policy of {country}.",
+    "es": "Lugar y cifras reservados según la política de intercambio de {country}.",
+    "fr": "Lieu et chiffres non communiqués selon la politique de partage de {country}.",
+    "pt": "Local e números reservados pela política de compartilhamento de {country}.",
+}
+
+
+def _withheld(shared: SharedAlert, language: str) -> str:
+    return WITHHELD[language].format(country=shared.alert.scope.country or "")
 
 
 RELEASED = {
@@ -75,6 +90,7 @@ def render_summary(shared: SharedAlert, language: str, released_from: str | None
             title=title_of(shared.alert, language),
             value=value,
             threshold=threshold,
+            withheld=_withheld(shared, language),
         )
         .strip()
     )
@@ -93,8 +109,9 @@ def render_json(
     """The webhook body: the alert as on ews.alerts, plus title and summary in the contact's
     language, and `released_from_silence` when a silence had held it back."""
     body = shared.alert.model_dump(mode="json", exclude={"title"})
-    if shared.floored:
-        body["value"] = None
+    body["value"], body["threshold"] = shared.value, shared.threshold
+    if shared.withheld:
+        body["withheld"] = list(shared.withheld)  # what the sharing policy left out
     body.update(
         value_display=shared.value_text,
         language=contact.language,
@@ -127,7 +144,8 @@ def render_cap(
     ack_url: str | None = None,
 ) -> bytes:
     """CAP 1.2: levels map to severity; later transitions are Updates referencing the earlier
-    messages; a resolution is an Update with responseType AllClear."""
+    messages (`earlier`: as this reader sees them); a resolution is an Update with responseType
+    AllClear."""
     alert = shared.alert
     language = contact.language
     references = " ".join(
@@ -156,8 +174,8 @@ def render_cap(
             headline=f"{title_of(alert, language)} — {alert.scope.kind} {alert.scope.id}",
             description=render_summary(shared, language),
             onset=cap_time(alert.started_at),
-            value=shared.value_text,
-            threshold=shared.threshold_text,
+            value=shared.value_text or "withheld",
+            threshold=shared.threshold_text or "withheld",
             ack_url=ack_url,
         )
     )
@@ -178,6 +196,7 @@ def render_email(
         summary=render_summary(shared, language, released_from),
         value=value,
         threshold=threshold,
+        withheld=_withheld(shared, language),
         ack_url=ack_url,
     )
     subject, _, text = body.partition("\n")

@@ -75,6 +75,34 @@ async def test_http_upload_answers_per_item(ingest, kafka_bootstrap, namespace):
     assert json.loads(rejected.value)["source_partner"] == "PA-SNM item 2"
 
 
+async def test_a_partner_publishes_only_for_its_own_sources_and_their_country(
+    ingest, kafka_bootstrap, namespace
+):
+    """Any partner token could publish for any source, site or country, and so overwrite another
+    partner's event_ids; now a report for another source, or a declared source's report about
+    another country, is refused (403 naming it) and nothing of the request is kept."""
+    url = f"{ingest}/feeds/border-crossings"
+    auth = {"Authorization": f"Bearer {PARTNER_TOKEN}"}
+    own = crossing(0, 1200)
+    async with httpx.AsyncClient(timeout=30) as client:
+        foreign = await client.post(
+            url, json=[own, crossing(1, 900) | {"source": "CR-DGME"}], headers=auth
+        )
+        assert foreign.status_code == 403 and "CR-DGME" in foreign.json()["error"]
+        elsewhere = await client.post(
+            url,
+            json=[crossing(2, 700, site="HN-TROJES", frm="NI", to="HN")],
+            headers=auth,
+        )
+        assert elsewhere.status_code == 403
+        assert "reports for PA" in elsewhere.json()["error"]
+        assert "HN-TROJES" in elsewhere.json()["error"]
+        accepted = await client.post(url, json=[own], headers=auth)
+        assert accepted.json()["accepted"] == 1
+    published = await consume(kafka_bootstrap, Topics(namespace).observations, 5, timeout_s=5)
+    assert [json.loads(r.value)["event_id"] for r in published] == [own["event_id"]]
+
+
 async def test_an_item_not_deduplicated_in_time_is_answered_pending_and_still_published(
     workers, kafka_bootstrap, namespace
 ):

@@ -14,6 +14,7 @@ import pytest
 
 from schemas import AlertEvent, Scope
 from services.common.topics import Topics
+from tests.helpers import webhook_contact
 from tests.integration.kafka_io import consume, produce, wait_ready
 
 ADMIN = "admin-token-0123456789abcdefghij"
@@ -53,18 +54,6 @@ async def send_alerts(bootstrap, namespace, alerts):
             [a.model_dump_json().encode()],
             key=a.alert_id.encode(),
         )
-
-
-def webhook_contact(receiver, cid, **fields):
-    secret = f"secret-of-{cid}-0123456789"
-    receiver.secrets[cid] = secret
-    return {
-        "id": cid,
-        "name": cid,
-        "organisation": "test",
-        **fields,
-        "channels": [{"type": "webhook", "url": receiver.url_for(cid), "secret": secret}],
-    }
 
 
 @pytest.fixture
@@ -144,7 +133,9 @@ async def test_the_api_registers_contacts_and_answers_bad_input_clearly(
     assert delivery.payload["language"] == "es"
 
     async with httpx.AsyncClient(base_url=url, timeout=20) as api:
-        picture = (await api.get("/alerts", headers={"Authorization": f"Bearer {PARTNER}"})).json()
+        partner_reads = await api.get("/alerts", headers={"Authorization": f"Bearer {PARTNER}"})
+        assert partner_reads.status_code == 403  # partners publish and read nothing
+        picture = (await api.get("/alerts", headers=AUTH)).json()
         assert picture["count"] == 1 and picture["alerts"][0]["acknowledged"] is False
         by_partner = await api.post(
             "/alerts/surge/site/PA-LAJAS-BLANCAS/ack",

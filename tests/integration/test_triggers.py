@@ -426,7 +426,8 @@ async def test_two_sources_ids_stay_apart_and_a_correction_moving_a_report_withd
     assert (fired["level"], fired["value"]) == ("watch", 1200)
     assert sorted(fired["evidence"]) == ["IOM-DTM-PA/report-1", "PA-SNM/report-1"]
 
-    moved = report | {"site_id": "CR-PASO-CANOAS", "from_country": "PA", "to_country": "CR"}
+    # (PA-SNM reports for Panama: a declared source's report about another country is refused)
+    moved = report | {"site_id": "PA-PASO-CANOAS", "from_country": "CR", "to_country": "PA"}
     assert await post(snm, moved) == ("correction", 2)
     alerts = await wait_for_alerts(kafka_bootstrap, topic, {(lajas, 2)}, timeout_s=60)
     resolved = [a for a in alerts if a["alert_id"] == lajas and a["transition"] == 2]
