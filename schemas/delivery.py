@@ -42,3 +42,26 @@ class DeliveryRecord(BaseModel):
     duration_s: float
     at: datetime
     sent: SentContent | None = None  # an attempt: what it carried
+
+
+class AuditRecord(BaseModel):
+    """One write through the API (on ews.audit): who changed what, when."""
+
+    at: datetime
+    by: str = Field(description="the token's name, or the contact acknowledging by a signed link")
+    role: str
+    by_country: str | None = None  # the writer's country (none: regional)
+    action: Literal[
+        "contact.create",
+        "contact.update",
+        "contact.delete",
+        "silence.create",
+        "silence.expire",
+        "ack.create",
+        "ack.withdraw",
+    ]
+    target: str = Field(description="the contact id, silence id, or alert_id|contact_id written")
+    country: str | None = Field(None, description="the country the written object concerns")
+    shown_target: str | None = Field(
+        None, description="an acknowledgement's target as its contact saw the alert"
+    )

@@ -534,6 +534,37 @@ def deliveries_list(
     click.echo(f"{shown} deliver{'ies' if shown != 1 else 'y'} on {topic}", err=True)
 
 
+@main.command("audit")
+@click.option("--by", help="only writes by this token name")
+@click.option("--action", help="only this action, e.g. silence.create")
+@click.option("--country", help="only writes concerning this country")
+def audit(by: str | None, action: str | None, country: str | None) -> None:
+    """Every API write from ews.audit: when, who (role, country), what, on which object."""
+    import asyncio
+
+    from schemas.delivery import AuditRecord
+    from services.common.topics import Topics
+    from services.notify.dead_letters import read_all
+
+    settings = get_settings()
+    topic = Topics(settings.topic_namespace).audit
+    shown = 0
+    for raw in asyncio.run(read_all(settings.kafka_bootstrap, topic)):
+        try:
+            record = AuditRecord.model_validate_json(raw.value)
+        except ValueError as exc:
+            click.echo(f"{topic} {raw.partition}/{raw.offset}: unreadable record: {exc}", err=True)
+            continue
+        if (by or record.by) != record.by or (action or record.action) != record.action:
+            continue
+        if country is not None and record.country != country:
+            continue
+        who = f"{record.by} ({record.role}{f', {record.by_country}' if record.by_country else ''})"
+        click.echo(f"{record.at:%Y-%m-%d %H:%M:%S}  {who}  {record.action}  {record.target}")
+        shown += 1
+    click.echo(f"{shown} write{'s' * (shown != 1)} on {topic}", err=True)
+
+
 @deliveries.command("dead")
 @click.option("--alert", "alert_id", help="only this alert_id")
 @click.option("--contact", "contact_id", help="only this contact")

@@ -52,6 +52,7 @@ class Topics:
         self.notify_dead = f"{ns}.notify.dead"
         self.notify_silences = f"{ns}.notify.silences"
         self.notify_acks = f"{ns}.notify.acks"
+        self.audit = f"{ns}.audit"  # every API write: who changed what, when
         # State changelogs, named as Faust named its tables' ("{app id}-{table}-changelog"), so
         # state kept by earlier versions carries over; created here, with the same partitions as
         # their stage's input topic, so a worker never starts before its changelog exists.
@@ -91,6 +92,7 @@ class Topics:
             TopicSpec(self.notify_dead, retention_ms=year),
             TopicSpec(self.notify_silences, cleanup_policy="compact"),
             TopicSpec(self.notify_acks, cleanup_policy="compact"),
+            TopicSpec(self.audit, retention_ms=year),
             TopicSpec(self.triggers_state_changelog, cleanup_policy="compact"),
             TopicSpec(self.triggers_contributions_changelog, cleanup_policy="compact"),
             TopicSpec(self.notify_delivered_changelog, cleanup_policy="compact"),

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from schemas import AlertEvent, Contact, WebhookChannel
 from schemas.alert import LEVEL_RANK
+from schemas.delivery import AuditRecord
 from schemas.notify import Acknowledgement, Silence, ack_key
 from schemas.types import as_timedelta, parse_duration
 from services.common.auth import AuthError, Principal
@@ -87,11 +88,36 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
     silences_topic = app.topic(topics.notify_silences, key_serializer="raw", value_serializer="raw")
     acks_topic = app.topic(topics.notify_acks, key_serializer="raw", value_serializer="raw")
 
-    async def publish(topic, view, key: str, value: bytes | None) -> None:
-        """Write to a compacted topic and wait until this worker's view has it
-        (read your writes)."""
+    audit_topic = app.topic(topics.audit, key_serializer="raw", value_serializer="raw")
+
+    async def publish(
+        topic,
+        view,
+        key: str,
+        value: bytes | None,
+        who: Principal,
+        action: str,
+        country: str | None,
+        shown_target: str | None = None,
+    ) -> None:
+        """Write to a compacted topic and wait until this worker's view has it (read your
+        writes); the write goes on ews.audit with who made it."""
         metadata = await (await topic.send(key=key.encode(), value=value))
         await view.wait_for(metadata.partition, metadata.offset)
+        record = AuditRecord(
+            at=datetime.now(UTC),
+            by=who.name,
+            role=who.role,
+            by_country=who.country,
+            action=action,
+            target=key,
+            country=country,
+            shown_target=shown_target,
+        )
+        sent = await (
+            await audit_topic.send(key=key.encode(), value=record.model_dump_json().encode())
+        )
+        await state.audit.wait_for(sent.partition, sent.offset)
 
     def handle(route: str, roles: tuple[str, ...]):
         """Authentication, roles, errors and metrics around one handler."""
@@ -192,7 +218,13 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
                 409, f"contact {contact.id!r} exists; PATCH /contacts/{contact.id} to change it"
             )
         await publish(
-            contacts_topic, state.contacts, contact.id, contact.model_dump_json().encode()
+            contacts_topic,
+            state.contacts,
+            contact.id,
+            contact.model_dump_json().encode(),
+            principal,
+            "contact.create",
+            contact.country,
         )
         return 201, redacted(contact)
 
@@ -218,14 +250,29 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
         contact = await validated_contact(merged)
         may_manage(principal, contact)  # not moved to a country it does not manage
         await publish(
-            contacts_topic, state.contacts, contact.id, contact.model_dump_json().encode()
+            contacts_topic,
+            state.contacts,
+            contact.id,
+            contact.model_dump_json().encode(),
+            principal,
+            "contact.update",
+            contact.country,
         )
         return 200, redacted(contact)
 
     @handle("contact", MANAGERS)
     async def delete_contact(request, principal, contact_id):
-        may_manage(principal, editable(contact_id, principal))
-        await publish(contacts_topic, state.contacts, contact_id, None)
+        contact = editable(contact_id, principal)
+        may_manage(principal, contact)
+        await publish(
+            contacts_topic,
+            state.contacts,
+            contact_id,
+            None,
+            principal,
+            "contact.delete",
+            contact.country,
+        )
         return 204, None
 
     # --- alerts and acknowledgements ---------------------------------------------------------
@@ -348,8 +395,17 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
                 out.append(as_shown(seen))
         return 200, page_of(out, limit, offset, "transitions")
 
+    def shown_ack_key(alert: AlertEvent, contact: Contact | None) -> str | None:
+        seen = state.policy.view(alert, Reader.of_contact(contact)) if contact else None
+        return ack_key(seen.alert.alert_id, contact.id) if seen and contact else None
+
     async def record_ack(
-        alert_id: str, contact_id: str, by: str, comment: str, via: str, transition: int | None
+        alert_id: str,
+        contact_id: str,
+        who: Principal,
+        comment: str,
+        via: str,
+        transition: int | None,
     ) -> Acknowledgement:
         """Acknowledge an alert for one contact: the transition given (a link's), or the latest."""
         alert = state.picture.latest.get(alert_id)
@@ -374,14 +430,24 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
             alert_id=alert_id,
             contact_id=contact_id,
             transition=told.transition,
-            by=by,
+            by=who.name,
             at=datetime.now(UTC),
             comment=comment[:500],
             level=told.level,
             started_at=told.started_at,
             via=via,
         )
-        await publish(acks_topic, state.acks, ack.key, ack.model_dump_json().encode())
+        contact = state.all_contacts().get(contact_id)
+        await publish(
+            acks_topic,
+            state.acks,
+            ack.key,
+            ack.model_dump_json().encode(),
+            who,
+            "ack.create",
+            contact.country if contact else None,
+            shown_ack_key(alert, contact),
+        )
         return ack
 
     def contact_named(data: Any, principal: Principal) -> str:
@@ -404,7 +470,7 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
         contact_id = contact_named(data, principal)
         comment = str(data.get("comment", "")) if isinstance(data, dict) else ""
         alert = resolve(unquote(alert_id), principal)
-        ack = await record_ack(alert.alert_id, contact_id, principal.name, comment, "api", None)
+        ack = await record_ack(alert.alert_id, contact_id, principal, comment, "api", None)
         return 200, ack.model_dump(mode="json") | {"alert_id": unquote(alert_id)}
 
     @handle("ack", ACKNOWLEDGERS)
@@ -414,7 +480,17 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
         key = ack_key(alert_id, contact_id)
         if key not in state.acks.items:
             raise ApiError(404, f"{contact_id} has not acknowledged {shown_id}")
-        await publish(acks_topic, state.acks, key, None)
+        contact = state.all_contacts().get(contact_id)
+        await publish(
+            acks_topic,
+            state.acks,
+            key,
+            None,
+            principal,
+            "ack.withdraw",
+            contact.country if contact else None,
+            shown_ack_key(resolve(shown_id, principal), contact),
+        )
         log.info("%s withdrew %s's acknowledgement of %s", principal.name, contact_id, shown_id)
         return 204, None
 
@@ -459,6 +535,49 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
                 out.append(seen)
         return 200, page_of(out, limit, offset, "deliveries") | {
             "complete": state.deliveries.caught_up.is_set()
+        }
+
+    @handle("audit", READERS)
+    async def list_audit(request, principal):
+        """Every API write (contacts, silences, acknowledgements), newest first: who, what,
+        when. A country's principals see the writes concerning or made by their country."""
+        query = request.query
+        try:
+            since, until = (
+                datetime.fromisoformat(query[n].replace("Z", "+00:00")) if query.get(n) else None
+                for n in ("since", "until")
+            )
+            limit = min(PAGE_MAX, max(1, int(query.get("limit", PAGE_DEFAULT))))
+            offset = max(0, int(query.get("offset", 0)))
+        except ValueError:
+            raise ApiError(
+                400, "since and until are ISO 8601 times; limit and offset whole numbers"
+            ) from None
+        since = since.replace(tzinfo=since.tzinfo or UTC) if since else None
+        until = until.replace(tzinfo=until.tzinfo or UTC) if until else None
+        out = []
+        for record in reversed(state.audit_log):
+            if not principal.regional and principal.country not in (
+                record.country,
+                record.by_country,
+            ):
+                continue
+            data = record.model_dump(mode="json", exclude={"shown_target"})
+            if principal.role != "admin" and record.shown_target is not None:
+                data["target"] = record.shown_target
+            elif principal.role != "admin" and record.action.startswith("ack."):
+                continue  # an acknowledgement of an alert its contact was never shown
+            if (
+                (query.get("by") is None or record.by == query["by"])
+                and (query.get("action") is None or record.action == query["action"])
+                and (query.get("target") is None or data["target"] == query["target"])
+                and (query.get("country") is None or record.country == query["country"])
+                and (since is None or record.at >= since)
+                and (until is None or record.at < until)
+            ):
+                out.append(data)
+        return 200, page_of(out, limit, offset, "writes") | {
+            "complete": state.audit.caught_up.is_set()
         }
 
     # --- one-click links from messages: no bearer token, the signed link is the authority ----
@@ -518,8 +637,10 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
             claims, alert_id = link_claims(token)
             form = await request.post()
             comment = str(form.get("comment", ""))
+            contact = state.all_contacts().get(claims.contact_id)
+            holder = Principal(claims.contact_id, "link", contact.country if contact else None)
             ack = await record_ack(
-                alert_id, claims.contact_id, claims.contact_id, comment, "link", claims.transition
+                alert_id, claims.contact_id, holder, comment, "link", claims.transition
             )
         except ApiError as exc:
             metrics.API_REQUESTS.labels("ack-link", str(exc.status)).inc()
@@ -606,7 +727,13 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
                 f"concerns {concerns or 'every country'}",
             )
         await publish(
-            silences_topic, state.silences, silence.id, silence.model_dump_json().encode()
+            silences_topic,
+            state.silences,
+            silence.id,
+            silence.model_dump_json().encode(),
+            principal,
+            "silence.create",
+            silence_country(silence),
         )
         return 201, silence.model_dump(mode="json")
 
@@ -631,7 +758,13 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
             }
         )
         await publish(
-            silences_topic, state.silences, silence_id, expired.model_dump_json().encode()
+            silences_topic,
+            state.silences,
+            silence_id,
+            expired.model_dump_json().encode(),
+            principal,
+            "silence.expire",
+            silence_country(silence),
         )
         return 200, expired.model_dump(mode="json")
 
@@ -669,6 +802,10 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
     @app.page("/deliveries")
     class DeliveriesView(faust.web.View):
         get = list_deliveries
+
+    @app.page("/audit")
+    class AuditView(faust.web.View):
+        get = list_audit
 
     @app.page("/silences")
     class SilencesView(faust.web.View):

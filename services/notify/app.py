@@ -32,7 +32,7 @@ import faust
 import httpx
 
 from schemas import AlertEvent, Contact, ContactsFile, DeliveryRecord, SitesFile, WebhookChannel
-from schemas.delivery import SentContent
+from schemas.delivery import AuditRecord, SentContent
 from schemas.notify import Acknowledgement, DeliveryJob, JobOutcome, Silence
 from schemas.types import as_timedelta, parse_duration
 from services.common.auth import TokenStore
@@ -107,6 +107,17 @@ class NotifyState:
             DeliveryRecord.model_validate_json,
             on_change=self._delivery_recorded,
         )
+        self.audit_log: deque[AuditRecord] = deque()  # GET /audit: API writes, HISTORY_KEPT long
+        self.audit = TopicView(
+            bootstrap, topics.audit, AuditRecord.model_validate_json, on_change=self._written
+        )
+
+    def _written(self, key: str, record: AuditRecord | None, _: Any) -> None:
+        if record is None:
+            return
+        self.audit_log.append(record)
+        while self.audit_log and self.audit_log[0].at < record.at - HISTORY_KEPT:
+            self.audit_log.popleft()
 
     def _delivery_recorded(self, key: str, record: DeliveryRecord | None, _: Any) -> None:
         if record is None:
@@ -189,7 +200,9 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.task
     async def follow_views() -> None:
-        await asyncio.gather(*(view.run() for view in [*state.views, state.deliveries]))
+        await asyncio.gather(
+            *(view.run() for view in [*state.views, state.deliveries, state.audit])
+        )
 
     # --- one attempt ---------------------------------------------------------------------
 

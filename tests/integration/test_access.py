@@ -268,3 +268,41 @@ async def test_the_delivery_audit_says_who_received_which_figure_as_they_saw_it(
     assert listing.returncode == 0, listing.stderr
     assert "pa-watch" in listing.stdout and "withheld: place, figures" in listing.stdout
     assert "1 delivery on" in listing.stderr
+
+
+async def test_every_api_write_is_recorded_with_who_and_when(api, workers):
+    """The audit of writes: contacts, silences and acknowledgements, with who and when, listed by
+    the API (scoped by country) and the command line."""
+    import subprocess
+    import sys
+
+    client, _ = api
+    made = await client.post(
+        "/silences", json=silence(rule_id="crossing-surge"), headers=auth("op-pa")
+    )
+    assert made.status_code == 201
+    honduras = (await client.get("/alerts", headers=auth("co-pa"))).json()["alerts"]
+    [withheld] = [a["alert_id"] for a in honduras if a["scope"]["id"] == "HN"]
+    acked = await client.post(
+        f"/alerts/{withheld}/ack", json={"contact_id": "pa-focal"}, headers=auth("co-pa")
+    )
+    assert acked.status_code == 200
+    everything = (await client.get("/audit", headers=auth("admin"))).json()["writes"]
+    actions = [(w["action"], w["by"]) for w in everything]
+    assert ("contact.create", "root") in actions  # the fixture's contact of Honduras
+    assert ("silence.create", "op-pa") in actions and ("ack.create", "co-pa") in actions
+    seen_by_pa = await client.get("/audit", headers=auth("co-pa"))
+    assert "HN-TROJES" not in seen_by_pa.text
+    pa_actions = {(w["action"], w["target"]) for w in seen_by_pa.json()["writes"]}
+    assert ("ack.create", f"{withheld}|pa-focal") in pa_actions
+    assert not any(t == "hn-api" for _, t in pa_actions)  # Honduras's contact, made by root
+    assert (await client.get("/audit", headers=auth("partner"))).status_code == 403
+    listing = subprocess.run(
+        [sys.executable, "-m", "services.cli", "audit", "--action", "silence.create"],
+        env=workers.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "op-pa (operator, PA)  silence.create" in listing.stdout
