@@ -160,3 +160,25 @@ def test_the_systemd_unit_restarts_a_worker_on_every_documented_exit_but_a_refus
         [analyze, "verify", "--man=no", str(unit)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
+
+
+def test_the_tls_proxy_serves_every_api_route_and_no_monitoring_endpoint():
+    """deploy/nginx/ews.conf, the documented TLS front: every route the ingest and notify workers
+    register reaches its worker through it; /metrics, /healthz and /readyz do not."""
+    conf = (DEPLOY / "nginx" / "ews.conf").read_text()
+    upstreams = dict(re.findall(r"upstream (\w+) \{ server 127\.0\.0\.1:(\d+); \}", conf))
+    locations = dict(re.findall(r"location (/\S*)\s*\{[^}]*?proxy_pass http://(\w+);", conf))
+    ports = {"ingest": Settings().ingest_web_port, "notify": Settings().notify_web_port}
+    for service, source in (
+        ("ingest", PROJECT_ROOT / "services" / "ingest" / "app.py"),
+        ("notify", PROJECT_ROOT / "services" / "notify" / "api.py"),
+    ):
+        routes = re.findall(r'@app\.page\("([^"]+)"\)', source.read_text())
+        assert routes
+        for route in routes:
+            served = [p for p in locations if route.startswith(p.rstrip("/")) and p != "/"]
+            assert served, f"{route} is not proxied"
+            assert upstreams[locations[served[0]]] == str(ports[service]), route
+    for endpoint in ("/metrics", "/healthz", "/readyz"):
+        assert not [p for p in locations if endpoint.startswith(p.rstrip("/")) and p != "/"]
+    assert "location / { return 404; }" in conf and "ssl_certificate " in conf
