@@ -84,6 +84,9 @@ class Checked:
                             "code right?",
                         )
                     )
+        sharing = self.first("sharing")
+        if sites and sharing:
+            self._note_withheld_corridors(sites[0], sites[1], *sharing)
         for kind, path, book, lines in self.loaded:
             if kind != "contacts":
                 continue
@@ -123,6 +126,32 @@ class Checked:
                                 f"contact {contact.id}: {refused}",
                             )
                         )
+
+    def _note_withheld_corridors(self, sites_path: Path, sites, path: Path, policy, lines) -> None:
+        """A country that shares nothing keeps corridor and region alerts that cover it from
+        every reader outside it: worth knowing when writing either file."""
+        countries_of = {
+            c.id: {s.country for s in sites.sites if s.id in c.sites} for c in sites.corridors
+        }
+        for country, rule in policy.countries.items():
+            if rule.outside != "nothing":
+                continue
+            through = sorted(c for c, members in countries_of.items() if country in members)
+            self.notes.append(
+                at_line(
+                    path,
+                    lines,
+                    ("countries", country),
+                    f"note: {country} shares nothing, so alerts of the region"
+                    + (
+                        f" and of corridor{'s' * (len(through) > 1)} {', '.join(through)}"
+                        if through
+                        else ""
+                    )
+                    + f" ({sites_path}) reach only {country}'s readers; define a corridor without "
+                    f"{country} to share it",
+                )
+            )
 
 
 def kind_of(path: Path) -> str:

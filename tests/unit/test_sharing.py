@@ -296,3 +296,24 @@ def test_nothing_withheld_reaches_an_outside_reader_in_any_format(alert, policy,
     if alert.scope.kind != body["scope"]["kind"]:
         assert body["value"] is None and body["threshold"] is None
     assert render_summary(seen, reader.language)
+
+
+def test_the_check_notes_corridors_a_country_that_shares_nothing_withholds(tmp_path):
+    from click.testing import CliRunner
+
+    from services.cli import main
+    from services.common.settings import PROJECT_ROOT
+
+    sharing_file = tmp_path / "sharing.yaml"
+    sharing_file.write_text(
+        "version: 1\ndefault: {outside: full, small_count_floor: 5}\n"
+        "countries:\n  HN: {outside: nothing}\n  MX: {outside: aggregates}\n"
+    )
+    sites_file = PROJECT_ROOT / "config" / "sites.yaml"
+    result = CliRunner().invoke(main, ["rules", "check", str(sites_file), str(sharing_file)])
+    assert result.exit_code == 0, result.output
+    assert (
+        f"{sharing_file}:4: countries.HN: note: HN shares nothing, so alerts of the region and of "
+        "corridor darien-northbound" in result.output
+    )
+    assert "MX shares nothing" not in result.output
