@@ -504,14 +504,9 @@ def deliveries_list(
 ) -> None:
     """The delivery audit from ews.deliveries: who received which figure about which alert,
     when, on which channel, with what outcome, and what the message said."""
-    import asyncio
-
     from schemas.delivery import DeliveryRecord
-    from services.common.topics import Topics
     from services.notify.audit import DeliveryQuery, line
-    from services.notify.dead_letters import read_all
 
-    settings = get_settings()
     query = DeliveryQuery(
         alert_id=alert_id,
         contact_id=contact_id,
@@ -520,18 +515,32 @@ def deliveries_list(
         since=since.replace(tzinfo=UTC) if since else None,
         until=until.replace(tzinfo=UTC) if until else None,
     )
-    topic = Topics(settings.topic_namespace).deliveries
+    topic, records = _records_of(lambda t: t.deliveries, DeliveryRecord)
     shown = 0
-    for raw in asyncio.run(read_all(settings.kafka_bootstrap, topic)):
-        try:
-            record = DeliveryRecord.model_validate_json(raw.value)
-        except ValueError as exc:
-            click.echo(f"{topic} {raw.partition}/{raw.offset}: unreadable record: {exc}", err=True)
-            continue
+    for record in records:
         if query.matches(record):
             click.echo(line(record))
             shown += 1
     click.echo(f"{shown} deliver{'ies' if shown != 1 else 'y'} on {topic}", err=True)
+
+
+def _records_of(topic_of, model) -> tuple[str, list]:
+    """An ews topic's name (in the settings' namespace) and its readable records as `model`; the
+    unreadable ones are named on standard error."""
+    import asyncio
+
+    from services.common.topics import Topics
+    from services.notify.dead_letters import read_all
+
+    settings = get_settings()
+    topic = topic_of(Topics(settings.topic_namespace))
+    records = []
+    for raw in asyncio.run(read_all(settings.kafka_bootstrap, topic)):
+        try:
+            records.append(model.model_validate_json(raw.value))
+        except ValueError as exc:
+            click.echo(f"{topic} {raw.partition}/{raw.offset}: unreadable record: {exc}", err=True)
+    return topic, records
 
 
 @main.command("audit")
@@ -540,21 +549,11 @@ def deliveries_list(
 @click.option("--country", help="only writes concerning this country")
 def audit(by: str | None, action: str | None, country: str | None) -> None:
     """Every API write from ews.audit: when, who (role, country), what, on which object."""
-    import asyncio
-
     from schemas.delivery import AuditRecord
-    from services.common.topics import Topics
-    from services.notify.dead_letters import read_all
 
-    settings = get_settings()
-    topic = Topics(settings.topic_namespace).audit
+    topic, records = _records_of(lambda t: t.audit, AuditRecord)
     shown = 0
-    for raw in asyncio.run(read_all(settings.kafka_bootstrap, topic)):
-        try:
-            record = AuditRecord.model_validate_json(raw.value)
-        except ValueError as exc:
-            click.echo(f"{topic} {raw.partition}/{raw.offset}: unreadable record: {exc}", err=True)
-            continue
+    for record in records:
         if (by or record.by) != record.by or (action or record.action) != record.action:
             continue
         if country is not None and record.country != country:

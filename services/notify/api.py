@@ -82,6 +82,30 @@ async def read_json(request) -> Any:
         ) from None
 
 
+def time_range(query) -> tuple[datetime | None, datetime | None]:
+    """?since= &until= (ISO 8601; UTC when no offset is given)."""
+    bounds = []
+    for name in ("since", "until"):
+        text = query.get(name)
+        try:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+        except ValueError:
+            raise ApiError(400, f"{name} is an ISO 8601 time, e.g. 2026-10-01T00:00Z") from None
+        bounds.append(moment.replace(tzinfo=moment.tzinfo or UTC) if moment else None)
+    return bounds[0], bounds[1]
+
+
+def page_asked(query) -> tuple[int, int]:
+    """?limit= (default PAGE_DEFAULT, at most PAGE_MAX) &offset=."""
+    try:
+        return (
+            min(PAGE_MAX, max(1, int(query.get("limit", PAGE_DEFAULT)))),
+            max(0, int(query.get("offset", 0))),
+        )
+    except ValueError:
+        raise ApiError(400, "limit and offset are whole numbers") from None
+
+
 def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
     settings = state.settings
     contacts_topic = app.topic(topics.contacts, key_serializer="raw", value_serializer="raw")
@@ -305,25 +329,11 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
         level = query.get("level")
         if level is not None and level not in LEVEL_RANK:
             raise ApiError(400, "level is watch, warning or emergency")
-        bounds: dict[str, datetime | None] = {}
-        for name in ("since", "until"):
-            text = query.get(name)
-            try:
-                bounds[name] = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-            except ValueError:
-                raise ApiError(400, f"{name} is an ISO 8601 time, e.g. 2026-10-01T00:00Z") from None
-            moment = bounds[name]
-            if moment is not None and moment.tzinfo is None:
-                bounds[name] = moment.replace(tzinfo=UTC)
-        try:
-            limit = min(PAGE_MAX, max(1, int(query.get("limit", PAGE_DEFAULT))))
-            offset = max(0, int(query.get("offset", 0)))
-        except ValueError:
-            raise ApiError(400, "limit and offset are whole numbers") from None
+        since, until = time_range(query)
+        limit, offset = page_asked(query)
         country, rule = query.get("country"), query.get("rule")
 
         def keep(alert: AlertEvent) -> bool:
-            since, until = bounds["since"], bounds["until"]
             return (
                 (status == "all" or alert.status == status)
                 and (level is None or alert.level == level)
@@ -500,24 +510,15 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
         (newest first): records of the contacts this principal may see, each alert named as its
         recipient saw it."""
         query = request.query
-        try:
-            since, until = (
-                datetime.fromisoformat(query[n].replace("Z", "+00:00")) if query.get(n) else None
-                for n in ("since", "until")
-            )
-            limit = min(PAGE_MAX, max(1, int(query.get("limit", PAGE_DEFAULT))))
-            offset = max(0, int(query.get("offset", 0)))
-        except ValueError:
-            raise ApiError(
-                400, "since and until are ISO 8601 times; limit and offset whole numbers"
-            ) from None
+        since, until = time_range(query)
+        limit, offset = page_asked(query)
         wanted = DeliveryQuery(
             alert_id=query.get("alert"),
             contact_id=query.get("contact"),
             country=query.get("country"),
             outcome=query.get("outcome"),
-            since=since.replace(tzinfo=since.tzinfo or UTC) if since else None,
-            until=until.replace(tzinfo=until.tzinfo or UTC) if until else None,
+            since=since,
+            until=until,
         )
         contacts = state.all_contacts()
         sees_all = principal.role == "admin"
@@ -542,19 +543,8 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
         """Every API write (contacts, silences, acknowledgements), newest first: who, what,
         when. A country's principals see the writes concerning or made by their country."""
         query = request.query
-        try:
-            since, until = (
-                datetime.fromisoformat(query[n].replace("Z", "+00:00")) if query.get(n) else None
-                for n in ("since", "until")
-            )
-            limit = min(PAGE_MAX, max(1, int(query.get("limit", PAGE_DEFAULT))))
-            offset = max(0, int(query.get("offset", 0)))
-        except ValueError:
-            raise ApiError(
-                400, "since and until are ISO 8601 times; limit and offset whole numbers"
-            ) from None
-        since = since.replace(tzinfo=since.tzinfo or UTC) if since else None
-        until = until.replace(tzinfo=until.tzinfo or UTC) if until else None
+        since, until = time_range(query)
+        limit, offset = page_asked(query)
         out = []
         for record in reversed(state.audit_log):
             if not principal.regional and principal.country not in (
