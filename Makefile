@@ -24,10 +24,13 @@ format: $(STAMP)  ## apply ruff's formatting and its safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-tools:  ## promtool (Debian's prometheus package) for the deploy checks, where it can be installed
+tools:  ## promtool (Debian's prometheus) for the deploy checks, Chromium for the console's browser tests, where they can be installed
 	@command -v promtool >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null) ; } || \
 	  echo "promtool could not be installed (needs Debian's apt as root); the promtool checks will be skipped"
+	@{ [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; } || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) ; } || \
+	  echo "Chromium could not be installed (needs Debian's apt as root); the console's browser tests will be skipped"
 
 bench: $(STAMP)  ## throughput vs the client's ceiling, backtest speed, latency, memory: a table and bench/results.json
 	$(BIN)/python -m bench.run $(BENCH_ARGS)

@@ -57,10 +57,12 @@ def _enforce(problems: list[Problem]) -> None:
         raise ValueError("; ".join(message for _, message in problems))
 
 
-def _repeated(values: list[str], where: tuple[Any, ...], what: str) -> list[Problem]:
+def _repeated(
+    values: list[str], where: tuple[Any, ...], what: str, field: str = "id"
+) -> list[Problem]:
     counts = Counter(values)
     return [
-        ((*where, i, "id"), f"{what} id {value!r} is used more than once")
+        ((*where, i, field), f"{what} {field} {value!r} is used more than once")
         for i, value in enumerate(values)
         if counts[value] > 1 and values.index(value) != i
     ]
@@ -609,3 +611,47 @@ class TokensFile(Strict):
         if len(set(digests)) != len(digests):
             raise ValueError("two entries have the same token_sha256: give each holder its own")
         return self
+
+
+# --- console accounts ----------------------------------------------------------------
+
+
+class AccountEntry(Strict):
+    """One person who signs in to the console: a role and a country as for API tokens, the
+    language the console speaks to them, and the contacts they acknowledge for. The file holds
+    `password_hash` (argon2id, made by `ews accounts add`), never the password."""
+
+    username: Identifier = Field(description="what they sign in with, e.g. ana.pa")
+    name: str = Field(min_length=1, max_length=120, description="shown on acknowledgements")
+    role: Literal["admin", "operator", "coordinator"] = Field(
+        description="admin: everything; operator: also contacts and silences of its country; "
+        "coordinator: reads alerts and acknowledges for its country's contacts"
+    )
+    country: CountryCode | None = Field(
+        None, description="the country they act for; none for a regional office (admins are)"
+    )
+    language: Language = Field("en", description="en, es, fr or pt")
+    contacts: list[Identifier] = Field(
+        default_factory=list,
+        description="the contacts (organisations) they acknowledge for first; others of their "
+        "country can be chosen",
+    )
+    password_hash: str = Field(pattern=r"^\$argon2id\$", repr=False)
+
+    @model_validator(mode="after")
+    def _regional_admin(self) -> AccountEntry:
+        if self.role == "admin" and self.country is not None:
+            raise ValueError("an admin is regional: remove country, or make it an operator")
+        return self
+
+
+class AccountsFile(Strict):
+    version: Literal[1] = 1
+    accounts: list[AccountEntry] = Field(default_factory=list)
+
+    @property
+    def accounts_by_name(self) -> dict[str, AccountEntry]:
+        return {a.username: a for a in self.accounts}
+
+    def problems(self) -> list[Problem]:
+        return _repeated([a.username for a in self.accounts], ("accounts",), "account", "username")

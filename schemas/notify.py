@@ -71,7 +71,7 @@ class Acknowledgement(BaseModel):
     started_at: datetime | None = Field(
         None, description="when the acknowledged episode started (a new episode needs a new one)"
     )
-    via: Literal["api", "link"] = "api"  # a bearer token, or a signed link from a message
+    via: Literal["api", "link", "console"] = "api"  # a token, a signed link, or the console
 
     @property
     def key(self) -> str:

@@ -284,6 +284,7 @@ def tokens_new(name: str, role: str, country: str | None, sources: tuple[str, ..
 
     from schemas.config import TokenEntry
     from services.common.auth import token_sha256
+    from services.common.config_files import field_messages
 
     token = secrets.token_urlsafe(32)
     fields: dict = {"name": name, "role": role, "token_sha256": token_sha256(token)}
@@ -294,9 +295,8 @@ def tokens_new(name: str, role: str, country: str | None, sources: tuple[str, ..
     try:
         TokenEntry.model_validate(fields)
     except ValidationError as exc:
-        for error in exc.errors():
-            where = ".".join(map(str, error["loc"])) or "token"
-            click.echo(f"{where}: {error['msg'].removeprefix('Value error, ')}", err=True)
+        for message in field_messages(exc):
+            click.echo(message, err=True)
         sys.exit(2)
     click.echo(f"token for {name} (shown once; ews keeps only its digest):\n  {token}")
     click.echo("add to the tokens file (EWS_TOKENS_FILE) under tokens:")
@@ -304,6 +304,90 @@ def tokens_new(name: str, role: str, country: str | None, sources: tuple[str, ..
         "  - "
         + yaml.safe_dump(fields, default_flow_style=True, sort_keys=False, width=1000).strip()
     )
+
+
+@main.group()
+def accounts() -> None:
+    """Console accounts: add one to EWS_ACCOUNTS_FILE."""
+
+
+@accounts.command("add")
+@click.argument("username")
+@click.option("--name", required=True, help="the person's name, shown on acknowledgements")
+@click.option("--role", type=click.Choice(["admin", "operator", "coordinator"]), required=True)
+@click.option("--country", help="the country they act for (ISO 3166-1); none: regional")
+@click.option("--language", type=click.Choice(["en", "es", "fr", "pt"]), default="en")
+@click.option("--contact", "contacts", multiple=True, help="a contact they acknowledge for")
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="the accounts file to add it to (created if missing); without it, the entry is printed",
+)
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+def accounts_add(
+    username: str,
+    name: str,
+    role: str,
+    country: str | None,
+    language: str,
+    contacts: tuple[str, ...],
+    file: Path | None,
+    password_stdin: bool,
+) -> None:
+    """Add USERNAME: asks for the password (twice) and keeps only its argon2id hash."""
+    import yaml
+    from pydantic import ValidationError
+
+    from schemas.config import AccountEntry, AccountsFile
+    from services.common.config_files import ConfigError, field_messages, load_model
+    from services.notify.console.accounts import hash_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 12:
+        click.echo("a password has at least 12 characters", err=True)
+        sys.exit(2)
+    fields: dict = {"username": username, "name": name, "role": role, "language": language}
+    if country:
+        fields["country"] = country
+    if contacts:
+        fields["contacts"] = list(contacts)
+    fields["password_hash"] = hash_password(password)
+    try:
+        AccountEntry.model_validate(fields)
+    except ValidationError as exc:
+        for message in field_messages(exc):
+            click.echo(message, err=True)
+        sys.exit(2)
+    line = (
+        "  - "
+        + yaml.safe_dump(fields, default_flow_style=True, sort_keys=False, width=1000).strip()
+    )
+    if file is None:
+        click.echo("add to the accounts file (EWS_ACCOUNTS_FILE) under accounts:")
+        click.echo(line)
+        return
+    before = file.read_text(encoding="utf-8") if file.exists() else None
+    if before is not None and username in load_model(file, AccountsFile).accounts_by_name:
+        click.echo(f"{file}: account {username!r} exists; edit its entry in the file", err=True)
+        sys.exit(2)
+    text = before if before is not None else "version: 1\naccounts:\n"
+    if "accounts: []" in text:
+        text = text.replace("accounts: []", "accounts:")
+    file.write_text(text.rstrip("\n") + "\n" + line + "\n", encoding="utf-8")
+    try:
+        load_model(file, AccountsFile)
+    except ConfigError as exc:
+        if before is None:
+            file.unlink()
+        else:
+            file.write_text(before, encoding="utf-8")
+        click.echo(f"{file} left as it was; the entry would not fit it:\n{exc}", err=True)
+        sys.exit(2)
+    click.echo(f"added {username} ({role}{f' of {country}' if country else ''}) to {file}")
 
 
 @tokens.command("hash")

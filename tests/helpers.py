@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from hypothesis import strategies as st
 
-from schemas import AlertEvent, Contact, Location, Observation, SitesFile, TriggersFile
+from schemas import AlertEvent, Contact, Location, Observation, Scope, SitesFile, TriggersFile
 from schemas.config import SharingFile
 from services.common.config_files import load_model
 from services.common.geography import Geography
@@ -600,3 +600,99 @@ def transitions(alerts: list[AlertEvent]) -> dict[tuple[str, int], tuple[Any, ..
     return {
         (a.alert_id, a.transition): (a.status, a.level, a.value, a.observed_until) for a in alerts
     }
+
+
+# --- sharing-policy properties: random alerts and policies over the shipped geography ---
+
+COUNTRIES = sorted({s.country for s in GEOGRAPHY.sites.values()})
+KINDS = ("threshold", "new_value", "rate_of_change", "ratio", "silence", "composite")
+PLACES_OF = {
+    c: {s.id for s in GEOGRAPHY.sites.values() if s.country == c}
+    | {a.id for a in GEOGRAPHY.areas.values() if a.country == c}
+    | {s.id for s in GEOGRAPHY.sources.values() if s.country == c}
+    for c in COUNTRIES
+}
+SOURCES = sorted(GEOGRAPHY.sources) + ["UNDECLARED-SRC"]
+
+
+@st.composite
+def shared_alerts(draw) -> AlertEvent:
+    """Alerts of every scope kind over the shipped geography, for sharing-policy properties."""
+    kind = draw(st.sampled_from(("site", "area", "country", "source", "corridor", "region")))
+    if kind == "site":
+        site = draw(st.sampled_from(sorted(GEOGRAPHY.sites.values(), key=lambda s: s.id)))
+        scope = Scope(kind="site", id=site.id, country=site.country)
+    elif kind == "area":
+        area = draw(st.sampled_from(sorted(GEOGRAPHY.areas.values(), key=lambda a: a.id)))
+        scope = Scope(kind="area", id=area.id, country=area.country)
+    elif kind == "source":
+        source = draw(st.sampled_from(sorted(GEOGRAPHY.sources.values(), key=lambda s: s.id)))
+        scope = Scope(kind="source", id=source.id, country=source.country)
+    elif kind == "country":
+        country = draw(st.sampled_from(COUNTRIES))
+        scope = Scope(kind="country", id=country, country=country)
+    elif kind == "corridor":
+        scope = Scope(kind="corridor", id=draw(st.sampled_from(sorted(GEOGRAPHY.corridors))))
+    else:
+        scope = Scope(kind="region", id=GEOGRAPHY.region)
+    if scope.country:  # a single country's alert counts its own country's reports
+        own = [
+            s
+            for s in SOURCES
+            if s not in GEOGRAPHY.sources or GEOGRAPHY.sources[s].country == scope.country
+        ]
+    else:
+        own = SOURCES
+    evidence = draw(st.lists(st.sampled_from(own), max_size=4))
+    trigger = draw(st.sampled_from(KINDS))
+    details = draw(
+        st.dictionaries(
+            st.sampled_from(("AF", "VE", "current", "baseline_expected")),
+            st.integers(0, 40).map(float),
+            max_size=3,
+        )
+    )
+    start = NOW - timedelta(days=2)
+    return AlertEvent(
+        alert_id=f"r/{scope.key}",
+        transition=draw(st.integers(1, 5)),
+        rule_id="r",
+        rule_version="v1",
+        kind=trigger,
+        status=draw(st.sampled_from(("firing", "resolved"))),
+        level="warning",
+        previous_level="watch",
+        scope=scope,
+        value=float(draw(st.integers(0, 40))),
+        threshold=float(draw(st.integers(1, 40))),
+        window="P1D",
+        started_at=start,
+        observed_until=NOW,
+        evaluated_at=NOW,
+        evidence=[f"{s}/ev-{i}" for i, s in enumerate(evidence)],
+        title=TITLE,
+        details=details,
+    )
+
+
+policies = st.builds(
+    lambda default, countries: SharingFile.model_validate(
+        {"default": default, "countries": countries}
+    ),
+    st.fixed_dictionaries(
+        {
+            "outside": st.sampled_from(("full", "aggregates")),
+            "small_count_floor": st.integers(0, 20),
+        }
+    ),
+    st.dictionaries(
+        st.sampled_from(COUNTRIES),
+        st.fixed_dictionaries(
+            {
+                "outside": st.sampled_from(("full", "aggregates", "nothing")),
+                "small_count_floor": st.integers(0, 20),
+            }
+        ),
+        max_size=5,
+    ),
+)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from schemas.config import TokenEntry, TokensFile
 
-from .config_files import ConfigError, load_model
+from .config_files import ConfigError, field_messages, load_model
 from .reloading import Reloading
 from .settings import Settings
 
@@ -101,10 +101,8 @@ def inline_tokens(value: str) -> list[TokenEntry]:
         except ValidationError as exc:
             raise ConfigError(
                 [
-                    f"EWS_TOKENS: entry {number} ({name}): "
-                    f"{'.'.join(map(str, e['loc'])) or 'entry'}: "
-                    f"{e['msg'].removeprefix('Value error, ')}"
-                    for e in exc.errors()
+                    f"EWS_TOKENS: entry {number} ({name}): {message}"
+                    for message in field_messages(exc, "entry")
                 ]
             ) from None
     return entries

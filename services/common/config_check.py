@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas import ContactsFile, SitesFile, TriggersFile
-from schemas.config import SharingFile, TokensFile
+from schemas.config import AccountsFile, SharingFile, TokensFile
 from services.notify.webhook import refused_as_written
 
 from .config_files import ConfigError, at_line, load_checked, load_yaml
@@ -23,6 +23,7 @@ KINDS: tuple[tuple[str, tuple[str, ...], type[BaseModel]], ...] = (
     ("sites", ("sites", "corridors", "areas"), SitesFile),
     ("contacts", ("contacts",), ContactsFile),
     ("tokens", ("tokens",), TokensFile),
+    ("accounts", ("accounts",), AccountsFile),
     ("sharing", ("default", "countries"), SharingFile),
 )
 
@@ -84,6 +85,29 @@ class Checked:
                             "code right?",
                         )
                     )
+        accounts, contacts = self.first("accounts"), self.first("contacts")
+        if accounts and contacts:
+            path, people, lines = accounts
+            contact_of = {c.id: c for c in contacts[1].contacts}
+            for i, person in enumerate(people.accounts):
+                for j, contact_id in enumerate(person.contacts):
+                    found = contact_of.get(contact_id)
+                    where = ("accounts", i, "contacts", j)
+                    if found is None:
+                        message = f"account {person.username}: no contact {contact_id!r} in "
+                        self.problems.append(
+                            at_line(path, lines, where, message + str(contacts[0]))
+                        )
+                    elif person.country is not None and found.country != person.country:
+                        self.problems.append(
+                            at_line(
+                                path,
+                                lines,
+                                where,
+                                f"account {person.username} acts for {person.country}; contact "
+                                f"{contact_id} is of {found.country or 'no country'}",
+                            )
+                        )
         sharing = self.first("sharing")
         if sites and sharing:
             self._note_withheld_corridors(sites[0], sites[1], *sharing)
@@ -162,8 +186,9 @@ def kind_of(path: Path) -> str:
             return kind
     raise ConfigError(
         [
-            f"{path}:1: (file): not a triggers, sites, contacts, tokens or sharing file (expected "
-            "a top-level 'triggers:', 'sites:', 'contacts:', 'tokens:' or 'countries:' key)"
+            f"{path}:1: (file): not a triggers, sites, contacts, tokens, accounts or sharing file "
+            "(expected a top-level 'triggers:', 'sites:', 'contacts:', 'tokens:', 'accounts:' or "
+            "'countries:' key)"
         ]
     )
 
@@ -181,7 +206,7 @@ def check_files(paths: list[Path], allow_private_webhooks: bool = False) -> Chec
 WORKER_FILES = {
     "ingest": ("sites", "triggers", "tokens"),
     "triggers": ("sites", "triggers"),
-    "notify": ("sites", "triggers", "contacts", "sharing", "tokens"),
+    "notify": ("sites", "triggers", "contacts", "sharing", "tokens", "accounts"),
 }
 
 
@@ -193,6 +218,7 @@ def check_worker(settings: Settings, service: str) -> list[str]:
         "contacts": settings.resolved_contacts_file,
         "sharing": settings.resolved_sharing_file,
         "tokens": settings.tokens_file,
+        "accounts": settings.accounts_file,
     }
     optional = {"contacts", "sharing", "tokens"}
     checked = Checked()

@@ -4,7 +4,7 @@ field: message`."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -96,6 +96,18 @@ def load_yaml(path: Path) -> tuple[object, dict[tuple, int]]:
         ) from None
 
 
+def field_and_message(err: Any, whole: str = "(file)") -> tuple[str, str]:
+    """One pydantic error as a person reads it: the dotted field (`whole` for the whole object)
+    and the message without pydantic's "Value error, " prefix."""
+    field = ".".join(str(p) for p in err["loc"]) or whole
+    return field, str(err["msg"]).removeprefix("Value error, ")
+
+
+def field_messages(error: ValidationError, whole: str = "(entry)") -> list[str]:
+    """Every error as `field: message`."""
+    return [": ".join(field_and_message(e, whole)) for e in error.errors()]
+
+
 def problems_from(path: Path, error: ValidationError, lines: dict[tuple, int]) -> list[str]:
     """Turn pydantic errors into `file:line: field: message` lines."""
     problems = []
@@ -106,8 +118,7 @@ def problems_from(path: Path, error: ValidationError, lines: dict[tuple, int]) -
             if loc[:cut] in lines:
                 line = lines[loc[:cut]]
                 break
-        field = ".".join(str(p) for p in loc) or "(file)"
-        message = err["msg"].removeprefix("Value error, ")
+        field, message = field_and_message({**err, "loc": loc})
         problems.append(f"{path}:{line or 1}: {field}: {message}")
     return problems
 

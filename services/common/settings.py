@@ -125,6 +125,16 @@ class Settings(BaseSettings):
         "withholds (sharing policy `aggregates`); the same on every notify worker; default "
         "EWS_LINK_SECRET; one of them is needed when a country withholds",
     )
+    accounts_file: Path | None = Field(
+        None, description="YAML file of console accounts (argon2id hashes); no file, no console"
+    )
+    console_secret: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="signs console sessions and form tokens; the same on every notify worker; "
+        "default EWS_LINK_SECRET; one of them is needed when EWS_ACCOUNTS_FILE is set",
+    )
+    console_session_ttl: Duration = Field("PT12H", description="how long a console sign-in lasts")
     ack_link_ttl: Duration = Field("P7D", description="how long an acknowledgement link works")
     repeat_interval: str = Field(
         "PT4H", description="repeat a firing, unacknowledged alert this often"

@@ -50,14 +50,14 @@ def demo_contacts(receiver: WebhookReceiver) -> dict:
             "pa-focal-point",
             "Punto focal nacional",
             "Migración Panamá (demo)",
-            {"countries": ["PA"], "min_level": "warning"},
+            {"country": "PA", "countries": ["PA"], "min_level": "warning"},
             "es",
         ),
         (
             "hn-focal-point",
             "Punto focal nacional",
             "INM Honduras (demo)",
-            {"countries": ["HN"]},
+            {"country": "HN", "countries": ["HN"]},
             "es",
         ),
     ]
@@ -168,12 +168,19 @@ async def _demo(keep_kafka: bool) -> int:
     receiver = WebhookReceiver(secrets={}, on_alert=print_alert)
     existing = os.environ.get("EWS_KAFKA_BOOTSTRAP")
     contacts_file = run_dir / "contacts.yaml"
+    accounts_file = run_dir / "accounts.yaml"
+    password = secrets.token_urlsafe(9)  # this run's console password, printed below
     stack = LocalStack(
         run_dir,
         namespace=f"demo{int(time.time())}" if existing else "ews",
         bootstrap=existing,
-        env_extra={"EWS_CONTACTS_FILE": str(contacts_file), "EWS_ALLOW_PRIVATE_WEBHOOKS": "1"},
-    )  # the demo receiver listens on loopback
+        env_extra={
+            "EWS_CONTACTS_FILE": str(contacts_file),
+            "EWS_ALLOW_PRIVATE_WEBHOOKS": "1",  # the demo receiver listens on loopback
+            "EWS_ACCOUNTS_FILE": str(accounts_file),
+            "EWS_CONSOLE_SECRET": secrets.token_urlsafe(32),
+        },
+    )
     logs = stack.logs
     try:
         if existing:
@@ -187,6 +194,7 @@ async def _demo(keep_kafka: bool) -> int:
         contacts_file.write_text(
             yaml.safe_dump(demo_contacts(receiver), allow_unicode=True, sort_keys=False)
         )
+        accounts_file.write_text(yaml.safe_dump(demo_accounts(password), allow_unicode=True))
         settings = stack.settings
         await stack.ensure_topics()
         say(
@@ -197,6 +205,11 @@ async def _demo(keep_kafka: bool) -> int:
             stack.launch(service)
         await stack.wait_ready()
         say("  all three workers are ready")
+        console = f"http://127.0.0.1:{stack.ports['notify']}/console/"
+        say(
+            f"▶ the console: {console}  sign in as demo.pa (Panamá's focal point, in Spanish) or "
+            f"demo.regional (regional administrator), password {password}"
+        )
 
         messages = bundled_scenario()
         prediction = predict(
@@ -275,11 +288,60 @@ async def _demo(keep_kafka: bool) -> int:
                 "combined its members\n"
                 "  in another order; see the worker logs"
             )
+        if sys.stdin.isatty():
+            say(f"▶ the console stays open at {console} (password {password}): press Enter to stop")
+            await _until_enter()
         return 0
     finally:
         say("▶ stopping everything the demo started")
         await stack.stop(keep_kafka=keep_kafka)
         await receiver.stop()
+
+
+def demo_accounts(password: str) -> dict:
+    """Two people for the console: Panamá's focal point (Spanish) and a regional administrator."""
+    from services.notify.console.accounts import hash_password
+
+    hashed = hash_password(password)
+    return {
+        "version": 1,
+        "accounts": [
+            {
+                "username": "demo.pa",
+                "name": "Punto focal de Panamá (demo)",
+                "role": "coordinator",
+                "country": "PA",
+                "language": "es",
+                "contacts": ["pa-focal-point"],
+                "password_hash": hashed,
+            },
+            {
+                "username": "demo.regional",
+                "name": "Regional duty officer (demo)",
+                "role": "admin",
+                "language": "en",
+                "contacts": ["regional-duty-officer"],
+                "password_hash": hashed,
+            },
+        ],
+    }
+
+
+async def _until_enter() -> None:
+    """Wait for Enter on the terminal (Ctrl-C cancels the demo as always)."""
+    loop = asyncio.get_running_loop()
+    pressed = loop.create_future()
+
+    def readable() -> None:
+        if not pressed.done():
+            pressed.set_result(None)
+
+    loop.add_reader(sys.stdin.fileno(), readable)
+    try:
+        await pressed
+        sys.stdin.readline()
+    finally:
+        loop.remove_reader(sys.stdin.fileno())
 
 
 def run_demo(keep_kafka: bool = False) -> int:

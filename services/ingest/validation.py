@@ -21,6 +21,7 @@ from schemas import (
     RejectedMessage,
 )
 from schemas.types import DurationValue, as_timedelta, parse_duration
+from services.common.config_files import field_and_message
 from services.common.geography import Geography
 
 from .files import NESTED_TOO_DEEPLY
@@ -76,8 +77,7 @@ def describe_validation_error(error: ValidationError) -> str:
     """'count: Input should be greater than or equal to 0 (got -5); to_country: ...'"""
     parts = []
     for err in error.errors():
-        field = ".".join(str(p) for p in err["loc"]) or "(message)"
-        message = err["msg"].removeprefix("Value error, ")
+        field, message = field_and_message(err, "(message)")
         got = err.get("input")
         shown = (
             ""

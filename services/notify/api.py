@@ -7,6 +7,8 @@ import html
 import json
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -20,6 +22,7 @@ from schemas.delivery import AuditRecord
 from schemas.notify import Acknowledgement, Silence, ack_key
 from schemas.types import as_timedelta, parse_duration
 from services.common.auth import AuthError, Principal
+from services.common.config_files import field_and_message
 from services.common.http import read_body_limited
 from services.common.topics import Topics
 
@@ -50,10 +53,7 @@ class ApiError(Exception):
 
 def field_errors(error: ValidationError) -> list[dict]:
     return [
-        {
-            "field": ".".join(str(p) for p in e["loc"]) or "(body)",
-            "message": e["msg"].removeprefix("Value error, "),
-        }
+        dict(zip(("field", "message"), field_and_message(e, "(body)"), strict=True))
         for e in error.errors()
     ]
 
@@ -106,7 +106,30 @@ def page_asked(query) -> tuple[int, int]:
         raise ApiError(400, "limit and offset are whole numbers") from None
 
 
-def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
+@dataclass(frozen=True)
+class Current:
+    """An alert of the current picture for one reader: as recorded, as the reader may see it, and
+    the acknowledgements of the contacts the reader may see (oldest first)."""
+
+    alert: AlertEvent
+    seen: SharedAlert
+    acks: list[Acknowledgement]
+
+
+@dataclass(frozen=True)
+class Operations:
+    """What the API reads and writes, for the console to do exactly the same (one policy, one
+    audit, one path for every write)."""
+
+    current: Callable[[Principal], list[Current]]
+    shown: Callable[[AlertEvent, Principal], SharedAlert | None]
+    resolve: Callable[[str, Principal], AlertEvent]
+    sees_contact: Callable[[Principal, Contact], bool]
+    acknowledge: Callable[[str, str, Principal, str, str], Awaitable[Acknowledgement]]
+    withdraw: Callable[[str, str, Principal], Awaitable[None]]
+
+
+def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operations:
     settings = state.settings
     contacts_topic = app.topic(topics.contacts, key_serializer="raw", value_serializer="raw")
     silences_topic = app.topic(topics.notify_silences, key_serializer="raw", value_serializer="raw")
@@ -364,10 +387,9 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
             **({"next_offset": offset + limit} if offset + limit < len(items) else {}),
         }
 
-    @handle("alerts", READERS)
-    async def list_alerts(request, principal):
-        """The current picture, each alert as this principal may see it."""
-        keep, limit, offset = alert_filters(request)
+    def current(principal: Principal) -> list[Current]:
+        """The current picture as this principal may see it: each alert, its view, and the
+        acknowledgements of the contacts the principal may see (oldest first)."""
         contacts = state.all_contacts()
         acks_by_alert: dict[str, list[Acknowledgement]] = {}
         for ack in state.acks.items.values():
@@ -377,20 +399,31 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
         out = []
         for alert_id, alert in sorted(state.picture.latest.items()):
             seen = shown(alert, principal)
-            if seen is None or not keep(seen.alert):
-                continue
-            acks = sorted(acks_by_alert.get(alert_id, []), key=lambda a: a.at)
-            out.append(
-                as_shown(seen)
-                | {
-                    "acknowledged": any(is_acknowledged(alert, a) for a in acks),
-                    "acknowledgements": [
-                        a.model_dump(mode="json")
-                        | {"alert_id": seen.alert.alert_id, "covers_now": is_acknowledged(alert, a)}
-                        for a in acks
-                    ],
-                }
-            )
+            if seen is not None:
+                acks = sorted(acks_by_alert.get(alert_id, []), key=lambda a: a.at)
+                out.append(Current(alert, seen, acks))
+        return out
+
+    @handle("alerts", READERS)
+    async def list_alerts(request, principal):
+        """The current picture, each alert as this principal may see it."""
+        keep, limit, offset = alert_filters(request)
+        out = [
+            as_shown(item.seen)
+            | {
+                "acknowledged": any(is_acknowledged(item.alert, a) for a in item.acks),
+                "acknowledgements": [
+                    a.model_dump(mode="json")
+                    | {
+                        "alert_id": item.seen.alert.alert_id,
+                        "covers_now": is_acknowledged(item.alert, a),
+                    }
+                    for a in item.acks
+                ],
+            }
+            for item in current(principal)
+            if keep(item.seen.alert)
+        ]
         return 200, page_of(out, limit, offset, "alerts")
 
     @handle("alerts-history", READERS)
@@ -460,8 +493,8 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
         )
         return ack
 
-    def contact_named(data: Any, principal: Principal) -> str:
-        """The contact acknowledged for: one of the principal's country (any, if regional)."""
+    def contact_named(data: Any) -> str:
+        """The contact acknowledged for (each contact acknowledges for itself)."""
         contact_id = data.get("contact_id") if isinstance(data, dict) else None
         if not isinstance(contact_id, str) or not contact_id:
             raise ApiError(
@@ -469,28 +502,28 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
                 "name the contact you acknowledge for: each contact acknowledges for itself",
                 [{"field": "contact_id", "message": "required"}],
             )
+        return contact_id
+
+    def visible_contact(contact_id: str, principal: Principal) -> Contact:
         contact = state.all_contacts().get(contact_id)
         if contact is None or not sees_contact(principal, contact):
             raise ApiError(404, f"no contact {contact_id!r}; GET /contacts lists them")
-        return contact_id
+        return contact
 
-    @handle("ack", ACKNOWLEDGERS)
-    async def acknowledge(request, principal, alert_id):
-        data = await read_json(request) or {}
-        contact_id = contact_named(data, principal)
-        comment = str(data.get("comment", "")) if isinstance(data, dict) else ""
-        alert = resolve(unquote(alert_id), principal)
-        ack = await record_ack(alert.alert_id, contact_id, principal, comment, "api", None)
-        return 200, ack.model_dump(mode="json") | {"alert_id": unquote(alert_id)}
+    async def acknowledge_for(
+        shown_id: str, contact_id: str, principal: Principal, comment: str, via: str = "api"
+    ) -> Acknowledgement:
+        """Acknowledge an alert, named as the principal was shown it, for one of its contacts."""
+        visible_contact(contact_id, principal)
+        alert = resolve(shown_id, principal)
+        return await record_ack(alert.alert_id, contact_id, principal, comment, via, None)
 
-    @handle("ack", ACKNOWLEDGERS)
-    async def withdraw_ack(request, principal, alert_id):
-        shown_id, contact_id = unquote(alert_id), contact_named(dict(request.query), principal)
-        alert_id = resolve(shown_id, principal).alert_id
-        key = ack_key(alert_id, contact_id)
+    async def withdraw_for(shown_id: str, contact_id: str, principal: Principal) -> None:
+        contact = visible_contact(contact_id, principal)
+        alert = resolve(shown_id, principal)
+        key = ack_key(alert.alert_id, contact_id)
         if key not in state.acks.items:
             raise ApiError(404, f"{contact_id} has not acknowledged {shown_id}")
-        contact = state.all_contacts().get(contact_id)
         await publish(
             acks_topic,
             state.acks,
@@ -498,10 +531,22 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
             None,
             principal,
             "ack.withdraw",
-            contact.country if contact else None,
-            shown_ack_key(resolve(shown_id, principal), contact),
+            contact.country,
+            shown_ack_key(alert, contact),
         )
         log.info("%s withdrew %s's acknowledgement of %s", principal.name, contact_id, shown_id)
+
+    @handle("ack", ACKNOWLEDGERS)
+    async def acknowledge(request, principal, alert_id):
+        data = await read_json(request) or {}
+        contact_id = contact_named(data)
+        comment = str(data.get("comment", "")) if isinstance(data, dict) else ""
+        ack = await acknowledge_for(unquote(alert_id), contact_id, principal, comment)
+        return 200, ack.model_dump(mode="json") | {"alert_id": unquote(alert_id)}
+
+    @handle("ack", ACKNOWLEDGERS)
+    async def withdraw_ack(request, principal, alert_id):
+        await withdraw_for(unquote(alert_id), contact_named(dict(request.query)), principal)
         return 204, None
 
     @handle("deliveries", READERS)
@@ -805,3 +850,12 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> None:
     @app.page("/silences/{silence_id}")
     class SilenceView(faust.web.View):
         delete = expire_silence
+
+    return Operations(
+        current=current,
+        shown=shown,
+        resolve=resolve,
+        sees_contact=sees_contact,
+        acknowledge=acknowledge_for,
+        withdraw=withdraw_for,
+    )

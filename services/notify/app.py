@@ -47,6 +47,7 @@ from services.common.topics import Topics
 from . import metrics
 from .ack_links import sign_link
 from .api import register_api
+from .console.pages import register_console
 from .email import build_message, send_email
 from .picture import HISTORY_KEPT, AlertPicture, acknowledged_by, reminders_due
 from .pipeline import (
@@ -640,5 +641,5 @@ def create_app(settings: Settings) -> faust.App:
                     enqueued.add(job_key(job))
                     await retries.send(key=alert_id.encode(), value=job.model_dump_json().encode())
 
-    register_api(app, state, topics)
+    register_console(app, state, register_api(app, state, topics))
     return app

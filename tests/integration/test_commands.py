@@ -1,6 +1,7 @@
 """The commands a newcomer runs: `make run`'s demo, and the clear failure without Java."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -26,6 +27,8 @@ def test_the_demo_replays_the_scenario_and_delivers_alerts(kafka_bootstrap):
         if line.strip()
     }
     assert summary["rejected"][1] == "4"
+    assert re.search(r"the console: http://127\.0\.0\.1:\d+/console/ +sign in as demo\.pa", out)
+    assert re.search(r"password [\w-]{12}", out)
     delivered = int(summary["deliveries"][1])
     assert delivered > 0
     assert (

@@ -172,6 +172,7 @@ def test_the_tls_proxy_serves_every_api_route_and_no_monitoring_endpoint():
     for service, source in (
         ("ingest", PROJECT_ROOT / "services" / "ingest" / "app.py"),
         ("notify", PROJECT_ROOT / "services" / "notify" / "api.py"),
+        ("notify", PROJECT_ROOT / "services" / "notify" / "console" / "pages.py"),
     ):
         routes = re.findall(r'@app\.page\("([^"]+)"\)', source.read_text())
         assert routes

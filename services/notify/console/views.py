@@ -1,0 +1,337 @@
+"""What the console's pages show, worked out from what notify knows: pure functions from the
+current picture (already passed through the sharing policy for the reader) to view models."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import quote, urlencode
+
+from schemas import LEVEL_RANK, LEVELS, AlertEvent, Contact, Level
+from schemas.delivery import DeliveryRecord
+from schemas.notify import Acknowledgement
+from services.common.geography import Geography
+
+from ..picture import is_acknowledged
+from ..rendering import figure, render_summary, title_of
+from ..sharing import SharedAlert
+from .text import country_name, duration, place_name, say, withheld_parts
+
+STATUSES = ("firing", "resolved", "all")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The board's and the history's filters, as they stand in the URL."""
+
+    country: str | None = None
+    level: str | None = None
+    rule: str | None = None
+    status: str = "firing"
+
+    @classmethod
+    def of(cls, query: Mapping[str, str]) -> Filters:
+        """From a query string; values that are not one of the choices are dropped (a link edited
+        by hand shows everything rather than an error)."""
+        level = query.get("level") or None
+        status = query.get("status") or "firing"
+        return cls(
+            country=(query.get("country") or "").upper() or None,
+            level=level if level in LEVEL_RANK else None,
+            rule=query.get("rule") or None,
+            status=status if status in STATUSES else "firing",
+        )
+
+    def keeps(self, alert: AlertEvent, countries: list[str], ignore_level: bool = False) -> bool:
+        return (
+            (self.status == "all" or alert.status == self.status)
+            and (ignore_level or self.level is None or alert.level == self.level)
+            and (self.rule is None or alert.rule_id == self.rule)
+            and (self.country is None or self.country in countries)
+        )
+
+    def query(self, **changed: str | None) -> str:
+        values = {
+            "country": self.country,
+            "level": self.level,
+            "rule": self.rule,
+            "status": self.status if self.status != "firing" else None,
+        } | changed
+        return urlencode({k: v for k, v in values.items() if v})
+
+
+@dataclass(frozen=True)
+class AckLine:
+    by: str
+    contact: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    shown_id: str
+    href: str
+    title: str
+    level: Level | None  # None once resolved
+    level_text: str
+    status: str
+    place: str
+    figures: str
+    age: str
+    since: datetime  # when it started (resolved: when it ended)
+    acks: list[AckLine]
+    late: bool
+    withheld: str | None
+
+
+@dataclass(frozen=True)
+class Group:
+    key: str
+    label: str
+    rows: list[AlertRow]
+
+    @property
+    def highest(self) -> int:
+        return max((LEVEL_RANK[r.level] for r in self.rows), default=0)
+
+
+@dataclass(frozen=True)
+class Board:
+    groups: list[Group]
+    counts: list[tuple[str, str, int]]  # (level, its name, active alerts)
+    total: int
+    filters: Filters
+    countries: list[tuple[str, str]]  # (code, name) to filter by
+    rules: list[tuple[str, str]]  # (rule id, title)
+    by_country: dict[str, Level] = field(default_factory=dict)  # country → its highest active level
+
+
+def alert_href(shown_id: str) -> str:
+    return "/console/alerts/" + quote(shown_id, safe="/")
+
+
+def figures_of(seen: SharedAlert, language: str) -> str:
+    if seen.value is None:
+        return seen.value_text or ""
+    value = figure(seen.value, language)
+    if seen.threshold is None:
+        return say(language, "value_only", value=value)
+    return say(language, "value_against", value=value, threshold=figure(seen.threshold, language))
+
+
+def ack_lines(
+    alert: AlertEvent,
+    acks: list[Acknowledgement],
+    contacts: Mapping[str, Contact],
+    language: str,
+    now: datetime,
+) -> list[AckLine]:
+    """The acknowledgements that hold for where the alert stands now."""
+    lines = []
+    for ack in acks:
+        if not is_acknowledged(alert, ack):
+            continue
+        contact = contacts.get(ack.contact_id or "")
+        name = contact.name if contact is not None else (ack.contact_id or "—")
+        text = say(
+            language, "acknowledged", who=ack.by, contact=name, age=duration(now - ack.at, language)
+        )
+        lines.append(AckLine(ack.by, name, text + (f": “{ack.comment}”" if ack.comment else "")))
+    return lines
+
+
+def row_of(
+    alert: AlertEvent,
+    seen: SharedAlert,
+    acks: list[Acknowledgement],
+    contacts: Mapping[str, Contact],
+    geography: Geography,
+    language: str,
+    now: datetime,
+) -> AlertRow:
+    shown = seen.alert
+    firing = shown.status == "firing"
+    age = (
+        say(language, "started", age=duration(now - shown.started_at, language))
+        if firing
+        else say(language, "ended", age=duration(now - shown.evaluated_at, language))
+    )
+    return AlertRow(
+        shown_id=shown.alert_id,
+        href=alert_href(shown.alert_id),
+        title=title_of(shown, language),
+        level=shown.level if firing else None,
+        level_text=say(language, shown.level)
+        if firing and shown.level
+        else say(language, "resolved"),
+        status=shown.status,
+        place=place_name(shown.scope, geography, language),
+        figures=figures_of(seen, language),
+        age=age,
+        since=shown.started_at if firing else shown.evaluated_at,
+        acks=ack_lines(alert, acks, contacts, language, now),
+        late=shown.late,
+        withheld=say(language, "withheld", what=withheld_parts(seen.withheld, language))
+        if seen.withheld
+        else None,
+    )
+
+
+def group_key(alert: AlertEvent) -> str:
+    if alert.scope.kind in ("corridor", "region"):
+        return alert.scope.kind
+    return alert.scope.country or "region"
+
+
+def board(
+    items: list[tuple[AlertEvent, SharedAlert, list[Acknowledgement]]],
+    countries_of: Mapping[str, list[str]],
+    filters: Filters,
+    contacts: Mapping[str, Contact],
+    geography: Geography,
+    language: str,
+    now: datetime,
+) -> Board:
+    """Alerts grouped by country (then the corridors, then the region), highest level first, each
+    group's alerts highest level and oldest first; counts per level of the active alerts the other
+    filters keep. `countries_of`: each shown alert's countries (by shown id)."""
+    groups: dict[str, list[AlertRow]] = {}
+    counts: dict[Level, int] = dict.fromkeys(LEVELS[::-1], 0)
+    by_country: dict[str, Level] = {}
+    country_codes: set[str] = set()
+    rules: dict[str, str] = {}
+    for alert, seen, acks in items:
+        shown = seen.alert
+        countries = countries_of.get(shown.alert_id, [])
+        country_codes.update(countries)
+        rules.setdefault(shown.rule_id, title_of(shown, language))
+        firing_level = shown.level if shown.status == "firing" else None
+        if firing_level is not None and filters.keeps(shown, countries, ignore_level=True):
+            counts[firing_level] += 1
+        if firing_level is not None and shown.scope.kind not in ("corridor", "region"):
+            for country in countries:
+                held = by_country.get(country)
+                if held is None or LEVEL_RANK[firing_level] > LEVEL_RANK[held]:
+                    by_country[country] = firing_level
+        if filters.keeps(shown, countries):
+            row = row_of(alert, seen, acks, contacts, geography, language, now)
+            groups.setdefault(group_key(shown), []).append(row)
+
+    def label(key: str) -> str:
+        if key == "corridor":
+            return say(language, "corridors")
+        if key == "region":
+            return say(language, "region")
+        return country_name(key, language)
+
+    def row_order(row: AlertRow) -> tuple:
+        return (
+            -LEVEL_RANK[row.level],
+            row.status != "firing",
+            row.since,
+            row.shown_id,
+        )
+
+    built = [Group(k, label(k), sorted(rows, key=row_order)) for k, rows in groups.items()]
+    built.sort(key=lambda g: (g.key in ("corridor", "region"), -g.highest, g.label))
+    return Board(
+        groups=built,
+        counts=[(level, say(language, level), n) for level, n in counts.items()],
+        total=sum(len(g.rows) for g in built),
+        filters=filters,
+        countries=sorted(
+            ((c, country_name(c, language)) for c in country_codes), key=lambda c: c[1]
+        ),
+        rules=sorted(rules.items(), key=lambda r: r[1]),
+        by_country=by_country,
+    )
+
+
+# --- one alert ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    at: datetime
+    kind: str  # transition, delivery, ack
+    text: str
+    level: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertPage:
+    row: AlertRow
+    summary: str
+    scope: str
+    evidence: list[str]
+    timeline: list[Event]
+    firing: bool
+    contacts: list[tuple[str, str, bool]]  # (id, name, acknowledged now) the reader may ack for
+
+
+def alert_page(
+    alert: AlertEvent,
+    seen: SharedAlert,
+    acks: list[Acknowledgement],
+    transitions: list[SharedAlert],
+    deliveries: list[DeliveryRecord],
+    contacts: Mapping[str, Contact],
+    ack_for: list[Contact],
+    geography: Geography,
+    language: str,
+    now: datetime,
+) -> AlertPage:
+    """The alert as the reader may see it, with its timeline, newest first: its transitions (as
+    the reader may see each), the deliveries to the contacts the reader may see, their
+    acknowledgements."""
+    row = row_of(alert, seen, acks, contacts, geography, language, now)
+    events: list[Event] = []
+    for shared in transitions:
+        shown = shared.alert
+        level = shown.level if shown.status == "firing" else None
+        text = say(
+            language,
+            "transition",
+            level=say(language, shown.level) if shown.level else say(language, "resolved"),
+            status=say(language, shown.status),
+        )
+        figures = figures_of(shared, language)
+        late = f" — {say(language, 'late')}" if shown.late else ""
+        events.append(Event(shown.evaluated_at, "transition", f"{text}: {figures}{late}", level))
+    for record in deliveries:
+        contact = contacts.get(record.contact_id)
+        events.append(
+            Event(
+                record.at,
+                "delivery",
+                say(
+                    language,
+                    "delivery",
+                    channel=record.channel,
+                    contact=contact.name if contact is not None else record.contact_id,
+                    outcome=record.outcome
+                    + (f" ({record.status_code})" if record.status_code else ""),
+                ),
+            )
+        )
+    for ack in acks:
+        contact = contacts.get(ack.contact_id or "")
+        text = say(
+            language,
+            "ack_event",
+            who=ack.by,
+            contact=contact.name if contact is not None else (ack.contact_id or "—"),
+        )
+        events.append(Event(ack.at, "ack", text + (f": “{ack.comment}”" if ack.comment else "")))
+    events.sort(key=lambda e: e.at, reverse=True)
+    acked = {a.contact_id for a in acks if is_acknowledged(alert, a)}
+    return AlertPage(
+        row=row,
+        summary=render_summary(seen, language),
+        scope=f"{seen.alert.scope.kind}: {row.place}",
+        evidence=list(seen.alert.evidence),
+        timeline=events,
+        firing=seen.alert.status == "firing",
+        contacts=[(c.id, c.name, c.id in acked) for c in ack_for],
+    )

@@ -1,0 +1,307 @@
+"""The console through a real notify worker and broker: sign-in (CSRF, cookies, the attempt limit),
+the board and an alert page as each person may see them, acknowledging from the page, and the
+security headers every page carries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from schemas import AlertEvent, Scope
+from services.common.settings import PROJECT_ROOT
+from services.common.topics import Topics
+from services.notify.console.accounts import hash_password
+from tests.helpers import webhook_contact
+from tests.integration.kafka_io import produce, wait_ready
+
+PASSWORD = "a long test password"
+ACCOUNTS: list[dict[str, Any]] = [
+    {
+        "username": "ana.pa",
+        "name": "Ana Ruiz",
+        "role": "coordinator",
+        "country": "PA",
+        "language": "es",
+        "contacts": ["pa-focal"],
+    },
+    {"username": "luis.hn", "name": "Luis Mejía", "role": "coordinator", "country": "HN"},
+    {"username": "root", "name": "Regional admin", "role": "admin"},
+]
+
+
+def alert_at(site: str, level: str, value: float) -> AlertEvent:
+    now = datetime.now(UTC)
+    return AlertEvent(
+        alert_id=f"crossing-surge/site/{site}",
+        transition=1,
+        rule_id="crossing-surge",
+        rule_version="sha256:test",
+        status="firing",
+        level=level,
+        previous_level=None,
+        scope=Scope(kind="site", id=site, country=site[:2]),
+        value=value,
+        threshold=2500,
+        window="PT24H",
+        started_at=now - timedelta(hours=3),
+        observed_until=now,
+        evaluated_at=now,
+        evidence=[f"{site[:2]}-INM/r-1"],
+        title={"en": "Crossing surge", "es": "Aumento de cruces", "fr": "Afflux", "pt": "Aumento"},
+    )
+
+
+@pytest.fixture
+async def console(workers, tmp_path, receiver, kafka_bootstrap, namespace):
+    contacts = [
+        webhook_contact(receiver, "pa-focal", country="PA", min_level="emergency"),
+        webhook_contact(receiver, "hn-focal", country="HN", min_level="emergency"),
+    ]
+    (tmp_path / "contacts.yaml").write_text(json.dumps({"version": 1, "contacts": contacts}))
+    hashed = hash_password(PASSWORD)
+    accounts = [a | {"password_hash": hashed} for a in ACCOUNTS]
+    (tmp_path / "accounts.yaml").write_text(yaml.safe_dump({"version": 1, "accounts": accounts}))
+    workers.env.update(
+        EWS_CONTACTS_FILE=str(tmp_path / "contacts.yaml"),
+        EWS_ACCOUNTS_FILE=str(tmp_path / "accounts.yaml"),
+        EWS_CONSOLE_SECRET="console-secret-for-tests-0123456789",
+    )
+    started = [workers.start("notify")]
+    await wait_ready(workers, started)
+    for a in (
+        alert_at("HN-TROJES", "warning", 3000),
+        alert_at("PA-LAJAS-BLANCAS", "emergency", 6123),
+    ):
+        await produce(
+            kafka_bootstrap,
+            Topics(namespace).alerts,
+            [a.model_dump_json().encode()],
+            key=a.alert_id.encode(),
+        )
+    base = f"http://127.0.0.1:{started[0][1]}"
+    async with httpx.AsyncClient(base_url=base, timeout=20) as client:
+        yield client
+
+
+def form_token(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found is not None, "the page has no form token"
+    return found.group(1)
+
+
+async def sign_in(client: httpx.AsyncClient, username: str, password: str = PASSWORD, **extra):
+    """The sign-in form as a browser sends it: its CSRF token and cookie, then the post."""
+    form = await client.get("/console/login")
+    assert form.status_code == 200
+    token = form_token(form.text)
+    return await client.post(
+        "/console/login",
+        data={"csrf": token, "username": username, "password": password, "next": "/console/board"}
+        | extra,
+    )
+
+
+async def board_when(client, predicate, path="/console/board"):
+    for _ in range(100):
+        page = await client.get(path)
+        if predicate(page.text):
+            return page
+        await asyncio.sleep(0.2)
+    pytest.fail(f"the board never showed what was expected:\n{page.text[-3000:]}")
+
+
+async def test_sign_in_needs_the_forms_token_and_the_right_password(console):
+    anonymous = await console.get("/console/board?country=PA", follow_redirects=False)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == "/console/login?next=%2Fconsole%2Fboard%3Fcountry%3DPA"
+    # no token: refused, and not signed in
+    forged = await console.post("/console/login", data={"username": "ana.pa", "password": PASSWORD})
+    assert forged.status_code == 403 and "ews_session" not in forged.cookies
+    wrong = await sign_in(console, "ana.pa", "not the password")
+    assert wrong.status_code == 401 and "Wrong username or password." in wrong.text
+    assert "ews_session" not in console.cookies
+    signed = await sign_in(console, "ana.pa")
+    assert signed.status_code == 303 and signed.headers["location"] == "/console/board"
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/console" in cookie
+    assert "Secure" not in cookie  # plain HTTP on loopback; behind the TLS front it is Secure
+    board = await console.get("/console/board")
+    assert board.status_code == 200 and "Ana Ruiz" in board.text
+
+
+async def test_behind_the_tls_front_the_session_cookie_is_secure(console):
+    form = await console.get("/console/login")
+    token = form_token(form.text)
+    signed = await console.post(
+        "/console/login",
+        data={"csrf": token, "username": "luis.hn", "password": PASSWORD},
+        headers={"X-Forwarded-Proto": "https"},
+    )
+    assert signed.status_code == 303 and "Secure" in signed.headers["set-cookie"]
+
+
+async def test_failed_sign_ins_are_limited_even_with_the_right_password_after(console):
+    for _ in range(5):
+        assert (await sign_in(console, "luis.hn", "guessing wrong")).status_code == 401
+    limited = await sign_in(console, "luis.hn")
+    assert limited.status_code == 429 and "Too many failed attempts" in limited.text
+    assert "ews_session" not in console.cookies
+
+
+async def test_the_board_and_the_alert_page_show_each_person_only_what_is_shared(console):
+    assert (await sign_in(console, "ana.pa")).status_code == 303
+    board = await board_when(console, lambda t: "Lajas Blancas" in t and "Honduras" in t)
+    text = board.text
+    # Spanish, places by name, the level in words, figures in the reader's form
+    assert "Emergencia" in text and "ERM Lajas Blancas (Panamá)" in text
+    assert "6.123 frente a un umbral de 2.500" in text
+    assert "Sin reconocer" in text
+    # Honduras shares aggregates: its site is named nowhere on a Panamanian's pages
+    assert "Trojes" not in text and "HN-TROJES" not in text
+    assert "Reservado según la política de intercambio: el lugar, las cifras" in text
+    # filters live in the URL
+    only_hn = await console.get("/console/board?country=HN")
+    assert "Lajas Blancas" not in only_hn.text and "Honduras" in only_hn.text
+    # another country's alert by its raw id: as if it did not exist
+    hidden = await console.get("/console/alerts/crossing-surge/site/HN-TROJES")
+    assert hidden.status_code == 404 and "Trojes" not in hidden.text
+    # Luis, in Honduras, sees his own site by name
+    console.cookies.clear()
+    assert (await sign_in(console, "luis.hn")).status_code == 303
+    own = await board_when(console, lambda t: "Trojes" in t)
+    assert "Crossing surge" in own.text  # his account's language: English
+
+
+async def test_acknowledging_from_the_alert_page_shows_on_the_board(console):
+    assert (await sign_in(console, "ana.pa")).status_code == 303
+    await board_when(console, lambda t: "Lajas Blancas" in t)
+    path = "/console/alerts/crossing-surge/site/PA-LAJAS-BLANCAS"
+    page = await console.get(path)
+    assert page.status_code == 200
+    assert "Aumento de cruces" in page.text and "pa-focal" in page.text
+    token = form_token(page.text)
+    # without the form's token: refused, nothing recorded
+    forged = await console.post(path, data={"contact_id": "pa-focal", "action": "ack"})
+    assert forged.status_code == 403 and "caducado" in forged.text
+    assert "Reconocida por" not in (await console.get("/console/board")).text
+    # a contact the person does not act for: refused with a message
+    other = await console.post(path, data={"csrf": token, "contact_id": "hn-focal"})
+    assert other.status_code == 422
+    done = await console.post(
+        path,
+        data={
+            "csrf": token,
+            "contact_id": "pa-focal",
+            "action": "ack",
+            "comment": "equipo en camino",
+        },
+        follow_redirects=False,
+    )
+    assert done.status_code == 303
+    after = await console.get(done.headers["location"])
+    assert "Reconocida en nombre de pa-focal." in after.text
+    assert "ana.pa la reconoció en nombre de pa-focal: “equipo en camino”" in after.text
+    board = await console.get("/console/board")
+    assert "Reconocida por ana.pa en nombre de pa-focal" in board.text
+    withdrawn = await console.post(
+        path,
+        data={"csrf": token, "contact_id": "pa-focal", "action": "withdraw"},
+        follow_redirects=True,
+    )
+    assert withdrawn.status_code == 200 and "retirado" in withdrawn.text
+    assert "Reconocida por" not in (await console.get("/console/board")).text
+
+
+async def test_pages_carry_security_headers_and_static_files_are_cached(console):
+    login = await console.get("/console/login")
+    assert "default-src 'self'" in login.headers["content-security-policy"]
+    assert login.headers["x-frame-options"] == "DENY"
+    assert login.headers["cache-control"] == "no-store"
+    css = re.search(r'href="(/console/static/console.css\?v=[0-9a-f]+)"', login.text)
+    assert css is not None
+    static = await console.get(css.group(1))
+    assert static.status_code == 200 and "immutable" in static.headers["cache-control"]
+    assert (await console.get("/console/static/../app.py")).status_code == 404
+
+
+# --- end to end, in a real headless Chromium ---------------------------------------------
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+ARTIFACTS = PROJECT_ROOT / ".cache" / "artifacts" / "console"
+
+
+@pytest.fixture
+def browser():
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.skip(
+            "no Chromium here: install Debian's chromium and chromium-driver (make test does, as "
+            "root) to run the console's browser tests"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(10)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+async def test_in_chromium_a_person_signs_in_reads_in_french_and_acknowledges(console, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def run() -> None:
+        wait = WebDriverWait(browser, 20)
+        browser.get(f"{str(console.base_url).rstrip('/')}/console/board")
+        assert "/console/login" in browser.current_url  # sent to sign in first
+        browser.find_element(By.ID, "username").send_keys("ana.pa")
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+        wait.until(shown.text_to_be_present_in_element((By.ID, "board"), "Lajas Blancas"))
+        assert "Emergencia" in browser.find_element(By.ID, "board").text
+        browser.save_screenshot(str(ARTIFACTS / "board-es.png"))
+        browser.find_element(By.LINK_TEXT, "Français").click()
+        wait.until(shown.text_to_be_present_in_element((By.ID, "board"), "Urgence"))
+        # the filter goes into the URL, and the board keeps it
+        browser.find_element(By.CSS_SELECTOR, "select[name=country] option[value=PA]").click()
+        browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
+        wait.until(lambda b: "country=PA" in b.current_url)
+        assert "Honduras" not in browser.find_element(By.ID, "board").text
+        browser.find_element(By.LINK_TEXT, "Afflux").click()
+        wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, ".alert-page")))
+        browser.find_element(By.ID, "comment").send_keys("équipe en route")
+        browser.save_screenshot(str(ARTIFACTS / "alert-fr.png"))
+        browser.find_element(By.CSS_SELECTOR, "button[value=ack]").click()
+        wait.until(shown.text_to_be_present_in_element((By.CSS_SELECTOR, ".notice"), "pa-focal"))
+        browser.find_element(By.LINK_TEXT, "Retour au tableau").click()
+        wait.until(shown.text_to_be_present_in_element((By.ID, "board"), "Prise en compte par"))
+        browser.save_screenshot(str(ARTIFACTS / "board-acknowledged-fr.png"))
+        # keyboard: the sign-out button is reachable and labelled
+        assert browser.find_element(By.CSS_SELECTOR, "form.inline button").text == "Se déconnecter"
+
+    await asyncio.to_thread(run)

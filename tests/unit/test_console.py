@@ -1,0 +1,251 @@
+"""The console's pure parts: sessions and CSRF tokens, the sign-in limit, durations in words, the
+board's and the alert page's view models, and the property that no page shows what a country
+withholds from its reader."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas import AlertEvent, Scope
+from schemas.config import AccountEntry
+from schemas.notify import Acknowledgement
+from services.notify.console.accounts import (
+    LoginLimiter,
+    csrf_holds,
+    csrf_token,
+    hash_password,
+    open_session,
+    sign_session,
+)
+from services.notify.console.pages import frame_values, render
+from services.notify.console.text import duration, place_name
+from services.notify.console.views import Filters, alert_page, board
+from services.notify.sharing import Reader
+from tests.helpers import (
+    COUNTRIES,
+    GEOGRAPHY,
+    NOW,
+    PLACES_OF,
+    TITLE,
+    contact,
+    policies,
+    shared_alerts,
+    sharing,
+)
+
+SECRET = "console-secret-0123456789abcdefghij"
+
+
+def account(password: str = "correct horse battery", **fields) -> AccountEntry:
+    return AccountEntry.model_validate(
+        {
+            "username": "ana.pa",
+            "name": "Ana Ruiz",
+            "role": "coordinator",
+            "country": "PA",
+            "password_hash": hash_password(password),
+        }
+        | fields
+    )
+
+
+# --- sessions, CSRF, sign-in attempts -----------------------------------------------------
+
+
+def test_a_session_opens_until_it_expires_and_not_once_tampered_with():
+    person = account()
+    cookie = sign_session(SECRET, person, 3600, NOW.timestamp())
+    session = open_session(SECRET, cookie, NOW.timestamp() + 10)
+    assert session is not None and session.username == "ana.pa"
+    assert open_session(SECRET, cookie, NOW.timestamp() + 3601) is None
+    assert open_session("another-secret-0123456789abcdefghijk", cookie, NOW.timestamp()) is None
+    payload, _, signature = cookie.rpartition(".")
+    forged = payload[:-2] + ("AA" if payload[-2:] != "AA" else "BB") + "." + signature
+    assert open_session(SECRET, forged, NOW.timestamp()) is None
+    assert open_session(SECRET, "garbage", NOW.timestamp()) is None
+
+
+def test_a_new_password_ends_the_sessions_signed_before_it():
+    from services.notify.console.accounts import fingerprint
+
+    before, after = account("first password here"), account("second password here")
+    session = open_session(SECRET, sign_session(SECRET, before, 3600, 0), 1)
+    assert session is not None
+    assert session.fingerprint == fingerprint(before) != fingerprint(after)
+
+
+def test_a_form_token_belongs_to_its_session():
+    assert csrf_holds(SECRET, "nonce-a", csrf_token(SECRET, "nonce-a"))
+    assert not csrf_holds(SECRET, "nonce-b", csrf_token(SECRET, "nonce-a"))
+    assert not csrf_holds(SECRET, "nonce-a", None)
+    assert not csrf_holds(SECRET, None, csrf_token(SECRET, "nonce-a"))
+
+
+def test_sign_in_attempts_are_limited_per_username_and_per_address():
+    limiter = LoginLimiter(failures=5, window_s=900)
+    for i in range(5):
+        assert limiter.wait_s(["user:ana", "addr:1"], i) == 0
+        limiter.failed(["user:ana", "addr:1"], i)
+    assert limiter.wait_s(["user:ana", "addr:2"], 10) > 0  # the username, from anywhere
+    assert limiter.wait_s(["user:luis", "addr:1"], 10) > 0  # the address, for anyone
+    assert limiter.wait_s(["user:luis", "addr:2"], 10) == 0
+    assert limiter.wait_s(["user:ana", "addr:1"], 901) == 0  # the oldest failure left the window
+
+
+def test_durations_read_in_words_in_each_language():
+    span = timedelta(days=2, hours=3, minutes=5)
+    assert duration(span, "en") == "2 days and 3 hours"
+    assert duration(timedelta(hours=1, minutes=1), "es") == "1 hora y 1 minuto"
+    assert duration(timedelta(seconds=20), "fr") == "moins d'une minute"
+    assert duration(timedelta(minutes=90), "pt") == "1 hora e 30 minutos"
+
+
+def test_places_are_named_in_the_readers_language():
+    site = Scope(kind="site", id="PA-LAJAS-BLANCAS", country="PA")
+    assert place_name(site, GEOGRAPHY, "es") == "ERM Lajas Blancas (Panamá)"
+    assert place_name(Scope(kind="country", id="US", country="US"), GEOGRAPHY, "fr") == (
+        "États-Unis"
+    )
+    assert place_name(Scope(kind="region", id="americas"), GEOGRAPHY, "pt") == "Toda a região"
+
+
+# --- the board and the alert page ---------------------------------------------------------
+
+
+def items_for(alerts, reader_country, policy=None, acks=None):
+    view = sharing(policy)
+    reader = Reader(country=reader_country)
+    out = []
+    for a in alerts:
+        seen = view.view(a, reader)
+        if seen is not None:
+            out.append((a, seen, (acks or {}).get(a.alert_id, [])))
+    countries = {seen.alert.alert_id: view.countries_of(seen.alert.scope) for _, seen, _ in out}
+    return out, countries
+
+
+def site_alert(site: str, level: str, value: float, transition: int = 1) -> AlertEvent:
+    found = GEOGRAPHY.sites[site]
+    return AlertEvent(
+        alert_id=f"crossing-surge/site/{site}",
+        transition=transition,
+        rule_id="crossing-surge",
+        rule_version="v1",
+        status="firing",
+        level=level,
+        previous_level=None,
+        scope=Scope(kind="site", id=site, country=found.country),
+        value=value,
+        threshold=300,
+        window="PT24H",
+        started_at=NOW - timedelta(hours=5),
+        observed_until=NOW,
+        evaluated_at=NOW,
+        evidence=[f"{found.country}-SRC/r-{transition}"],
+        title=TITLE,
+    )
+
+
+def test_the_board_groups_by_country_highest_level_first_with_counts_and_acks():
+    surge = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000)
+    watch = site_alert("PA-PASO-CANOAS", "watch", 400)
+    mexico = site_alert("MX-TAPACHULA", "warning", 900)
+    ack = Acknowledgement(
+        alert_id=surge.alert_id,
+        contact_id="pa-focal",
+        transition=surge.transition,
+        by="ana.pa",
+        at=NOW - timedelta(minutes=30),
+        level=surge.level,
+        started_at=surge.started_at,
+    )
+    items, countries = items_for([watch, mexico, surge], "PA", acks={surge.alert_id: [ack]})
+    contacts = {"pa-focal": contact("pa-focal", country="PA")}
+    built = board(items, countries, Filters(), contacts, GEOGRAPHY, "es", NOW)
+    assert [g.label for g in built.groups] == ["Panamá", "México"]
+    panama = built.groups[0].rows
+    assert [r.level for r in panama] == ["emergency", "watch"]
+    assert panama[0].place == "ERM Lajas Blancas (Panamá)"
+    assert panama[0].level_text == "Emergencia"
+    assert (
+        "Reconocida por ana.pa" in panama[0].acks[0].text and "30 minutos" in panama[0].acks[0].text
+    )
+    assert not panama[1].acks
+    assert {lvl: n for lvl, _, n in built.counts} == {
+        "emergency": 1,
+        "warning": 1,
+        "watch": 1,
+    }
+    assert built.by_country == {"PA": "emergency", "MX": "warning"}
+    # filters keep what they name; the counts still count the other levels
+    only = board(
+        items, countries, Filters(country="PA", level="watch"), contacts, GEOGRAPHY, "en", NOW
+    )
+    assert [r.shown_id for g in only.groups for r in g.rows] == [watch.alert_id]
+    assert {lvl: n for lvl, _, n in only.counts} == {"emergency": 1, "warning": 0, "watch": 1}
+
+
+def test_filters_come_from_the_url_and_go_back_into_it():
+    filters = Filters.of({"country": "pa", "level": "bogus", "status": "all", "rule": "surge"})
+    assert filters == Filters(country="PA", level=None, rule="surge", status="all")
+    assert filters.query(level="watch") == "country=PA&level=watch&rule=surge&status=all"
+
+
+def test_an_acknowledgement_of_a_lower_level_does_not_show_once_the_alert_escalated():
+    warning = site_alert("PA-LAJAS-BLANCAS", "warning", 3000, transition=1)
+    emergency = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000, transition=2)
+    ack = Acknowledgement(
+        alert_id=warning.alert_id,
+        contact_id="pa-focal",
+        transition=warning.transition,
+        by="ana.pa",
+        at=NOW,
+        level="warning",
+        started_at=warning.started_at,
+    )
+    items, countries = items_for([emergency], "PA", acks={emergency.alert_id: [ack]})
+    built = board(items, countries, Filters(), {}, GEOGRAPHY, "en", NOW)
+    assert built.groups[0].rows[0].acks == []
+
+
+def page_html(alert, policy, country, language) -> str:
+    """Every page a reader of `country` can open about this alert, rendered."""
+    items, countries = items_for([alert], country, policy)
+    frame = frame_values(language, "someone", "token", True, "2026-11-23 12:00:00", [])
+    built = board(items, countries, Filters(status="all"), {}, GEOGRAPHY, language, NOW)
+    html = render("board.html", **frame, board=built)
+    for raw, seen, acks in items:
+        view = sharing(policy)
+        page = alert_page(raw, seen, acks, [seen], [], {}, [], GEOGRAPHY, language, NOW)
+        html += render("alert.html", **frame, page=page, notice=None)
+        assert view is not None
+    return html
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    alert=shared_alerts(),
+    policy=policies,
+    country=st.sampled_from([None, *COUNTRIES]),
+    language=st.sampled_from(("en", "es", "fr", "pt")),
+)
+def test_no_console_page_shows_a_place_its_country_withholds_from_the_reader(
+    alert, policy, country, language
+):
+    view = sharing(policy)
+    html = page_html(alert, policy, country, language)
+    if alert.scope.kind == "corridor":  # a corridor's configured name is its public label
+        html = html.replace(GEOGRAPHY.corridors[alert.scope.id].name, "")
+    for c in view.countries_of(alert.scope):
+        if c == country or view.rule(c).outside == "full":
+            continue
+        names = {GEOGRAPHY.sites[s].name for s in PLACES_OF[c] if s in GEOGRAPHY.sites}
+        names |= {GEOGRAPHY.areas[a].name for a in PLACES_OF[c] if a in GEOGRAPHY.areas}
+        for place in PLACES_OF[c]:
+            assert not re.search(rf"(?<![A-Z-]){re.escape(place)}(?![A-Z-])", html), place
+        for name in names:
+            assert name not in html, name
