@@ -229,6 +229,13 @@ async def test_pages_carry_security_headers_and_static_files_are_cached(console)
     assert css is not None
     static = await console.get(css.group(1))
     assert static.status_code == 200 and "immutable" in static.headers["cache-control"]
+    # the first page, map included, with everything it loads: within 300 KB on a slow link
+    assert (await sign_in(console, "root")).status_code == 303
+    board = await board_when(console, lambda t: "Lajas Blancas" in t)
+    assert "<svg" in board.text
+    loaded = re.findall(r'(?:href|src)="(/console/static/[^"]+)"', board.text)
+    sizes = [len(board.content)] + [len((await console.get(u)).content) for u in loaded]
+    assert sum(sizes) < 300_000, sizes
     assert (await console.get("/console/static/../app.py")).status_code == 404
 
 
@@ -291,7 +298,11 @@ async def test_in_chromium_a_person_signs_in_reads_in_french_and_acknowledges(co
         browser.find_element(By.CSS_SELECTOR, "select[name=country] option[value=PA]").click()
         browser.find_element(By.CSS_SELECTOR, "form.filters button").click()
         wait.until(lambda b: "country=PA" in b.current_url)
-        assert "Honduras" not in browser.find_element(By.ID, "board").text
+        assert "Honduras" not in browser.find_element(By.CSS_SELECTOR, "#board .lists").text
+        # the map: Panama shaded at its level, a dot on the site, each named for screen readers
+        panama = browser.find_element(By.CSS_SELECTOR, "path.country.level-emergency title")
+        assert panama.get_attribute("textContent") == "Panama: Urgence"
+        assert browser.find_elements(By.CSS_SELECTOR, "circle.site.level-emergency")
         browser.find_element(By.LINK_TEXT, "Afflux").click()
         wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, ".alert-page")))
         browser.find_element(By.ID, "comment").send_keys("équipe en route")

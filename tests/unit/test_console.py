@@ -249,3 +249,22 @@ def test_no_console_page_shows_a_place_its_country_withholds_from_the_reader(
             assert not re.search(rf"(?<![A-Z-]){re.escape(place)}(?![A-Z-])", html), place
         for name in names:
             assert name not in html, name
+
+
+def test_the_map_shades_countries_by_their_highest_level_and_dots_only_sites_shared():
+    from schemas.config import SharingFile
+
+    surge = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000)
+    honduras = site_alert("HN-TROJES", "warning", 3000)
+    policy = SharingFile.model_validate({"countries": {"HN": {"outside": "aggregates"}}})
+    items, countries = items_for([surge, honduras], "PA", policy)
+    built = board(items, countries, Filters(), {}, GEOGRAPHY, "es", NOW)
+    assert built.map is not None
+    shaded = {c.code: c.level for c in built.map.countries if c.level}
+    assert shaded == {"PA": "emergency", "HN": "warning"}
+    labels = {c.code: c.label for c in built.map.countries}
+    assert labels["PA"] == "Panamá: Emergencia" and labels["BR"] == "Brasil"
+    # a dot for Panama's site, none for the Honduran site its country withholds from Panama
+    assert [d.label for d in built.map.dots] == ["Emergencia: Aumento, ERM Lajas Blancas (Panamá)"]
+    dot = built.map.dots[0]
+    assert 0 < dot.x < built.map.width and 0 < dot.y < built.map.height

@@ -77,6 +77,10 @@ TEXT: dict[str, dict[str, str]] = {
         "back": "Back to the board",
         "noscript": "Reload the page to see new alerts.",
         "open": "Open",
+        "map": "Map of the Americas: countries by their highest active alert level, sites with an "
+        "alert as dots",
+        "map_legend": "Shading: the highest active level in each country (darker is higher). "
+        "Dots: sites with an alert; select one to open it. Source of shapes: Natural Earth.",
     },
     "es": {
         "title": "Consola EWS",
@@ -140,6 +144,11 @@ TEXT: dict[str, dict[str, str]] = {
         "back": "Volver al tablero",
         "noscript": "Recargue la página para ver las alertas nuevas.",
         "open": "Abrir",
+        "map": "Mapa de las Américas: países según el nivel más alto de sus alertas activas, "
+        "sitios con alerta como puntos",
+        "map_legend": "Sombreado: el nivel activo más alto de cada país (más oscuro, más alto). "
+        "Puntos: sitios con alerta; selecciónelos para abrirla. Fuente de las formas: Natural "
+        "Earth.",
     },
     "fr": {
         "title": "Console EWS",
@@ -202,6 +211,11 @@ TEXT: dict[str, dict[str, str]] = {
         "back": "Retour au tableau",
         "noscript": "Rechargez la page pour voir les nouvelles alertes.",
         "open": "Ouvrir",
+        "map": "Carte des Amériques : pays selon le niveau le plus élevé de leurs alertes "
+        "actives, sites en alerte en points",
+        "map_legend": "Teinte : le niveau actif le plus élevé de chaque pays (plus foncé, plus "
+        "élevé). Points : sites en alerte ; sélectionnez-en un pour l'ouvrir. Source des contours "
+        ": Natural Earth.",
     },
     "pt": {
         "title": "Console EWS",
@@ -265,6 +279,11 @@ TEXT: dict[str, dict[str, str]] = {
         "back": "Voltar ao painel",
         "noscript": "Recarregue a página para ver os alertas novos.",
         "open": "Abrir",
+        "map": "Mapa das Américas: países pelo nível mais alto dos seus alertas ativos, locais "
+        "com alerta como pontos",
+        "map_legend": "Sombreamento: o nível ativo mais alto de cada país (mais escuro, mais "
+        "alto). Pontos: locais com alerta; selecione um para abri-lo. Fonte dos contornos: "
+        "Natural Earth.",
     },
 }
 
@@ -352,9 +371,18 @@ def _countries(language: str) -> gettext.NullTranslations:
     return gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language])
 
 
+# the names people use where ISO's translations give the long official form
+SHORT_NAMES = {
+    "BO": {"en": "Bolivia", "es": "Bolivia", "fr": "Bolivie", "pt": "Bolívia"},
+    "VE": {"en": "Venezuela", "es": "Venezuela", "fr": "Venezuela", "pt": "Venezuela"},
+}
+
+
 def country_name(code: str | None, language: str) -> str:
     if not code:
         return TEXT[language]["no_country"]
+    if code in SHORT_NAMES:
+        return SHORT_NAMES[code][language]
     found = pycountry.countries.get(alpha_2=code)
     if found is None:
         return code

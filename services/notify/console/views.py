@@ -16,6 +16,8 @@ from services.common.geography import Geography
 from ..picture import is_acknowledged
 from ..rendering import figure, render_summary, title_of
 from ..sharing import SharedAlert
+from . import atlas
+from .atlas import MapView
 from .text import country_name, duration, place_name, say, withheld_parts
 
 STATUSES = ("firing", "resolved", "all")
@@ -83,6 +85,7 @@ class AlertRow:
     acks: list[AckLine]
     late: bool
     withheld: str | None
+    at: tuple[float, float] | None = None  # a site's (lon, lat), for the map
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class Board:
     countries: list[tuple[str, str]]  # (code, name) to filter by
     rules: list[tuple[str, str]]  # (rule id, title)
     by_country: dict[str, Level] = field(default_factory=dict)  # country → its highest active level
+    map: MapView | None = None
 
 
 def alert_href(shown_id: str) -> str:
@@ -175,7 +179,16 @@ def row_of(
         withheld=say(language, "withheld", what=withheld_parts(seen.withheld, language))
         if seen.withheld
         else None,
+        at=site_position(shown, geography),
     )
+
+
+def site_position(alert: AlertEvent, geography: Geography) -> tuple[float, float] | None:
+    """Where a site alert (as shown: a withheld site is shown as its country) is on the map."""
+    site = geography.sites.get(alert.scope.id) if alert.scope.kind == "site" else None
+    if site is None or site.lat is None or site.lon is None:
+        return None
+    return site.lon, site.lat
 
 
 def group_key(alert: AlertEvent) -> str:
@@ -236,6 +249,7 @@ def board(
     built = [Group(k, label(k), sorted(rows, key=row_order)) for k, rows in groups.items()]
     built.sort(key=lambda g: (g.key in ("corridor", "region"), -g.highest, g.label))
     return Board(
+        map=map_of(by_country, built, language),
         groups=built,
         counts=[(level, say(language, level), n) for level, n in counts.items()],
         total=sum(len(g.rows) for g in built),
@@ -246,6 +260,26 @@ def board(
         rules=sorted(rules.items(), key=lambda r: r[1]),
         by_country=by_country,
     )
+
+
+def map_of(by_country: Mapping[str, Level], groups: list[Group], language: str) -> MapView:
+    """Countries shaded by their highest active level; a dot per site alert on the board."""
+    countries = []
+    for shape in atlas.shapes():
+        level = by_country.get(shape.code)
+        name = country_name(shape.code, language)
+        label = f"{name}: {say(language, level)}" if level else name
+        countries.append(atlas.Country(shape.code, shape.path, level, label))
+    dots = []
+    for group in groups:
+        for row in group.rows:
+            if row.at is None or row.level is None:
+                continue
+            x, y = atlas.project(*row.at)
+            label = f"{row.level_text}: {row.title}, {row.place}"
+            dots.append(atlas.Dot(x, y, row.level, label, row.href))
+    dots.sort(key=lambda d: LEVEL_RANK[d.level])  # the highest drawn last, on top
+    return atlas.MapView(atlas.WIDTH, atlas.HEIGHT, countries, dots)
 
 
 # --- one alert ---------------------------------------------------------------------------
