@@ -268,3 +268,80 @@ def test_the_map_shades_countries_by_their_highest_level_and_dots_only_sites_sha
     assert [d.label for d in built.map.dots] == ["Emergencia: Aumento, ERM Lajas Blancas (Panamá)"]
     dot = built.map.dots[0]
     assert 0 < dot.x < built.map.width and 0 < dot.y < built.map.height
+
+
+# --- ews accounts add, and the check of the accounts file --------------------------------
+
+
+def test_ews_accounts_add_keeps_only_a_hash_and_the_check_reads_the_file(tmp_path):
+    from click.testing import CliRunner
+
+    from schemas.config import AccountsFile
+    from services.cli import main
+    from services.common.config_files import load_model
+    from services.common.settings import PROJECT_ROOT
+    from services.notify.console.accounts import AccountStore
+
+    file = tmp_path / "accounts.yaml"
+    add = ["accounts", "add", "ana.pa", "--name", "Ana Ruiz", "--role", "coordinator"]
+    added = CliRunner().invoke(
+        main,
+        [
+            *add,
+            "--country",
+            "PA",
+            "--language",
+            "es",
+            "--contact",
+            "pa-snm-focal-point",
+            "--file",
+            str(file),
+            "--password-stdin",
+        ],
+        input="a long enough password\n",
+    )
+    assert added.exit_code == 0, added.output
+    assert f"added ana.pa (coordinator of PA) to {file}" in added.output
+    assert "a long enough password" not in file.read_text()
+    assert load_model(file, AccountsFile).accounts[0].language == "es"
+    store = AccountStore(file)
+    assert store.verify("ana.pa", "a long enough password") is not None
+    assert store.verify("ana.pa", "another password!!") is None
+    assert store.verify("nobody", "a long enough password") is None
+    # the same username twice, a short password, an admin with a country: refused, file unchanged
+    before = file.read_text()
+    again = CliRunner().invoke(
+        main, [*add, "--file", str(file), "--password-stdin"], input="a long enough password\n"
+    )
+    assert again.exit_code == 2 and "account 'ana.pa' exists" in again.output
+    short = CliRunner().invoke(main, [*add, "--password-stdin"], input="short\n")
+    assert short.exit_code == 2 and "at least 12 characters" in short.output
+    admin = CliRunner().invoke(
+        main,
+        [
+            "accounts",
+            "add",
+            "root",
+            "--name",
+            "Root",
+            "--role",
+            "admin",
+            "--country",
+            "PA",
+            "--file",
+            str(file),
+            "--password-stdin",
+        ],
+        input="a long enough password\n",
+    )
+    assert admin.exit_code == 2 and "an admin is regional" in admin.output
+    assert file.read_text() == before
+    # ews rules check: an account acting for another country's contact is refused at its line
+    contacts = PROJECT_ROOT / "config" / "contacts.example.yaml"
+    checked = CliRunner().invoke(main, ["rules", "check", str(file), str(contacts)])
+    assert checked.exit_code == 0, checked.output
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(before.replace("country: PA", "country: HN"))
+    refused = CliRunner().invoke(main, ["rules", "check", str(wrong), str(contacts)])
+    assert refused.exit_code != 0
+    assert f"{wrong}:3: accounts.0.contacts.0: account ana.pa acts for HN" in refused.output
