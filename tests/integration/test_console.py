@@ -220,6 +220,21 @@ async def test_acknowledging_from_the_alert_page_shows_on_the_board(console):
     assert "Reconocida por" not in (await console.get("/console/board")).text
 
 
+async def test_the_history_lists_transitions_with_filters_and_exports_csv(console):
+    assert (await sign_in(console, "ana.pa")).status_code == 303
+    await board_when(console, lambda t: "Lajas Blancas" in t)
+    page = await console.get("/console/history?country=PA")
+    assert page.status_code == 200
+    assert "Historial" in page.text and "Nueva → Emergencia" in page.text
+    assert "Honduras" not in page.text.split("<table")[1]
+    exported = await console.get("/console/history?format=csv")
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert "attachment; filename=ews-history-" in exported.headers["content-disposition"]
+    lines = exported.text.splitlines()
+    assert lines[0].startswith("evaluated_at,alert_id,rule_id,title,status,level")
+    assert len(lines) == 3 and "Trojes" not in exported.text  # Honduras's site stays withheld
+
+
 async def test_pages_carry_security_headers_and_static_files_are_cached(console):
     login = await console.get("/console/login")
     assert "default-src 'self'" in login.headers["content-security-policy"]

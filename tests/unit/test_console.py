@@ -4,6 +4,8 @@ withholds from its reader."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from datetime import timedelta
 
@@ -23,7 +25,7 @@ from services.notify.console.accounts import (
 )
 from services.notify.console.pages import frame_values, render
 from services.notify.console.text import duration, place_name
-from services.notify.console.views import Filters, alert_page, board
+from services.notify.console.views import Filters, alert_page, board, history, history_csv
 from services.notify.sharing import Reader
 from tests.helpers import (
     COUNTRIES,
@@ -215,9 +217,15 @@ def test_an_acknowledgement_of_a_lower_level_does_not_show_once_the_alert_escala
 def page_html(alert, policy, country, language) -> str:
     """Every page a reader of `country` can open about this alert, rendered."""
     items, countries = items_for([alert], country, policy)
-    frame = frame_values(language, "someone", "token", True, "2026-11-23 12:00:00", [])
+    frame = frame_values(
+        "/console/board", language, "someone", "token", True, "2026-11-23 12:00:00", []
+    )
     built = board(items, countries, Filters(status="all"), {}, GEOGRAPHY, language, NOW)
     html = render("board.html", **frame, board=built)
+    shown = [seen for _, seen, _ in items]
+    past = history(shown, countries, Filters(status="all"), 1, GEOGRAPHY, language, NOW)
+    html += render("history.html", **frame, history=past)
+    html += history_csv(shown, countries, Filters(status="all"), GEOGRAPHY, language)
     for raw, seen, acks in items:
         view = sharing(policy)
         page = alert_page(raw, seen, acks, [seen], [], {}, [], GEOGRAPHY, language, NOW)
@@ -345,3 +353,25 @@ def test_ews_accounts_add_keeps_only_a_hash_and_the_check_reads_the_file(tmp_pat
     refused = CliRunner().invoke(main, ["rules", "check", str(wrong), str(contacts)])
     assert refused.exit_code != 0
     assert f"{wrong}:3: accounts.0.contacts.0: account ana.pa acts for HN" in refused.output
+
+
+def test_the_history_csv_has_what_the_reader_may_see_and_no_formulas():
+    from schemas.config import SharingFile
+
+    surge = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000)
+    honduras = site_alert("HN-TROJES", "warning", 3000).model_copy(
+        update={"title": {**TITLE, "en": '=HYPERLINK("http://x")'}}
+    )
+    policy = SharingFile.model_validate({"countries": {"HN": {"outside": "aggregates"}}})
+    items, countries = items_for([surge, honduras], "PA", policy)
+    text = history_csv(
+        [seen for _, seen, _ in items], countries, Filters(status="all"), GEOGRAPHY, "en"
+    )
+    rows = list(csv.DictReader(io.StringIO(text)))
+    by_place = {r["place"]: r for r in rows}
+    assert by_place["ERM Lajas Blancas (Panama)"]["value"] == "6000.0"
+    hn = by_place["Honduras"]
+    assert hn["value"] == "" and hn["threshold"] == "" and "place" in hn["withheld"]
+    assert hn["alert_id"].startswith("crossing-surge/country/HN/w")
+    assert hn["title"].startswith("'=")  # a spreadsheet shows it, does not run it
+    assert "Trojes" not in text

@@ -39,7 +39,7 @@ from .accounts import (
     sign_session,
 )
 from .text import LANGUAGE_NAMES, LANGUAGES, ROLES, country_name, duration, say
-from .views import Filters, alert_href, alert_page, board
+from .views import Filters, alert_href, alert_page, board, history, history_csv
 
 if TYPE_CHECKING:
     from ..app import NotifyState
@@ -86,6 +86,7 @@ def render(template: str, **values: Any) -> str:
 
 
 def frame_values(
+    here: str,
     language: str,
     who: str,
     csrf: str,
@@ -95,6 +96,7 @@ def frame_values(
 ) -> dict[str, Any]:
     """What every signed-in page's frame shows."""
     return {
+        "here": here,
         "lang": language,
         "t": lambda key, **kw: say(language, key, **kw),
         "lang_links": lang_links,
@@ -214,6 +216,7 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
             country=country,
         )
         return frame_values(
+            request.path,
             language,
             who,
             csrf_token(secret, session.nonce),
@@ -318,6 +321,47 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
         values = frame(request, account, session, language) | {"board": built}
         template = "board_fragment.html" if request.query.get("fragment") else "board.html"
         response = respond(view, 200, render(template, **values), "board")
+        keep_language(response, request)
+        return response
+
+    # --- history ----------------------------------------------------------------------------
+
+    async def history_page(view, request):
+        found = signed_in(request)
+        if found is None:
+            return ask_to_sign_in(view, request, "history")
+        account, session = found
+        language = language_of(request, account)
+        reader = Reader.of_principal(principal_of(account))
+        transitions = [
+            shared
+            for shared in (state.policy.view(a, reader) for a in state.picture.history)
+            if shared is not None
+        ]
+        countries = {
+            t.alert.alert_id: state.policy.countries_of(t.alert.scope) for t in transitions
+        }
+        filters = Filters.of(request.query, default_status="all")
+        if request.query.get("format") == "csv":
+            text = history_csv(transitions, countries, filters, state.geography, language)
+            response = view.bytes(text.encode("utf-8"), content_type="text/csv")
+            response.headers.update(SECURITY_HEADERS)
+            response.headers["Cache-Control"] = "no-store"
+            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+            response.headers["Content-Disposition"] = (
+                f"attachment; filename=ews-history-{stamp}.csv"
+            )
+            metrics.API_REQUESTS.labels("console-history", "200").inc()
+            return response
+        try:
+            page = int(request.query.get("page", "1"))
+        except ValueError:
+            page = 1
+        built = history(
+            transitions, countries, filters, page, state.geography, language, datetime.now(UTC)
+        )
+        values = frame(request, account, session, language) | {"history": built}
+        response = respond(view, 200, render("history.html", **values), "history")
         keep_language(response, request)
         return response
 
@@ -483,6 +527,10 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
     @app.page("/console/board")
     class BoardView(faust.web.View):
         get = board_page
+
+    @app.page("/console/history")
+    class HistoryView(faust.web.View):
+        get = history_page
 
     @app.page("/console/alerts/{alert_id:.+}")
     class AlertView(faust.web.View):

@@ -3,6 +3,8 @@ current picture (already passed through the sharing policy for the reader) to vi
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,17 +34,20 @@ class Filters:
     rule: str | None = None
     status: str = "firing"
 
+    default_status: str = "firing"  # the board shows active alerts; the history all
+
     @classmethod
-    def of(cls, query: Mapping[str, str]) -> Filters:
+    def of(cls, query: Mapping[str, str], default_status: str = "firing") -> Filters:
         """From a query string; values that are not one of the choices are dropped (a link edited
         by hand shows everything rather than an error)."""
         level = query.get("level") or None
-        status = query.get("status") or "firing"
+        status = query.get("status") or default_status
         return cls(
             country=(query.get("country") or "").upper() or None,
             level=level if level in LEVEL_RANK else None,
             rule=query.get("rule") or None,
-            status=status if status in STATUSES else "firing",
+            status=status if status in STATUSES else default_status,
+            default_status=default_status,
         )
 
     def keeps(self, alert: AlertEvent, countries: list[str], ignore_level: bool = False) -> bool:
@@ -58,7 +63,7 @@ class Filters:
             "country": self.country,
             "level": self.level,
             "rule": self.rule,
-            "status": self.status if self.status != "firing" else None,
+            "status": self.status if self.status != self.default_status else None,
         } | changed
         return urlencode({k: v for k, v in values.items() if v})
 
@@ -280,6 +285,135 @@ def map_of(by_country: Mapping[str, Level], groups: list[Group], language: str) 
             dots.append(atlas.Dot(x, y, row.level, label, row.href))
     dots.sort(key=lambda d: LEVEL_RANK[d.level])  # the highest drawn last, on top
     return atlas.MapView(atlas.WIDTH, atlas.HEIGHT, countries, dots)
+
+
+# --- history -----------------------------------------------------------------------------
+
+HISTORY_PAGE = 50
+CSV_COLUMNS = (
+    "evaluated_at",
+    "alert_id",
+    "rule_id",
+    "title",
+    "status",
+    "level",
+    "previous_level",
+    "place",
+    "countries",
+    "value",
+    "threshold",
+    "late",
+    "withheld",
+)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    at: datetime
+    row: AlertRow
+    change: str  # "Watch → Warning"
+
+
+@dataclass(frozen=True)
+class Choices:
+    countries: list[tuple[str, str]]  # (code, name)
+    rules: list[tuple[str, str]]  # (rule id, title)
+
+
+@dataclass(frozen=True)
+class History:
+    rows: list[HistoryRow]
+    filters: Filters
+    total: int
+    page: int
+    pages: int
+    choices: Choices
+
+
+def kept_transitions(
+    transitions: list[SharedAlert],
+    countries_of: Mapping[str, list[str]],
+    filters: Filters,
+) -> list[SharedAlert]:
+    """Newest first, those the filters keep (`countries_of`: by shown id)."""
+    kept = [
+        t for t in transitions if filters.keeps(t.alert, countries_of.get(t.alert.alert_id, []))
+    ]
+    return sorted(kept, key=lambda t: t.alert.evaluated_at, reverse=True)
+
+
+def level_word(level: str | None, language: str) -> str:
+    return say(language, level) if level else say(language, "resolved")
+
+
+def history(
+    transitions: list[SharedAlert],
+    countries_of: Mapping[str, list[str]],
+    filters: Filters,
+    page: int,
+    geography: Geography,
+    language: str,
+    now: datetime,
+) -> History:
+    kept = kept_transitions(transitions, countries_of, filters)
+    pages = max(1, -(-len(kept) // HISTORY_PAGE))
+    page = min(max(1, page), pages)
+    rows = []
+    for shared in kept[(page - 1) * HISTORY_PAGE : page * HISTORY_PAGE]:
+        shown = shared.alert
+        change = (
+            f"{say(language, shown.previous_level or 'new')} → "
+            f"{level_word(shown.level if shown.status == 'firing' else None, language)}"
+        )
+        row = row_of(shown, shared, [], {}, geography, language, now)
+        rows.append(HistoryRow(shown.evaluated_at, row, change))
+    codes = {c for t in transitions for c in countries_of.get(t.alert.alert_id, [])}
+    rules = {t.alert.rule_id: title_of(t.alert, language) for t in transitions}
+    choices = Choices(
+        sorted(((c, country_name(c, language)) for c in codes), key=lambda c: c[1]),
+        sorted(rules.items(), key=lambda r: r[1]),
+    )
+    return History(rows, filters, len(kept), page, pages, choices)
+
+
+def _cell(value: object) -> str:
+    """A CSV cell a spreadsheet will not run as a formula."""
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def history_csv(
+    transitions: list[SharedAlert],
+    countries_of: Mapping[str, list[str]],
+    filters: Filters,
+    geography: Geography,
+    language: str,
+) -> str:
+    """Every transition the filters keep, as the reader may see it (withheld figures empty)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for shared in kept_transitions(transitions, countries_of, filters):
+        shown = shared.alert
+        writer.writerow(
+            _cell(v)
+            for v in (
+                shown.evaluated_at.isoformat(),
+                shown.alert_id,
+                shown.rule_id,
+                title_of(shown, language),
+                shown.status,
+                shown.level or "",
+                shown.previous_level or "",
+                place_name(shown.scope, geography, language),
+                " ".join(countries_of.get(shown.alert_id, [])),
+                "" if shared.value is None else shared.value,
+                "" if shared.threshold is None else shared.threshold,
+                "yes" if shown.late else "",
+                " ".join(shared.withheld),
+            )
+        )
+    return out.getvalue()
 
 
 # --- one alert ---------------------------------------------------------------------------
