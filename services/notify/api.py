@@ -127,6 +127,11 @@ class Operations:
     sees_contact: Callable[[Principal, Contact], bool]
     acknowledge: Callable[[str, str, Principal, str, str], Awaitable[Acknowledgement]]
     withdraw: Callable[[str, str, Principal], Awaitable[None]]
+    silences: Callable[[Principal, bool], list[Silence]]
+    propose_silence: Callable[[Any, Principal], Silence]
+    add_silence: Callable[[Any, Principal], Awaitable[Silence]]
+    end_silence: Callable[[str, Principal], Awaitable[Silence]]
+    may_end_silence: Callable[[Silence, Principal], bool]
 
 
 def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operations:
@@ -713,22 +718,20 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
         country = silence_country(silence)
         return country == principal.country or (country is None and silence.scope_id is None)
 
-    @handle("silences", READERS)
-    async def list_silences(request, principal):
+    def visible_silences(principal: Principal, show_all: bool) -> list[Silence]:
+        """The silences this principal may see: those still in force (or all, ended included),
+        by start."""
         now = datetime.now(UTC)
-        show_all = request.query.get("all") in ("1", "true")
-        out = [
-            s.model_dump(mode="json")
-            | {"active": s.expired_by is None and s.starts_at <= now < s.ends_at}
+        return [
+            s
             for s in sorted(state.silences.items.values(), key=lambda s: s.starts_at)
             if (show_all or (s.expired_by is None and now < s.ends_at))
             and sees_silence(principal, s)
         ]
-        return 200, {"silences": out}
 
-    @handle("silences", MANAGERS)
-    async def create_silence(request, principal):
-        data = await read_json(request)
+    def proposed_silence(data: Any, principal: Principal) -> Silence:
+        """A silence as asked (`duration` or `ends_at`), checked, not yet written: ApiError naming
+        each field that is wrong, or 403 when it concerns another country than the principal's."""
         if not isinstance(data, dict):
             raise ApiError(422, "a silence is a JSON object")
         now = datetime.now(UTC)
@@ -761,6 +764,10 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
                 f"{principal.name} silences alerts of {principal.country} only; this silence "
                 f"concerns {concerns or 'every country'}",
             )
+        return silence
+
+    async def add_silence(data: Any, principal: Principal) -> Silence:
+        silence = proposed_silence(data, principal)
         await publish(
             silences_topic,
             state.silences,
@@ -770,10 +777,9 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
             "silence.create",
             silence_country(silence),
         )
-        return 201, silence.model_dump(mode="json")
+        return silence
 
-    @handle("silence", MANAGERS)
-    async def expire_silence(request, principal, silence_id):
+    async def end_silence(silence_id: str, principal: Principal) -> Silence:
         silence = state.silences.items.get(silence_id)
         if silence is None or not sees_silence(principal, silence):
             raise ApiError(404, f"no silence {silence_id!r}")
@@ -801,6 +807,27 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
             "silence.expire",
             silence_country(silence),
         )
+        return expired
+
+    @handle("silences", READERS)
+    async def list_silences(request, principal):
+        now = datetime.now(UTC)
+        show_all = request.query.get("all") in ("1", "true")
+        out = [
+            s.model_dump(mode="json")
+            | {"active": s.expired_by is None and s.starts_at <= now < s.ends_at}
+            for s in visible_silences(principal, show_all)
+        ]
+        return 200, {"silences": out}
+
+    @handle("silences", MANAGERS)
+    async def create_silence(request, principal):
+        silence = await add_silence(await read_json(request), principal)
+        return 201, silence.model_dump(mode="json")
+
+    @handle("silence", MANAGERS)
+    async def expire_silence(request, principal, silence_id):
+        expired = await end_silence(silence_id, principal)
         return 200, expired.model_dump(mode="json")
 
     # --- routes ----------------------------------------------------------------------------------
@@ -858,4 +885,9 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
         sees_contact=sees_contact,
         acknowledge=acknowledge_for,
         withdraw=withdraw_for,
+        silences=visible_silences,
+        propose_silence=proposed_silence,
+        add_silence=add_silence,
+        end_silence=end_silence,
+        may_end_silence=lambda silence, who: who.acts_for(silence_country(silence)),
     )

@@ -34,6 +34,7 @@ ACCOUNTS: list[dict[str, Any]] = [
     },
     {"username": "luis.hn", "name": "Luis Mejía", "role": "coordinator", "country": "HN"},
     {"username": "root", "name": "Regional admin", "role": "admin"},
+    {"username": "op.pa", "name": "Omar Paz", "role": "operator", "country": "PA"},
 ]
 
 
@@ -233,6 +234,74 @@ async def test_the_history_lists_transitions_with_filters_and_exports_csv(consol
     lines = exported.text.splitlines()
     assert lines[0].startswith("evaluated_at,alert_id,rule_id,title,status,level")
     assert len(lines) == 3 and "Trojes" not in exported.text  # Honduras's site stays withheld
+
+
+async def test_silences_are_previewed_created_with_a_reason_and_expired(console):
+    assert (await sign_in(console, "ana.pa")).status_code == 303
+    await board_when(console, lambda t: "Lajas Blancas" in t)
+    coordinator = await console.get("/console/silences/new")
+    assert "Solo operación y administración" in coordinator.text
+    token = form_token(coordinator.text)
+    refused = await console.post(
+        "/console/silences/new",
+        data={"csrf": token, "action": "create", "country": "PA", "comment": "x"},
+    )
+    assert refused.status_code == 403
+    console.cookies.clear()
+    assert (await sign_in(console, "op.pa")).status_code == 303
+    # prefilled from the alert page's link: the preview names what it would mute
+    alert = await console.get("/console/alerts/crossing-surge/site/PA-LAJAS-BLANCAS")
+    link = re.search(r'href="(/console/silences/new\?[^"]+)"', alert.text)
+    assert link is not None
+    form = await console.get(link.group(1).replace("&amp;", "&"))
+    assert "Active alerts it would mute now: 1" in form.text and "Lajas Blancas" in form.text
+    token = form_token(form.text)
+    fields = {
+        "rule": "crossing-surge",
+        "scope_kind": "site",
+        "scope_id": "PA-LAJAS-BLANCAS",
+        "country": "PA",
+        "duration": "PT4H",
+    }
+    # no reason, no token, another country: each refused with a message, nothing created
+    no_reason = await console.post(
+        "/console/silences/new", data={"csrf": token, "action": "create", **fields}
+    )
+    assert no_reason.status_code == 422 and "Give a reason" in no_reason.text
+    no_token = await console.post(
+        "/console/silences/new", data={"action": "create", "comment": "road works", **fields}
+    )
+    assert no_token.status_code == 403
+    honduras = await console.post(
+        "/console/silences/new",
+        data={
+            "csrf": token,
+            "action": "create",
+            "comment": "x",
+            "country": "HN",
+            "duration": "PT1H",
+        },
+    )
+    assert honduras.status_code == 403 and "silences alerts of PA only" in honduras.text
+    listed = await console.get("/console/silences")
+    assert "No silences in force." in listed.text
+    created = await console.post(
+        "/console/silences/new",
+        data={"csrf": token, "action": "create", "comment": "road works at the crossing", **fields},
+        follow_redirects=True,
+    )
+    assert created.status_code == 200 and "created." in created.text
+    assert "road works at the crossing" in created.text and "by op.pa" in created.text
+    assert "Place: ERM Lajas Blancas (Panama)" in created.text
+    silence_id = re.search(r"<code>(sil-[0-9a-f]+)</code>", created.text)
+    assert silence_id is not None
+    expired = await console.post(
+        "/console/silences",
+        data={"csrf": form_token(created.text), "silence_id": silence_id.group(1)},
+        follow_redirects=True,
+    )
+    assert expired.status_code == 200 and "expired." in expired.text
+    assert "No silences in force." in expired.text
 
 
 async def test_pages_carry_security_headers_and_static_files_are_cached(console):

@@ -17,15 +17,16 @@ from urllib.parse import quote, unquote, urlencode
 import faust
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from schemas import Contact
+from schemas import Contact, Scope
 from schemas.config import AccountEntry
 from schemas.types import as_timedelta, parse_duration
 from services.common.auth import Principal
 from services.common.config_files import ConfigError
 
 from .. import metrics
-from ..api import ApiError, Current, Operations
+from ..api import MANAGERS, ApiError, Current, Operations
 from ..audit import as_seen
+from ..rendering import title_of
 from ..sharing import Reader
 from .accounts import (
     AccountStore,
@@ -38,8 +39,18 @@ from .accounts import (
     principal_of,
     sign_session,
 )
-from .text import LANGUAGE_NAMES, LANGUAGES, ROLES, country_name, duration, say
-from .views import Filters, alert_href, alert_page, board, history, history_csv
+from .text import LANGUAGE_NAMES, LANGUAGES, ROLES, country_name, duration, place_name, say
+from .views import (
+    SILENCE_DURATIONS,
+    Filters,
+    alert_href,
+    alert_page,
+    board,
+    history,
+    history_csv,
+    row_of,
+    silence_rows,
+)
 
 if TYPE_CHECKING:
     from ..app import NotifyState
@@ -365,6 +376,186 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
         keep_language(response, request)
         return response
 
+    # --- silences ---------------------------------------------------------------------------
+
+    def rule_titles(language: str) -> dict[str, str]:
+        titles: dict[str, str] = {}
+        for alert in state.picture.latest.values():
+            titles.setdefault(alert.rule_id, title_of(alert, language))
+        return titles
+
+    def silences_list(view, request, account, session, status: int, notice=None, error=None):
+        language = language_of(request, account)
+        principal = principal_of(account)
+        now = datetime.now(UTC)
+        shown = ops.silences(principal, request.query.get("all") in ("1", "true"))
+        rows = silence_rows(
+            shown,
+            lambda s: ops.may_end_silence(s, principal),
+            rule_titles(language),
+            state.geography,
+            language,
+            now,
+        )
+        values = frame(request, account, session, language) | {
+            "rows": rows,
+            "manager": account.role in MANAGERS,
+            "notice": notice,
+            "error": error,
+        }
+        response = respond(view, status, render("silences.html", **values), "silences")
+        keep_language(response, request)
+        return response
+
+    async def silences_page(view, request):
+        found = signed_in(request)
+        if found is None:
+            return ask_to_sign_in(view, request, "silences")
+        account, session = found
+        language = language_of(request, account)
+        notice = None
+        done = request.query.get("expired") or request.query.get("created")
+        if done and done in state.silences.items:
+            key = "expired_now" if request.query.get("expired") else "silenced_now"
+            notice = say(language, key, id=done)
+        return silences_list(view, request, account, session, 200, notice)
+
+    async def expire_silence(view, request):
+        found = signed_in(request)
+        if found is None:
+            return ask_to_sign_in(view, request, "silences")
+        account, session = found
+        language = language_of(request, account)
+        form = await request.post()
+        if not csrf_holds(secret, session.nonce, form.get("csrf")):
+            return silences_list(view, request, account, session, 403, error=say(language, "csrf"))
+        if account.role not in MANAGERS:
+            error = say(language, "managers_only")
+            return silences_list(view, request, account, session, 403, error=error)
+        silence_id = str(form.get("silence_id", ""))
+        try:
+            await ops.end_silence(silence_id, principal_of(account))
+        except ApiError as exc:
+            error = say(language, "not_allowed", why=exc.message)
+            return silences_list(view, request, account, session, exc.status, error=error)
+        return redirect(view, f"/console/silences?expired={quote(silence_id)}", "silences")
+
+    def silence_form_values(source) -> dict[str, str]:
+        keys = ("rule", "country", "scope_kind", "scope_id", "duration", "comment")
+        values = {k: str(source.get(k, "")).strip()[:500] for k in keys}
+        values["duration"] = values["duration"] or "PT4H"
+        return values
+
+    def as_silence(values: dict[str, str]) -> dict[str, str]:
+        """The form as the API's silence: empty matchers left out."""
+        data = {
+            "rule_id": values["rule"],
+            "country": values["country"],
+            "scope_kind": values["scope_kind"],
+            "scope_id": values["scope_id"],
+            "duration": values["duration"],
+            "comment": values["comment"],
+        }
+        return {k: v for k, v in data.items() if v}
+
+    def silence_form(view, request, account, session, values, status, preview, error):
+        language = language_of(request, account)
+        principal = principal_of(account)
+        scope_label = ""
+        if values["scope_id"] and values["scope_kind"] in ("site", "area", "country", "corridor"):
+            scope = Scope.model_validate({"kind": values["scope_kind"], "id": values["scope_id"]})
+            scope_label = place_name(scope, state.geography, language)
+        codes = [account.country] if account.country else sorted(state.policy.all_countries)
+        page = frame(request, account, session, language) | {
+            "manager": account.role in MANAGERS,
+            "regional": principal.regional,
+            "form": values,
+            "rules": sorted(rule_titles(language).items(), key=lambda r: r[1]),
+            "countries": sorted(
+                ((c, country_name(c, language)) for c in codes), key=lambda c: c[1]
+            ),
+            "durations": [
+                (d, duration(as_timedelta(parse_duration(d)), language)) for d in SILENCE_DURATIONS
+            ],
+            "place": scope_label,
+            "preview": preview,
+            "error": error,
+        }
+        response = respond(view, status, render("silence_new.html", **page), "silence-new")
+        keep_language(response, request)
+        return response
+
+    def muted_now(values: dict[str, str], account: AccountEntry, language: str) -> list:
+        """The active alerts the silence would mute, as this person may see them."""
+        principal = principal_of(account)
+        data = as_silence(values) | {"comment": values["comment"] or "preview"}
+        proposed = ops.propose_silence(data, principal)
+        now = datetime.now(UTC)
+        rows = []
+        for item in ops.current(principal):
+            if item.alert.status == "firing" and proposed.matches(item.alert, now):
+                rows.append(
+                    row_of(
+                        item.alert,
+                        item.seen,
+                        item.acks,
+                        {},
+                        state.geography,
+                        language,
+                        now,
+                    )
+                )
+        return rows
+
+    async def new_silence_page(view, request):
+        found = signed_in(request)
+        if found is None:
+            return ask_to_sign_in(view, request, "silence-new")
+        account, session = found
+        values = silence_form_values(request.query)
+        preview, error = None, None
+        asked = any(values[k] for k in ("rule", "country", "scope_id"))
+        if account.role in MANAGERS and (asked or account.country is not None):
+            try:
+                preview = muted_now(values, account, language_of(request, account))
+            except ApiError as exc:
+                error = say(language_of(request, account), "not_allowed", why=exc.message)
+        return silence_form(view, request, account, session, values, 200, preview, error)
+
+    async def create_silence(view, request):
+        found = signed_in(request)
+        if found is None:
+            return ask_to_sign_in(view, request, "silence-new")
+        account, session = found
+        language = language_of(request, account)
+        form = await request.post()
+        values = silence_form_values(form)
+        if not csrf_holds(secret, session.nonce, form.get("csrf")):
+            error = say(language, "csrf")
+            return silence_form(view, request, account, session, values, 403, None, error)
+        if account.role not in MANAGERS:
+            error = say(language, "managers_only")
+            return silence_form(view, request, account, session, values, 403, None, error)
+        try:
+            preview = muted_now(values, account, language)
+        except ApiError as exc:
+            error = say(language, "not_allowed", why=exc.message)
+            return silence_form(view, request, account, session, values, exc.status, None, error)
+        if form.get("action") != "create":
+            return silence_form(view, request, account, session, values, 200, preview, None)
+        if not values["comment"]:
+            error = say(language, "reason_required")
+            return silence_form(view, request, account, session, values, 422, preview, error)
+        try:
+            silence = await ops.add_silence(as_silence(values), principal_of(account))
+        except ApiError as exc:
+            detail = "; ".join(f"{e['field']}: {e['message']}" for e in exc.errors or []) or (
+                exc.message
+            )
+            error = say(language, "not_allowed", why=detail)
+            return silence_form(view, request, account, session, values, exc.status, preview, error)
+        return redirect(view, f"/console/silences?created={quote(silence.id)}", "silence-new")
+
     # --- one alert ----------------------------------------------------------------------------
 
     def ack_candidates(account: AccountEntry, principal: Principal) -> list[Contact]:
@@ -531,6 +722,16 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
     @app.page("/console/history")
     class HistoryView(faust.web.View):
         get = history_page
+
+    @app.page("/console/silences")
+    class SilencesView(faust.web.View):
+        get = silences_page
+        post = expire_silence
+
+    @app.page("/console/silences/new")
+    class NewSilenceView(faust.web.View):
+        get = new_silence_page
+        post = create_silence
 
     @app.page("/console/alerts/{alert_id:.+}")
     class AlertView(faust.web.View):

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote, urlencode
 
-from schemas import LEVEL_RANK, LEVELS, AlertEvent, Contact, Level
+from schemas import LEVEL_RANK, LEVELS, AlertEvent, Contact, Level, Scope
 from schemas.delivery import DeliveryRecord
-from schemas.notify import Acknowledgement
+from schemas.notify import Acknowledgement, Silence
 from services.common.geography import Geography
 
 from ..picture import is_acknowledged
@@ -416,6 +416,82 @@ def history_csv(
     return out.getvalue()
 
 
+# --- silences ----------------------------------------------------------------------------
+
+SILENCE_DURATIONS = ("PT1H", "PT4H", "PT12H", "P1D", "P3D", "P7D")
+
+
+@dataclass(frozen=True)
+class SilenceRow:
+    id: str
+    what: str
+    reason: str
+    by: str
+    when: str
+    active: bool
+    can_expire: bool
+
+
+def describe_matchers(
+    silence: Silence, titles: Mapping[str, str], geography: Geography, language: str
+) -> str:
+    """'Trigger: Crossing surge · Country: Panama', in the reader's language and by name."""
+    parts = []
+    if silence.rule_id:
+        parts.append(
+            f"{say(language, 'match_rule')}: {titles.get(silence.rule_id, silence.rule_id)}"
+        )
+    if silence.scope_id and silence.scope_kind:
+        scope = Scope(kind=silence.scope_kind, id=silence.scope_id, country=silence.country)
+        parts.append(f"{say(language, 'match_place')}: {place_name(scope, geography, language)}")
+    elif silence.scope_id:
+        parts.append(f"{say(language, 'match_place')}: {silence.scope_id}")
+    elif silence.scope_kind:
+        parts.append(f"{say(language, 'match_kind')}: {silence.scope_kind}")
+    if silence.country:
+        parts.append(f"{say(language, 'match_country')}: {country_name(silence.country, language)}")
+    return " · ".join(parts)
+
+
+def silence_rows(
+    silences: list[Silence],
+    may_expire: Callable[[Silence], bool],
+    titles: Mapping[str, str],
+    geography: Geography,
+    language: str,
+    now: datetime,
+) -> list[SilenceRow]:
+    rows = []
+    for silence in silences:
+        active = silence.expired_by is None and now < silence.ends_at
+        when = (
+            say(language, "ends_in", age=duration(silence.ends_at - now, language))
+            if active
+            else say(language, "silence_ended")
+        )
+        rows.append(
+            SilenceRow(
+                silence.id,
+                describe_matchers(silence, titles, geography, language),
+                silence.comment,
+                say(language, "silence_by", who=silence.created_by),
+                when,
+                active,
+                active and may_expire(silence),
+            )
+        )
+    return rows
+
+
+def prefilled_silence(seen: SharedAlert) -> dict[str, str]:
+    """The matchers of a silence for alerts like this one, from the alert as the reader sees it:
+    its trigger and place; for a place withheld from the reader, its trigger and country."""
+    shown = seen.alert
+    if seen.aggregated or shown.scope.kind == "country":
+        return {"rule": shown.rule_id, "country": shown.scope.country or ""}
+    return {"rule": shown.rule_id, "scope_kind": shown.scope.kind, "scope_id": shown.scope.id}
+
+
 # --- one alert ---------------------------------------------------------------------------
 
 
@@ -436,6 +512,7 @@ class AlertPage:
     timeline: list[Event]
     firing: bool
     contacts: list[tuple[str, str, bool]]  # (id, name, acknowledged now) the reader may ack for
+    silence_query: str = ""  # the new-silence form, prefilled for alerts like this
 
 
 def alert_page(
@@ -502,4 +579,5 @@ def alert_page(
         timeline=events,
         firing=seen.alert.status == "firing",
         contacts=[(c.id, c.name, c.id in acked) for c in ack_for],
+        silence_query=urlencode(prefilled_silence(seen)),
     )
