@@ -696,3 +696,36 @@ policies = st.builds(
         max_size=5,
     ),
 )
+
+
+def site_alert(
+    site: str,
+    level: str = "warning",
+    value: float = 3000,
+    *,
+    transition: int = 1,
+    at: datetime | None = None,
+    title: dict[str, str] = TITLE,
+) -> AlertEvent:
+    """A firing crossing-surge alert at a shipped site, three hours old at `at` (default now),
+    for tests of what readers are shown."""
+    found = GEOGRAPHY.sites[site]
+    at = at or datetime.now(UTC)
+    return AlertEvent(
+        alert_id=f"crossing-surge/site/{site}",
+        transition=transition,
+        rule_id="crossing-surge",
+        rule_version="sha256:test",
+        status="firing",
+        level=level,
+        previous_level=None,
+        scope=Scope(kind="site", id=site, country=found.country),
+        value=value,
+        threshold=2500,
+        window="PT24H",
+        started_at=at - timedelta(hours=3),
+        observed_until=at,
+        evaluated_at=at,
+        evidence=[f"{found.country}-INM/r-{transition}"],
+        title=title,
+    )

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from schemas import AlertEvent, Contact, WebhookChannel
 from schemas.alert import LEVEL_RANK
-from schemas.delivery import AuditRecord
+from schemas.delivery import AuditRecord, DeliveryRecord
 from schemas.notify import Acknowledgement, Silence, ack_key
 from schemas.types import as_timedelta, parse_duration
 from services.common.auth import AuthError, Principal
@@ -132,6 +132,7 @@ class Operations:
     add_silence: Callable[[Any, Principal], Awaitable[Silence]]
     end_silence: Callable[[str, Principal], Awaitable[Silence]]
     may_end_silence: Callable[[Silence, Principal], bool]
+    deliveries: Callable[[Principal, DeliveryQuery], list[DeliveryRecord]]
 
 
 def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operations:
@@ -554,6 +555,25 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
         await withdraw_for(unquote(alert_id), contact_named(dict(request.query)), principal)
         return 204, None
 
+    def deliveries_seen(principal: Principal, wanted: DeliveryQuery) -> list[DeliveryRecord]:
+        """The delivery records (newest first) of the contacts this principal may see that
+        `wanted` matches, each alert named as its recipient saw it."""
+        contacts = state.all_contacts()
+        sees_all = principal.role == "admin"
+        out = []
+        for record in reversed(state.delivery_log):
+            contact = contacts.get(record.contact_id)
+            if not sees_all and (contact is None or not sees_contact(principal, contact)):
+                continue
+            if not wanted.matches(record):
+                continue
+            seen = as_seen(record, sees_all)
+            if seen is not None and (
+                wanted.alert_id is None or sees_all or seen["alert_id"] == wanted.alert_id
+            ):
+                out.append(DeliveryRecord.model_validate(seen))
+        return out
+
     @handle("deliveries", READERS)
     async def list_deliveries(request, principal):
         """Who received which figure about which alert, when, on which channel, with what outcome
@@ -570,20 +590,7 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
             since=since,
             until=until,
         )
-        contacts = state.all_contacts()
-        sees_all = principal.role == "admin"
-        out = []
-        for record in reversed(state.delivery_log):
-            contact = contacts.get(record.contact_id)
-            if not sees_all and (contact is None or not sees_contact(principal, contact)):
-                continue
-            if not wanted.matches(record):
-                continue
-            seen = as_seen(record, sees_all)
-            if seen is not None and (
-                wanted.alert_id is None or sees_all or seen["alert_id"] == wanted.alert_id
-            ):
-                out.append(seen)
+        out = [r.model_dump(mode="json") for r in deliveries_seen(principal, wanted)]
         return 200, page_of(out, limit, offset, "deliveries") | {
             "complete": state.deliveries.caught_up.is_set()
         }
@@ -890,4 +897,5 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
         add_silence=add_silence,
         end_silence=end_silence,
         may_end_silence=lambda silence, who: who.acts_for(silence_country(silence)),
+        deliveries=deliveries_seen,
     )

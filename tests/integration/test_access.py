@@ -8,14 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from schemas import AlertEvent, Scope
 from services.common.topics import Topics
-from tests.helpers import webhook_contact
+from tests.helpers import site_alert, webhook_contact
 from tests.integration.kafka_io import produce, wait_ready
 
 TOKENS = {
@@ -30,28 +28,6 @@ TOKENS = {
 
 def auth(who: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKENS[who][1]}"} if who else {}
-
-
-def site_alert(site: str, value: float = 3000) -> AlertEvent:
-    now = datetime.now(UTC)
-    return AlertEvent(
-        alert_id=f"crossing-surge/site/{site}",
-        transition=1,
-        rule_id="crossing-surge",
-        rule_version="sha256:test",
-        status="firing",
-        level="warning",
-        previous_level=None,
-        scope=Scope(kind="site", id=site, country=site[:2]),
-        value=value,
-        threshold=2500,
-        window="PT24H",
-        started_at=now,
-        observed_until=now,
-        evaluated_at=now,
-        evidence=[f"{site[:2]}-INM/r-1"],
-        title={"en": "Surge", "es": "Aumento", "fr": "Afflux", "pt": "Aumento"},
-    )
 
 
 def contact(receiver, cid: str, country: str | None) -> dict:
@@ -69,7 +45,7 @@ async def api(workers, tmp_path, receiver, kafka_bootstrap, namespace):
     )
     started = [workers.start("notify")]
     await wait_ready(workers, started)
-    alerts = [site_alert("HN-TROJES"), site_alert("PA-LAJAS-BLANCAS", 4394)]
+    alerts = [site_alert("HN-TROJES"), site_alert("PA-LAJAS-BLANCAS", value=4394)]
     for a in alerts:
         await produce(
             kafka_bootstrap,
@@ -223,7 +199,7 @@ async def test_the_delivery_audit_says_who_received_which_figure_as_they_saw_it(
     client, _ = api
     watcher = contact(receiver, "pa-watch", "PA") | {"min_level": "watch"}
     assert (await client.post("/contacts", json=watcher, headers=auth("admin"))).status_code == 201
-    danli = site_alert("HN-DANLI", 2800)
+    danli = site_alert("HN-DANLI", value=2800)
     await produce(
         kafka_bootstrap,
         Topics(namespace).alerts,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +14,14 @@ import httpx
 import pytest
 import yaml
 
-from schemas import AlertEvent, Scope
 from services.common.settings import PROJECT_ROOT
 from services.common.topics import Topics
 from services.notify.console.accounts import hash_password
-from tests.helpers import webhook_contact
+from tests.helpers import site_alert, webhook_contact
 from tests.integration.kafka_io import produce, wait_ready
 
 PASSWORD = "a long test password"
+TITLES = {"en": "Crossing surge", "es": "Aumento de cruces", "fr": "Afflux", "pt": "Aumento"}
 ACCOUNTS: list[dict[str, Any]] = [
     {
         "username": "ana.pa",
@@ -36,28 +35,6 @@ ACCOUNTS: list[dict[str, Any]] = [
     {"username": "root", "name": "Regional admin", "role": "admin"},
     {"username": "op.pa", "name": "Omar Paz", "role": "operator", "country": "PA"},
 ]
-
-
-def alert_at(site: str, level: str, value: float) -> AlertEvent:
-    now = datetime.now(UTC)
-    return AlertEvent(
-        alert_id=f"crossing-surge/site/{site}",
-        transition=1,
-        rule_id="crossing-surge",
-        rule_version="sha256:test",
-        status="firing",
-        level=level,
-        previous_level=None,
-        scope=Scope(kind="site", id=site, country=site[:2]),
-        value=value,
-        threshold=2500,
-        window="PT24H",
-        started_at=now - timedelta(hours=3),
-        observed_until=now,
-        evaluated_at=now,
-        evidence=[f"{site[:2]}-INM/r-1"],
-        title={"en": "Crossing surge", "es": "Aumento de cruces", "fr": "Afflux", "pt": "Aumento"},
-    )
 
 
 @pytest.fixture
@@ -78,8 +55,8 @@ async def console(workers, tmp_path, receiver, kafka_bootstrap, namespace):
     started = [workers.start("notify")]
     await wait_ready(workers, started)
     for a in (
-        alert_at("HN-TROJES", "warning", 3000),
-        alert_at("PA-LAJAS-BLANCAS", "emergency", 6123),
+        site_alert("HN-TROJES", "warning", 3000, title=TITLES),
+        site_alert("PA-LAJAS-BLANCAS", "emergency", 6123, title=TITLES),
     ):
         await produce(
             kafka_bootstrap,
@@ -302,6 +279,20 @@ async def test_silences_are_previewed_created_with_a_reason_and_expired(console)
     )
     assert expired.status_code == 200 and "expired." in expired.text
     assert "No silences in force." in expired.text
+
+
+async def test_the_delivery_audit_shows_who_received_what_for_the_readers_contacts(console):
+    assert (await sign_in(console, "ana.pa")).status_code == 303
+    page = await board_when(console, lambda t: "entregada (200)" in t, "/console/deliveries")
+    assert "pa-focal" in page.text and "crossing-surge/site/PA-LAJAS-BLANCAS" in page.text
+    assert "6123" in page.text  # the figure the contact was shown
+    failed = await console.get("/console/deliveries?outcome=dead")
+    assert "Ninguna entrega coincide" in failed.text
+    # Honduras's coordinator does not see what Panama's contacts received
+    console.cookies.clear()
+    assert (await sign_in(console, "luis.hn")).status_code == 303
+    theirs = await console.get("/console/deliveries")
+    assert "pa-focal" not in theirs.text and "LAJAS" not in theirs.text
 
 
 async def test_pages_carry_security_headers_and_static_files_are_cached(console):

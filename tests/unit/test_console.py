@@ -12,7 +12,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import AlertEvent, Scope
+from schemas import Scope
 from schemas.config import AccountEntry
 from schemas.notify import Acknowledgement
 from services.notify.console.accounts import (
@@ -37,6 +37,7 @@ from tests.helpers import (
     policies,
     shared_alerts,
     sharing,
+    site_alert,
 )
 
 SECRET = "console-secret-0123456789abcdefghij"
@@ -130,32 +131,10 @@ def items_for(alerts, reader_country, policy=None, acks=None):
     return out, countries
 
 
-def site_alert(site: str, level: str, value: float, transition: int = 1) -> AlertEvent:
-    found = GEOGRAPHY.sites[site]
-    return AlertEvent(
-        alert_id=f"crossing-surge/site/{site}",
-        transition=transition,
-        rule_id="crossing-surge",
-        rule_version="v1",
-        status="firing",
-        level=level,
-        previous_level=None,
-        scope=Scope(kind="site", id=site, country=found.country),
-        value=value,
-        threshold=300,
-        window="PT24H",
-        started_at=NOW - timedelta(hours=5),
-        observed_until=NOW,
-        evaluated_at=NOW,
-        evidence=[f"{found.country}-SRC/r-{transition}"],
-        title=TITLE,
-    )
-
-
 def test_the_board_groups_by_country_highest_level_first_with_counts_and_acks():
-    surge = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000)
-    watch = site_alert("PA-PASO-CANOAS", "watch", 400)
-    mexico = site_alert("MX-TAPACHULA", "warning", 900)
+    surge = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000, at=NOW)
+    watch = site_alert("PA-PASO-CANOAS", "watch", 400, at=NOW)
+    mexico = site_alert("MX-TAPACHULA", "warning", 900, at=NOW)
     ack = Acknowledgement(
         alert_id=surge.alert_id,
         contact_id="pa-focal",
@@ -198,8 +177,8 @@ def test_filters_come_from_the_url_and_go_back_into_it():
 
 
 def test_an_acknowledgement_of_a_lower_level_does_not_show_once_the_alert_escalated():
-    warning = site_alert("PA-LAJAS-BLANCAS", "warning", 3000, transition=1)
-    emergency = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000, transition=2)
+    warning = site_alert("PA-LAJAS-BLANCAS", "warning", 3000, transition=1, at=NOW)
+    emergency = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000, transition=2, at=NOW)
     ack = Acknowledgement(
         alert_id=warning.alert_id,
         contact_id="pa-focal",
@@ -262,8 +241,8 @@ def test_no_console_page_shows_a_place_its_country_withholds_from_the_reader(
 def test_the_map_shades_countries_by_their_highest_level_and_dots_only_sites_shared():
     from schemas.config import SharingFile
 
-    surge = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000)
-    honduras = site_alert("HN-TROJES", "warning", 3000)
+    surge = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000, at=NOW)
+    honduras = site_alert("HN-TROJES", "warning", 3000, at=NOW)
     policy = SharingFile.model_validate({"countries": {"HN": {"outside": "aggregates"}}})
     items, countries = items_for([surge, honduras], "PA", policy)
     built = board(items, countries, Filters(), {}, GEOGRAPHY, "es", NOW)
@@ -358,8 +337,8 @@ def test_ews_accounts_add_keeps_only_a_hash_and_the_check_reads_the_file(tmp_pat
 def test_the_history_csv_has_what_the_reader_may_see_and_no_formulas():
     from schemas.config import SharingFile
 
-    surge = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000)
-    honduras = site_alert("HN-TROJES", "warning", 3000).model_copy(
+    surge = site_alert("PA-LAJAS-BLANCAS", "emergency", 6000, at=NOW)
+    honduras = site_alert("HN-TROJES", "warning", 3000, at=NOW).model_copy(
         update={"title": {**TITLE, "en": '=HYPERLINK("http://x")'}}
     )
     policy = SharingFile.model_validate({"countries": {"HN": {"outside": "aggregates"}}})
@@ -375,3 +354,34 @@ def test_the_history_csv_has_what_the_reader_may_see_and_no_formulas():
     assert hn["alert_id"].startswith("crossing-surge/country/HN/w")
     assert hn["title"].startswith("'=")  # a spreadsheet shows it, does not run it
     assert "Trojes" not in text
+
+
+def test_a_delivery_record_reads_as_its_recipient_was_shown_it():
+    from datetime import UTC, datetime
+
+    from schemas.delivery import DeliveryRecord, SentContent
+    from services.notify.console.views import delivery_rows
+
+    record = DeliveryRecord(
+        idempotency_key="crossing-surge/country/HN/wabc:1:pa-focal",
+        alert_id="crossing-surge/country/HN/wabc",
+        transition=1,
+        contact_id="pa-focal",
+        channel="webhook",
+        target="alerts.migracion.gob.pa",
+        attempt=1,
+        outcome="dead",
+        duration_s=0.2,
+        at=datetime(2026, 11, 23, tzinfo=UTC),
+        sent=SentContent(
+            alert_id="crossing-surge/country/HN/wabc",
+            value_shown="",
+            withheld=["place", "figures"],
+            body_sha256="0" * 64,
+        ),
+    )
+    contacts = {"pa-focal": contact("pa-focal", country="PA")}
+    (row,) = delivery_rows([record], contacts, "es")
+    assert row.outcome == "abandonada (carta muerta)"
+    assert row.value == "—" and row.withheld == "el lugar, las cifras"
+    assert row.href == "/console/alerts/crossing-surge/country/HN/wabc"

@@ -25,7 +25,7 @@ from services.common.config_files import ConfigError
 
 from .. import metrics
 from ..api import MANAGERS, ApiError, Current, Operations
-from ..audit import as_seen
+from ..audit import DeliveryQuery
 from ..rendering import title_of
 from ..sharing import Reader
 from .accounts import (
@@ -41,11 +41,13 @@ from .accounts import (
 )
 from .text import LANGUAGE_NAMES, LANGUAGES, ROLES, country_name, duration, place_name, say
 from .views import (
+    HISTORY_PAGE,
     SILENCE_DURATIONS,
     Filters,
     alert_href,
     alert_page,
     board,
+    delivery_rows,
     history,
     history_csv,
     row_of,
@@ -60,6 +62,7 @@ SESSION_COOKIE = "ews_session"
 LOGIN_COOKIE = "ews_login"
 LANGUAGE_COOKIE = "ews_lang"
 STATIC = ("console.css", "console.js")
+OUTCOMES = ("delivered", "failed", "refused", "dead")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
     "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -556,6 +559,44 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
             return silence_form(view, request, account, session, values, exc.status, preview, error)
         return redirect(view, f"/console/silences?created={quote(silence.id)}", "silence-new")
 
+    # --- the delivery audit ----------------------------------------------------------------
+
+    async def deliveries_page(view, request):
+        found = signed_in(request)
+        if found is None:
+            return ask_to_sign_in(view, request, "deliveries")
+        account, session = found
+        language = language_of(request, account)
+        principal = principal_of(account)
+        query = request.query
+        outcome = query.get("outcome") if query.get("outcome") in OUTCOMES else None
+        wanted = DeliveryQuery(contact_id=query.get("contact") or None, outcome=outcome)
+        records = ops.deliveries(principal, wanted)
+        pages = max(1, -(-len(records) // HISTORY_PAGE))
+        try:
+            page = min(max(1, int(query.get("page", "1"))), pages)
+        except ValueError:
+            page = 1
+        contacts = state.all_contacts()
+        shown = records[(page - 1) * HISTORY_PAGE : page * HISTORY_PAGE]
+        kept = [(k, v) for k, v in query.items() if k not in ("page", "lang")]
+        visible = sorted(
+            (c.id, c.name) for c in contacts.values() if ops.sees_contact(principal, c)
+        )
+        values = frame(request, account, session, language) | {
+            "rows": delivery_rows(shown, contacts, language),
+            "wanted": wanted,
+            "contacts": visible,
+            "complete": state.deliveries.caught_up.is_set(),
+            "page": page,
+            "pages": pages,
+            "total": len(records),
+            "page_link": lambda n: f"/console/deliveries?{urlencode([*kept, ('page', n)])}",
+        }
+        response = respond(view, 200, render("deliveries.html", **values), "deliveries")
+        keep_language(response, request)
+        return response
+
     # --- one alert ----------------------------------------------------------------------------
 
     def ack_candidates(account: AccountEntry, principal: Principal) -> list[Contact]:
@@ -599,17 +640,7 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
             if shared is not None
         ]
         contacts = state.all_contacts()
-        deliveries = []
-        for record in state.delivery_log:
-            if record.alert_id != alert.alert_id:
-                continue
-            contact = contacts.get(record.contact_id)
-            if principal.role != "admin" and (
-                contact is None or not ops.sees_contact(principal, contact)
-            ):
-                continue
-            if as_seen(record, principal.role == "admin") is not None:
-                deliveries.append(record)
+        deliveries = ops.deliveries(principal, DeliveryQuery(alert_id=seen.alert.alert_id))
         page = alert_page(
             alert,
             seen,
@@ -732,6 +763,10 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
     class NewSilenceView(faust.web.View):
         get = new_silence_page
         post = create_silence
+
+    @app.page("/console/deliveries")
+    class DeliveriesView(faust.web.View):
+        get = deliveries_page
 
     @app.page("/console/alerts/{alert_id:.+}")
     class AlertView(faust.web.View):

@@ -492,6 +492,48 @@ def prefilled_silence(seen: SharedAlert) -> dict[str, str]:
     return {"rule": shown.rule_id, "scope_kind": shown.scope.kind, "scope_id": shown.scope.id}
 
 
+# --- the delivery audit -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    at: datetime
+    alert_id: str  # as its recipient saw it
+    href: str
+    contact: str
+    channel: str
+    outcome: str
+    value: str
+    withheld: str | None
+
+
+def delivery_rows(
+    records: list[DeliveryRecord], contacts: Mapping[str, Contact], language: str
+) -> list[DeliveryRow]:
+    """Who received which figure about which alert, when, how: each record as its reader may see
+    it (already passed through the policy: `as_seen`)."""
+    rows = []
+    for record in records:
+        contact = contacts.get(record.contact_id)
+        sent = record.sent
+        rows.append(
+            DeliveryRow(
+                at=record.at,
+                alert_id=record.alert_id,
+                href=alert_href(record.alert_id),
+                contact=contact.name if contact is not None else record.contact_id,
+                channel=f"{record.channel} ({record.target})" if record.target else record.channel,
+                outcome=say(language, record.outcome)
+                + (f" ({record.status_code})" if record.status_code else ""),
+                value=(sent.value_shown if sent is not None else "") or "—",
+                withheld=withheld_parts(tuple(sent.withheld), language)
+                if sent is not None and sent.withheld
+                else None,
+            )
+        )
+    return rows
+
+
 # --- one alert ---------------------------------------------------------------------------
 
 
