@@ -1,6 +1,6 @@
 """Message and configuration models: the single source of truth for every topic and config file."""
 
-from .alert import LEVEL_RANK, LEVELS, AlertEvent, Level, Scope, ScopeKind
+from .alert import LEVEL_RANK, LEVELS, AlertEvent, AlertSeries, Level, Scope, ScopeKind
 from .config import (
     Area,
     Contact,
@@ -21,6 +21,7 @@ from .rejection import RejectedMessage
 
 __all__ = [
     "AlertEvent",
+    "AlertSeries",
     "Level",
     "LEVELS",
     "LEVEL_RANK",

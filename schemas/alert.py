@@ -67,3 +67,19 @@ class AlertEvent(BaseModel):
     @property
     def idempotency_key(self) -> str:
         return f"{self.alert_id}:{self.transition}"
+
+
+class AlertSeries(BaseModel):
+    """The values behind an alert (on ews.alerts.series, compacted, keyed by alert_id): the
+    trigger's value at each of the scope's recent ticks, with its levels, for people to see how it
+    got there. Published with each transition by the triggers worker; not sent to receivers."""
+
+    alert_id: str
+    rule_id: str
+    kind: str
+    scope: Scope
+    window: str
+    levels: dict[str, float]  # level → threshold
+    clear: float
+    points: list[tuple[datetime, float | None]]  # (tick, value; None: nothing to judge)
+    until: datetime  # the tick of the transition it was published with

@@ -46,6 +46,7 @@ class Topics:
         self.observations = f"{ns}.observations"
         self.triggers_scoped = f"{ns}.triggers.scoped"  # observations re-keyed by trigger scope
         self.alerts = f"{ns}.alerts"
+        self.alert_series = f"{ns}.alerts.series"  # the values behind each alert, for the console
         self.contacts = f"{ns}.contacts"
         self.deliveries = f"{ns}.deliveries"
         self.notify_retry = f"{ns}.notify.retry"
@@ -86,6 +87,7 @@ class Topics:
             TopicSpec(self.observations, retention_ms=year),
             TopicSpec(self.triggers_scoped, retention_ms=7 * DAY_MS),
             TopicSpec(self.alerts, retention_ms=year),
+            TopicSpec(self.alert_series, cleanup_policy="compact"),
             TopicSpec(self.contacts, cleanup_policy="compact"),
             TopicSpec(self.deliveries, retention_ms=year),
             TopicSpec(self.notify_retry, retention_ms=14 * DAY_MS),

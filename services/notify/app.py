@@ -31,7 +31,15 @@ from urllib.parse import urlsplit
 import faust
 import httpx
 
-from schemas import AlertEvent, Contact, ContactsFile, DeliveryRecord, SitesFile, WebhookChannel
+from schemas import (
+    AlertEvent,
+    AlertSeries,
+    Contact,
+    ContactsFile,
+    DeliveryRecord,
+    SitesFile,
+    WebhookChannel,
+)
 from schemas.delivery import AuditRecord, SentContent
 from schemas.notify import Acknowledgement, DeliveryJob, JobOutcome, Silence
 from schemas.types import as_timedelta, parse_duration
@@ -108,6 +116,8 @@ class NotifyState:
             DeliveryRecord.model_validate_json,
             on_change=self._delivery_recorded,
         )
+        # the values behind each alert (the console's chart): the latest per alert, not waited for
+        self.series = TopicView(bootstrap, topics.alert_series, AlertSeries.model_validate_json)
         self.audit_log: deque[AuditRecord] = deque()  # GET /audit: API writes, HISTORY_KEPT long
         self.audit = TopicView(
             bootstrap, topics.audit, AuditRecord.model_validate_json, on_change=self._written
@@ -202,7 +212,7 @@ def create_app(settings: Settings) -> faust.App:
     @app.task
     async def follow_views() -> None:
         await asyncio.gather(
-            *(view.run() for view in [*state.views, state.deliveries, state.audit])
+            *(view.run() for view in [*state.views, state.deliveries, state.audit, state.series])
         )
 
     # --- one attempt ---------------------------------------------------------------------

@@ -24,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
-from schemas import AlertEvent, Contact, Scope
+from schemas import AlertEvent, AlertSeries, Contact, Scope
 from schemas.config import SharingFile, SharingRule
 from services.common.auth import Principal
 from services.common.config_files import ConfigError, load_model
@@ -222,6 +223,19 @@ class SharingPolicy:
             withheld_evidence=len(alert.evidence) - len(evidence),
             withheld=withheld,
         )
+
+
+def shared_series(
+    seen: SharedAlert | None, series: AlertSeries | None
+) -> list[tuple[datetime, float | None]] | None:
+    """The values behind an alert as the reader who sees it as `seen` may see them: all of them
+    where its figures are shared with that reader; none where the policy withholds the place or
+    any figure (an aggregated site, a floored value); counts below the reader's floor left out
+    (a gap in the chart)."""
+    if seen is None or series is None or seen.aggregated or seen.floored or seen.value is None:
+        return None
+    floor = seen.floor if series.kind in VALUE_COUNTS else 0
+    return [(t, None if v is not None and 0 < v < floor else v) for t, v in series.points]
 
 
 def load_policy(file: Path, geography: Geography, secret: str | None) -> SharingPolicy:

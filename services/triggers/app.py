@@ -330,6 +330,16 @@ def create_app(settings: Settings) -> faust.App:
             outputs.append(
                 Out(topics.alerts, alert.alert_id.encode(), alert.model_dump_json().encode())
             )
+            held_state = touched.get(alert.scope.key)
+            series = engine.series(held_state[0], alert) if held_state is not None else None
+            if series is not None:  # the values behind it, for the console's chart
+                outputs.append(
+                    Out(
+                        topics.alert_series,
+                        alert.alert_id.encode(),
+                        series.model_dump_json().encode(),
+                    )
+                )
             metrics.ALERTS.labels(alert.rule_id, alert.level or "none", alert.status).inc()
             if arrived is not None:
                 metrics.EVENT_TO_ALERT.observe((now - arrived.ingested_at).total_seconds())

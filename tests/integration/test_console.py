@@ -314,6 +314,44 @@ async def test_pages_carry_security_headers_and_static_files_are_cached(console)
     assert (await console.get("/console/static/../app.py")).status_code == 404
 
 
+async def test_the_alert_page_charts_the_values_the_triggers_worker_published(
+    workers, tmp_path, receiver, kafka_bootstrap, namespace
+):
+    """Reports → triggers (the values behind each transition on ews.alerts.series) → notify → the
+    console's chart, its levels and its table of values."""
+    from tests.helpers import crossing, observation
+    from tests.integration.test_triggers import produce_observations
+
+    contacts = [webhook_contact(receiver, "pa-focal", country="PA", min_level="emergency")]
+    (tmp_path / "contacts.yaml").write_text(json.dumps({"version": 1, "contacts": contacts}))
+    accounts = [a | {"password_hash": hash_password(PASSWORD)} for a in ACCOUNTS]
+    (tmp_path / "accounts.yaml").write_text(yaml.safe_dump({"version": 1, "accounts": accounts}))
+    workers.env.update(
+        EWS_CONTACTS_FILE=str(tmp_path / "contacts.yaml"),
+        EWS_ACCOUNTS_FILE=str(tmp_path / "accounts.yaml"),
+        EWS_CONSOLE_SECRET="console-secret-for-tests-0123456789",
+    )
+    started = [workers.start("triggers"), workers.start("notify")]
+    await wait_ready(workers, started)
+    days = [300, 400, 200, 6000, 300]
+    await produce_observations(
+        kafka_bootstrap,
+        Topics(namespace).observations,
+        [observation(crossing(day, n)) for day, n in enumerate(days)],
+    )
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{started[1][1]}", timeout=20) as web:
+        assert (await sign_in(web, "ana.pa")).status_code == 303
+        page = await board_when(
+            web,
+            lambda t: 'id="chart-h"' in t,
+            "/console/alerts/crossing-surge/site/PA-LAJAS-BLANCAS",
+        )
+        table = page.text.split('id="chart-h"')[1]
+        assert "Los valores en que se basa" in page.text
+        assert "<td>6.000</td>" in table and "<td>200</td>" in table
+        assert "Emergencia: 5.000" in table and 'class="firing level-emergency"' in table
+
+
 # --- end to end, in a real headless Chromium ---------------------------------------------
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")

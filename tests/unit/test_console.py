@@ -12,7 +12,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from schemas import Scope
+from schemas import AlertSeries, Scope
 from schemas.config import AccountEntry
 from schemas.notify import Acknowledgement
 from services.notify.console.accounts import (
@@ -23,10 +23,11 @@ from services.notify.console.accounts import (
     open_session,
     sign_session,
 )
+from services.notify.console.chart import chart
 from services.notify.console.pages import frame_values, render
 from services.notify.console.text import duration, place_name
 from services.notify.console.views import Filters, alert_page, board, history, history_csv
-from services.notify.sharing import Reader
+from services.notify.sharing import Reader, shared_series
 from tests.helpers import (
     COUNTRIES,
     GEOGRAPHY,
@@ -206,11 +207,31 @@ def page_html(alert, policy, country, language) -> str:
     html += render("history.html", **frame, history=past)
     html += history_csv(shown, countries, Filters(status="all"), GEOGRAPHY, language)
     for raw, seen, acks in items:
-        view = sharing(policy)
         page = alert_page(raw, seen, acks, [seen], [], {}, [], GEOGRAPHY, language, NOW)
-        html += render("alert.html", **frame, page=page, notice=None)
-        assert view is not None
+        series = series_of(raw)
+        points = shared_series(seen, series)
+        drawn = chart(points, series.levels, [seen.alert], "t", language) if points else None
+        html += render("alert.html", **frame, page=page, notice=None, chart=drawn)
     return html
+
+
+SERIES_VALUES = (3.0, 7.0, 42.0, 1300.0)  # small counts a floor hides, and large ones
+
+
+def series_of(alert):
+    """The values behind an alert: a few small and large counts, then the alert's own."""
+    values = [*SERIES_VALUES, alert.value]
+    return AlertSeries(
+        alert_id=alert.alert_id,
+        rule_id=alert.rule_id,
+        kind=alert.kind,
+        scope=alert.scope,
+        window="P1D",
+        levels={"watch": 10.0, "warning": 20.0},
+        clear=5.0,
+        points=[(NOW - timedelta(days=len(values) - i), v) for i, v in enumerate(values)],
+        until=NOW,
+    )
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -236,6 +257,16 @@ def test_no_console_page_shows_a_place_its_country_withholds_from_the_reader(
             assert not re.search(rf"(?<![A-Z-]){re.escape(place)}(?![A-Z-])", html), place
         for name in names:
             assert name not in html, name
+    # the chart: only where the figures are shared with the reader, and no count below the floor
+    seen = view.view(alert, Reader(country=country))
+    if seen is None or seen.aggregated or seen.value is None:
+        assert 'id="chart-h"' not in html
+    elif seen.floor and alert.kind in ("threshold", "new_value"):
+        table = html.split('id="chart-h"')[-1]
+        for small in SERIES_VALUES:
+            if 0 < small < seen.floor:
+                shown = f"<td>{int(small)}</td>"
+                assert shown not in table, (small, seen.floor)
 
 
 def test_the_map_shades_countries_by_their_highest_level_and_dots_only_sites_shared():

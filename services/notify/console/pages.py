@@ -27,7 +27,7 @@ from .. import metrics
 from ..api import MANAGERS, ApiError, Current, Operations
 from ..audit import DeliveryQuery
 from ..rendering import title_of
-from ..sharing import Reader
+from ..sharing import Reader, shared_series
 from .accounts import (
     AccountStore,
     LoginLimiter,
@@ -39,6 +39,7 @@ from .accounts import (
     principal_of,
     sign_session,
 )
+from .chart import chart
 from .text import LANGUAGE_NAMES, LANGUAGES, ROLES, country_name, duration, place_name, say
 from .views import (
     HISTORY_PAGE,
@@ -665,8 +666,25 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
             export.headers.update(SECURITY_HEADERS)
             export.headers["Content-Disposition"] = "attachment; filename=alert.json"
             return export
+        series = state.series.items.get(alert.alert_id)
+        points = shared_series(seen, series)
+        drawn = (
+            chart(
+                points,
+                series.levels,
+                [t.alert for t in transitions],
+                say(language, "chart_label", title=page.row.title),
+                language,
+            )
+            if points is not None and series is not None
+            else None
+        )
         body = render(
-            "alert.html", **frame(request, account, session, language), page=page, notice=notice
+            "alert.html",
+            **frame(request, account, session, language),
+            page=page,
+            notice=notice,
+            chart=drawn,
         )
         response = respond(view, status, body, "alert")
         keep_language(response, request)

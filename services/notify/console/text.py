@@ -17,6 +17,12 @@ LANGUAGE_NAMES = {"en": "English", "es": "Español", "fr": "Français", "pt": "P
 
 TEXT: dict[str, dict[str, str]] = {
     "en": {
+        "chart": "The values behind it",
+        "chart_legend": "The line: the trigger's value at each report; dashed: its levels; "
+        "shaded: while it was active, by level.",
+        "chart_table": "The values as a table",
+        "value": "Value",
+        "chart_label": "{title}: the value at each report, with its levels",
         "deliveries": "Deliveries",
         "contact": "Contact",
         "channel": "Channel",
@@ -128,6 +134,12 @@ TEXT: dict[str, dict[str, str]] = {
         "Dots: sites with an alert; select one to open it. Source of shapes: Natural Earth.",
     },
     "es": {
+        "chart": "Los valores en que se basa",
+        "chart_legend": "La línea: el valor del disparador en cada informe; en trazos: sus "
+        "niveles; sombreado: mientras estuvo activa, por nivel.",
+        "chart_table": "Los valores en una tabla",
+        "value": "Valor",
+        "chart_label": "{title}: el valor en cada informe, con sus niveles",
         "deliveries": "Entregas",
         "contact": "Contacto",
         "channel": "Canal",
@@ -242,6 +254,12 @@ TEXT: dict[str, dict[str, str]] = {
         "Earth.",
     },
     "fr": {
+        "chart": "Les valeurs à l'origine",
+        "chart_legend": "La ligne : la valeur du déclencheur à chaque rapport ; en tirets : ses "
+        "niveaux ; en teinte : tant qu'elle était active, par niveau.",
+        "chart_table": "Les valeurs en tableau",
+        "value": "Valeur",
+        "chart_label": "{title} : la valeur à chaque rapport, avec ses niveaux",
         "deliveries": "Envois",
         "contact": "Contact",
         "channel": "Canal",
@@ -356,6 +374,12 @@ TEXT: dict[str, dict[str, str]] = {
         ": Natural Earth.",
     },
     "pt": {
+        "chart": "Os valores que o embasam",
+        "chart_legend": "A linha: o valor do gatilho em cada relatório; tracejado: seus níveis; "
+        "sombreado: enquanto esteve ativo, por nível.",
+        "chart_table": "Os valores em tabela",
+        "value": "Valor",
+        "chart_label": "{title}: o valor em cada relatório, com seus níveis",
         "deliveries": "Entregas",
         "contact": "Contato",
         "channel": "Canal",

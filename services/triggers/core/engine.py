@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Literal, NamedTuple
 
-from schemas import LEVEL_RANK, AlertEvent, Location, Observation, Scope
+from schemas import LEVEL_RANK, AlertEvent, AlertSeries, Location, Observation, Scope
 from schemas.types import as_timedelta, parse_duration
 from services.common.geography import Geography
 
@@ -21,6 +21,8 @@ from .kinds import composite, silence
 from .rules import CompiledRule, CompositeRule, FeedRule, RuleSet, SilenceRule, WindowedRule
 from .state_machine import AlertState, Told, Transition, can_change, step_alert
 from .windows import Contribution, FeedWindow, Kept, ScopeState, Span, replacing
+
+SERIES_POINTS = 60  # ticks of a trigger's value published with each transition, for the chart
 
 Outcome = Literal["applied", "stale_revision", "too_late"]
 
@@ -614,6 +616,46 @@ class TriggerEngine:
         if change is None:
             return []
         return [self._event(rule, scope, change, evaluation, at, now)]
+
+    def series(
+        self, state: ScopeState, alert: AlertEvent, points: int = SERIES_POINTS
+    ) -> AlertSeries | None:
+        """The rule's value at this scope's last `points` ticks up to the alert's, from the
+        reports the window still holds (for the console's chart; None for composites, silences
+        and rules no longer in force)."""
+        scope = state.scope
+        if scope is None or alert.rule_id not in self.rules.ids:
+            return None
+        rule = self.rules.for_scope(alert.rule_id, scope)
+        if not isinstance(rule, WindowedRule):
+            return None
+        window = state.feeds.get(rule.feed)
+        if window is None:
+            return None
+        until = alert.observed_until
+        ticks = sorted({c.end for c in window.contributions.values() if c.end <= until})
+        held_from = min((c.start for c in window.contributions.values()), default=until)
+        if window.earliest is not None and held_from > window.earliest:
+            # older reports have left the window: a tick is drawn only if all it reads is held
+            ticks = [t for t in ticks if t - rule.retention >= held_from]
+        ticks = ticks[-points:]
+        if not ticks or ticks[-1] != until:
+            ticks = [*ticks[-(points - 1) :], until]
+        values: list[tuple[datetime, float | None]] = []
+        for tick in ticks:
+            evaluation = kinds.evaluate(rule, window, tick)
+            values.append((tick, evaluation.value if evaluation is not None else None))
+        return AlertSeries(
+            alert_id=alert.alert_id,
+            rule_id=rule.id,
+            kind=rule.kind,
+            scope=scope,
+            window=rule.window,
+            levels=dict(rule.levels),
+            clear=rule.clear,
+            points=values,
+            until=until,
+        )
 
     @staticmethod
     def _event(
