@@ -292,7 +292,8 @@ async def test_the_delivery_audit_shows_who_received_what_for_the_readers_contac
     console.cookies.clear()
     assert (await sign_in(console, "luis.hn")).status_code == 303
     theirs = await console.get("/console/deliveries")
-    assert "pa-focal" not in theirs.text and "LAJAS" not in theirs.text
+    # ...only what Honduras's own contact was sent (Panama shares in full, so its alert is named)
+    assert "pa-focal" not in theirs.text and "hn-focal" in theirs.text
 
 
 async def test_pages_carry_security_headers_and_static_files_are_cached(console):
@@ -349,7 +350,9 @@ async def test_the_alert_page_charts_the_values_the_triggers_worker_published(
         table = page.text.split('id="chart-h"')[1]
         assert "Los valores en que se basa" in page.text
         assert "<td>6.000</td>" in table and "<td>200</td>" in table
-        assert "Emergencia: 5.000" in table and 'class="firing level-emergency"' in table
+        # Panama's own levels (config/triggers.yaml overrides the regional 1,000/2,500/5,000)
+        assert "Advertencia: 4.000" in table and "Emergencia: 8.000" in table
+        assert 'class="firing level-warning"' in table and "Emergencia: 5.000" not in table
 
 
 # --- end to end, in a real headless Chromium ---------------------------------------------
