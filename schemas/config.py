@@ -481,8 +481,8 @@ class EmailChannel(Strict):
 
 class Contact(Strict):
     id: Identifier
-    name: str
-    organisation: str
+    name: str = Field(min_length=1)
+    organisation: str = Field(min_length=1)
     country: CountryCode | None = Field(
         None,
         description="the recipient's own country (None: an international office); "

@@ -55,6 +55,7 @@ class AuditRecord(BaseModel):
         "contact.create",
         "contact.update",
         "contact.delete",
+        "contact.test",
         "silence.create",
         "silence.expire",
         "ack.create",
@@ -65,3 +66,4 @@ class AuditRecord(BaseModel):
     shown_target: str | None = Field(
         None, description="an acknowledgement's target as its contact saw the alert"
     )
+    detail: str = Field("", description="a test message's outcome on each channel")

@@ -632,7 +632,8 @@ def _records_of(topic_of, model) -> tuple[str, list]:
 @click.option("--action", help="only this action, e.g. silence.create")
 @click.option("--country", help="only writes concerning this country")
 def audit(by: str | None, action: str | None, country: str | None) -> None:
-    """Every API write from ews.audit: when, who (role, country), what, on which object."""
+    """Every API write from ews.audit: when, who (role, country), what, on which object (and a
+    test message's outcome per channel)."""
     from schemas.delivery import AuditRecord
 
     topic, records = _records_of(lambda t: t.audit, AuditRecord)
@@ -643,7 +644,10 @@ def audit(by: str | None, action: str | None, country: str | None) -> None:
         if country is not None and record.country != country:
             continue
         who = f"{record.by} ({record.role}{f', {record.by_country}' if record.by_country else ''})"
-        click.echo(f"{record.at:%Y-%m-%d %H:%M:%S}  {who}  {record.action}  {record.target}")
+        detail = f"  {record.detail}" if record.detail else ""
+        click.echo(
+            f"{record.at:%Y-%m-%d %H:%M:%S}  {who}  {record.action}  {record.target}{detail}"
+        )
         shown += 1
     click.echo(f"{shown} write{'s' * (shown != 1)} on {topic}", err=True)
 

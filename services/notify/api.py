@@ -30,6 +30,7 @@ from . import metrics
 from .ack_links import LinkRefused, alert_ref, read_link
 from .audit import DeliveryQuery, as_seen
 from .picture import is_acknowledged
+from .probe import ProbeResult, send_probe
 from .sharing import Reader, SharedAlert
 from .webhook import WebhookTargetRefused, check_target
 
@@ -56,6 +57,18 @@ def field_errors(error: ValidationError) -> list[dict]:
         dict(zip(("field", "message"), field_and_message(e, "(body)"), strict=True))
         for e in error.errors()
     ]
+
+
+def kept_secret(channel: Any, before: Any) -> Any:
+    """A webhook channel sent without a secret keeps the secret of the webhook at its index."""
+    if (
+        isinstance(channel, dict)
+        and channel.get("type", "webhook") == "webhook"
+        and "secret" not in channel
+        and isinstance(before, WebhookChannel)
+    ):
+        return channel | {"secret": before.secret}
+    return channel
 
 
 def redacted(contact: Contact) -> dict:
@@ -133,6 +146,11 @@ class Operations:
     end_silence: Callable[[str, Principal], Awaitable[Silence]]
     may_end_silence: Callable[[Silence, Principal], bool]
     deliveries: Callable[[Principal, DeliveryQuery], list[DeliveryRecord]]
+    may_edit: Callable[[Principal, Contact], bool]
+    add_contact: Callable[[Any, Principal], Awaitable[Contact]]
+    change_contact: Callable[[str, Any, Principal], Awaitable[Contact]]
+    remove_contact: Callable[[str, Principal], Awaitable[Contact]]
+    test_contact: Callable[[str, Principal], Awaitable[list[ProbeResult]]]
 
 
 def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operations:
@@ -262,9 +280,16 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
             ]
         }
 
-    @handle("contacts", MANAGERS)
-    async def create_contact(request, principal):
-        contact = await validated_contact(await read_json(request))
+    def may_edit(principal: Principal, contact: Contact) -> bool:
+        """Whether this principal may change or remove the contact here (not one of the file's)."""
+        return (
+            principal.role in MANAGERS
+            and principal.acts_for(contact.country)
+            and (contact.id not in state.file_contacts or contact.id in state.contacts.items)
+        )
+
+    async def add_contact(data: Any, principal: Principal) -> Contact:
+        contact = await validated_contact(data)
         may_manage(principal, contact)
         if contact.id in state.all_contacts():
             raise ApiError(
@@ -279,17 +304,13 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
             "contact.create",
             contact.country,
         )
-        return 201, redacted(contact)
+        return contact
 
-    @handle("contact", READERS)
-    async def get_contact(request, principal, contact_id):
-        return 200, redacted(existing(contact_id, principal))
-
-    @handle("contact", MANAGERS)
-    async def patch_contact(request, principal, contact_id):
+    async def change_contact(contact_id: str, changes: Any, principal: Principal) -> Contact:
+        """Apply these fields to a contact; channels sent without a secret keep the secret of
+        the channel they replace (same index, same type), so a form need not show secrets."""
         current = editable(contact_id, principal)
         may_manage(principal, current)
-        changes = await read_json(request)
         if not isinstance(changes, dict):
             raise ApiError(422, "send the fields to change as a JSON object")
         if changes.get("id", contact_id) != contact_id:
@@ -300,6 +321,11 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
         if "channels" not in changes:  # keep secrets as they are
             merged["channels"] = [c.model_dump(mode="json") for c in current.channels]
         merged.update(changes)
+        if isinstance(merged.get("channels"), list):
+            merged["channels"] = [
+                kept_secret(channel, current.channels[i] if i < len(current.channels) else None)
+                for i, channel in enumerate(merged["channels"])
+            ]
         contact = await validated_contact(merged)
         may_manage(principal, contact)  # not moved to a country it does not manage
         await publish(
@@ -311,10 +337,9 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
             "contact.update",
             contact.country,
         )
-        return 200, redacted(contact)
+        return contact
 
-    @handle("contact", MANAGERS)
-    async def delete_contact(request, principal, contact_id):
+    async def remove_contact(contact_id: str, principal: Principal) -> Contact:
         contact = editable(contact_id, principal)
         may_manage(principal, contact)
         await publish(
@@ -326,7 +351,51 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
             "contact.delete",
             contact.country,
         )
+        return contact
+
+    async def test_contact(contact_id: str, principal: Principal) -> list[ProbeResult]:
+        """A test message on each of the contact's channels, now; the outcome on ews.audit."""
+        contact = existing(contact_id, principal)
+        may_manage(principal, contact)
+        results = await send_probe(settings, contact, principal.name)
+        record = AuditRecord(
+            at=datetime.now(UTC),
+            by=principal.name,
+            role=principal.role,
+            by_country=principal.country,
+            action="contact.test",
+            target=contact.id,
+            country=contact.country,
+            detail="; ".join(r.summary for r in results),
+        )
+        sent = await (
+            await audit_topic.send(key=contact.id.encode(), value=record.model_dump_json().encode())
+        )
+        await state.audit.wait_for(sent.partition, sent.offset)
+        return results
+
+    @handle("contacts", MANAGERS)
+    async def create_contact(request, principal):
+        return 201, redacted(await add_contact(await read_json(request), principal))
+
+    @handle("contact", READERS)
+    async def get_contact(request, principal, contact_id):
+        return 200, redacted(existing(contact_id, principal))
+
+    @handle("contact", MANAGERS)
+    async def patch_contact(request, principal, contact_id):
+        changed = await change_contact(contact_id, await read_json(request), principal)
+        return 200, redacted(changed)
+
+    @handle("contact", MANAGERS)
+    async def delete_contact(request, principal, contact_id):
+        await remove_contact(contact_id, principal)
         return 204, None
+
+    @handle("contact-test", MANAGERS)
+    async def post_contact_test(request, principal, contact_id):
+        results = await test_contact(contact_id, principal)
+        return 200, {"contact_id": contact_id, "results": [r.as_json() for r in results]}
 
     # --- alerts and acknowledgements ---------------------------------------------------------
 
@@ -850,6 +919,10 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
         patch = patch_contact
         delete = delete_contact
 
+    @app.page("/contacts/{contact_id}/test")
+    class ContactTestView(faust.web.View):
+        post = post_contact_test
+
     @app.page("/alerts")
     class AlertsView(faust.web.View):
         get = list_alerts
@@ -898,4 +971,9 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
         end_silence=end_silence,
         may_end_silence=lambda silence, who: who.acts_for(silence_country(silence)),
         deliveries=deliveries_seen,
+        may_edit=may_edit,
+        add_contact=add_contact,
+        change_contact=change_contact,
+        remove_contact=remove_contact,
+        test_contact=test_contact,
     )

@@ -432,3 +432,116 @@ async def test_in_chromium_a_person_signs_in_reads_in_french_and_acknowledges(co
         assert browser.find_element(By.CSS_SELECTOR, "form.inline button").text == "Se déconnecter"
 
     await asyncio.to_thread(run)
+
+
+def contact_form(receiver, cid: str, secret: str, **fields) -> dict:
+    """The add-a-contact form as a person fills it in."""
+    return {
+        "id": cid,
+        "name": "Albergue Lajas Blancas",
+        "organisation": "Cruz Roja",
+        "country": "PA",
+        "language": "es",
+        "min_level": "warning",
+        "format": "json",
+        "countries": "",
+        "corridors": "",
+        "trigger_ids": "",
+        "escalation_contacts": "",
+        "group_wait": "PT1M",
+        "channel_type_0": "webhook",
+        "channel_target_0": receiver.url_for(cid),
+        "channel_was_0": "",
+        "channel_secret_0": secret,
+    } | fields
+
+
+async def contact_ids(client) -> set[str]:
+    page = await client.get("/console/contacts")
+    return set(re.findall(r"<code>([a-z0-9.-]+)</code>", page.text))
+
+
+async def test_an_operator_adds_tests_edits_and_removes_a_contact_of_their_country(
+    console, receiver
+):
+    assert (await sign_in(console, "op.pa")).status_code == 303
+    assert await contact_ids(console) == {"pa-focal"}  # Panama's, not Honduras's
+    page = await console.get("/console/contacts/new?lang=es")  # the switch, kept in a cookie
+    token = form_token(page.text)
+    secret = "shelter-secret-0123456789"
+    receiver.secrets["pa-shelter"] = secret
+    # bad input: a clear message naming the field, the form kept, nothing added
+    short = contact_form(receiver, "pa-shelter", "short", csrf=token, name="")
+    refused = await console.post("/console/contacts/new", data=short)
+    assert refused.status_code == 422
+    assert "Nombre:" in refused.text and "Canal 1: Secreto del webhook" in refused.text
+    assert 'value="Cruz Roja"' in refused.text
+    forged = await console.post(
+        "/console/contacts/new", data=contact_form(receiver, "pa-shelter", secret)
+    )
+    assert forged.status_code == 403
+    elsewhere = contact_form(receiver, "pa-shelter", secret, csrf=token, country="HN")
+    assert (await console.post("/console/contacts/new", data=elsewhere)).status_code == 403
+    assert await contact_ids(console) == {"pa-focal"}
+    added = await console.post(
+        "/console/contacts/new", data=contact_form(receiver, "pa-shelter", secret, csrf=token)
+    )
+    assert added.status_code == 303, added.text[-2000:]
+    listed = await console.get(added.headers["location"])
+    assert "Contacto pa-shelter añadido." in listed.text and "Advertencia" in listed.text
+    # a test message: signed with the contact's secret, marked as a test, in its language
+    tested = await console.post(
+        "/console/contacts/pa-shelter", data={"csrf": token, "action": "test"}
+    )
+    assert tested.status_code == 200 and "entregado (200)" in tested.text
+    probe = next(r for r in receiver.received.values() if r.contact_id == "pa-shelter")
+    assert probe.payload["test"] is True and "prueba" in probe.payload["title"]
+    assert "alert_id" not in probe.payload
+    # edit: the secret field left empty keeps the secret (the next test is still signed right)
+    edit = await console.get("/console/contacts/pa-shelter")
+    assert secret not in edit.text and 'value="Albergue Lajas Blancas"' in edit.text
+    changed = contact_form(receiver, "pa-shelter", "", csrf=token, min_level="emergency")
+    changed |= {"channel_was_0": "0"}
+    del changed["id"]
+    saved = await console.post("/console/contacts/pa-shelter", data=changed)
+    assert saved.status_code == 303, saved.text[-2000:]
+    assert "Emergencia" in (await console.get("/console/contacts")).text
+    before = receiver.bad_signatures
+    again = await console.post(
+        "/console/contacts/pa-shelter", data={"csrf": token, "action": "test"}
+    )
+    assert "entregado (200)" in again.text and receiver.bad_signatures == before
+    # the file's contact: shown, tested, not changed here
+    filed = await console.get("/console/contacts/pa-focal")
+    assert "definido en el archivo de contactos" in filed.text and "fieldset disabled" in filed.text
+    kept = await console.post(
+        "/console/contacts/pa-focal", data={"csrf": token, "action": "delete", "confirm": "1"}
+    )
+    assert kept.status_code == 409 and "pa-focal" in await contact_ids(console)
+    # Honduras's contact is as if it did not exist
+    assert (await console.get("/console/contacts/hn-focal")).status_code == 404
+    # remove: asked to confirm first, then gone
+    ask = await console.post(
+        "/console/contacts/pa-shelter", data={"csrf": token, "action": "delete"}
+    )
+    assert ask.status_code == 200 and "Pulse el botón otra vez" in ask.text
+    assert "pa-shelter" in await contact_ids(console)
+    gone = await console.post(
+        "/console/contacts/pa-shelter", data={"csrf": token, "action": "delete", "confirm": "1"}
+    )
+    assert gone.status_code == 303 and "pa-shelter" not in await contact_ids(console)
+
+
+async def test_a_coordinator_reads_contacts_but_changes_none(console, receiver):
+    assert (await sign_in(console, "ana.pa")).status_code == 303
+    page = await console.get("/console/contacts")
+    assert "pa-focal" in page.text and "/console/contacts/new" not in page.text
+    token = form_token(page.text)
+    secret = "shelter-secret-0123456789"
+    refused = await console.post(
+        "/console/contacts/new", data=contact_form(receiver, "pa-other", secret, csrf=token)
+    )
+    assert refused.status_code == 403 and "Solo los operadores" in refused.text
+    probe = await console.post("/console/contacts/pa-focal", data={"csrf": token, "action": "test"})
+    assert probe.status_code == 403 and not receiver.received
+    assert await contact_ids(console) == {"pa-focal"}

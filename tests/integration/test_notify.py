@@ -125,6 +125,19 @@ async def test_the_api_registers_contacts_and_answers_bad_input_clearly(
         assert [c["id"] for c in (await api.get("/contacts", headers=AUTH)).json()["contacts"]] == [
             "pa"
         ]
+        # a test message now, on each channel, its outcome answered and audited
+        probe = await api.post("/contacts/pa/test", headers=AUTH)
+        assert probe.status_code == 200, probe.text
+        assert [(r["channel"], r["delivered"]) for r in probe.json()["results"]] == [
+            ("webhook", True)
+        ]
+        [test] = receiver.received.values()
+        assert test.payload["test"] is True and test.payload["language"] == "es"
+        writes = (await api.get("/audit", headers=AUTH)).json()["writes"]
+        assert any(
+            w["action"] == "contact.test" and "delivered (200)" in w["detail"] for w in writes
+        )
+        receiver.received.clear()
 
     await send_alerts(kafka_bootstrap, namespace, [alert(0)])
     assert await receiver.wait_for(1, timeout_s=30), workers.logs()

@@ -57,3 +57,21 @@ def test_cap_carries_the_contacts_acknowledgement_link(cap_schema):
     cap_schema.validate(xml)
     assert f"<valueName>ack_url</valueName><value>{link}</value>" in xml
     assert "ack_url" not in render_cap(shared(warning, reader), reader, []).decode()
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_test_message_in_cap_is_valid_and_marked_as_a_test(cap_schema, language):
+    from datetime import UTC, datetime
+
+    from services.notify.probe import render_probe_cap
+
+    reader = contact(language=language, format="cap", country="PA")
+    xml = render_probe_cap(
+        reader, "op.pa", datetime(2026, 12, 4, 9, 30, tzinfo=UTC), "ews-test:c:1"
+    )
+    cap_schema.validate(xml.decode())
+    text = xml.decode()
+    assert (
+        "<status>Test</status>" in text and "<expires>2026-12-04T10:30:00+00:00</expires>" in text
+    )
+    assert "op.pa" in text and "<value>PA</value>" in text

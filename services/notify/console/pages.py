@@ -40,6 +40,7 @@ from .accounts import (
     sign_session,
 )
 from .chart import chart
+from .contacts import Kit, register_contact_pages
 from .text import LANGUAGE_NAMES, LANGUAGES, ROLES, country_name, duration, place_name, say
 from .views import (
     HISTORY_PAGE,
@@ -795,6 +796,22 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
     class StaticView(faust.web.View):
         get = static
 
+    register_contact_pages(
+        app,
+        state,
+        ops,
+        Kit(
+            signed_in=signed_in,
+            frame=frame,
+            respond=respond,
+            redirect=redirect,
+            ask_to_sign_in=ask_to_sign_in,
+            language_of=language_of,
+            keep_language=keep_language,
+            render=render,
+            secret=secret,
+        ),
+    )
     return accounts
 
 
