@@ -270,7 +270,9 @@ def create_app(settings: Settings) -> faust.App:
                     for e in state.picture.earlier_in_episode(job.alert)
                     if (seen := state.policy.view(e, reader)) is not None
                 ]
-                body = render_cap(shared, contact, earlier, state.ack_url(job.alert, contact.id))
+                body = render_cap(
+                    shared, contact.language, earlier, state.ack_url(job.alert, contact.id)
+                )
                 content_type = "application/cap+xml; charset=utf-8"
                 bodies = [body]
             else:

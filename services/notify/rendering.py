@@ -139,7 +139,7 @@ def cap_identifier(alert: AlertEvent) -> str:
 
 def render_cap(
     shared: SharedAlert,
-    contact: Contact,
+    language: str,
     earlier: list[AlertEvent],
     ack_url: str | None = None,
 ) -> bytes:
@@ -147,7 +147,6 @@ def render_cap(
     messages (`earlier`: as this reader sees them); a resolution is an Update with responseType
     AllClear."""
     alert = shared.alert
-    language = contact.language
     references = " ".join(
         f"{CAP_SENDER},{cap_identifier(e)},{cap_time(e.evaluated_at)}" for e in earlier
     )

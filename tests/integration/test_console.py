@@ -545,3 +545,62 @@ async def test_a_coordinator_reads_contacts_but_changes_none(console, receiver):
     probe = await console.post("/console/contacts/pa-focal", data={"csrf": token, "action": "test"})
     assert probe.status_code == 403 and not receiver.received
     assert await contact_ids(console) == {"pa-focal"}
+
+
+async def test_in_chromium_an_operator_silences_from_an_alert_and_tests_a_contact(
+    console, browser, receiver
+):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as shown
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def run() -> None:
+        wait = WebDriverWait(browser, 20)
+        base = str(console.base_url).rstrip("/")
+        browser.get(f"{base}/console/alerts/crossing-surge/site/PA-LAJAS-BLANCAS?lang=es")
+        browser.find_element(By.ID, "username").send_keys("op.pa")
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+        wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, ".alert-page")))
+        browser.find_element(By.LINK_TEXT, "Silenciar alertas como esta").click()
+        # the form comes prefilled from the alert, with what it would mute
+        wait.until(shown.text_to_be_present_in_element((By.ID, "preview-h"), "1"))
+        assert "Lajas Blancas" in browser.find_element(By.CSS_SELECTOR, ".preview").text
+        browser.find_element(By.CSS_SELECTOR, "button[value=create]").click()
+        # no reason: refused, said so, the form kept
+        wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, ".error")))
+        browser.find_element(By.ID, "comment").send_keys("obras en la carretera")
+        browser.find_element(By.CSS_SELECTOR, "button[value=create]").click()
+        wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, ".notice")))
+        assert "obras en la carretera" in browser.find_element(By.CSS_SELECTOR, ".silences").text
+        browser.save_screenshot(str(ARTIFACTS / "silences-es.png"))
+        # contacts: Panama's contact, and a test message it receives
+        browser.find_element(By.LINK_TEXT, "Contactos").click()
+        wait.until(shown.presence_of_element_located((By.CSS_SELECTOR, "table.contacts")))
+        assert "hn-focal" not in browser.find_element(By.CSS_SELECTOR, "main").text
+        browser.find_element(By.LINK_TEXT, "pa-focal").click()
+        browser.find_element(By.CSS_SELECTOR, "button[value=test]").click()
+        wait.until(shown.text_to_be_present_in_element((By.ID, "tested-h"), "prueba"))
+        assert "entregado (200)" in browser.find_element(By.CSS_SELECTOR, ".tested").text
+        browser.save_screenshot(str(ARTIFACTS / "contact-test-es.png"))
+
+    await asyncio.to_thread(run)
+    assert any(r.payload.get("test") for r in receiver.received.values())
+
+
+async def test_an_alert_exports_as_json_and_cap_as_the_reader_sees_it(console):
+    assert (await sign_in(console, "ana.pa")).status_code == 303
+    path = "/console/alerts/crossing-surge/site/PA-LAJAS-BLANCAS"
+    await board_when(console, lambda t: "Lajas Blancas" in t, path)
+    page = await console.get(path)
+    assert 'href="?format=cap"' in page.text and 'href="?format=json"' in page.text
+    cap = await console.get(f"{path}?format=cap")
+    assert cap.status_code == 200 and cap.headers["content-type"].startswith("application/cap+xml")
+    assert "attachment" in cap.headers["content-disposition"]
+    assert "<identifier>ews:crossing-surge/site/PA-LAJAS-BLANCAS:1</identifier>" in cap.text
+    assert "<language>es</language>" in cap.text  # the reader's language
+    exported = (await console.get(f"{path}?format=json")).json()
+    assert exported["value"] == 6123 and exported["withheld"] == []
+    # signed out: nothing exported
+    console.cookies.clear()
+    assert (await console.get(f"{path}?format=cap", follow_redirects=False)).status_code == 303

@@ -26,7 +26,15 @@ from services.notify.console.accounts import (
 from services.notify.console.chart import chart
 from services.notify.console.pages import frame_values, render
 from services.notify.console.text import duration, place_name
-from services.notify.console.views import Filters, alert_page, board, history, history_csv
+from services.notify.console.views import (
+    Filters,
+    alert_cap,
+    alert_json,
+    alert_page,
+    board,
+    history,
+    history_csv,
+)
 from services.notify.sharing import Reader, shared_series
 from tests.helpers import (
     COUNTRIES,
@@ -212,6 +220,7 @@ def page_html(alert, policy, country, language) -> str:
         points = shared_series(seen, series)
         drawn = chart(points, series.levels, [seen.alert], "t", language) if points else None
         html += render("alert.html", **frame, page=page, notice=None, chart=drawn)
+        html += alert_json(seen).decode() + alert_cap(seen, [seen], language).decode()
     return html
 
 

@@ -57,7 +57,7 @@ def everything_sent(alert: AlertEvent, reader_contact, policy: SharingFile) -> s
     return "\n".join(
         [
             render_json(seen, reader_contact).decode(),
-            render_cap(seen, reader_contact, []).decode(),
+            render_cap(seen, reader_contact.language, []).decode(),
             subject,
             body,
             key,

@@ -46,7 +46,9 @@ from .views import (
     HISTORY_PAGE,
     SILENCE_DURATIONS,
     Filters,
+    alert_cap,
     alert_href,
+    alert_json,
     alert_page,
     board,
     delivery_rows,
@@ -65,6 +67,7 @@ LOGIN_COOKIE = "ews_login"
 LANGUAGE_COOKIE = "ews_lang"
 STATIC = ("console.css", "console.js")
 OUTCOMES = ("delivered", "failed", "refused", "dead")
+CAP_TYPE = "application/cap+xml"
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
     "script-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -655,17 +658,24 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
             language,
             datetime.now(UTC),
         )
-        if request.query.get("format") == "json":
-            export = view.json(
-                seen.alert.model_dump(mode="json")
-                | {
-                    "value": seen.value,
-                    "threshold": seen.threshold,
-                    "withheld": list(seen.withheld),
-                }
-            )
+        if request.query.get("format") in ("json", "cap"):
+            if request.query["format"] == "json":
+                data, kind, name = alert_json(seen), "application/json", "alert.json"
+            else:
+                earlier = [
+                    e
+                    for e in (
+                        state.policy.view(a, reader)
+                        for a in state.picture.earlier_in_episode(alert)
+                    )
+                    if e is not None
+                ]
+                data, kind, name = alert_cap(seen, earlier, language), CAP_TYPE, "alert.cap.xml"
+            export = view.bytes(data, content_type=kind)
             export.headers.update(SECURITY_HEADERS)
-            export.headers["Content-Disposition"] = "attachment; filename=alert.json"
+            export.headers["Cache-Control"] = "no-store"
+            export.headers["Content-Disposition"] = f"attachment; filename={name}"
+            metrics.API_REQUESTS.labels("console-alert", "200").inc()
             return export
         series = state.series.items.get(alert.alert_id)
         points = shared_series(seen, series)

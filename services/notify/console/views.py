@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +17,7 @@ from schemas.notify import Acknowledgement, Silence
 from services.common.geography import Geography
 
 from ..picture import is_acknowledged
-from ..rendering import figure, render_summary, title_of
+from ..rendering import figure, render_cap, render_summary, title_of
 from ..sharing import SharedAlert
 from . import atlas
 from .atlas import MapView
@@ -623,3 +624,22 @@ def alert_page(
         contacts=[(c.id, c.name, c.id in acked) for c in ack_for],
         silence_query=urlencode(prefilled_silence(seen)),
     )
+
+
+# --- exports of one alert ---------------------------------------------------------------
+
+
+def alert_json(seen: SharedAlert) -> bytes:
+    """The alert as this reader may see it, as JSON: what webhooks carry, with what was withheld."""
+    data = seen.alert.model_dump(mode="json") | {
+        "value": seen.value,
+        "threshold": seen.threshold,
+        "withheld": list(seen.withheld),
+    }
+    return json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
+
+
+def alert_cap(seen: SharedAlert, earlier: list[SharedAlert], language: str) -> bytes:
+    """The alert as this reader may see it, as the CAP 1.2 message a CAP contact would receive
+    (its earlier messages, as the reader saw them, referenced)."""
+    return render_cap(seen, language, [e.alert for e in earlier])
