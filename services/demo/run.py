@@ -82,6 +82,9 @@ def demo_contacts(receiver: WebhookReceiver) -> dict:
 
 def print_alert(alert: ReceivedAlert) -> None:
     p = alert.payload
+    if p.get("test"):  # a test message sent from the console's contacts page
+        say(f"  {'TEST':<9} {p['sent_at'][:10]}  → {alert.contact_id:<22} {p['summary']}")
+        return
     level = p["level"] if p["status"] == "firing" else None
     label = (p["level"] or "").upper() if p["status"] == "firing" else "RESOLVED"
     when = p["observed_until"][:10]

@@ -123,3 +123,23 @@ def test_the_forms_shows_no_secret_and_names_fields_as_the_form_does():
     assert refusal(ApiError(422, "x", errors), "en") == [
         "Channel 2: Webhook secret (16 characters or more): too short"
     ]
+
+
+def test_the_demo_receiver_shows_a_test_message_sent_from_the_console(capsys):
+    from datetime import UTC, datetime
+
+    from services.demo.receiver import ReceivedAlert
+    from services.demo.run import print_alert
+    from services.notify.probe import render_probe_json
+
+    reader = Contact(
+        id="pa-focal",
+        name="Punto focal",
+        organisation="SNM",
+        language="es",
+        channels=[{"type": "email", "address": "focal@example.org"}],
+    )
+    body = render_probe_json(reader, "demo.pa", datetime(2026, 12, 4, tzinfo=UTC), "ews-test:x")
+    print_alert(ReceivedAlert("ews-test:x", "pa-focal", {}, body, 0.0))
+    shown = capsys.readouterr()
+    assert "TEST" in shown.out + shown.err and "demo.pa" in shown.out + shown.err
