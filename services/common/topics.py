@@ -61,6 +61,7 @@ class Topics:
         self.triggers_contributions_changelog = f"{ns}-triggers-scope-contributions-changelog"
         self.ingest_event_ids_changelog = f"{ns}-ingest-event-ids-changelog"
         self.notify_delivered_changelog = f"{ns}-notify-delivered-changelog"
+        self.notify_pending_changelog = f"{ns}-notify-pending-changelog"
 
     @property
     def feeds(self) -> dict[str, str]:
@@ -98,5 +99,6 @@ class Topics:
             TopicSpec(self.triggers_state_changelog, cleanup_policy="compact"),
             TopicSpec(self.triggers_contributions_changelog, cleanup_policy="compact"),
             TopicSpec(self.notify_delivered_changelog, cleanup_policy="compact"),
+            TopicSpec(self.notify_pending_changelog, cleanup_policy="compact"),
             TopicSpec(self.ingest_event_ids_changelog, cleanup_policy="compact"),
         ]
