@@ -115,3 +115,21 @@ def _levels(backtest: Backtest) -> dict[str, tuple[str, str | None]]:
         for key, state in backtest.states.items()
         for rule_id, alert in state.alerts.items()
     }
+
+
+def test_a_late_report_fires_a_rule_with_for_whose_wait_began_before_it():
+    """`for: 24h`: pending since day 1; day 2's figure, arriving after day 3 (which reset the
+    wait), fires at day 2 as in order, and day 3 resolves it (found by the property below)."""
+    rules = rules_yaml(threshold_rule(levels={"watch": 2000, "warning": 4000}, **{"for": "24h"}))
+    days = {0: 300, 1: 2500, 2: 4500, 3: 300}
+    in_order = [observation(crossing(d, n)) for d, n in days.items()]
+    expected = transitions(run_backtest(in_order, engine_with(rules), NOW))
+    assert [k for k in expected] == [
+        ("surge/site/PA-LAJAS-BLANCAS", 1),
+        ("surge/site/PA-LAJAS-BLANCAS", 2),
+    ]
+    alerts = one_at_a_time([in_order[d] for d in (0, 1, 3, 2)], rules)
+    assert [(a.status, a.level, a.late) for a in alerts] == [
+        ("firing", "warning", True),
+        ("resolved", None, False),
+    ]

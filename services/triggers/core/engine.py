@@ -19,7 +19,7 @@ from . import kinds
 from .evaluation import MAX_EVIDENCE, Evaluation
 from .kinds import composite, silence
 from .rules import CompiledRule, CompositeRule, FeedRule, RuleSet, SilenceRule, WindowedRule
-from .state_machine import AlertState, Told, Transition, can_change, step_alert
+from .state_machine import WAITED, AlertState, Told, Transition, can_change, step_alert
 from .windows import Contribution, FeedWindow, Kept, ScopeState, Span, replacing
 
 SERIES_POINTS = 60  # ticks of a trigger's value published with each transition, for the chart
@@ -28,14 +28,17 @@ Outcome = Literal["applied", "stale_revision", "too_late"]
 
 
 def _step(alert: AlertState, rule: CompiledRule, value: float, at: datetime) -> Transition | None:
-    """`step_alert`, keeping in the alert's history the state before each transition (so that
-    late data can take it back)."""
+    """`step_alert`, keeping in the alert's history the state before each change (so that late
+    data can take it back): each transition, and each start or reset of a wait (`for`,
+    `clear_for`), which late data must also be able to undo."""
     if not can_change(alert, rule, value):
         return None
     before = alert.copy()
     change = step_alert(alert, rule, value, at)
     if change is not None:
         alert.remember(Told(at, change.status, change.level, before))
+    elif alert.timers() != before.timers():
+        alert.remember(Told(at, WAITED, None, before))
     return change
 
 

@@ -29,11 +29,13 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-HISTORY_KEPT = 8  # transitions an alert remembers the state before (late data may undo them)
+HISTORY_KEPT = 16  # changes an alert remembers the state before (late data may undo them)
+WAITED = "waited"  # a Told that is no transition: a wait (`for`, `clear_for`) started or reset
 
 
 class Told(NamedTuple):
-    """A transition an alert made: at which tick, to what, and the state just before it."""
+    """A change an alert made: at which tick, to what (a transition's status and level, or WAITED),
+    and the state just before it."""
 
     at: datetime
     status: str
@@ -52,7 +54,7 @@ class AlertState:
         None  # value below the current level, waiting for `clear_for`
     )
     below_clear_since: datetime | None = None  # value below `clear`, waiting for `clear_for`
-    history: tuple[Told, ...] = ()  # the last HISTORY_KEPT transitions, oldest first
+    history: tuple[Told, ...] = ()  # the last HISTORY_KEPT changes, oldest first
 
     def copy(self) -> AlertState:
         """The state without its history."""
@@ -65,6 +67,9 @@ class AlertState:
             self.below_level_since,
             self.below_clear_since,
         )
+
+    def timers(self) -> tuple[datetime | None, ...]:
+        return (self.pending_since, self.below_level_since, self.below_clear_since)
 
     def remember(self, told: Told) -> None:
         self.history = (*self.history[1 - HISTORY_KEPT :], told)
