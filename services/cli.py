@@ -428,7 +428,7 @@ def ingest_file(file: Path, feed: str | None, source: str | None, check: bool) -
 )
 @click.pass_context
 def contacts(ctx: click.Context, url: str | None, token: str | None) -> None:
-    """Register, list and remove coordination contacts through the notify API."""
+    """Register, list, update, test and remove coordination contacts through the notify API."""
     settings = get_settings()
     ctx.obj = {
         "url": url or f"http://{settings.web_host}:{settings.notify_web_port}",
@@ -470,13 +470,95 @@ def _api(ctx: click.Context, method: str, path: str, **kwargs):
 @contacts.command("list")
 @click.pass_context
 def contacts_list(ctx: click.Context) -> None:
-    """One line per contact: id, organisation, language, minimum level, countries, channels."""
-    for c in _api(ctx, "GET", "/contacts").json()["contacts"]:
-        channels = ", ".join(ch.get("url") or ch.get("address") for ch in c["channels"])
-        click.echo(
-            f"{c['id']:<24} {c['organisation'][:30]:<30} {c['language']}  {c['min_level']:<9} "
-            f"{','.join(c['countries'] + c['corridors']) or 'all':<16} {channels}"
+    """A table of the contacts: id, organisation, language, minimum level, what it receives,
+    channels (values whole, never cut)."""
+    found = _api(ctx, "GET", "/contacts").json()["contacts"]
+    rows = [("ID", "ORGANISATION", "COUNTRY", "LANG", "FROM LEVEL", "RECEIVES", "CHANNELS")]
+    for c in found:
+        channels = ", ".join(
+            f"{ch['type']} {ch.get('url') or ch.get('address')}" for ch in c["channels"]
         )
+        receives = ",".join(c["countries"] + c["corridors"] + c["trigger_ids"]) or "all"
+        rows.append(
+            (
+                c["id"],
+                c["organisation"],
+                c.get("country") or "-",
+                c["language"],
+                c["min_level"],
+                receives,
+                channels,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        click.echo(
+            "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + f"  {row[-1]}"
+        )
+    click.echo(f"{len(found)} contact{'s' * (len(found) != 1)}", err=True)
+
+
+def _listed(text: str | None) -> list[str] | None:
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
+@contacts.command("update")
+@click.argument("contact_id")
+@click.option("--name")
+@click.option("--organisation")
+@click.option("--country", help="the contact's own country (ISO 3166-1)")
+@click.option("--countries", help="countries of interest, comma separated ('' for all)")
+@click.option("--corridors", help="corridors of interest, comma separated ('' for none)")
+@click.option("--triggers", help="trigger ids, comma separated ('' for all)")
+@click.option("--min-level", type=click.Choice(["watch", "warning", "emergency"]))
+@click.option("--language", type=click.Choice(["en", "es", "fr", "pt"]))
+@click.option("--format", "fmt", type=click.Choice(["json", "cap"]))
+@click.pass_context
+def contacts_update(
+    ctx,
+    contact_id,
+    name,
+    organisation,
+    country,
+    countries,
+    corridors,
+    triggers,
+    min_level,
+    language,
+    fmt,
+) -> None:
+    """Change the fields given of a contact, the others (channels and their secrets included)
+    kept."""
+    changes = {
+        "name": name,
+        "organisation": organisation,
+        "country": country,
+        "countries": _listed(countries),
+        "corridors": _listed(corridors),
+        "trigger_ids": _listed(triggers),
+        "min_level": min_level,
+        "language": language,
+        "format": fmt,
+    }
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        raise click.UsageError("give at least one field to change, e.g. --min-level warning")
+    _api(ctx, "PATCH", f"/contacts/{contact_id}", json=changes)
+    click.echo(f"updated {contact_id}: {', '.join(sorted(changes))}")
+
+
+@contacts.command("test")
+@click.argument("contact_id")
+@click.pass_context
+def contacts_test(ctx: click.Context, contact_id: str) -> None:
+    """Send the contact a test message now on each of its channels, and say what each answered
+    (exit 1 if any channel failed)."""
+    results = _api(ctx, "POST", f"/contacts/{contact_id}/test").json()["results"]
+    for r in results:
+        outcome = f"delivered ({r['status_code']})" if r["delivered"] else f"failed: {r['detail']}"
+        click.echo(f"{r['channel']} {r['target']}: {outcome} in {r['duration_s']:.2f} s")
+    if not all(r["delivered"] for r in results):
+        sys.exit(1)
 
 
 @contacts.command("add")

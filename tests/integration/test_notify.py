@@ -486,6 +486,13 @@ async def test_operators_manage_contacts_from_the_command_line(
     assert "registered iom-roso" in added.stdout and "webhook secret" in added.stdout
     listed = await asyncio.to_thread(ews, "list")
     assert "iom-roso" in listed.stdout and "darien-northbound" in listed.stdout
+    assert listed.stdout.startswith("ID ") and "1 contact" in listed.stderr
+    updated = await asyncio.to_thread(ews, "update", "iom-roso", "--min-level", "warning")
+    assert updated.returncode == 0 and "updated iom-roso: min_level" in updated.stdout
+    assert "warning" in (await asyncio.to_thread(ews, "list")).stdout
+    # nothing listens on port 9: the test message says so, and the exit code too
+    tested = await asyncio.to_thread(ews, "test", "iom-roso")
+    assert tested.returncode == 1 and "webhook 127.0.0.1: failed" in tested.stdout, tested
     bad = await asyncio.to_thread(
         ews, "add", "--id", "x", "--name", "x", "--organisation", "x", "--countries", "ZZ"
     )
