@@ -58,6 +58,17 @@ class AlertEvent(BaseModel):
         description="why the alert changed when not because of its value: trigger_removed (a rule "
         "reload removed or renamed its trigger)",
     )
+    metric: str = Field(
+        "",
+        description="what the value measures: the metric summed (count, unaccompanied_children, "
+        "newly_displaced...), a ratio's numerator, or a new value's category (nationality)",
+    )
+    denominator: str = Field("", description="a ratio's denominator (shelter_capacity)")
+    baseline: str = Field(
+        "",
+        description="what the window is compared with (ISO 8601): a rate of change's baseline, "
+        "a new value's lookback",
+    )
     late: bool = Field(
         False,
         description="the transition concerns an earlier tick (observed_until), judged again "

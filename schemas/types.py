@@ -69,6 +69,11 @@ def parse_duration(text: str) -> DurationValue:
     return parsed
 
 
+def duration_text(duration: DurationValue) -> str:
+    """A parsed duration back as ISO 8601 (P28D, PT24H, P1M)."""
+    return str(isodate.duration_isoformat(duration))
+
+
 def as_timedelta(duration: DurationValue) -> timedelta:
     """A calendar duration (P1M) as the timedelta it spans from EPOCH; for retention sums."""
     return (EPOCH + duration) - EPOCH

@@ -163,6 +163,13 @@ class NotifyState:
         token = sign_link(secret.get_secret_value(), alert, contact_id, datetime.now(UTC) + ttl)
         return f"{base.rstrip('/')}/ack/{token}"
 
+    def member_titles(self, alert: AlertEvent) -> dict[str, dict[str, str]]:
+        """A composite's member triggers by their titles, from the alerts they raised."""
+        if alert.kind != "composite":
+            return {}
+        wanted = set(alert.details)
+        return {a.rule_id: a.title for a in self.picture.latest.values() if a.rule_id in wanted}
+
 
 def create_app(settings: Settings) -> faust.App:
     topics = Topics(settings.topic_namespace)
@@ -271,7 +278,12 @@ def create_app(settings: Settings) -> faust.App:
                     if (seen := state.policy.view(e, reader)) is not None
                 ]
                 body = render_cap(
-                    shared, contact.language, earlier, state.ack_url(job.alert, contact.id)
+                    shared,
+                    contact.language,
+                    earlier,
+                    state.geography,
+                    state.ack_url(job.alert, contact.id),
+                    state.member_titles(job.alert),
                 )
                 content_type = "application/cap+xml; charset=utf-8"
                 bodies = [body]
@@ -280,9 +292,11 @@ def create_app(settings: Settings) -> faust.App:
                     render_json(
                         shared,
                         contact,
+                        state.geography,
                         job.released_from,
                         state.ack_url(job.alert, contact.id),
                         shared.shown_key(job.idempotency_key) if len(told) > 1 else None,
+                        state.member_titles(job.alert),
                     )
                     for job, shared in told
                 ]
@@ -302,7 +316,12 @@ def create_app(settings: Settings) -> faust.App:
         else:
             emails = [
                 render_email(
-                    shared, contact, state.ack_url(job.alert, contact.id), job.released_from
+                    shared,
+                    contact,
+                    state.geography,
+                    state.ack_url(job.alert, contact.id),
+                    job.released_from,
+                    state.member_titles(job.alert),
                 )
                 for job, shared in told
             ]

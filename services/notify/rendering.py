@@ -6,14 +6,17 @@ Jinja2 templates in templates/; the sharing policy has been applied before (Shar
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from schemas import AlertEvent, Contact, Level
+from services.common.geography import Geography
 
 from .sharing import SharedAlert
+from .wording import level_name, moment, place_name, summary
 
 LANGUAGES = ("en", "es", "fr", "pt")
 CAP_SEVERITY: dict[Level | None, str] = {
@@ -40,36 +43,6 @@ def title_of(alert: AlertEvent, language: str) -> str:
     return alert.title.get(language) or alert.title.get("en") or alert.rule_id
 
 
-def figure(value: float, language: str) -> str:
-    """12,971 (en), 12.971 (es, pt), 12 971 (fr); ratios keep four significant digits."""
-    text = f"{value:,.0f}" if value == int(value) else f"{value:,.4g}"
-    if language in ("es", "pt"):
-        return text.translate(str.maketrans(",.", ".,"))
-    if language == "fr":
-        return text.replace(",", " ").replace(".", ",")
-    return text
-
-
-def _figures(shared: SharedAlert, language: str) -> tuple[str, str]:
-    """The value and threshold as this reader may read them: "" when withheld, "<k" below the
-    floor."""
-    value = figure(shared.value, language) if shared.value is not None else shared.value_text
-    threshold = figure(shared.threshold, language) if shared.threshold is not None else ""
-    return value, threshold
-
-
-WITHHELD = {
-    "en": "Place and figures withheld under the sharing policy of {country}.",
-    "es": "Lugar y cifras reservados según la política de intercambio de {country}.",
-    "fr": "Lieu et chiffres non communiqués selon la politique de partage de {country}.",
-    "pt": "Local e números reservados pela política de compartilhamento de {country}.",
-}
-
-
-def _withheld(shared: SharedAlert, language: str) -> str:
-    return WITHHELD[language].format(country=shared.alert.scope.country or "")
-
-
 RELEASED = {
     "en": "Held back by silence {silence}, which has ended: this is where the alert stands now.",
     "es": "Retenida por el silencio {silence}, que ha terminado: así está la alerta ahora.",
@@ -78,22 +51,16 @@ RELEASED = {
 }
 
 
-def render_summary(shared: SharedAlert, language: str, released_from: str | None = None) -> str:
-    """One or two plain sentences in the contact's language (and, for a message a silence held
-    back, that it was)."""
-    value, threshold = _figures(shared, language)
-    text = (
-        _env()
-        .get_template(f"summary.{language}.j2")
-        .render(
-            alert=shared.alert,
-            title=title_of(shared.alert, language),
-            value=value,
-            threshold=threshold,
-            withheld=_withheld(shared, language),
-        )
-        .strip()
-    )
+def render_summary(
+    shared: SharedAlert,
+    geography: Geography,
+    language: str,
+    released_from: str | None = None,
+    titles: Mapping[str, Mapping[str, str]] | None = None,
+) -> str:
+    """A few plain sentences in the reader's language: what, where, the figure in words, the
+    period (and, for a message a silence held back, that it was)."""
+    text = summary(shared, geography, language, title_of(shared.alert, language), titles)
     if released_from is not None:
         text = f"{RELEASED[language].format(silence=released_from)} {text}"
     return text
@@ -102,9 +69,11 @@ def render_summary(shared: SharedAlert, language: str, released_from: str | None
 def render_json(
     shared: SharedAlert,
     contact: Contact,
+    geography: Geography,
     released_from: str | None = None,
     ack_url: str | None = None,
     idempotency_key: str | None = None,
+    titles: Mapping[str, Mapping[str, str]] | None = None,
 ) -> bytes:
     """The webhook body: the alert as on ews.alerts, plus title and summary in the contact's
     language, and `released_from_silence` when a silence had held it back."""
@@ -116,7 +85,8 @@ def render_json(
         value_display=shared.value_text,
         language=contact.language,
         title=title_of(shared.alert, contact.language),
-        summary=render_summary(shared, contact.language, released_from),
+        place=place_name(shared.alert.scope, geography, contact.language),
+        summary=render_summary(shared, geography, contact.language, released_from, titles),
     )
     if released_from is not None:
         body["released_from_silence"] = released_from
@@ -141,12 +111,15 @@ def render_cap(
     shared: SharedAlert,
     language: str,
     earlier: list[AlertEvent],
+    geography: Geography,
     ack_url: str | None = None,
+    titles: Mapping[str, Mapping[str, str]] | None = None,
 ) -> bytes:
     """CAP 1.2: levels map to severity; later transitions are Updates referencing the earlier
     messages (`earlier`: as this reader sees them); a resolution is an Update with responseType
     AllClear."""
     alert = shared.alert
+    place = place_name(alert.scope, geography, language)
     references = " ".join(
         f"{CAP_SENDER},{cap_identifier(e)},{cap_time(e.evaluated_at)}" for e in earlier
     )
@@ -170,8 +143,9 @@ def render_cap(
             if resolved
             else ("Immediate" if alert.level == "emergency" else "Expected"),
             severity="Minor" if resolved else CAP_SEVERITY[alert.level],
-            headline=f"{title_of(alert, language)} — {alert.scope.kind} {alert.scope.id}",
-            description=render_summary(shared, language),
+            headline=f"{title_of(alert, language)} — {place}",
+            description=render_summary(shared, geography, language, titles=titles),
+            area=place,
             onset=cap_time(alert.started_at),
             value=shared.value_text or "withheld",
             threshold=shared.threshold_text or "withheld",
@@ -182,20 +156,24 @@ def render_cap(
 
 
 def render_email(
-    shared: SharedAlert, contact: Contact, ack_url: str | None, released_from: str | None = None
+    shared: SharedAlert,
+    contact: Contact,
+    geography: Geography,
+    ack_url: str | None,
+    released_from: str | None = None,
+    titles: Mapping[str, Mapping[str, str]] | None = None,
 ) -> tuple[str, str]:
     """(subject, plain-text body) in the contact's language."""
     language = contact.language
     template = _env().get_template(f"email.{language}.txt.j2")
-    value, threshold = _figures(shared, language)
     body = template.render(
         alert=shared.alert,
         title=title_of(shared.alert, language),
         contact=contact,
-        summary=render_summary(shared, language, released_from),
-        value=value,
-        threshold=threshold,
-        withheld=_withheld(shared, language),
+        summary=render_summary(shared, geography, language, released_from, titles),
+        level=level_name(shared.alert.level, language).upper(),
+        place=place_name(shared.alert.scope, geography, language),
+        since=moment(shared.alert.started_at, language),
         ack_url=ack_url,
     )
     subject, _, text = body.partition("\n")

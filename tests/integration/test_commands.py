@@ -20,7 +20,8 @@ def test_the_demo_replays_the_scenario_and_delivers_alerts(kafka_bootstrap):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "EMERGENCY" in out and "Surge in irregular arrivals nationwide at country HN" in out
+    assert "EMERGENCY" in out and "Surge in irregular arrivals nationwide in Honduras" in out
+    assert "people crossing in 1 month" in out and "Data for " in out  # units and dates in words
     summary = {
         line.split()[0]: line.split()
         for line in out.split("▶ summary")[1].splitlines()

@@ -87,8 +87,10 @@ async def test_a_border_crossing_surge_reaches_the_contacts_webhook(
     assert body["window"] == "PT24H" and body["rule_version"].startswith("sha256:")
     assert body["evidence"] == ["PA-SNM/pa-snm-2026-11-20-lajas-blancas"]
     assert body["language"] == "es" and body["summary"].startswith(
-        "VIGILANCIA: Aumento repentino de cruces fronterizos"
+        "VIGILANCIA: Aumento repentino de cruces fronterizos en ERM Lajas Blancas (Darién, "
+        "Panamá). 2.710 personas que cruzaron en 24 horas; el nivel de vigilancia es 2.000."
     )
+    assert body["place"] == "ERM Lajas Blancas (Darién, Panamá)" and body["metric"] == "count"
     assert delivery.received_at - sent_at < 30
 
     # every attempt is on the audit topic

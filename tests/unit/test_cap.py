@@ -8,7 +8,7 @@ import xmlschema
 
 from services.common.settings import PROJECT_ROOT
 from services.notify.rendering import LANGUAGES, render_cap
-from tests.helpers import contact, episode, shared
+from tests.helpers import GEOGRAPHY, contact, episode, shared
 
 # The OASIS schema as shipped beside the project (../shared), else the copy kept with the tests.
 CAP_XSD = next(
@@ -34,7 +34,7 @@ def test_cap_validates_and_maps_levels_to_severity(cap_schema, language):
     reader = contact(language=language, format="cap")
     severities = []
     for i, alert in enumerate(alerts):
-        xml = render_cap(shared(alert, reader), reader.language, alerts[:i])
+        xml = render_cap(shared(alert, reader), reader.language, alerts[:i], GEOGRAPHY)
         cap_schema.validate(xml.decode())
         doc = cap_schema.to_dict(xml.decode())
         info = doc["cap:info"][0] if "cap:info" in doc else doc["info"][0]
@@ -53,10 +53,13 @@ def test_cap_carries_the_contacts_acknowledgement_link(cap_schema):
     warning = episode(2600)[0]
     reader = contact(format="cap")
     link = "https://ews.example.org/ack/abc.def"
-    xml = render_cap(shared(warning, reader), reader.language, [], link).decode()
+    xml = render_cap(shared(warning, reader), reader.language, [], GEOGRAPHY, link).decode()
     cap_schema.validate(xml)
     assert f"<valueName>ack_url</valueName><value>{link}</value>" in xml
-    assert "ack_url" not in render_cap(shared(warning, reader), reader.language, []).decode()
+    assert (
+        "ack_url"
+        not in render_cap(shared(warning, reader), reader.language, [], GEOGRAPHY).decode()
+    )
 
 
 @pytest.mark.parametrize("language", LANGUAGES)

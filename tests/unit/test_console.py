@@ -118,7 +118,11 @@ def test_durations_read_in_words_in_each_language():
 
 def test_places_are_named_in_the_readers_language():
     site = Scope(kind="site", id="PA-LAJAS-BLANCAS", country="PA")
-    assert place_name(site, GEOGRAPHY, "es") == "ERM Lajas Blancas (Panamá)"
+    assert place_name(site, GEOGRAPHY, "es") == "ERM Lajas Blancas (Darién, Panamá)"
+    area = Scope(kind="area", id="PA-5", country="PA")
+    assert place_name(area, GEOGRAPHY, "en") == "Darién (Panama)"
+    source = Scope(kind="source", id="HN-INM", country="HN")
+    assert place_name(source, GEOGRAPHY, "es") == "Instituto Nacional de Migración (Honduras)"
     assert place_name(Scope(kind="country", id="US", country="US"), GEOGRAPHY, "fr") == (
         "États-Unis"
     )
@@ -159,7 +163,7 @@ def test_the_board_groups_by_country_highest_level_first_with_counts_and_acks():
     assert [g.label for g in built.groups] == ["Panamá", "México"]
     panama = built.groups[0].rows
     assert [r.level for r in panama] == ["emergency", "watch"]
-    assert panama[0].place == "ERM Lajas Blancas (Panamá)"
+    assert panama[0].place == "ERM Lajas Blancas (Darién, Panamá)"
     assert panama[0].level_text == "Emergencia"
     assert (
         "Reconocida por ana.pa" in panama[0].acks[0].text and "30 minutos" in panama[0].acks[0].text
@@ -220,7 +224,7 @@ def page_html(alert, policy, country, language) -> str:
         points = shared_series(seen, series)
         drawn = chart(points, series.levels, [seen.alert], "t", language) if points else None
         html += render("alert.html", **frame, page=page, notice=None, chart=drawn)
-        html += alert_json(seen).decode() + alert_cap(seen, [seen], language).decode()
+        html += alert_json(seen).decode() + alert_cap(seen, [seen], GEOGRAPHY, language).decode()
     return html
 
 
@@ -292,7 +296,9 @@ def test_the_map_shades_countries_by_their_highest_level_and_dots_only_sites_sha
     labels = {c.code: c.label for c in built.map.countries}
     assert labels["PA"] == "Panamá: Emergencia" and labels["BR"] == "Brasil"
     # a dot for Panama's site, none for the Honduran site its country withholds from Panama
-    assert [d.label for d in built.map.dots] == ["Emergencia: Aumento, ERM Lajas Blancas (Panamá)"]
+    assert [d.label for d in built.map.dots] == [
+        "Emergencia: Aumento, ERM Lajas Blancas (Darién, Panamá)"
+    ]
     dot = built.map.dots[0]
     assert 0 < dot.x < built.map.width and 0 < dot.y < built.map.height
 
@@ -388,7 +394,7 @@ def test_the_history_csv_has_what_the_reader_may_see_and_no_formulas():
     )
     rows = list(csv.DictReader(io.StringIO(text)))
     by_place = {r["place"]: r for r in rows}
-    assert by_place["ERM Lajas Blancas (Panama)"]["value"] == "6000.0"
+    assert by_place["ERM Lajas Blancas (Darién, Panama)"]["value"] == "6000.0"
     hn = by_place["Honduras"]
     assert hn["value"] == "" and hn["threshold"] == "" and "place" in hn["withheld"]
     assert hn["alert_id"].startswith("crossing-surge/country/HN/w")

@@ -124,7 +124,7 @@ def test_a_late_report_fires_a_rule_with_for_whose_wait_began_before_it():
     days = {0: 300, 1: 2500, 2: 4500, 3: 300}
     in_order = [observation(crossing(d, n)) for d, n in days.items()]
     expected = transitions(run_backtest(in_order, engine_with(rules), NOW))
-    assert [k for k in expected] == [
+    assert list(expected) == [
         ("surge/site/PA-LAJAS-BLANCAS", 1),
         ("surge/site/PA-LAJAS-BLANCAS", 2),
     ]

@@ -53,11 +53,11 @@ def everything_sent(alert: AlertEvent, reader_contact, policy: SharingFile) -> s
     """Every byte a recipient gets about this alert: JSON body, CAP, e-mail, the delivery key."""
     seen = shared(alert, reader_contact, policy)
     key = seen.shown_key(f"{alert.alert_id}:{alert.transition}:{reader_contact.id}")
-    subject, body = render_email(seen, reader_contact, None)
+    subject, body = render_email(seen, reader_contact, GEOGRAPHY, None)
     return "\n".join(
         [
-            render_json(seen, reader_contact).decode(),
-            render_cap(seen, reader_contact.language, []).decode(),
+            render_json(seen, reader_contact, GEOGRAPHY).decode(),
+            render_cap(seen, reader_contact.language, [], GEOGRAPHY).decode(),
             subject,
             body,
             key,
@@ -81,7 +81,7 @@ def test_a_site_alert_of_an_aggregates_country_names_no_site_and_shows_no_site_f
     for withheld in ("HN-TROJES", "HN-EP", alert.alert_id, *alert.evidence):
         assert withheld not in sent
     assert "3000" not in sent and "3,000" not in sent
-    body = json.loads(render_json(shared(alert, reader, SHIPPED), reader))
+    body = json.loads(render_json(shared(alert, reader, SHIPPED), reader, GEOGRAPHY))
     assert body["scope"] == {"kind": "country", "id": "HN", "country": "HN"}
     assert body["value"] is None and body["threshold"] is None and body["evidence"] == []
     assert "sharing policy" in body["summary"]
@@ -204,7 +204,7 @@ def test_nothing_withheld_reaches_an_outside_reader_in_any_format(alert, policy,
                 assert view.rule(source.country).outside == "full"
     # no count below the floor, in the structured fields
     floor = max((r.small_count_floor for r in outside.values()), default=0)
-    body = json.loads(render_json(seen, reader))
+    body = json.loads(render_json(seen, reader, GEOGRAPHY))
     if alert.kind in ("threshold", "new_value") and body["value"] is not None:
         assert body["value"] == 0 or body["value"] >= floor
     if alert.kind in ("rate_of_change", "ratio", "new_value"):
@@ -212,7 +212,7 @@ def test_nothing_withheld_reaches_an_outside_reader_in_any_format(alert, policy,
     # never a site's figure under a national label
     if alert.scope.kind != body["scope"]["kind"]:
         assert body["value"] is None and body["threshold"] is None
-    assert render_summary(seen, reader.language)
+    assert render_summary(seen, GEOGRAPHY, reader.language)
 
 
 def test_the_check_notes_corridors_a_country_that_shares_nothing_withholds(tmp_path):

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from schemas import LEVELS, AlertEvent
 
-from ..rendering import figure
+from ..wording import figure
 from .text import say
 
 WIDTH, HEIGHT = 640.0, 240.0

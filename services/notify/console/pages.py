@@ -670,7 +670,11 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
                     )
                     if e is not None
                 ]
-                data, kind, name = alert_cap(seen, earlier, language), CAP_TYPE, "alert.cap.xml"
+                data, kind, name = (
+                    alert_cap(seen, earlier, state.geography, language),
+                    CAP_TYPE,
+                    "alert.cap.xml",
+                )
             export = view.bytes(data, content_type=kind)
             export.headers.update(SECURITY_HEADERS)
             export.headers["Cache-Control"] = "no-store"

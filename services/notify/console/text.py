@@ -1,16 +1,11 @@
-"""The console's words in its four languages, durations in words, country and place names."""
+"""The console's words in its four languages (levels, durations, countries and places are named
+as in messages: wording.py)."""
 
 from __future__ import annotations
 
-import gettext
-from datetime import timedelta
-from functools import cache
+from ..wording import LEVEL_NAMES, country_name, duration, place_name
 
-import pycountry
-
-from schemas import Scope
-from schemas.config import Area, Site
-from services.common.geography import Geography
+__all__ = ["country_name", "duration", "place_name"]  # one definition, in wording.py
 
 LANGUAGES = ("en", "es", "fr", "pt")
 LANGUAGE_NAMES = {"en": "English", "es": "Español", "fr": "Français", "pt": "Português"}
@@ -132,11 +127,7 @@ TEXT: dict[str, dict[str, str]] = {
         "signed_in_as": "Signed in as {name} ({role}{country})",
         "board": "Board",
         "language": "Language",
-        "watch": "Watch",
-        "warning": "Warning",
-        "emergency": "Emergency",
         "firing": "Active",
-        "resolved": "Resolved",
         "all": "All",
         "country": "Country",
         "level": "Level",
@@ -305,11 +296,7 @@ TEXT: dict[str, dict[str, str]] = {
         "signed_in_as": "Sesión de {name} ({role}{country})",
         "board": "Tablero",
         "language": "Idioma",
-        "watch": "Vigilancia",
-        "warning": "Advertencia",
-        "emergency": "Emergencia",
         "firing": "Activa",
-        "resolved": "Resuelta",
         "all": "Todas",
         "country": "País",
         "level": "Nivel",
@@ -481,11 +468,7 @@ TEXT: dict[str, dict[str, str]] = {
         "signed_in_as": "Connecté : {name} ({role}{country})",
         "board": "Tableau",
         "language": "Langue",
-        "watch": "Veille",
-        "warning": "Alerte",
-        "emergency": "Urgence",
         "firing": "Active",
-        "resolved": "Levée",
         "all": "Toutes",
         "country": "Pays",
         "level": "Niveau",
@@ -655,11 +638,7 @@ TEXT: dict[str, dict[str, str]] = {
         "signed_in_as": "Sessão de {name} ({role}{country})",
         "board": "Painel",
         "language": "Idioma",
-        "watch": "Observação",
-        "warning": "Aviso",
-        "emergency": "Emergência",
         "firing": "Ativo",
-        "resolved": "Resolvido",
         "all": "Todos",
         "country": "País",
         "level": "Nível",
@@ -722,12 +701,6 @@ ROLES = {
 }
 
 # (one, many) for days, hours, minutes
-UNITS = {
-    "en": (("day", "days"), ("hour", "hours"), ("minute", "minutes"), "less than a minute"),
-    "es": (("día", "días"), ("hora", "horas"), ("minuto", "minutos"), "menos de un minuto"),
-    "fr": (("jour", "jours"), ("heure", "heures"), ("minute", "minutes"), "moins d'une minute"),
-    "pt": (("dia", "dias"), ("hora", "horas"), ("minuto", "minutos"), "menos de um minuto"),
-}
 # what the sharing policy left out of an alert (SharedAlert.withheld), as a reader reads it
 WITHHELD_PARTS = {
     "en": {
@@ -763,7 +736,6 @@ WITHHELD_PARTS = {
         "details below floor": "números pequenos",
     },
 }
-AND = {"en": "and", "es": "y", "fr": "et", "pt": "e"}
 
 
 def withheld_parts(parts: tuple[str, ...], language: str) -> str:
@@ -771,64 +743,9 @@ def withheld_parts(parts: tuple[str, ...], language: str) -> str:
     return ", ".join(names.get(p, p) for p in parts)
 
 
+for _language, _names in LEVEL_NAMES.items():  # levels are named as messages name them
+    TEXT[_language].update(_names)
+
+
 def say(language: str, key: str, **values: object) -> str:
     return TEXT[language][key].format(**values)
-
-
-def duration(span: timedelta, language: str) -> str:
-    """'2 days and 3 hours', '5 horas y 20 minutos': the two largest units, in words."""
-    minutes = max(0, int(span.total_seconds() // 60))
-    days, rest = divmod(minutes, 1440)
-    hours, minutes = divmod(rest, 60)
-    day, hour, minute, none = UNITS[language]
-    parts = [
-        f"{n} {names[0] if n == 1 else names[1]}"
-        for n, names in ((days, day), (hours, hour), (minutes, minute))
-        if n
-    ]
-    if not parts:
-        return none
-    return f" {AND[language]} ".join(parts[:2])
-
-
-@cache
-def _countries(language: str) -> gettext.NullTranslations:
-    if language == "en":
-        return gettext.NullTranslations()
-    return gettext.translation("iso3166-1", pycountry.LOCALES_DIR, languages=[language])
-
-
-# the names people use where ISO's translations give the long official form
-SHORT_NAMES = {
-    "BO": {"en": "Bolivia", "es": "Bolivia", "fr": "Bolivie", "pt": "Bolívia"},
-    "VE": {"en": "Venezuela", "es": "Venezuela", "fr": "Venezuela", "pt": "Venezuela"},
-}
-
-
-def country_name(code: str | None, language: str) -> str:
-    if not code:
-        return TEXT[language]["no_country"]
-    if code in SHORT_NAMES:
-        return SHORT_NAMES[code][language]
-    found = pycountry.countries.get(alpha_2=code)
-    if found is None:
-        return code
-    name = getattr(found, "common_name", None) if language == "en" else None
-    return name or _countries(language).gettext(found.name)
-
-
-def place_name(scope: Scope, geography: Geography, language: str) -> str:
-    """A scope as a person names it: 'Lajas Blancas (Panama)', 'Darién (Panama)', 'Panama', a
-    corridor's name, or the region."""
-    named: Site | Area | None = geography.sites.get(scope.id) if scope.kind == "site" else None
-    named = named or (geography.areas.get(scope.id) if scope.kind == "area" else None)
-    if named is not None:
-        country = country_name(scope.country, language)
-        return named.name if country in named.name else f"{named.name} ({country})"
-    if scope.kind == "country":
-        return country_name(scope.id, language)
-    if scope.kind == "corridor" and scope.id in geography.corridors:
-        return geography.corridors[scope.id].name
-    if scope.kind == "region":
-        return TEXT[language]["region"]
-    return scope.id

@@ -17,8 +17,9 @@ from schemas.notify import Acknowledgement, Silence
 from services.common.geography import Geography
 
 from ..picture import is_acknowledged
-from ..rendering import figure, render_cap, render_summary, title_of
+from ..rendering import render_cap, render_summary, title_of
 from ..sharing import SharedAlert
+from ..wording import figure
 from . import atlas
 from .atlas import MapView
 from .text import country_name, duration, place_name, say, withheld_parts
@@ -616,7 +617,7 @@ def alert_page(
     acked = {a.contact_id for a in acks if is_acknowledged(alert, a)}
     return AlertPage(
         row=row,
-        summary=render_summary(seen, language),
+        summary=render_summary(seen, geography, language),
         scope=f"{seen.alert.scope.kind}: {row.place}",
         evidence=list(seen.alert.evidence),
         timeline=events,
@@ -639,7 +640,9 @@ def alert_json(seen: SharedAlert) -> bytes:
     return json.dumps(data, ensure_ascii=False, indent=2).encode("utf-8")
 
 
-def alert_cap(seen: SharedAlert, earlier: list[SharedAlert], language: str) -> bytes:
+def alert_cap(
+    seen: SharedAlert, earlier: list[SharedAlert], geography: Geography, language: str
+) -> bytes:
     """The alert as this reader may see it, as the CAP 1.2 message a CAP contact would receive
     (its earlier messages, as the reader saw them, referenced)."""
-    return render_cap(seen, language, [e.alert for e in earlier])
+    return render_cap(seen, language, [e.alert for e in earlier], geography)

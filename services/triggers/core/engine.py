@@ -12,13 +12,24 @@ from itertools import groupby
 from typing import Literal, NamedTuple
 
 from schemas import LEVEL_RANK, AlertEvent, AlertSeries, Location, Observation, Scope
-from schemas.types import as_timedelta, parse_duration
+from schemas.types import as_timedelta, duration_text, parse_duration
 from services.common.geography import Geography
 
 from . import kinds
 from .evaluation import MAX_EVIDENCE, Evaluation
 from .kinds import composite, silence
-from .rules import CompiledRule, CompositeRule, FeedRule, RuleSet, SilenceRule, WindowedRule
+from .rules import (
+    CompiledRule,
+    CompositeRule,
+    FeedRule,
+    NewValueRule,
+    RateOfChangeRule,
+    RatioRule,
+    RuleSet,
+    SilenceRule,
+    ThresholdRule,
+    WindowedRule,
+)
 from .state_machine import WAITED, AlertState, Told, Transition, can_change, step_alert
 from .windows import Contribution, FeedWindow, Kept, ScopeState, Span, replacing
 
@@ -56,6 +67,18 @@ class Routes(NamedTuple):
 class ApplyResult:
     outcome: Outcome
     alerts: list[AlertEvent] = field(default_factory=list)
+
+
+def measured(rule: CompiledRule) -> dict[str, str]:
+    """What an alert of this rule measures, for messages to say it in words."""
+    if isinstance(rule, (ThresholdRule, RatioRule)):
+        extra = {"denominator": rule.denominator} if isinstance(rule, RatioRule) else {}
+        return {"metric": rule.metric} | extra
+    if isinstance(rule, RateOfChangeRule):
+        return {"metric": rule.metric, "baseline": duration_text(rule.baseline_delta)}
+    if isinstance(rule, NewValueRule):
+        return {"metric": rule.category, "baseline": duration_text(rule.lookback_delta)}
+    return {}
 
 
 class TriggerEngine:
@@ -592,6 +615,7 @@ class TriggerEngine:
                     evidence=[],
                     title=old.titles if old is not None else {},
                     cause="trigger_removed",
+                    **(measured(old) if old is not None else {}),
                 )
             )
         return events
@@ -690,4 +714,5 @@ class TriggerEngine:
             title=rule.titles,
             details=evaluation.details,
             late=late,
+            **measured(rule),
         )
