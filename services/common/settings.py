@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +13,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from schemas.types import Duration, as_timedelta, parse_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+CapLevel = Literal["watch", "warning", "emergency", "resolved"]
+
+
+def _cap_expires() -> dict[CapLevel, str]:
+    return {"watch": "P2D", "warning": "P1D", "emergency": "PT12H", "resolved": "PT6H"}
 
 
 class Settings(BaseSettings):
@@ -135,6 +143,32 @@ class Settings(BaseSettings):
         "default EWS_LINK_SECRET; one of them is needed when EWS_ACCOUNTS_FILE is set",
     )
     console_session_ttl: Duration = Field("PT12H", description="how long a console sign-in lasts")
+    cap_sender: str = Field(
+        "ews@early-warning.americas",
+        description="CAP <sender>: the publishing authority's address, e.g. alerts@snm.gob.pa",
+    )
+    cap_oid: str | None = Field(
+        None,
+        pattern=r"^[0-2](\.(0|[1-9][0-9]*))+$",
+        description="the WMO register OID of the publisher (e.g. 2.49.0.1.591.0): CAP identifiers "
+        "become urn:oid:<oid>.<year>.<month>.<day>.<hour>.<minute>.<second>.<number>",
+    )
+    cap_expires: dict[CapLevel, Duration] = Field(
+        default_factory=_cap_expires,
+        description="how long after it is sent each level's CAP <info> expires (JSON)",
+    )
+    cap_site_radius_km: float = Field(
+        10.0, gt=0, le=500, description="the radius of a site's CAP <circle>, in km"
+    )
+    cap_all_languages: bool = Field(
+        False,
+        description="every CAP message carries one <info> per language, not only the contact's",
+    )
+    area_shapes_file: Path | None = Field(
+        None,
+        description="GeoJSON FeatureCollection of area shapes (properties.id: the area's ISO "
+        "3166-2 code); CAP gives those areas a <polygon>",
+    )
     ack_link_ttl: Duration = Field("P7D", description="how long an acknowledgement link works")
     repeat_interval: str = Field(
         "PT4H", description="repeat a firing, unacknowledged alert this often"

@@ -55,6 +55,7 @@ from services.common.topics import Topics
 from . import metrics
 from .ack_links import sign_link
 from .api import register_api
+from .cap import CapProfile, render_cap
 from .console.pages import register_console
 from .email import build_message, send_email
 from .picture import HISTORY_KEPT, AlertPicture, acknowledged_by, reminders_due
@@ -66,7 +67,7 @@ from .pipeline import (
     plan_jobs,
     released,
 )
-from .rendering import digest, render_cap, render_email, render_json
+from .rendering import digest, render_email, render_json
 from .routing import escalation_targets, route_to_contacts, silenced_by
 from .sharing import Reader, SharedAlert, load_policy
 from .webhook import AttemptResult, WebhookTargetRefused, check_target, post_webhook
@@ -82,6 +83,7 @@ class NotifyState:
         self.settings = settings
         self.topics = topics
         self.geography = Geography(load_model(settings.sites_file, SitesFile))
+        self.cap_profile = CapProfile.of(settings)
         secret = settings.id_secret or settings.link_secret
         self.policy = load_policy(
             settings.resolved_sharing_file,
@@ -284,6 +286,7 @@ def create_app(settings: Settings) -> faust.App:
                     state.geography,
                     state.ack_url(job.alert, contact.id),
                     state.member_titles(job.alert),
+                    state.cap_profile,
                 )
                 content_type = "application/cap+xml; charset=utf-8"
                 bodies = [body]

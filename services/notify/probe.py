@@ -15,8 +15,9 @@ import httpx
 from schemas import Contact, WebhookChannel
 from services.common.settings import Settings
 
+from .cap import cap_time
 from .email import build_message, send_email
-from .rendering import CAP_SENDER, _env, cap_time
+from .rendering import _env
 from .webhook import AttemptResult, WebhookTargetRefused, check_target, post_webhook
 
 TITLE = {
@@ -83,14 +84,16 @@ def render_probe_json(contact: Contact, by: str, now: datetime, key: str) -> byt
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def render_probe_cap(contact: Contact, by: str, now: datetime, key: str) -> bytes:
+def render_probe_cap(
+    contact: Contact, by: str, now: datetime, key: str, sender: str = "ews@early-warning.americas"
+) -> bytes:
     title, text = probe_texts(contact, by, now)
     xml = (
         _env()
         .get_template("cap_test.xml")
         .render(
             identifier=key,
-            sender=CAP_SENDER,
+            sender=sender,
             sent=cap_time(now),
             expires=cap_time(now + timedelta(hours=1)),
             language=contact.language,
@@ -123,7 +126,7 @@ async def send_probe(settings: Settings, contact: Contact, by: str) -> list[Prob
                     results.append(ProbeResult("webhook", target, False, None, str(exc), 0.0))
                     continue
                 if contact.format == "cap":
-                    body = render_probe_cap(contact, by, now, key)
+                    body = render_probe_cap(contact, by, now, key, settings.cap_sender)
                     content_type = "application/cap+xml; charset=utf-8"
                 else:
                     body = render_probe_json(contact, by, now, key)

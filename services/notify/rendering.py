@@ -7,24 +7,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from schemas import AlertEvent, Contact, Level
+from schemas import AlertEvent, Contact
 from services.common.geography import Geography
 
 from .sharing import SharedAlert
 from .wording import level_name, moment, place_name, summary
 
 LANGUAGES = ("en", "es", "fr", "pt")
-CAP_SEVERITY: dict[Level | None, str] = {
-    "watch": "Moderate",
-    "warning": "Severe",
-    "emergency": "Extreme",
-}
-CAP_SENDER = "ews@early-warning.americas"
 
 
 @lru_cache(maxsize=1)
@@ -95,64 +88,6 @@ def render_json(
     if idempotency_key is not None:  # one of a group's messages: each keeps its own key
         body["idempotency_key"] = idempotency_key
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def cap_time(moment: datetime) -> str:
-    """CAP dateTime: seconds precision and an explicit offset (+00:00); a trailing Z is not valid
-    CAP."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def cap_identifier(alert: AlertEvent) -> str:
-    return f"ews:{alert.alert_id}:{alert.transition}"
-
-
-def render_cap(
-    shared: SharedAlert,
-    language: str,
-    earlier: list[AlertEvent],
-    geography: Geography,
-    ack_url: str | None = None,
-    titles: Mapping[str, Mapping[str, str]] | None = None,
-) -> bytes:
-    """CAP 1.2: levels map to severity; later transitions are Updates referencing the earlier
-    messages (`earlier`: as this reader sees them); a resolution is an Update with responseType
-    AllClear."""
-    alert = shared.alert
-    place = place_name(alert.scope, geography, language)
-    references = " ".join(
-        f"{CAP_SENDER},{cap_identifier(e)},{cap_time(e.evaluated_at)}" for e in earlier
-    )
-    resolved = alert.status == "resolved"
-    xml = (
-        _env()
-        .get_template("cap.xml")
-        .render(
-            alert=alert,
-            identifier=cap_identifier(alert),
-            sender=CAP_SENDER,
-            sent=cap_time(alert.evaluated_at),
-            msg_type="Update" if earlier else "Alert",
-            references=references,
-            language=language,
-            event=title_of(alert, language),
-            response="AllClear"
-            if resolved
-            else ("Prepare" if alert.level != "watch" else "Monitor"),
-            urgency="Past"
-            if resolved
-            else ("Immediate" if alert.level == "emergency" else "Expected"),
-            severity="Minor" if resolved else CAP_SEVERITY[alert.level],
-            headline=f"{title_of(alert, language)} — {place}",
-            description=render_summary(shared, geography, language, titles=titles),
-            area=place,
-            onset=cap_time(alert.started_at),
-            value=shared.value_text or "withheld",
-            threshold=shared.threshold_text or "withheld",
-            ack_url=ack_url,
-        )
-    )
-    return xml.encode("utf-8")
 
 
 def render_email(

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from schemas import AlertEvent, Scope
 from schemas.config import SharingFile
-from services.notify.rendering import render_cap, render_email, render_json, render_summary
+from services.notify.cap import render_cap
+from services.notify.rendering import render_email, render_json, render_summary
 from services.notify.sharing import Reader
 from tests.helpers import (
     COUNTRIES,

@@ -12,7 +12,8 @@ import pytest
 
 from schemas import AlertEvent, Scope
 from services.common.settings import PROJECT_ROOT
-from services.notify.rendering import render_cap, render_email, render_json, render_summary
+from services.notify.cap import render_cap
+from services.notify.rendering import render_email, render_json, render_summary
 from services.notify.wording import LANGUAGES, place_name, window_words
 from services.triggers.backtest import run_backtest
 from services.triggers.history import load_history

@@ -109,12 +109,36 @@ def _path(rings: list[list[tuple[float, float]]]) -> str:
     return "".join(parts)
 
 
+Ring = list[tuple[float, float]]  # (lon, lat) points, closed
+
+
+@cache
+def _topology() -> tuple[dict, list[Ring]]:
+    data = (resources.files("services.notify.console") / ATLAS).read_text(encoding="utf-8")
+    topology = json.loads(data)
+    return topology, _arcs(topology)
+
+
+@cache
+def country_outlines() -> dict[str, tuple[Ring, ...]]:
+    """Each country of the atlas (ISO 3166-1 alpha-2) as the outer rings of its polygons, largest
+    first (Natural Earth 1:110m: simplified, tens of points each), for CAP <polygon>s."""
+    topology, arcs = _topology()
+    found: dict[str, tuple[Ring, ...]] = {}
+    for geometry in topology["objects"]["countries"]["geometries"]:
+        country = pycountry.countries.get(numeric=str(geometry.get("id", "")).zfill(3))
+        if country is None or "arcs" not in geometry:
+            continue
+        polygons = geometry["arcs"] if geometry["type"] == "MultiPolygon" else [geometry["arcs"]]
+        outer = [_ring(arcs, polygon[0]) for polygon in polygons if polygon]
+        found[country.alpha_2] = tuple(sorted(outer, key=len, reverse=True))
+    return found
+
+
 @cache
 def shapes() -> tuple[Shape, ...]:
     """The countries of the Americas as SVG paths in the map's frame (read and projected once)."""
-    data = (resources.files("services.notify.console") / ATLAS).read_text(encoding="utf-8")
-    topology = json.loads(data)
-    arcs = _arcs(topology)
+    topology, arcs = _topology()
     found = []
     for geometry in topology["objects"]["countries"]["geometries"]:
         country = pycountry.countries.get(numeric=str(geometry.get("id", "")).zfill(3))

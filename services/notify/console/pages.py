@@ -671,7 +671,7 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
                     if e is not None
                 ]
                 data, kind, name = (
-                    alert_cap(seen, earlier, state.geography, language),
+                    alert_cap(seen, earlier, state.geography, language, state.cap_profile),
                     CAP_TYPE,
                     "alert.cap.xml",
                 )

@@ -16,8 +16,9 @@ from schemas.delivery import DeliveryRecord
 from schemas.notify import Acknowledgement, Silence
 from services.common.geography import Geography
 
+from ..cap import CapProfile, render_cap
 from ..picture import is_acknowledged
-from ..rendering import render_cap, render_summary, title_of
+from ..rendering import render_summary, title_of
 from ..sharing import SharedAlert
 from ..wording import figure
 from . import atlas
@@ -641,8 +642,12 @@ def alert_json(seen: SharedAlert) -> bytes:
 
 
 def alert_cap(
-    seen: SharedAlert, earlier: list[SharedAlert], geography: Geography, language: str
+    seen: SharedAlert,
+    earlier: list[SharedAlert],
+    geography: Geography,
+    language: str,
+    profile: CapProfile | None = None,
 ) -> bytes:
     """The alert as this reader may see it, as the CAP 1.2 message a CAP contact would receive
     (its earlier messages, as the reader saw them, referenced)."""
-    return render_cap(seen, language, [e.alert for e in earlier], geography)
+    return render_cap(seen, language, [e.alert for e in earlier], geography, profile=profile)
