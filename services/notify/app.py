@@ -57,6 +57,7 @@ from .ack_links import sign_link
 from .api import register_api
 from .cap import CapProfile, render_cap
 from .console.pages import register_console
+from .console.views import alert_href
 from .email import build_message, send_email
 from .picture import HISTORY_KEPT, AlertPicture, acknowledged_by, reminders_due
 from .pipeline import (
@@ -164,6 +165,14 @@ class NotifyState:
         ttl = as_timedelta(parse_duration(self.settings.ack_link_ttl))
         token = sign_link(secret.get_secret_value(), alert, contact_id, datetime.now(UTC) + ttl)
         return f"{base.rstrip('/')}/ack/{token}"
+
+    def console_url(self, shared: SharedAlert) -> str | None:
+        """The console's page for the alert as this recipient is shown it, when the console runs
+        behind EWS_PUBLIC_URL."""
+        base = self.settings.public_url
+        if not base or not self.settings.accounts_file:
+            return None
+        return base.rstrip("/") + alert_href(shared.alert.alert_id)
 
     def member_titles(self, alert: AlertEvent) -> dict[str, dict[str, str]]:
         """A composite's member triggers by their titles, from the alerts they raised."""
@@ -300,6 +309,7 @@ def create_app(settings: Settings) -> faust.App:
                         state.ack_url(job.alert, contact.id),
                         shared.shown_key(job.idempotency_key) if len(told) > 1 else None,
                         state.member_titles(job.alert),
+                        state.console_url(shared),
                     )
                     for job, shared in told
                 ]
@@ -325,13 +335,17 @@ def create_app(settings: Settings) -> faust.App:
                     state.ack_url(job.alert, contact.id),
                     job.released_from,
                     state.member_titles(job.alert),
+                    state.console_url(shared),
                 )
                 for job, shared in told
             ]
-            subject, text = emails[0] if len(emails) == 1 else digest(emails, contact.language)
-            bodies = [f"{s}\n{t}".encode() for s, t in emails]
+            email = emails[0] if len(emails) == 1 else digest(emails, contact.language)
+            bodies = [f"{e.subject}\n{e.text}".encode() for e in emails]
             result = await send_email(
-                settings, build_message(settings, channel.address, subject, text, key)
+                settings,
+                build_message(
+                    settings, channel.address, email.subject, email.text, key, email.html
+                ),
             )
         return out + [
             (job, result, "", sent_content(shared, part))

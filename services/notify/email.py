@@ -14,8 +14,14 @@ from .webhook import AttemptResult
 
 
 def build_message(
-    settings: Settings, to: str, subject: str, body: str, idempotency_key: str
+    settings: Settings,
+    to: str,
+    subject: str,
+    body: str,
+    idempotency_key: str,
+    html: str | None = None,
 ) -> EmailMessage:
+    """A plain-text message, with an HTML alternative of the same content when given."""
     message = EmailMessage()
     message["From"] = settings.smtp_from
     message["To"] = to
@@ -23,6 +29,8 @@ def build_message(
     message["X-EWS-Idempotency-Key"] = idempotency_key
     message["Message-ID"] = f"<{idempotency_key.replace('/', '.').replace(':', '.')}@ews>"
     message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
     return message
 
 

@@ -395,13 +395,17 @@ def period_date(alert: AlertEvent, language: str) -> str:
     """The period the data covers, as a reader dates it: the day before a midnight tick
     (a daily report of 12 November is judged at 13 November 00:00), the month for a monthly
     window ending on the first of a month."""
-    end = alert.observed_until
-    midnight = (end.hour, end.minute, end.second, end.microsecond) == (0, 0, 0, 0)
     if _is_monthly(alert):
-        return format_skeleton("yMMMM", end - timedelta(days=1), locale=_locale(language))
-    if not midnight:
-        return moment(end, language)
-    return format_skeleton("yMMMd", end - timedelta(days=1), locale=_locale(language))
+        end = alert.observed_until - timedelta(days=1)
+        return format_skeleton("yMMMM", end, locale=_locale(language))
+    return tick_date(alert.observed_until, language)
+
+
+def tick_date(at: datetime, language: str) -> str:
+    """A tick as the day it closes: 13 November 00:00 is '12 Nov 2026'; another time as itself."""
+    if (at.hour, at.minute, at.second, at.microsecond) != (0, 0, 0, 0):
+        return moment(at, language)
+    return format_skeleton("yMMMd", at - timedelta(days=1), locale=_locale(language))
 
 
 # --- places -------------------------------------------------------------------------------------

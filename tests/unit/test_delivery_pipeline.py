@@ -27,13 +27,13 @@ from services.notify.pipeline import (
     released,
     routed_history,
 )
-from services.notify.rendering import digest
+from services.notify.rendering import digest, render_email
 from services.notify.routing import route_to_contacts
 from services.notify.webhook import retry_after_seconds
 from services.triggers.backtest import run_backtest
 from services.triggers.history import load_history
 from services.triggers.loading import load_engine
-from tests.helpers import GEOGRAPHY, NOW, contact, episode
+from tests.helpers import GEOGRAPHY, NOW, contact, episode, shared
 
 CONFIG = PROJECT_ROOT / "config"
 
@@ -288,6 +288,14 @@ def test_transitions_group_by_what_the_contact_asked_for():
 
 
 def test_a_digest_counts_its_messages_in_the_contacts_language():
-    subject, text = digest([("[EWS ALERTA] A", "uno"), ("[EWS ALERTA] B", "dos")], "es")
-    assert subject == "[EWS] 2 actualizaciones de alertas"
-    assert text.index("[EWS ALERTA] A") < text.index("uno") < text.index("[EWS ALERTA] B")
+    reader = contact(language="es")
+    first, second = (
+        render_email(shared(a, reader), reader, GEOGRAPHY, None) for a in episode(2600, 5100)
+    )
+    both = digest([first, second], "es")
+    assert both.subject == "[EWS] 2 actualizaciones de alertas"
+    text = both.text
+    assert (
+        text.index(first.subject) < text.index(first.part["summary"]) < text.index(second.subject)
+    )
+    assert both.html.index("ALERTA") < both.html.index("EMERGENCIA")  # both parts, in order

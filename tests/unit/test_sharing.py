@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from schemas import AlertEvent, Scope
 from schemas.config import SharingFile
 from services.notify.cap import render_cap
+from services.notify.console.views import alert_href
 from services.notify.rendering import render_email, render_json, render_summary
 from services.notify.sharing import Reader
 from tests.helpers import (
@@ -54,13 +55,15 @@ def everything_sent(alert: AlertEvent, reader_contact, policy: SharingFile) -> s
     """Every byte a recipient gets about this alert: JSON body, CAP, e-mail, the delivery key."""
     seen = shared(alert, reader_contact, policy)
     key = seen.shown_key(f"{alert.alert_id}:{alert.transition}:{reader_contact.id}")
-    subject, body = render_email(seen, reader_contact, GEOGRAPHY, None)
+    console = "https://ews.example.org" + alert_href(seen.alert.alert_id)
+    email = render_email(seen, reader_contact, GEOGRAPHY, None, console_url=console)
     return "\n".join(
         [
-            render_json(seen, reader_contact, GEOGRAPHY).decode(),
+            render_json(seen, reader_contact, GEOGRAPHY, console_url=console).decode(),
             render_cap(seen, reader_contact.language, [], GEOGRAPHY).decode(),
-            subject,
-            body,
+            email.subject,
+            email.text,
+            email.html,
             key,
         ]
     )

@@ -4,6 +4,7 @@ e-mail and CAP."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -69,7 +70,8 @@ def test_every_message_of_the_bundled_scenario_names_places_and_units_not_identi
     for a in alerts:
         seen = shared(a, reader)
         summary = render_summary(seen, GEOGRAPHY, language)
-        subject, body = render_email(seen, reader, GEOGRAPHY, None)
+        email = render_email(seen, reader, GEOGRAPHY, None)
+        subject, body = email.subject, email.text
         cap = render_cap(seen, language, [], GEOGRAPHY).decode()
         webhook = render_json(seen, reader, GEOGRAPHY).decode()
         place = place_name(a.scope, GEOGRAPHY, language)
@@ -79,6 +81,7 @@ def test_every_message_of_the_bundled_scenario_names_places_and_units_not_identi
             assert not ISO_DURATION.search(text), text
             assert "_" not in text, text  # no metric names such as newly_displaced
         assert summary in body and summary in webhook
+        assert html.escape(summary, quote=False) in email.html.replace("&#39;", "'")
         assert f"<description>{summary}</description>" in cap.replace("&#39;", "'")
         assert f"<areaDesc>{place}</areaDesc>" in cap
 
