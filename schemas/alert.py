@@ -64,6 +64,10 @@ class AlertEvent(BaseModel):
         "newly_displaced...), a ratio's numerator, or a new value's category (nationality)",
     )
     denominator: str = Field("", description="a ratio's denominator (shelter_capacity)")
+    clear: float | None = Field(
+        None, description="the value the alert clears below (after clear_for), when it has one"
+    )
+    clear_for: str = Field("", description="how long below `clear` before it clears (ISO 8601)")
     baseline: str = Field(
         "",
         description="what the window is compared with (ISO 8601): a rate of change's baseline, "

@@ -12,7 +12,7 @@ period the data covers. For example:
 from __future__ import annotations
 
 import gettext
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING
@@ -128,6 +128,12 @@ CATEGORIES = {
 
 PHRASES: dict[str, dict[str, str]] = {
     "en": {
+        "usual": "{multiple} the usual rate",
+        "held": "below the {level} level ({threshold}) but still above the clearing level, "
+        "{clear}; it clears after {clear_for} below that",
+        "held_now": "below the {level} level ({threshold}) but still above the clearing level, "
+        "{clear}",
+        "measured_held": "{what} in {window}, {held}.",
         "data_up_to_month": "Data up to {date}.",
         "data_for_month": "Data for {date}.",
         "headline": "{level}: {what}.",
@@ -169,6 +175,12 @@ PHRASES: dict[str, dict[str, str]] = {
         "withheld": "Place and figures withheld under the sharing policy of {country}.",
     },
     "es": {
+        "usual": "{multiple} el ritmo habitual",
+        "held": "por debajo del nivel de {level} ({threshold}) pero aún por encima del nivel de "
+        "cierre, {clear}; se cierra tras {clear_for} por debajo",
+        "held_now": "por debajo del nivel de {level} ({threshold}) pero aún por encima del nivel "
+        "de cierre, {clear}",
+        "measured_held": "{what} en {window}, {held}.",
         "data_up_to_month": "Datos hasta {date}.",
         "data_for_month": "Datos de {date}.",
         "headline": "{level}: {what}.",
@@ -213,6 +225,12 @@ PHRASES: dict[str, dict[str, str]] = {
         "withheld": "Lugar y cifras reservados según la política de intercambio de {country}.",
     },
     "fr": {
+        "usual": "{multiple} le rythme habituel",
+        "held": "sous le seuil du niveau {level} ({threshold}) mais encore au-dessus du seuil de "
+        "levée, {clear} ; levée après {clear_for} en dessous",
+        "held_now": "sous le seuil du niveau {level} ({threshold}) mais encore au-dessus du seuil "
+        "de levée, {clear}",
+        "measured_held": "{what} en {window}, {held}.",
         "data_up_to_month": "Données jusqu'à {date}.",
         "data_for_month": "Données pour {date}.",
         "headline": "{level} : {what}.",
@@ -256,6 +274,12 @@ PHRASES: dict[str, dict[str, str]] = {
         "withheld": "Lieu et chiffres non communiqués selon la politique de partage de {country}.",
     },
     "pt": {
+        "usual": "{multiple} o ritmo habitual",
+        "held": "abaixo do nível de {level} ({threshold}) mas ainda acima do nível de "
+        "encerramento, {clear}; encerra após {clear_for} abaixo dele",
+        "held_now": "abaixo do nível de {level} ({threshold}) mas ainda acima do nível de "
+        "encerramento, {clear}",
+        "measured_held": "{what} em {window}, {held}.",
         "data_up_to_month": "Dados até {date}.",
         "data_for_month": "Dados de {date}.",
         "headline": "{level}: {what}.",
@@ -496,6 +520,27 @@ def measure(
     baseline = window_words(alert.baseline, language) if alert.baseline else ""
     value_text = shared.value_text if shared.value is None else figure(shared.value, language)
     threshold = figure(shared.threshold, language) if shared.threshold is not None else "?"
+    held = (
+        firing
+        and shared.value is not None
+        and shared.threshold is not None
+        and shared.value < shared.threshold
+        and alert.clear is not None
+        and alert.kind in ("threshold", "ratio", "rate_of_change")
+    )
+
+    def holding(what: str, shown: Callable[[float], str]) -> str:
+        """A level held though the value is under it: why (still above the clearing level)."""
+        assert shared.threshold is not None and alert.clear is not None
+        values = {"level": level, "threshold": shown(shared.threshold), "clear": shown(alert.clear)}
+        if alert.clear_for:
+            why = phrase(
+                language, "held", clear_for=window_words(alert.clear_for, language), **values
+            )
+        else:
+            why = phrase(language, "held_now", **values)
+        return phrase(language, "measured_held", what=what, window=window, held=why)
+
     if alert.kind == "ratio":
         pct = percent(shared.value, language) if shared.value is not None else value_text
         pattern = RATIOS.get((alert.metric, alert.denominator), {}).get(language)
@@ -511,6 +556,8 @@ def measure(
             )
         )
         limit = percent(shared.threshold, language) if shared.threshold is not None else "?"
+        if held:
+            return holding(what, lambda v: percent(v, language))
         key = "ratio" if firing else "ratio_clear"
         return phrase(language, key, what=what, window=window, level=level, threshold=limit)
     if alert.kind == "rate_of_change":
@@ -518,6 +565,9 @@ def measure(
         limit = multiple(shared.threshold, language) if shared.threshold is not None else "?"
         if not firing:
             return phrase(language, "rate_clear", multiple=times, window=window, threshold=limit)
+        if held:
+            usual = phrase(language, "usual", multiple=times)
+            return holding(usual, lambda v: multiple(v, language))
         current, expected = alert.details.get("current"), alert.details.get("baseline_expected")
         if current is None or expected is None:
             return phrase(
@@ -574,6 +624,9 @@ def measure(
             if rank >= 1:
                 names.append(f"{name} ({level_name(member_level, language).lower()})")
         return phrase(language, "composite", items=", ".join(names)) if names else ""
+    if held:
+        what = f"{value_text} {unit(alert.metric or 'count', shared.value, language)}"
+        return holding(what, lambda v: figure(v, language))
     key = "threshold" if firing else "threshold_clear"
     return phrase(
         language,

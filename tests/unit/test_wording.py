@@ -201,3 +201,43 @@ def test_durations_read_as_people_say_them():
     assert window_words("P7D", "es") == "7 días"
     assert window_words("P1M", "fr") == "1 mois"
     assert window_words("PT6H", "pt") == "6 horas"
+
+
+def test_a_level_held_under_its_threshold_says_why_instead_of_citing_a_level_not_reached():
+    """Panama's watch (2,000) holds at 1,700 because it clears only after 48 hours under 1,500."""
+    held = alert(
+        "threshold", 1700, 2000, metric="count", level="watch", clear=1500, clear_for="P2D"
+    )
+    assert (
+        said(held, "en")
+        .split(". ", 1)[1]
+        .startswith(
+            "1,700 people crossing in 24 hours, below the watch level (2,000) but still above the "
+            "clearing level, 1,500; it clears after 2 days below that."
+        )
+    )
+    assert "aún por encima del nivel de cierre, 1.500" in said(held, "es")
+    shelters = alert(
+        "ratio",
+        0.82,
+        0.85,
+        metric="shelter_occupancy",
+        denominator="shelter_capacity",
+        level="watch",
+        clear=0.8,
+        scope=Scope(kind="area", id="PA-5", country="PA"),
+    )
+    assert (
+        "Shelters at 82% of capacity in 24 hours, below the watch level (85%) but still above "
+        in (said(shelters, "en"))
+    )
+    # over its threshold: the level as usual
+    over = held.model_copy(update={"value": 2100})
+    assert "the watch level is 2,000" in said(over, "en")
+
+
+def test_the_engine_tells_alerts_what_they_measure_and_when_they_clear():
+    from tests.helpers import alerts_for, crossing
+
+    [fired, *_] = alerts_for(crossing(0, 2600), clear=800, clear_for="48h")
+    assert (fired.metric, fired.clear, fired.clear_for) == ("count", 800, "P2D")

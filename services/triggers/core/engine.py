@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from schemas import LEVEL_RANK, AlertEvent, AlertSeries, Location, Observation, Scope
 from schemas.types import as_timedelta, duration_text, parse_duration
@@ -69,13 +69,16 @@ class ApplyResult:
     alerts: list[AlertEvent] = field(default_factory=list)
 
 
-def measured(rule: CompiledRule) -> dict[str, str]:
+def measured(rule: CompiledRule) -> dict[str, Any]:
     """What an alert of this rule measures, for messages to say it in words."""
+    clearing: dict[str, Any] = {"clear": rule.clear}
+    if rule.clear_for is not None:
+        clearing["clear_for"] = duration_text(rule.clear_for)
     if isinstance(rule, (ThresholdRule, RatioRule)):
         extra = {"denominator": rule.denominator} if isinstance(rule, RatioRule) else {}
-        return {"metric": rule.metric} | extra
+        return {"metric": rule.metric} | extra | clearing
     if isinstance(rule, RateOfChangeRule):
-        return {"metric": rule.metric, "baseline": duration_text(rule.baseline_delta)}
+        return {"metric": rule.metric, "baseline": duration_text(rule.baseline_delta)} | clearing
     if isinstance(rule, NewValueRule):
         return {"metric": rule.category, "baseline": duration_text(rule.lookback_delta)}
     return {}
