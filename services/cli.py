@@ -258,8 +258,14 @@ def backtest(
     for line in declared_sources_report(engine, history.observations):
         click.echo(line, err=True)
     if plot_file is not None:
-        panels = plot(plot_file, series, run.alerts, levels)
-        click.echo(f"plotted {panels} trigger/scope pairs to {plot_file}", err=True)
+        written = plot(plot_file, series, run.alerts, levels, engine.geography)
+        pairs = len({(a.rule_id, a.scope.key) for a in run.alerts})
+        if not written:
+            click.echo("nothing fired: no plot written", err=True)
+        for page in written:
+            click.echo(f"plotted to {page}", err=True)
+        if written:
+            click.echo(f"plotted all {pairs} trigger/scope pairs that fired", err=True)
 
 
 @main.group()

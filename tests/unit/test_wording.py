@@ -241,3 +241,23 @@ def test_the_engine_tells_alerts_what_they_measure_and_when_they_clear():
 
     [fired, *_] = alerts_for(crossing(0, 2600), clear=800, clear_for="48h")
     assert (fired.metric, fired.clear, fired.clear_for) == ("count", 800, "P2D")
+
+
+def test_the_backtest_plot_draws_every_fired_scope_with_labelled_axes(tmp_path):
+    from services.triggers.backtest_report import PANELS_PER_PAGE, axis_label, plot
+
+    alerts = scenario_alerts()
+    pairs = {(a.rule_id, a.scope.key) for a in alerts}
+    assert len(pairs) > PANELS_PER_PAGE  # more than one page's worth
+    written = plot(tmp_path / "plot.png", {}, alerts, {}, GEOGRAPHY)
+    assert written == [tmp_path / "plot.png", tmp_path / "plot-2.png"]
+    assert all(p.stat().st_size > 10_000 for p in written)
+    labels = {a.kind: axis_label(a) for a in alerts}
+    assert labels["threshold"] in (
+        "people crossing in 24 hours",
+        "people crossing in 7 days",
+        "people crossing in 1 month",
+        "people newly displaced in 24 hours",
+        "unaccompanied children in 24 hours",
+    )
+    assert labels["ratio"] == "shelter occupancy / shelter capacity"
