@@ -657,6 +657,7 @@ def register_console(app: faust.App, state: NotifyState, ops: Operations) -> Acc
             state.geography,
             language,
             datetime.now(UTC),
+            state.member_titles(alert),
         )
         if request.query.get("format") in ("json", "cap"):
             if request.query["format"] == "json":

@@ -571,6 +571,7 @@ def alert_page(
     geography: Geography,
     language: str,
     now: datetime,
+    titles: Mapping[str, Mapping[str, str]] | None = None,
 ) -> AlertPage:
     """The alert as the reader may see it, with its timeline, newest first: its transitions (as
     the reader may see each), the deliveries to the contacts the reader may see, their
@@ -618,7 +619,7 @@ def alert_page(
     acked = {a.contact_id for a in acks if is_acknowledged(alert, a)}
     return AlertPage(
         row=row,
-        summary=render_summary(seen, geography, language),
+        summary=render_summary(seen, geography, language, titles=titles),
         scope=f"{seen.alert.scope.kind}: {row.place}",
         evidence=list(seen.alert.evidence),
         timeline=events,
