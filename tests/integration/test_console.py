@@ -139,7 +139,7 @@ async def test_the_board_and_the_alert_page_show_each_person_only_what_is_shared
     board = await board_when(console, lambda t: "Lajas Blancas" in t and "Honduras" in t)
     text = board.text
     # Spanish, places by name, the level in words, figures in the reader's form
-    assert "Emergencia" in text and "ERM Lajas Blancas (Panamá)" in text
+    assert "Emergencia" in text and "ERM Lajas Blancas (Darién, Panamá)" in text
     assert "6.123 frente a un umbral de 2.500" in text
     assert "Sin reconocer" in text
     # Honduras shares aggregates: its site is named nowhere on a Panamanian's pages
@@ -269,7 +269,7 @@ async def test_silences_are_previewed_created_with_a_reason_and_expired(console)
     )
     assert created.status_code == 200 and "created." in created.text
     assert "road works at the crossing" in created.text and "by op.pa" in created.text
-    assert "Place: ERM Lajas Blancas (Panama)" in created.text
+    assert "Place: ERM Lajas Blancas (Darién, Panama)" in created.text
     silence_id = re.search(r"<code>(sil-[0-9a-f]+)</code>", created.text)
     assert silence_id is not None
     expired = await console.post(
@@ -316,7 +316,7 @@ async def test_pages_carry_security_headers_and_static_files_are_cached(console)
 
 
 async def test_the_alert_page_charts_the_values_the_triggers_worker_published(
-    workers, tmp_path, receiver, kafka_bootstrap, namespace
+    workers, tmp_path, receiver, kafka_bootstrap, namespace, camera
 ):
     """Reports → triggers (the values behind each transition on ews.alerts.series) → notify → the
     console's chart, its levels and its table of values."""
@@ -351,8 +351,22 @@ async def test_the_alert_page_charts_the_values_the_triggers_worker_published(
         assert "Los valores en que se basa" in page.text
         assert "<td>6.000</td>" in table and "<td>200</td>" in table
         # Panama's own levels (config/triggers.yaml overrides the regional 1,000/2,500/5,000)
-        assert "Advertencia: 4.000" in table and "Emergencia: 8.000" in table
+        assert "Alerta: 4.000" in table and "Emergencia: 8.000" in table
         assert 'class="firing level-warning"' in table and "Emergencia: 5.000" not in table
+    if camera is not None:  # the README's picture of an alert page
+        from selenium.webdriver.common.by import By
+
+        def shoot() -> None:
+            base = f"http://127.0.0.1:{started[1][1]}"
+            camera.get(f"{base}/console/alerts/crossing-surge/site/PA-LAJAS-BLANCAS")
+            camera.find_element(By.ID, "username").send_keys("ana.pa")
+            camera.find_element(By.ID, "password").send_keys(PASSWORD)
+            camera.find_element(By.CSS_SELECTOR, "form.login button").click()
+            camera.find_element(By.ID, "chart-h")
+            camera.set_window_size(1280, 1500)
+            camera.save_screenshot(str(ARTIFACTS / "alert-chart-es.png"))
+
+        await asyncio.to_thread(shoot)
 
 
 # --- end to end, in a real headless Chromium ---------------------------------------------
@@ -368,6 +382,23 @@ def browser():
             "no Chromium here: install Debian's chromium and chromium-driver (make test does, as "
             "root) to run the console's browser tests"
         )
+    driver = chromium()
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def camera():
+    """Chromium for a screenshot where it is installed, else None (the test runs without it)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        yield None
+        return
+    driver = chromium()
+    yield driver
+    driver.quit()
+
+
+def chromium():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -389,8 +420,7 @@ def browser():
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.implicitly_wait(10)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
+    return driver
 
 
 async def test_in_chromium_a_person_signs_in_reads_in_french_and_acknowledges(console, browser):
@@ -488,7 +518,7 @@ async def test_an_operator_adds_tests_edits_and_removes_a_contact_of_their_count
     )
     assert added.status_code == 303, added.text[-2000:]
     listed = await console.get(added.headers["location"])
-    assert "Contacto pa-shelter añadido." in listed.text and "Advertencia" in listed.text
+    assert "Contacto pa-shelter añadido." in listed.text and "<td>Alerta</td>" in listed.text
     # a test message: signed with the contact's secret, marked as a test, in its language
     tested = await console.post(
         "/console/contacts/pa-shelter", data={"csrf": token, "action": "test"}

@@ -9,11 +9,13 @@ from datetime import datetime
 
 from schemas import LEVELS, AlertEvent
 
-from ..wording import figure
+from ..wording import figure, tick_date
 from .text import say
 
 WIDTH, HEIGHT = 640.0, 240.0
 LEFT, RIGHT, TOP, BOTTOM = 56.0, 12.0, 12.0, 28.0
+
+MIN_SPAN = 6.0  # the narrowest shading drawn, in SVG units
 
 
 @dataclass(frozen=True)
@@ -24,7 +26,7 @@ class Chart:
     dots: list[tuple[float, float]]  # lone values (a run of one)
     levels: list[tuple[float, str, str]]  # (y, level, its name and threshold)
     spans: list[tuple[float, float, str]]  # (x from, x to, level) while firing
-    x_labels: list[tuple[float, str]]
+    x_labels: list[tuple[float, str, str]]  # (x, text, anchor)
     y_labels: list[tuple[float, str]]
     rows: list[tuple[str, str]]  # (tick, value) for the table
     label: str
@@ -78,13 +80,24 @@ def chart(
         for level in LEVELS
         if level in levels
     ]
+
+    def shaded(a: datetime, b: datetime) -> tuple[float, float]:
+        """At least a few units wide, inside the frame: an alert that fired at the last tick
+        shows."""
+        x0 = min(x(max(a, start)), LEFT + inner_w - MIN_SPAN)
+        return x0, max(x(min(b, end)), x0 + MIN_SPAN)
+
     spans = [
-        (x(max(a, start)), x(min(b, end)), level)
+        (*shaded(a, b), level)
         for a, b, level in firing_spans(transitions, end)
         if b >= start and a <= end
     ]
     middle = points[len(points) // 2][0]
-    x_labels = [(x(t), f"{t:%Y-%m-%d}") for t in (start, middle, end)]
+    # the day each tick closes, as reports are dated; the outer labels kept inside the frame
+    x_labels = [
+        (x(t), tick_date(t, language), anchor)
+        for t, anchor in ((start, "start"), (middle, "middle"), (end, "end"))
+    ]
     y_labels = [(y(v), figure(round(v), language)) for v in (0.0, top / 2, top / 1.1)]
     rows = [
         (f"{t:%Y-%m-%d %H:%M}", figure(v, language) if v is not None else "—") for t, v in points
