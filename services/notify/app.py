@@ -11,9 +11,11 @@
 - `start_due_deliveries` attempts the pending jobs whose time has come, and releases the jobs a
   silence held back once it ends; `queue_reminders` plans repeats and escalations, which take the
   same path.
-- The `delivered` table (changelog-backed, keyed by alert_id) remembers every delivered
-  (alert, transition, contact, channel): nothing delivered is sent again, also after a
-  restart or rebalance; `pending` survives them too.
+- The `delivered` table (changelog-backed, keyed by alert_id) remembers the delivered
+  (alert, transition, contact, channel) a retry, replay or restart could present again: nothing
+  delivered is sent again, also after a restart or rebalance; `pending` survives them too. It
+  keeps each alert's newest transition and what was delivered within EWS_DELIVERY_MAX_AGE and a
+  day, so it grows with the alerts there are, not with their history (pipeline.still_needed).
 - Contacts, silences and acknowledgements live in compacted topics; every worker keeps a
   complete view of them and of the alerts (services.common.topic_view).
 """
@@ -24,7 +26,7 @@ import asyncio
 import hashlib
 import logging
 from collections import defaultdict, deque
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,6 +69,7 @@ from .pipeline import (
     hold_back,
     plan_jobs,
     released,
+    still_needed,
 )
 from .rendering import digest, render_email, render_json
 from .routing import escalation_targets, route_to_contacts, silenced_by
@@ -186,6 +189,8 @@ def create_app(settings: Settings) -> faust.App:
     topics = Topics(settings.topic_namespace)
     state = NotifyState(settings, topics)
     repeat_interval = as_timedelta(parse_duration(settings.repeat_interval))
+    # what `delivered` remembers beyond each alert's newest transition: a retry's whole life
+    keep_delivered = timedelta(seconds=settings.delivery_max_age_s) + timedelta(days=1)
     escalate_after = as_timedelta(parse_duration(settings.escalate_after))
     app = create_faust_app(
         "notify",
@@ -533,9 +538,10 @@ def create_app(settings: Settings) -> faust.App:
         if already_delivered(job):
             pending.pop(key, None)
         elif done.outcome == "delivered":
+            now = datetime.now(UTC)
             finished = dict(delivered.get(job.alert.alert_id) or {})
-            finished[key] = datetime.now(UTC).isoformat()
-            delivered[job.alert.alert_id] = finished
+            finished[key] = now.isoformat()
+            delivered[job.alert.alert_id] = still_needed(finished, now, keep_delivered)
             pending.pop(key, None)
             await record(job, "delivered", done)
             log.info(

@@ -186,3 +186,29 @@ def after_failure(
             ),
         )
     return "retry", due, ""
+
+
+def still_needed(finished: Mapping[str, str], now: datetime, keep_for: timedelta) -> dict[str, str]:
+    """What `delivered` keeps of one alert's delivered keys (`job key → when`), so that it grows
+    with the alerts there are, not with their history: every key delivered within `keep_for` (a
+    retry, a replay or a restart may still present it), and, however old, the plain keys of the
+    newest transition (were the alerts topic ever read again, its last message is not sent
+    again; older transitions are held back as told otherwise). Old repeats, escalations and
+    releases go: reminders are planned for the current count only."""
+
+    def transition_of(key: str) -> int:
+        parts = key.split("|", 1)[0].split(":")
+        return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else -1
+
+    newest = max((transition_of(k) for k in finished), default=-1)
+    horizon = now - keep_for
+    kept = {}
+    for key, when in finished.items():
+        plain = len(key.split("|", 1)[0].split(":")) == 3  # alert:transition:contact, no suffix
+        try:
+            recent = datetime.fromisoformat(when) >= horizon
+        except ValueError:
+            recent = True  # unreadable: kept
+        if recent or (plain and transition_of(key) == newest):
+            kept[key] = when
+    return kept

@@ -26,6 +26,7 @@ from services.notify.pipeline import (
     plan_jobs,
     released,
     routed_history,
+    still_needed,
 )
 from services.notify.rendering import digest, render_email
 from services.notify.routing import route_to_contacts
@@ -299,3 +300,30 @@ def test_a_digest_counts_its_messages_in_the_contacts_language():
         text.index(first.subject) < text.index(first.part["summary"]) < text.index(second.subject)
     )
     assert both.html.index("ALERTA") < both.html.index("EMERGENCIA")  # both parts, in order
+
+
+def test_what_delivered_remembers_follows_the_alerts_there_are_not_their_history():
+    """A year of an alert firing: 6 repeats a day to 2 contacts, 40 transitions. What is kept of
+    it does not grow with the days; what a retry or restart could present again is all kept."""
+    keep_for = timedelta(days=2)
+    finished: dict[str, str] = {}
+    sizes = []
+    start = NOW - timedelta(days=365)
+    for day in range(365):
+        at = start + timedelta(days=day)
+        transition = 1 + day // 9
+        for contact_id in ("pa", "hn"):
+            keys = [f"a/site/X:{transition}:{contact_id}|0"] + [
+                f"a/site/X:{transition}:{contact_id}:repeat-{n}|0" for n in range(1, 7)
+            ]
+            for key in keys:
+                finished[key] = at.isoformat()
+                finished = still_needed(finished, at, keep_for)
+        sizes.append(len(finished))
+    assert max(sizes[30:]) == max(sizes[300:])  # flat: bounded by the window, not the year
+    assert max(sizes) <= 2 * 7 * 3 + 2
+    # the newest transition's plain keys stay however old; recent keys all stay
+    later = still_needed(finished, NOW + timedelta(days=30), keep_for)
+    assert set(later) == {f"a/site/X:{1 + 364 // 9}:pa|0", f"a/site/X:{1 + 364 // 9}:hn|0"}
+    recent = {k: v for k, v in finished.items() if datetime.fromisoformat(v) >= NOW - keep_for}
+    assert recent.items() <= still_needed(finished, NOW, keep_for).items()
