@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections import defaultdict, deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -50,6 +51,7 @@ from services.common.config_files import load_model
 from services.common.faust_app import ContinuityGuard, broker_health, create_faust_app
 from services.common.geography import Geography
 from services.common.outage import riding_out
+from services.common.reloading import Reloading
 from services.common.settings import Settings
 from services.common.topic_view import TopicView
 from services.common.topics import Topics
@@ -73,7 +75,7 @@ from .pipeline import (
 )
 from .rendering import digest, render_email, render_json
 from .routing import escalation_targets, route_to_contacts, silenced_by
-from .sharing import Reader, SharedAlert, load_policy
+from .sharing import Reader, SharedAlert, SharingPolicy, load_policy
 from .webhook import AttemptResult, WebhookTargetRefused, check_target, post_webhook
 
 log = logging.getLogger(__name__)
@@ -89,11 +91,17 @@ class NotifyState:
         self.geography = Geography(load_model(settings.sites_file, SitesFile))
         self.cap_profile = CapProfile.of(settings)
         secret = settings.id_secret or settings.link_secret
-        self.policy = load_policy(
-            settings.resolved_sharing_file,
-            self.geography,
-            secret.get_secret_value() if secret is not None else None,
+        sharing_file = settings.resolved_sharing_file
+        self._policy = Reloading(
+            [sharing_file],
+            lambda: load_policy(
+                sharing_file,
+                self.geography,
+                secret.get_secret_value() if secret is not None else None,
+            ),
+            "sharing policy",
         )
+        self._policy_checked = time.monotonic()
         contacts_file = settings.resolved_contacts_file
         self.file_contacts = (
             {c.id: c for c in load_model(contacts_file, ContactsFile).contacts}
@@ -168,6 +176,28 @@ class NotifyState:
         ttl = as_timedelta(parse_duration(self.settings.ack_link_ttl))
         token = sign_link(secret.get_secret_value(), alert, contact_id, datetime.now(UTC) + ttl)
         return f"{base.rstrip('/')}/ack/{token}"
+
+    @property
+    def policy(self) -> SharingPolicy:
+        """The sharing policy, read again when its file changes (checked at most once a second):
+        a country changes what it shares without a restart. A changed file that does not load is
+        refused, logged and counted, and the policy before it stays."""
+        if time.monotonic() - self._policy_checked >= 1.0:
+            self._policy_checked = time.monotonic()
+            reloaded = self._policy.reload_if_changed()
+            if reloaded is not None:
+                outcome, problems = reloaded
+                metrics.CONFIG_RELOADS.labels("sharing", outcome).inc()
+                if outcome == "applied":
+                    log.warning(
+                        "%s reloaded: the new sharing policy applies", self._policy.files[0]
+                    )
+                else:
+                    log.error(
+                        "changed sharing file refused; the policy before it stays:\n%s",
+                        "\n".join(problems),
+                    )
+        return self._policy.value
 
     def console_url(self, shared: SharedAlert) -> str | None:
         """The console's page for the alert as this recipient is shown it, when the console runs

@@ -24,3 +24,8 @@ SILENCED = Counter(
 API_REQUESTS = Counter(
     "ews_notify_api_requests_total", "API requests by route and status", ["route", "status"]
 )
+CONFIG_RELOADS = Counter(
+    "ews_notify_config_reloads_total",
+    "Reloads of a changed notify configuration file (sharing) by outcome (applied, refused)",
+    ["file", "outcome"],
+)

@@ -282,3 +282,56 @@ async def test_every_api_write_is_recorded_with_who_and_when(api, workers):
     )
     assert listing.returncode == 0, listing.stderr
     assert "op-pa (operator, PA)  silence.create" in listing.stdout
+
+
+async def test_a_changed_sharing_file_applies_without_a_restart(
+    workers, tmp_path, receiver, kafka_bootstrap, namespace
+):
+    """Honduras shares in full; its operator changes the file to aggregates: from then on Panama's
+    coordinator sees the country, not the site. A broken file is refused and the policy stays."""
+    sharing = tmp_path / "sharing.yaml"
+    sharing.write_text("version: 1\ncountries:\n  HN: {outside: full}\n")
+    workers.env.update(
+        EWS_SHARING_FILE=str(sharing),
+        EWS_TOKENS=";".join(f"{spec}:{token}" for spec, token in TOKENS.values()),
+    )
+    started = [workers.start("notify")]
+    await wait_ready(workers, started)
+    trojes = site_alert("HN-TROJES")
+    await produce(
+        kafka_bootstrap,
+        Topics(namespace).alerts,
+        [trojes.model_dump_json().encode()],
+        key=trojes.alert_id.encode(),
+    )
+
+    async def seen_by_panama(client) -> list[str]:
+        for _ in range(100):
+            alerts = (await client.get("/alerts", headers=auth("co-pa"))).json()["alerts"]
+            if alerts:
+                return [a["scope"]["id"] for a in alerts]
+            await asyncio.sleep(0.2)
+        pytest.fail("the alert never reached notify")
+
+    async def until(client, wanted: list[str]) -> None:
+        for _ in range(50):
+            if await seen_by_panama(client) == wanted:
+                return
+            await asyncio.sleep(0.2)
+        pytest.fail(f"Panama's coordinator never saw {wanted}: {await seen_by_panama(client)}")
+
+    base = f"http://127.0.0.1:{started[0][1]}"
+    async with httpx.AsyncClient(base_url=base, timeout=20) as client:
+        assert await seen_by_panama(client) == ["HN-TROJES"]
+        sharing.write_text("version: 1\ncountries:\n  HN: {outside: aggregates}\n")
+        await until(client, ["HN"])
+        sharing.write_text("version: 1\ncountries:\n  HN: {outside: sometimes}\n")
+        for _ in range(50):
+            metrics = (await client.get("/metrics")).text
+            if 'ews_notify_config_reloads_total{file="sharing",outcome="refused"} 1.0' in metrics:
+                break
+            await asyncio.sleep(0.2)
+        else:
+            pytest.fail("the broken sharing file was not counted as refused")
+        assert await seen_by_panama(client) == ["HN"]  # the policy before it stays
+    assert "changed sharing file refused" in workers.logs()
