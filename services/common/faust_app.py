@@ -106,7 +106,8 @@ def create_faust_app(
     }
     options.update(overrides)
     app = EwsApp(f"{settings.topic_namespace}-{service}", **options)
-    _add_prometheus_sensor(app)
+    separate = settings.monitoring_host is not None
+    _add_prometheus_sensor(app, metrics_page=not separate)
 
     def not_ready() -> list[str]:
         return [
@@ -116,12 +117,53 @@ def create_faust_app(
 
     for stage in stages:
         app.task(stage.run)
-    _add_health_endpoints(app, service, not_ready)
+    not_ready_because = _add_health_endpoints(app, service, not_ready)
+    if settings.monitoring_host is not None:
+        port = web_port + settings.monitoring_port_offset
+        _serve_monitoring(app, service, settings.monitoring_host, port, not_ready_because)
     _add_stall_watchdog(app, settings.stall_timeout_s)
     return app
 
 
-def _add_prometheus_sensor(app: faust.App) -> None:
+def _serve_monitoring(
+    app: faust.App, service: str, host: str, port: int, not_ready: Callable[[], list[str]]
+) -> None:
+    """/metrics, /healthz and /readyz on an address of their own (EWS_MONITORING_HOST), for a
+    monitoring network that must not reach the APIs, nor the APIs' network the metrics."""
+    from aiohttp import web as aioweb
+
+    async def metrics(request: aioweb.Request) -> aioweb.Response:
+        return aioweb.Response(
+            body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    async def healthz(request: aioweb.Request) -> aioweb.Response:
+        return aioweb.json_response({"status": "ok"})
+
+    async def readyz(request: aioweb.Request) -> aioweb.Response:
+        reasons = not_ready()
+        READY.labels(service).set(0 if reasons else 1)
+        if reasons:
+            return aioweb.json_response({"status": "not ready", "reasons": reasons}, status=503)
+        return aioweb.json_response({"status": "ready"})
+
+    @app.task
+    async def monitoring() -> None:
+        web_app = aioweb.Application()
+        web_app.router.add_get("/metrics", metrics)
+        web_app.router.add_get("/healthz", healthz)
+        web_app.router.add_get("/readyz", readyz)
+        runner = aioweb.AppRunner(web_app, access_log=None)
+        await runner.setup()
+        await aioweb.TCPSite(runner, host, port).start()
+        log.info("monitoring endpoints on http://%s:%d (/metrics, /healthz, /readyz)", host, port)
+        try:
+            await asyncio.Event().wait()  # until the worker stops
+        finally:
+            await runner.cleanup()
+
+
+def _add_prometheus_sensor(app: faust.App, metrics_page: bool = True) -> None:
     """Faust's own Prometheus sensor (events, commit latency, offsets, rebalances) and /metrics.
 
     As faust.sensors.prometheus.setup_prometheus_sensors does, except that Faust's
@@ -139,9 +181,11 @@ def _add_prometheus_sensor(app: faust.App) -> None:
         )
     )
     app.monitor = _SecondsPrometheusMonitor(metrics=metrics)
+    if not metrics_page:
+        return  # served on the monitoring address only
 
     @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
+    async def metrics_view(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -428,7 +472,8 @@ class EwsApp(faust.App):
 
 def _add_health_endpoints(
     app: faust.App, service: str, readiness: Callable[[], list[str]] | None
-) -> None:
+) -> Callable[[], list[str]]:
+    """/healthz and /readyz on the worker's web address; returns what /readyz asks."""
     state = {"assigned": False}
 
     health = broker_health(app)
@@ -475,3 +520,5 @@ def _add_health_endpoints(
         if reasons:
             return web.json({"status": "not ready", "reasons": reasons}, status=503)
         return web.json({"status": "ready"})
+
+    return not_ready_because

@@ -79,6 +79,13 @@ class Settings(BaseSettings):
         description="the address every worker's HTTP API listens on (and advertises); 0.0.0.0 "
         "listens on every interface",
     )
+    monitoring_host: str | None = Field(
+        None,
+        description="serve /metrics, /healthz and /readyz on this address too (the monitoring "
+        "network), at each worker's web port + EWS_MONITORING_PORT_OFFSET, and /metrics there "
+        "only; unset: all on the API address",
+    )
+    monitoring_port_offset: int = Field(100, ge=1, le=10000)
     ingest_web_port: int = 6061
     triggers_web_port: int = 6062
     notify_web_port: int = 6063

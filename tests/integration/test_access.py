@@ -335,3 +335,35 @@ async def test_a_changed_sharing_file_applies_without_a_restart(
             pytest.fail("the broken sharing file was not counted as refused")
         assert await seen_by_panama(client) == ["HN"]  # the policy before it stays
     assert "changed sharing file refused" in workers.logs()
+
+
+async def test_metrics_and_health_can_be_served_on_a_monitoring_address_of_their_own(workers):
+    """EWS_MONITORING_HOST: /metrics, /healthz and /readyz on that address (web port + offset);
+    /metrics no longer on the API's address, which still serves the API."""
+    from services.common.local_kafka import free_port
+
+    monitoring_port = free_port()
+    web_port = monitoring_port - 100
+    workers.env.update(
+        EWS_MONITORING_HOST="127.0.0.2",  # another loopback address: the monitoring network
+        EWS_TOKENS=";".join(f"{spec}:{token}" for spec, token in TOKENS.values()),
+    )
+    started = [workers.start("notify", port=web_port)]
+    await wait_ready(workers, started)
+    async with httpx.AsyncClient(timeout=10) as client:
+        for _ in range(50):
+            try:
+                ready = await client.get(f"http://127.0.0.2:{monitoring_port}/readyz")
+                break
+            except httpx.ConnectError:
+                await asyncio.sleep(0.2)
+        else:
+            pytest.fail(f"nothing listens on 127.0.0.2:{monitoring_port}\n{workers.logs()}")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        scraped = await client.get(f"http://127.0.0.2:{monitoring_port}/metrics")
+        assert scraped.status_code == 200 and "ews_worker_ready" in scraped.text
+        assert (await client.get(f"http://127.0.0.1:{web_port}/metrics")).status_code == 404
+        api = await client.get(f"http://127.0.0.1:{web_port}/alerts", headers=auth("admin"))
+        assert api.status_code == 200
+        with pytest.raises(httpx.ConnectError):  # the API is not on the monitoring address
+            await client.get(f"http://127.0.0.2:{web_port}/alerts", headers=auth("admin"))
