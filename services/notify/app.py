@@ -262,6 +262,12 @@ def create_app(settings: Settings) -> faust.App:
             )
         return client_holder["c"]
 
+    @app.timer(interval=2.0)
+    async def check_sharing_file() -> None:
+        """A changed sharing file is read (and a broken one refused and counted) within seconds,
+        whether or not anything is being read or sent."""
+        _ = state.policy
+
     @app.task
     async def follow_views() -> None:
         await asyncio.gather(

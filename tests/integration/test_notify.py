@@ -434,9 +434,17 @@ async def test_email_over_smtp_with_starttls(notify, workers, kafka_bootstrap, n
         assert message["To"] == "duty@iom.test" and message["Subject"].startswith(
             "[EWS ALERTE] Afflux"
         )
-        body = message.get_payload(decode=True).decode("utf-8")
+        parts = {
+            part.get_content_type(): part.get_payload(decode=True).decode("utf-8")
+            for part in message.walk()
+            if not part.is_multipart()
+        }
+        assert set(parts) == {"text/plain", "text/html"}  # the same content, twice
+        body = parts["text/plain"]
         assert "Accusez réception" in body and "https://ews.example.org/ack/" in body
         assert "Bearer" not in body  # a signed link: no token needed
+        assert body.splitlines()[0] in parts["text/html"]  # the summary first, in both
+        assert 'href="https://ews.example.org/ack/' in parts["text/html"]
     finally:
         controller.stop()
 
