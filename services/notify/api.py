@@ -27,12 +27,13 @@ from services.common.http import read_body_limited
 from services.common.topics import Topics
 
 from . import metrics
-from .ack_links import LinkRefused, alert_ref, read_link
+from .ack_links import LinkRefused, read_link
 from .audit import DeliveryQuery, as_seen
 from .picture import is_acknowledged
 from .probe import ProbeResult, send_probe
 from .sharing import Reader, SharedAlert
 from .webhook import WebhookTargetRefused, check_target
+from .wording import level_name, where
 
 if TYPE_CHECKING:
     from .app import NotifyState
@@ -44,6 +45,51 @@ READERS = ("admin", "operator", "coordinator")  # partners publish reports and r
 MANAGERS = ("admin", "operator")  # contacts and silences: their country's, or all if regional
 ACKNOWLEDGERS = ("admin", "operator", "coordinator")  # for the contacts of their country
 PAGE_DEFAULT, PAGE_MAX = 100, 1000
+
+
+# the acknowledgement-link page, in the contact's language
+LINK_WORDS = {
+    "en": {
+        "link": "Acknowledgement link",
+        "explain": "Acknowledge for {contact}: your repeats and escalation stop; a higher level "
+        "will need a new acknowledgement.",
+        "comment": "Comment",
+        "button": "Acknowledge",
+        "done": "Acknowledged",
+        "done_at": "Acknowledged at {at} UTC. Thank you.",
+        "not_done": "Not acknowledged",
+    },
+    "es": {
+        "link": "Enlace de confirmación",
+        "explain": "Confirme la recepción para {contact}: sus repeticiones y el escalamiento se "
+        "detienen; un nivel más alto necesitará una nueva confirmación.",
+        "comment": "Comentario",
+        "button": "Confirmar la recepción",
+        "done": "Recepción confirmada",
+        "done_at": "Confirmada el {at} UTC. Gracias.",
+        "not_done": "No confirmada",
+    },
+    "fr": {
+        "link": "Lien d'accusé de réception",
+        "explain": "Accusez réception pour {contact} : vos rappels et l'escalade s'arrêtent ; un "
+        "niveau plus élevé demandera un nouvel accusé.",
+        "comment": "Commentaire",
+        "button": "Accuser réception",
+        "done": "Réception accusée",
+        "done_at": "Accusée le {at} UTC. Merci.",
+        "not_done": "Réception non accusée",
+    },
+    "pt": {
+        "link": "Link de confirmação",
+        "explain": "Confirme o recebimento por {contact}: suas repetições e o escalonamento "
+        "param; um nível mais alto exigirá nova confirmação.",
+        "comment": "Comentário",
+        "button": "Confirmar o recebimento",
+        "done": "Recebimento confirmado",
+        "done_at": "Confirmado em {at} UTC. Obrigado.",
+        "not_done": "Não confirmado",
+    },
+}
 
 
 class ApiError(Exception):
@@ -411,7 +457,8 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
             if seen is not None and seen.alert.alert_id == alert_id:
                 return alert
         elif "/w" in alert_id:
-            for candidate in state.picture.latest.values():
+            candidate = state.alert_by_withheld_id(alert_id)
+            if candidate is not None:
                 seen = shown(candidate, principal)
                 if seen is not None and seen.alert.alert_id == alert_id:
                     return candidate
@@ -706,49 +753,69 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
             claims = read_link(secret.get_secret_value(), token, datetime.now(UTC))
         except LinkRefused as exc:
             raise ApiError(403, str(exc)) from None
-        refs = {alert_ref(secret.get_secret_value(), a): a for a in state.picture.latest}
-        alert_id = refs.get(claims.alert_ref)
+        alert_id = state.alert_by_ref(claims.alert_ref)
         if alert_id is None:
             raise ApiError(404, "this alert is no longer known to ews")
         return claims, alert_id
 
-    def page(view, status: int, heading: str, text: str, form: bool = False):
+    def page(view, status: int, heading: str, text: str, language: str = "en", form: bool = False):
+        words = LINK_WORDS[language]
         body = (
-            "<!doctype html><html><head><meta charset='utf-8'>"
+            f"<!doctype html><html lang='{language}'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width'><title>ews</title></head>"
             f"<body><h1>{html.escape(heading)}</h1><p>{html.escape(text)}</p>"
         )
         if form:
             body += (
-                "<form method='post'><label>Comment <input name='comment' maxlength='500'>"
-                "</label> <button type='submit'>Acknowledge</button></form>"
+                f"<form method='post'><label>{html.escape(words['comment'])} <input "
+                "name='comment' maxlength='500'></label> <button type='submit'>"
+                f"{html.escape(words['button'])}</button></form>"
             )
         response = view.html(body + "</body></html>", status=status)
         response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"
         return response
 
+    def language_of_link(token: str) -> str:
+        """The language of the contact a link was made for (English when it cannot be read)."""
+        secret = settings.link_secret
+        if secret is None:
+            return "en"
+        try:
+            claims = read_link(secret.get_secret_value(), token, datetime.now(UTC))
+        except LinkRefused:
+            return "en"
+        contact = state.all_contacts().get(claims.contact_id)
+        return contact.language if contact is not None else "en"
+
     async def link_page(view, request, token):
-        """GET: what the link acknowledges, and a button (link scanners that fetch it do not
-        acknowledge)."""
+        """GET: what the link acknowledges, in the contact's language and as the contact was
+        shown the alert, and a button (link scanners that fetch it do not acknowledge)."""
+        language = language_of_link(token)
+        words = LINK_WORDS[language]
         try:
             claims, alert_id = link_claims(token)
         except ApiError as exc:
             metrics.API_REQUESTS.labels("ack-link", str(exc.status)).inc()
-            return page(view, exc.status, "Acknowledgement link", exc.message)
+            return page(view, exc.status, words["link"], exc.message, language)
         alert = state.picture.latest[alert_id]
         contact = state.all_contacts().get(claims.contact_id)
+        seen = state.policy.view(alert, Reader.of_contact(contact)) if contact else None
+        title = alert.title.get(language) or alert.title.get("en") or alert.rule_id
+        place = f" {where(seen.alert.scope, state.geography, language)}" if seen else ""
         metrics.API_REQUESTS.labels("ack-link", "200").inc()
         return page(
             view,
             200,
-            f"{alert.title.get('en', alert.rule_id)}: {(claims.level or '').upper()}",
-            f"Acknowledge for {contact.name if contact else claims.contact_id}: your repeats and "
-            "escalation stop; a higher level will need a new acknowledgement.",
+            f"{title}{place}: {level_name(claims.level, language).upper()}",
+            words["explain"].format(contact=contact.name if contact else claims.contact_id),
+            language,
             form=True,
         )
 
     async def link_ack(view, request, token):
+        language = language_of_link(token)
+        words = LINK_WORDS[language]
         try:
             claims, alert_id = link_claims(token)
             form = await request.post()
@@ -760,10 +827,14 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
             )
         except ApiError as exc:
             metrics.API_REQUESTS.labels("ack-link", str(exc.status)).inc()
-            return page(view, exc.status, "Not acknowledged", exc.message)
+            return page(view, exc.status, words["not_done"], exc.message, language)
         metrics.API_REQUESTS.labels("ack-link", "200").inc()
         return page(
-            view, 200, "Acknowledged", f"Acknowledged at {ack.at:%Y-%m-%d %H:%M} UTC. Thank you."
+            view,
+            200,
+            words["done"],
+            words["done_at"].format(at=f"{ack.at:%Y-%m-%d %H:%M}"),
+            language,
         )
 
     # --- silences --------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ from services.common.topic_view import TopicView
 from services.common.topics import Topics
 
 from . import metrics
-from .ack_links import sign_link
+from .ack_links import alert_ref, sign_link
 from .api import register_api
 from .cap import CapProfile, render_cap
 from .console.pages import register_console
@@ -75,7 +75,7 @@ from .pipeline import (
 )
 from .rendering import digest, render_email, render_json
 from .routing import escalation_targets, route_to_contacts, silenced_by
-from .sharing import Reader, SharedAlert, SharingPolicy, load_policy
+from .sharing import Reader, SharedAlert, SharingPolicy, load_policy, withheld_id
 from .webhook import AttemptResult, WebhookTargetRefused, check_target, post_webhook
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,9 @@ class NotifyState:
             "sharing policy",
         )
         self._policy_checked = time.monotonic()
+        self._indexed: set[str] = set()
+        self._by_ref: dict[str, str] = {}  # link reference → alert_id
+        self._by_withheld: dict[str, str] = {}  # withheld identifier → alert_id
         contacts_file = settings.resolved_contacts_file
         self.file_contacts = (
             {c.id: c for c in load_model(contacts_file, ContactsFile).contacts}
@@ -198,6 +201,31 @@ class NotifyState:
                         "\n".join(problems),
                     )
         return self._policy.value
+
+    def _index(self) -> None:
+        """Bring the reverse indexes up to date with the alerts seen: each alert's link
+        reference and withheld identifier is computed once, not on every request."""
+        new = self.picture.latest.keys() - self._indexed
+        link = self.settings.link_secret
+        key = self.policy.key
+        for alert_id in new:
+            alert = self.picture.latest[alert_id]
+            self._by_withheld[withheld_id(key, alert)] = alert_id
+            if link is not None:
+                self._by_ref[alert_ref(link.get_secret_value(), alert_id)] = alert_id
+            self._indexed.add(alert_id)
+
+    def alert_by_ref(self, ref: str) -> str | None:
+        """The alert a link's reference names (ack_links.alert_ref), if it is still known."""
+        self._index()
+        found = self._by_ref.get(ref)
+        return found if found in self.picture.latest else None
+
+    def alert_by_withheld_id(self, shown_id: str) -> AlertEvent | None:
+        """The alert an outside reader names by the identifier it was shown for a withheld place."""
+        self._index()
+        found = self._by_withheld.get(shown_id)
+        return self.picture.latest.get(found) if found is not None else None
 
     def console_url(self, shared: SharedAlert) -> str | None:
         """The console's page for the alert as this recipient is shown it, when the console runs
