@@ -777,7 +777,8 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
         return response
 
     def language_of_link(token: str) -> str:
-        """The language of the contact a link was made for (English when it cannot be read)."""
+        """The language of the contact a refused link was made for (English when it cannot be
+        read): the error page only; an accepted link has its contact already."""
         secret = settings.link_secret
         if secret is None:
             return "en"
@@ -791,15 +792,16 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
     async def link_page(view, request, token):
         """GET: what the link acknowledges, in the contact's language and as the contact was
         shown the alert, and a button (link scanners that fetch it do not acknowledge)."""
-        language = language_of_link(token)
-        words = LINK_WORDS[language]
         try:
             claims, alert_id = link_claims(token)
         except ApiError as exc:
             metrics.API_REQUESTS.labels("ack-link", str(exc.status)).inc()
-            return page(view, exc.status, words["link"], exc.message, language)
+            language = language_of_link(token)
+            return page(view, exc.status, LINK_WORDS[language]["link"], exc.message, language)
         alert = state.picture.latest[alert_id]
         contact = state.all_contacts().get(claims.contact_id)
+        language = contact.language if contact is not None else "en"
+        words = LINK_WORDS[language]
         seen = state.policy.view(alert, Reader.of_contact(contact)) if contact else None
         title = alert.title.get(language) or alert.title.get("en") or alert.rule_id
         place = f" {where(seen.alert.scope, state.geography, language)}" if seen else ""
@@ -814,8 +816,6 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
         )
 
     async def link_ack(view, request, token):
-        language = language_of_link(token)
-        words = LINK_WORDS[language]
         try:
             claims, alert_id = link_claims(token)
             form = await request.post()
@@ -827,7 +827,10 @@ def register_api(app: faust.App, state: NotifyState, topics: Topics) -> Operatio
             )
         except ApiError as exc:
             metrics.API_REQUESTS.labels("ack-link", str(exc.status)).inc()
-            return page(view, exc.status, words["not_done"], exc.message, language)
+            language = language_of_link(token)
+            return page(view, exc.status, LINK_WORDS[language]["not_done"], exc.message, language)
+        language = contact.language if contact is not None else "en"
+        words = LINK_WORDS[language]
         metrics.API_REQUESTS.labels("ack-link", "200").inc()
         return page(
             view,

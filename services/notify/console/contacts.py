@@ -6,7 +6,7 @@ webhook's secret, and a secret left empty keeps the one the channel had."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -18,7 +18,7 @@ from schemas import Contact, WebhookChannel
 from ..api import MANAGERS, ApiError, Operations
 from ..probe import ProbeResult
 from .accounts import csrf_holds, principal_of
-from .text import LANGUAGE_NAMES, country_name, say
+from .text import LANGUAGE_NAMES, TEXT, country_name, say
 
 if TYPE_CHECKING:
     from ..app import NotifyState
@@ -99,23 +99,24 @@ def _items(text: str) -> list[str]:
     return [part for part in re.split(r"[\s,;]+", text.strip()) if part]
 
 
+def _posted_channels(form: Mapping[str, Any]) -> Iterator[tuple[int, str, str, str]]:
+    """The channel rows posted and not marked for removal: (row, type, target, edited index)."""
+    for i in range(MAX_CHANNELS):
+        if f"channel_type_{i}" not in form or form.get(f"channel_remove_{i}"):
+            continue
+        kind = "email" if form.get(f"channel_type_{i}") == "email" else "webhook"
+        target = str(form.get(f"channel_target_{i}", "")).strip()
+        yield i, kind, target, str(form.get(f"channel_was_{i}", ""))
+
+
 def posted_form(form: Mapping[str, Any]) -> ContactForm:
     """The form as it was posted (to show it again, unchanged, with what was wrong)."""
     values = {k: str(form.get(k, "")).strip()[:500] for k in (*SCALARS, *LISTS, "group_wait")}
     group_by = tuple(g for g in GROUPS if form.get(f"group_{g}"))
-    rows: list[ChannelRow] = []
-    for i in range(MAX_CHANNELS):
-        if f"channel_type_{i}" not in form:
-            continue
-        if form.get(f"channel_remove_{i}"):
-            continue
-        kind = "email" if form.get(f"channel_type_{i}") == "email" else "webhook"
-        was = str(form.get(f"channel_was_{i}", ""))
-        rows.append(
-            ChannelRow(
-                len(rows), kind, str(form.get(f"channel_target_{i}", "")).strip()[:2000], was, False
-            )
-        )
+    rows = [
+        ChannelRow(n, kind, target[:2000], was, False)
+        for n, (_, kind, target, was) in enumerate(_posted_channels(form))
+    ]
     return ContactForm(values, group_by, rows)
 
 
@@ -137,17 +138,13 @@ def as_contact(
     data["group_by"] = kept + [g for g in shown.group_by if g not in kept]  # its order kept
     data["group_wait"] = shown.values["group_wait"] or "PT1M"
     channels: list[dict[str, Any]] = []
-    for i in range(MAX_CHANNELS):
-        if f"channel_type_{i}" not in form or form.get(f"channel_remove_{i}"):
-            continue
-        target = str(form.get(f"channel_target_{i}", "")).strip()
+    for i, kind, target, was in _posted_channels(form):
         if not target:
             continue  # the empty row for a new channel, left empty
-        if form.get(f"channel_type_{i}") == "email":
+        if kind == "email":
             channels.append({"type": "email", "address": target})
             continue
         secret = str(form.get(f"channel_secret_{i}", ""))
-        was = str(form.get(f"channel_was_{i}", ""))
         if not secret and before is not None and was.isdigit() and int(was) < len(before.channels):
             old = before.channels[int(was)]
             if isinstance(old, WebhookChannel):
@@ -167,13 +164,7 @@ def field_label(field: str, language: str) -> str:
         part = "channel_secret" if parts[-1] == "secret" else "channel_target"
         return f"{label}: {say(language, part)}"
     key = f"field_{parts[0]}"
-    return say(language, key) if key in _field_keys() else field
-
-
-def _field_keys() -> set[str]:
-    from .text import TEXT
-
-    return {k for k in TEXT["en"] if k.startswith("field_")}
+    return say(language, key) if key in TEXT["en"] else field
 
 
 def refusal(exc: ApiError, language: str) -> list[str]:
