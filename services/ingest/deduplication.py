@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections import Counter, OrderedDict
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
@@ -19,15 +19,14 @@ from services.common.relay import Out
 
 Outcome = Literal["accepted", "duplicate", "correction", "superseded", "replayed"]
 EARLIER_KEPT = 16  # earlier versions remembered per event_id (their short digests)
-_SHORT = 16  # hex digits of an earlier version's digest: 64 bits, ample within one event_id
+_SHORT = 16  # hex digits of a digest compared and remembered: 64 bits, ample within one event_id
 
 
 class SeenEvent(NamedTuple):
-    """What ingest remembers of an event_id for the retention period. A tuple, not a model: a worker
-    holds one per event_id of the retention period (a pydantic model measured ~1.4 KB each with its
-    key, make bench scale group)."""
+    """What ingest remembers of an event_id for the retention period, as the decisions read it (held
+    packed in one int: SeenEvents)."""
 
-    digest: str
+    digest: str  # of the content (content_digest); its first 16 hex digits are what is compared
     revision: int
     seen_at: datetime
     partition: int
@@ -97,7 +96,7 @@ def decide(
         return "accepted", 1
     if previous.partition == partition and previous.offset == offset:
         return "replayed", previous.revision
-    if previous.digest == digest:
+    if previous.digest[:_SHORT] == digest[:_SHORT]:
         return "duplicate", previous.revision
     if digest[:_SHORT] in previous.earlier:
         return "superseded", previous.revision
@@ -118,7 +117,7 @@ def remember(
     earlier: tuple[str, ...] = ()
     if previous is not None:
         earlier = previous.earlier
-        if previous.digest != digest:
+        if previous.digest[:_SHORT] != digest[:_SHORT]:
             earlier = (*earlier, previous.digest[:_SHORT])[-EARLIER_KEPT:]
     code = sys.intern(location_code(location)) if location is not None else ""
     return SeenEvent(digest, revision, seen_at, partition, offset, earlier, code)
@@ -174,39 +173,124 @@ def expired(entry: SeenEvent, now: datetime, retention) -> bool:
     return entry.seen_at + retention < now
 
 
+def key_of(report_id: str) -> int:
+    """A report id as a 60-bit number (a 60-bit int is 32 bytes, the id itself ~75): what the
+    de-duplication state and its changelog are keyed by. Among a million remembered ids, two share a
+    number with odds of about one in two million."""
+    digest = hashlib.blake2b(report_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 4
+
+
+def changelog_key(key: int) -> bytes:
+    """ "#" and 15 hex digits: no report id starts with "#" (ids begin with a letter or digit), so
+    records written before ids were hashed (keyed by the report id itself) are told apart."""
+    return b"#%015x" % key
+
+
+# A remembered entry packed into one int (its fields from the low bits; the offset last, unbounded):
+# a tuple of seven fields with a datetime and a 64-character digest was ~450 bytes an id, this ~48.
+_DIGEST_BITS, _SECONDS_BITS, _REVISION_BITS, _PLACE_BITS = 64, 34, 24, 24
+_SECONDS_AT = _DIGEST_BITS
+_REVISION_AT = _SECONDS_AT + _SECONDS_BITS
+_PLACE_AT = _REVISION_AT + _REVISION_BITS
+_OFFSET_AT = _PLACE_AT + _PLACE_BITS
+
+
 class SeenEvents:
     """The de-duplication stage's state (services.common.relay.StageState): per input partition,
-    report id ("source/event_id") → SeenEvent, oldest first, so that expiring is a look at the
-    front, not a sweep of every entry."""
+    report id → what is remembered of it, oldest first, so that expiring is a look at the front, not
+    a sweep of every entry. Held compactly (make bench, scale group): keyed by `key_of` the report
+    id, each entry one packed int; the earlier versions of corrected reports beside them, and the
+    places (location codes) numbered once for all entries."""
 
     def __init__(self, changelog: str, retention: timedelta) -> None:
         self.changelogs = (changelog,)
         self.retention = retention
-        self.held: dict[int, OrderedDict[str, SeenEvent]] = {}
+        self.held: dict[int, dict[int, int]] = {}
+        self.earlier: dict[int, dict[int, tuple[str, ...]]] = {}
+        self.places: list[str] = [""]  # number → location code ("": none)
+        self.place_numbers: dict[str, int] = {"": 0}
+        self.legacy: dict[int, list[bytes]] = {}  # records keyed by report id, to write again
 
-    def partition(self, partition: int) -> OrderedDict[str, SeenEvent]:
-        return self.held.setdefault(partition, OrderedDict())
+    def partition(self, partition: int) -> dict[int, int]:
+        return self.held.setdefault(partition, {})
 
     def get(self, partition: int, event_id: str, now: datetime) -> SeenEvent | None:
-        entry = self.partition(partition).get(event_id)
+        entry = self._entry(partition, key_of(event_id))
         return None if entry is None or expired(entry, now, self.retention) else entry
+
+    def _entry(self, partition: int, key: int) -> SeenEvent | None:
+        packed = self.partition(partition).get(key)
+        if packed is None:
+            return None
+        earlier = self.earlier.get(partition, {}).get(key, ())
+        return SeenEvent(
+            f"{packed & ((1 << _DIGEST_BITS) - 1):016x}",
+            (packed >> _REVISION_AT) & ((1 << _REVISION_BITS) - 1),
+            datetime.fromtimestamp((packed >> _SECONDS_AT) & ((1 << _SECONDS_BITS) - 1), UTC),
+            partition,
+            (packed >> _OFFSET_AT) - 1,
+            earlier,
+            self.places[(packed >> _PLACE_AT) & ((1 << _PLACE_BITS) - 1)],
+        )
+
+    def _hold(self, partition: int, key: int, entry: SeenEvent) -> None:
+        held = self.partition(partition)
+        held.pop(key, None)  # a plain dict keeps insertion order: the entry is now the newest
+        held[key] = self._pack(entry)
+        if entry.earlier:
+            self.earlier.setdefault(partition, {})[key] = entry.earlier
+        else:
+            self.earlier.get(partition, {}).pop(key, None)
+
+    def _pack(self, entry: SeenEvent) -> int:
+        place = self.place_numbers.get(entry.location)
+        if place is None:
+            place = self.place_numbers[entry.location] = len(self.places)
+            self.places.append(entry.location)
+        if entry.revision >> _REVISION_BITS or place >> _PLACE_BITS:
+            raise ValueError(f"revision {entry.revision} or place {place} beyond what is packed")
+        return (
+            int(entry.digest[:_SHORT], 16)
+            | int(entry.seen_at.timestamp()) << _SECONDS_AT
+            | entry.revision << _REVISION_AT
+            | place << _PLACE_AT
+            | (entry.offset + 1) << _OFFSET_AT
+        )
 
     def put(self, partition: int, event_id: str, entry: SeenEvent) -> Out:
         """Remember (as the newest) and return the changelog record."""
-        held = self.partition(partition)
-        held.pop(event_id, None)
-        held[event_id] = entry
-        return Out(self.changelogs[0], event_id.encode(), entry.to_json(), partition)
+        key = key_of(event_id)
+        self._hold(partition, key, entry)
+        return Out(self.changelogs[0], changelog_key(key), entry.to_json(), partition)
 
     def expire(self, partition: int, now: datetime) -> list[Out]:
-        """Forget the entries past retention at the front; their changelog tombstones."""
+        """Forget the entries past retention at the front; their changelog tombstones (and, once,
+        the records written before ids were hashed, again under their new keys)."""
         held, out = self.partition(partition), []
-        while held:
-            event_id, entry = next(iter(held.items()))
-            if not expired(entry, now, self.retention):
+        horizon = (now - self.retention).timestamp()
+        gone = []
+        for key, packed in held.items():  # one pass from the front: the oldest first
+            if (packed >> _SECONDS_AT) & ((1 << _SECONDS_BITS) - 1) >= horizon:
                 break
-            del held[event_id]
-            out.append(Out(self.changelogs[0], event_id.encode(), None, partition))
+            gone.append(key)
+        earlier = self.earlier.get(partition, {})
+        for key in gone:
+            del held[key]
+            earlier.pop(key, None)
+            out.append(Out(self.changelogs[0], changelog_key(key), None, partition))
+        for old in self.legacy.pop(partition, ()):
+            out.append(Out(self.changelogs[0], old, None, partition))
+            entry = self._entry(partition, key_of(old.decode()))
+            if entry is not None:
+                out.append(
+                    Out(
+                        self.changelogs[0],
+                        changelog_key(key_of(old.decode())),
+                        entry.to_json(),
+                        partition,
+                    )
+                )
         return out
 
     def restore(
@@ -214,13 +298,21 @@ class SeenEvents:
     ) -> None:
         held = self.partition(partition)
         for record in records:
-            event_id = record.key.decode()
-            held.pop(event_id, None)
-            if record.value is not None:
-                held[event_id] = SeenEvent.from_json(record.value)
+            if record.key.startswith(b"#"):
+                key = int(record.key[1:], 16)
+            else:  # keyed by the report id (written before ids were hashed)
+                key = key_of(record.key.decode())
+                self.legacy.setdefault(partition, []).append(record.key)
+            if record.value is None:
+                held.pop(key, None)
+                self.earlier.get(partition, {}).pop(key, None)
+            else:
+                self._hold(partition, key, SeenEvent.from_json(record.value))
 
     def restored(self, partitions: list[int]) -> None:
         pass
 
     def forget(self, partition: int) -> None:
         self.held.pop(partition, None)
+        self.earlier.pop(partition, None)
+        self.legacy.pop(partition, None)

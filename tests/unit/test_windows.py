@@ -78,8 +78,13 @@ def test_bucket_sums_equal_the_contributions_they_summarise(history, from_day, s
             window.discard("probe")
     start, end = T0 + timedelta(days=from_day), T0 + timedelta(days=from_day + span_days)
     for metric in ("count", "children"):
-        assert sum(b.sums.get(metric, 0) for b in window.between(start, end)) == brute(
+        assert sum(b.total(metric) for b in window.between(start, end)) == brute(
             window.contributions, start, end, metric
+        )
+        assert sum(b.count(metric) for b in window.between(start, end)) == sum(
+            1
+            for c in window.contributions.values()
+            if c.start >= start and c.end <= end and metric in c.metrics
         )
     for name in NAMES:
         assert window.seen_between("nationality", name, start, end) == brute_seen(

@@ -34,6 +34,7 @@ from .state_machine import WAITED, AlertState, Told, Transition, can_change, ste
 from .windows import Contribution, FeedWindow, Kept, ScopeState, Span, replacing
 
 SERIES_POINTS = 60  # ticks of a trigger's value published with each transition, for the chart
+INSTANTS_KEPT = 4096  # distinct period instants shared at once (see TriggerEngine._instant)
 
 Outcome = Literal["applied", "stale_revision", "too_late"]
 
@@ -96,7 +97,8 @@ class TriggerEngine:
         self._scopes: dict[Route, Routes] = {}
         self._rules_at: dict[tuple[str, str], tuple[list[FeedRule], timedelta, Kept]] = {}
         self._targets: dict[tuple[str, str, str, str | None], list[Scope]] = {}
-        self._last_contribution: tuple[Observation, Contribution] | None = None
+        self._last_contribution: tuple[Observation, str, Contribution] | None = None
+        self._instants: dict[datetime, datetime] = {}
         self._too_long: dict[tuple[str, str], list[str]] = {}
 
     # --- where observations and member alerts go --------------------------------------
@@ -235,8 +237,7 @@ class TriggerEngine:
         if window is None:
             window = state.feeds[feed] = FeedWindow()
         _, retention, kept = self.rules_at(feed, scope)
-        key = observation.report_id
-        contribution = self._contribution_of(observation)
+        key, contribution = self._contribution_of(observation)
         withdrawal = observation.moved_from is not None and (
             scope.key in self._routes(observation).withdrawn
         )
@@ -275,23 +276,36 @@ class TriggerEngine:
         window.last_arrival = now
         return "applied"
 
-    def _contribution_of(self, observation: Observation) -> Contribution:
-        """What an observation adds to a window: one object shared by the scopes it is added to in a
-        row (a report counts towards ~4 scopes; the live worker also writes it to the changelog
-        once)."""
+    def _contribution_of(self, observation: Observation) -> tuple[str, Contribution]:
+        """What an observation adds to a window, and under which report id: one object and one id
+        string shared by the scopes it is added to in a row (a report counts towards ~4 scopes; the
+        live worker also writes it to the changelog once). Its period's two instants are shared with
+        every other report over the same period."""
         last = self._last_contribution
         if last is not None and last[0] is observation:
-            return last[1]
+            return last[1], last[2]
         contribution = Contribution(
             observation.revision,
-            observation.observed_at,
-            observation.period_end,
+            self._instant(observation.observed_at),
+            self._instant(observation.period_end),
             observation.metrics,
             observation.categories,
             observation.ingested_at.timestamp(),
         )
-        self._last_contribution = (observation, contribution)
-        return contribution
+        key = observation.report_id
+        self._last_contribution = (observation, key, contribution)
+        return key, contribution
+
+    def _instant(self, at: datetime) -> datetime:
+        """One datetime object per instant among the recent ones (10,000 sites' daily reports hold
+        two, not 20,000)."""
+        instants = self._instants
+        held = instants.get(at)
+        if held is None:
+            if len(instants) >= INSTANTS_KEPT:
+                instants.clear()
+            held = instants[at] = at
+        return held
 
     def judge(self, state: ScopeState, scope: Scope, now: datetime) -> list[AlertEvent]:
         """Evaluate every rule at each tick (period end) added since the last judgement, oldest

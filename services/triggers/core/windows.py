@@ -68,17 +68,53 @@ def replacing(new: Contribution, held: Contribution) -> Contribution | None:
     return new._replace(earlier=(*held.earlier, seen)[-EARLIER_KEPT:])
 
 
+class One:
+    """The bucket of a period only one contribution covers at a scope (a site's daily report, the
+    common case): read straight from the contribution, without sums of its own. What rules read of
+    it is what a `Bucket` of that one contribution would say (they read only kept metrics)."""
+
+    __slots__ = ("eid", "contribution")
+
+    def __init__(self, eid: str, contribution: Contribution) -> None:
+        self.eid, self.contribution = eid, contribution
+
+    @property
+    def eids(self) -> tuple[str, ...]:
+        return (self.eid,)
+
+    def total(self, metric: str) -> int:
+        return self.contribution.metrics.get(metric, 0)
+
+    def count(self, metric: str) -> int:
+        return 1 if metric in self.contribution.metrics else 0
+
+    def category(self, category: str) -> dict[str, int]:
+        return self.contribution.categories.get(category, _NONE)
+
+
+_NONE: dict[str, int] = {}  # read only
+
+
 @dataclass(slots=True)
 class Bucket:
-    """Everything contributed over one (start, end) period at a scope: sums per metric and per
-    category value, how many contributions carry each metric, and which event_ids they are. Windows
-    add buckets, not observations, so a country with thousands of daily site reports costs a few
-    dictionary reads."""
+    """Everything two or more contributions contributed over one (start, end) period at a scope:
+    sums per metric and per category value, how many contributions carry each metric, and which
+    event_ids they are. Windows add buckets, not observations, so a country with thousands of daily
+    site reports costs a few dictionary reads."""
 
     sums: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     categories: dict[str, dict[str, int]] = field(default_factory=dict)
     eids: set[str] = field(default_factory=set)
+
+    def total(self, metric: str) -> int:
+        return self.sums.get(metric, 0)
+
+    def count(self, metric: str) -> int:
+        return self.counts.get(metric, 0)
+
+    def category(self, category: str) -> dict[str, int]:
+        return self.categories.get(category, _NONE)
 
     def add(self, eid: str, c: Contribution, sign: int, kept: Kept) -> None:
         sums, counts = self.sums, self.counts
@@ -96,6 +132,9 @@ class Bucket:
             self.eids.add(eid)
         else:
             self.eids.discard(eid)
+
+
+Cell = One | Bucket  # what a window holds per period
 
 
 Span = tuple[datetime, datetime]
@@ -123,7 +162,7 @@ class FeedWindow:
     judged: datetime | None = None  # the latest tick (period end) the rules were evaluated at
     pending: set[Span] = field(default_factory=set)  # spans changed since the rules last looked
     contributions: dict[str, Contribution] = field(default_factory=dict)
-    buckets: dict[Span, Bucket] = field(default_factory=dict)
+    buckets: dict[Span, Cell] = field(default_factory=dict)
     spans: list[Span] = field(default_factory=list)  # the buckets' keys, sorted
     # (category, value) → the sorted spans where it was counted: "seen during the lookback?" in one
     # bisect
@@ -144,13 +183,18 @@ class FeedWindow:
         if self.journal is not None:
             self.journal[eid] = contribution
         span = (contribution.start, contribution.end)
-        bucket = self.buckets.get(span)
-        if bucket is None:
-            bucket = self.buckets[span] = Bucket()
+        cell = self.buckets.get(span)
+        if cell is None:
+            cell = self.buckets[span] = One(eid, contribution)
             insort(self.spans, span)
-        bucket.add(eid, contribution, 1, kept)
+        else:
+            if isinstance(cell, One):  # a second contribution over this period: sums of its own
+                alone, cell = cell, Bucket()
+                cell.add(alone.eid, alone.contribution, 1, kept)
+                self.buckets[span] = cell
+            cell.add(eid, contribution, 1, kept)
         if kept.categories:
-            self._index(span, bucket, contribution)
+            self._index(span, cell, contribution)
 
     def _rebuild(self, kept: Kept) -> None:
         contributions, journal = self.contributions, self.journal
@@ -167,29 +211,50 @@ class FeedWindow:
         if self.journal is not None:
             self.journal[eid] = None
         span = (old.start, old.end)
-        bucket = self.buckets[span]
-        bucket.add(eid, old, -1, self.kept)
+        cell = self.buckets[span]
+        if isinstance(cell, One):
+            del self.buckets[span]
+            self.spans.remove(span)
+            if self.kept.categories:
+                self._unindex(span, old)
+            return
+        cell.add(eid, old, -1, self.kept)
         if self.kept.categories:
-            self._index(span, bucket, old)
-        if not bucket.eids:
+            self._index(span, cell, old)
+        if not cell.eids:
             del self.buckets[span]
             self.spans.remove(span)
 
-    def _index(self, span: Span, bucket: Bucket, changed: Contribution) -> None:
+    def _index(self, span: Span, cell: Cell, changed: Contribution) -> None:
+        """Where `changed` was counted, whether each of its category values is still seen in this
+        period (`cell`: the period's bucket, a removed one is not)."""
         for category, values in changed.categories.items():
             if category not in self.kept.categories:
                 continue
-            totals = bucket.categories[category]
+            totals = cell.category(category)
             for name in values:
-                spans = self.seen.setdefault((category, name), [])
-                i = bisect_left(spans, span)
-                present = i < len(spans) and spans[i] == span
-                if totals[name] > 0 and not present:
-                    spans.insert(i, span)
-                elif totals[name] <= 0 and present:
-                    del spans[i]
-                    if not spans:
-                        del self.seen[(category, name)]
+                self._mark(category, name, span, totals.get(name, 0) > 0)
+
+    def _unindex(self, span: Span, removed: Contribution) -> None:
+        for category, values in removed.categories.items():
+            if category in self.kept.categories:
+                for name in values:
+                    self._mark(category, name, span, False)
+
+    def _mark(self, category: str, name: str, span: Span, present: bool) -> None:
+        spans = self.seen.get((category, name))
+        if spans is None:
+            if present:
+                self.seen[(category, name)] = [span]
+            return
+        i = bisect_left(spans, span)
+        held = i < len(spans) and spans[i] == span
+        if present and not held:
+            spans.insert(i, span)
+        elif not present and held:
+            del spans[i]
+            if not spans:
+                del self.seen[(category, name)]
 
     def seen_between(self, category: str, name: str, start: datetime, end: datetime) -> bool:
         """Was this category value counted in a contribution that started at or after `start` and
@@ -204,7 +269,7 @@ class FeedWindow:
                 return True
         return False
 
-    def between(self, start: datetime, end: datetime) -> Iterator[Bucket]:
+    def between(self, start: datetime, end: datetime) -> Iterator[Cell]:
         """Buckets of contributions that started at or after `start` and ended at
         or before `end`."""
         spans, buckets = self.spans, self.buckets
@@ -235,12 +300,15 @@ class FeedWindow:
         while i < len(spans) and spans[i][0] < horizon:
             if spans[i][1] < horizon:
                 span = spans.pop(i)
-                bucket = self.buckets.pop(span)
-                for eid in bucket.eids:
+                cell = self.buckets.pop(span)
+                for eid in cell.eids:
                     del self.contributions[eid]
                     if self.journal is not None:
                         self.journal[eid] = None
-                for category, totals in bucket.categories.items():
+                categories = (
+                    cell.contribution.categories if isinstance(cell, One) else cell.categories
+                )
+                for category, totals in categories.items():
                     for name in totals:
                         seen = self.seen.get((category, name))
                         if seen is not None and span in seen:

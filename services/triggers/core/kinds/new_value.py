@@ -24,7 +24,7 @@ def evaluate(rule: NewValueRule, window: FeedWindow, at: datetime) -> Evaluation
     category = rule.category
     current: dict[str, int] = {}
     for bucket in window.between(window_start, at):
-        for name, n in bucket.categories.get(category, {}).items():
+        for name, n in bucket.category(category).items():
             if n > 0:
                 current[name] = current.get(name, 0) + n
     new = {

@@ -35,8 +35,8 @@ def evaluate(rule: ThresholdRule, window: FeedWindow, at: datetime) -> Evaluatio
     window_start = rule.start_of_window(at)
     total = count = 0
     for bucket in window.between(window_start, at):
-        total += bucket.sums.get(metric, 0)
-        count += bucket.counts.get(metric, 0)
+        total += bucket.total(metric)
+        count += bucket.count(metric)
 
     def carrying() -> list[tuple[str, Contribution]]:
         return [(eid, c) for eid, c in window.inside(window_start, at) if metric in c.metrics]
