@@ -34,6 +34,7 @@ import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas import AlertEvent, Scope, SitesFile
+from schemas.config import Site
 from services.common.config_files import load_model
 from services.common.geography import Geography
 from services.common.settings import PROJECT_ROOT
@@ -607,6 +608,12 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
             final = await sample(client)
         elapsed = time.perf_counter() - started
         peaks = {name: stack.peak_rss_mb(name) for name in stack.workers}
+        recovery = await recoveries(
+            stack,
+            final,
+            load_model(config / "sites.yaml", SitesFile).sites[0],
+            json.loads(last[0]),
+        )
     finally:
         await stack.stop()
     marks = []
@@ -629,8 +636,63 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
         "days_of_history": (last_day - START).days + 1,
         "worker_peak_rss_mb": peaks,
         "samples": marks,
+        "recovery": recovery,
         "worker_restarts": stack.restarts,
     }
+
+
+# what each worker counts once it has judged the probe sent after it came back
+JUDGED = {"triggers": "ews_triggers_observations_total", "ingest": "ews_ingest_events_total"}
+
+
+async def recoveries(stack: LocalStack, before: dict, site: Site, last: dict) -> dict:
+    """Each worker killed with -9 in turn, its windows and remembered ids full, and started again:
+    seconds to ready (its partitions' state read back), and, for ingest and triggers, to its first
+    report judged (one new report sent once it is ready); what it holds then, beside before."""
+    topics = Topics(stack.namespace)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=1)
+    await producer.start()
+    out: dict = {}
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            for name in ("triggers", "ingest", "notify"):
+                stack.kill(name)
+                killed = time.perf_counter()
+                stack.launch(name)
+                await stack.wait_ready([name], timeout_s=900)
+                ready = time.perf_counter() - killed
+                r: dict = {"ready_s": round(ready, 1)}
+                if name in JUDGED:
+                    body = {  # one more report at a site of the workload, of its last period
+                        "event_id": f"recovery-{name}",
+                        "source": f"BENCH-{site.country}",
+                        "site_id": site.id,
+                        "observed_at": last["observed_at"],
+                        "period": last["period"],
+                        "count": 100,
+                        "to_country": site.country,
+                    }
+                    await producer.send_and_wait(
+                        topics.feeds["border-crossings"], json.dumps(body).encode()
+                    )
+                    port = stack.ports[name]
+                    while await metric_total(client, port, JUDGED[name]) < 1:
+                        if time.perf_counter() - killed > 900:
+                            break
+                        await asyncio.sleep(0.05)
+                    r["first_judged_s"] = round(time.perf_counter() - killed, 1)
+                held = {
+                    "triggers": ("ews_triggers_contributions_held", "contributions_held"),
+                    "ingest": ("ews_ingest_event_ids_held", "event_ids_held"),
+                }.get(name)
+                if held is not None:
+                    r["held_before"] = before[held[1]]
+                    r["held_after"] = await metric_total(client, stack.ports[name], held[0])
+                r["rss_mb"] = stack.rss_mb(name)
+                out[name] = r
+    finally:
+        await producer.stop()
+    return out
 
 
 async def scale(run_dir: Path, bootstrap: str, site_counts: list[int], n: int) -> dict:
@@ -652,6 +714,8 @@ async def scale(run_dir: Path, bootstrap: str, site_counts: list[int], n: int) -
             + ", ".join(f"{name} {mb:.0f} MB" for name, mb in r["worker_peak_rss_mb"].items() if mb)
             + f"; {r['days_of_history']} days of history, {r['events_per_s']:,} events/s"
         )
+        for name, rec in r["recovery"].items():
+            say(f"    kill -9 of {name}: {_recovered(rec)}")
     return out
 
 
@@ -804,6 +868,15 @@ async def main_async(args: argparse.Namespace) -> dict:
     finally:
         await stack.stop()
     return results
+
+
+def _recovered(r: dict) -> str:
+    text = f"ready in {r['ready_s']} s"
+    if "first_judged_s" in r:
+        text += f", first report judged at {r['first_judged_s']} s"
+    if "held_before" in r:
+        text += f"; {r['held_after']:,.0f} held after (before: {r['held_before']:,.0f})"
+    return text
 
 
 def _cpus() -> int:

@@ -104,6 +104,8 @@ def create_faust_app(
         "web_port": web_port,
         "web_in_thread": False,
     }
+    if settings.instance_id:  # static membership, as the stages (services.common.relay)
+        options["consumer_group_instance_id"] = settings.instance_id
     options.update(overrides)
     app = EwsApp(f"{settings.topic_namespace}-{service}", **options)
     separate = settings.monitoring_host is not None

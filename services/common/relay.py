@@ -120,6 +120,7 @@ class Relay:
         max_request_size: int = 1_048_576,
         output_topics: Sequence[str] = (),
         state: StageState | None = None,
+        instance_id: str | None = None,
     ) -> None:
         if state is not None and len(topics) != 1:
             raise ValueError(
@@ -132,12 +133,14 @@ class Relay:
         self.topics = list(topics)
         self.transform = transform
         self.max_records = max_records
-        self.consumer_options = {
+        self.consumer_options: dict[str, int | str] = {
             "session_timeout_ms": int(session_timeout_s * 1000),
             "heartbeat_interval_ms": int(heartbeat_interval_s * 1000),
             "rebalance_timeout_ms": int(rebalance_timeout_s * 1000),
             "max_poll_interval_ms": int(rebalance_timeout_s * 1000),
         }
+        if instance_id:  # static membership: a restart under this name keeps the assignment
+            self.consumer_options["group_instance_id"] = instance_id
         self.max_request_size = max_request_size
         self.output_topics = list(output_topics)  # whose partitions `partition_for` knows
         self._partitions: dict[str, list[int]] = {}
@@ -178,6 +181,7 @@ class Relay:
             session_timeout_s=settings.broker_session_timeout_s,
             heartbeat_interval_s=settings.broker_heartbeat_interval_s,
             rebalance_timeout_s=settings.broker_rebalance_timeout_s,
+            instance_id=settings.instance_id,
             **options,
         )
 

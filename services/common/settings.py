@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     broker_session_timeout_s: float = 10.0
     broker_heartbeat_interval_s: float = 1.0
     broker_rebalance_timeout_s: float = 20.0
+    instance_id: str | None = Field(
+        None,
+        description="this worker's stable name in its consumer groups (Kafka static membership): "
+        "restarted under the same name it takes its partitions back at once instead of waiting out "
+        "the session timeout; unique per worker (a StatefulSet's pod name)",
+    )
 
     # Observations older than the newest one at a scope by more than this still land in
     # their window; older ones are kept out of the aggregates and counted as too late.

@@ -121,7 +121,11 @@ class LocalStack:
         logs/NAME.log."""
         name = name or service
         self.ports.setdefault(name, free_port())
-        env = {**self.env, f"EWS_{service.upper()}_WEB_PORT": str(self.ports[name])}
+        env = {
+            **self.env,
+            f"EWS_{service.upper()}_WEB_PORT": str(self.ports[name]),
+            "EWS_INSTANCE_ID": name,  # restarted under its name: its partitions back at once
+        }
         ews = shutil.which("ews", path=str(Path(sys.executable).parent)) or "ews"
         with open(self.logs / f"{name}.log", "ab") as log:  # the worker keeps its own copy
             self.workers[name] = subprocess.Popen(
