@@ -31,7 +31,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas import AlertEvent, Scope, SitesFile
 from schemas.config import Site
@@ -224,9 +224,16 @@ async def ceiling_and_pipeline(
             + f"; {sum(cpu_us.values()) * pipeline / 1e6:.2f} of {_cpus()} cores busy"
         )
         rss = {name: stack.peak_rss_mb(name) for name in stack.workers}
+        written = await records_written(bootstrap, stack.namespace, set(topics.feeds.values()))
+        say(
+            f"  records written per report: {sum(written.values()) / n:.1f} ("
+            + ", ".join(f"{topic} {count / n:.2f}" for topic, count in written.items())
+            + ")"
+        )
         return {
             "events": n,
             "sites": n_sites,
+            "records_written_per_report": {t: round(c / n, 3) for t, c in written.items()},
             "triggers_workers": len(triggers),
             "ceiling_events_per_s": round(ceiling),
             "pipeline_events_per_s": round(pipeline),
@@ -238,6 +245,30 @@ async def ceiling_and_pipeline(
         }
     finally:
         await stack.stop()
+
+
+async def records_written(bootstrap: str, namespace: str, inputs: set[str]) -> dict[str, int]:
+    """Records on each of a namespace's topics but its inputs (the feeds), largest first: what the
+    pipeline wrote (the lever on its throughput)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        mine = [
+            t
+            for t in await consumer.topics()
+            if t.startswith((f"{namespace}.", f"{namespace}-")) and t not in inputs
+        ]
+        partitions = [
+            TopicPartition(t, p) for t in mine for p in consumer.partitions_for_topic(t) or ()
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        counts: dict[str, int] = {}
+        for tp, end in ends.items():
+            short = tp.topic.removeprefix(namespace).lstrip(".-")
+            counts[short] = counts.get(short, 0) + end
+        return dict(sorted(((t, c) for t, c in counts.items() if c), key=lambda tc: -tc[1]))
+    finally:
+        await consumer.stop()
 
 
 # --- 2. backtest ---------------------------------------------------------------------------
@@ -559,6 +590,7 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
         for service in ("ingest", "triggers", "notify"):
             stack.launch(service)
         await stack.wait_ready()
+        idle = {name: stack.rss_mb(name) for name in stack.workers}  # before the first report
         started = time.perf_counter()
         last: list[
             bytes
@@ -628,6 +660,15 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
         )
     marks.append({"fraction": 1.0, **final})
     last_day = datetime.fromisoformat(json.loads(last[0])["observed_at"])
+
+    def per_item(name: str, held: str) -> int | None:
+        """Bytes of the worker's resident memory, over what it had before the first report, per
+        item it holds at the end."""
+        now, before = final["rss_mb"].get(name), idle.get(name)
+        if not now or not before or not final[held]:
+            return None
+        return round((now - before) * 2**20 / final[held])
+
     return {
         "sites": n_sites,
         "events": n,
@@ -637,6 +678,8 @@ async def scale_run(run_dir: Path, bootstrap: str, n_sites: int, n: int) -> dict
         "worker_peak_rss_mb": peaks,
         "samples": marks,
         "recovery": recovery,
+        "bytes_per_report_in_windows": per_item("triggers", "contributions_held"),
+        "bytes_per_event_id": per_item("ingest", "event_ids_held"),
         "worker_restarts": stack.restarts,
     }
 
@@ -713,6 +756,10 @@ async def scale(run_dir: Path, bootstrap: str, site_counts: list[int], n: int) -
             "    peak RSS: "
             + ", ".join(f"{name} {mb:.0f} MB" for name, mb in r["worker_peak_rss_mb"].items() if mb)
             + f"; {r['days_of_history']} days of history, {r['events_per_s']:,} events/s"
+        )
+        say(
+            f"    bytes per report in windows {r['bytes_per_report_in_windows']} (target ≤ 400), "
+            f"per remembered event_id {r['bytes_per_event_id']} (target ≤ 150)"
         )
         for name, rec in r["recovery"].items():
             say(f"    kill -9 of {name}: {_recovered(rec)}")
@@ -895,6 +942,16 @@ def table(results: dict) -> str:
             ("pipeline: ingest + triggers", f"{p['pipeline_events_per_s']:,} events/s"),
             ("ratio pipeline / ceiling (target ≥ 0.25)", f"{p['ratio']:.3f}"),
         ]
+        if p.get("records_written_per_report"):
+            w = p["records_written_per_report"]
+            rows.append(
+                (
+                    "  records written per report",
+                    f"{sum(w.values()):.1f} ("
+                    + ", ".join(f"{t} {c:.2f}" for t, c in list(w.items())[:4])
+                    + ", …)",
+                )
+            )
         if p.get("cpu_us_per_event"):
             rows.append(
                 (
@@ -949,7 +1006,21 @@ def table(results: dict) -> str:
                 f"{lat['after_idle']['latency_ms']} ms",
             )
         )
-    for sites, r in results.get("scale", {}).items():
+    scale = results.get("scale", {})
+    if len(scale) > 1:
+        rates = {int(sites): r["events_per_s"] for sites, r in scale.items()}
+        fewest, most = min(rates), max(rates)
+        rows.append(
+            (
+                "scale: events/s through the live workers at "
+                + " / ".join(f"{sites:,}" for sites in rates)
+                + " sites",
+                " / ".join(f"{rate:,}" for rate in rates.values())
+                + f"; {most:,} against {fewest:,} sites {rates[most] / rates[fewest]:.2f}× "
+                "(target ≥ 0.8)",
+            )
+        )
+    for sites, r in scale.items():
         for name in ("triggers", "notify", "ingest"):
             rows.append(
                 (
@@ -966,6 +1037,15 @@ def table(results: dict) -> str:
                 f"{r['samples'][-1]['event_ids_held']:,.0f}",
             )
         )
+        rows.append(
+            (
+                f"  bytes per report in windows / per event_id remembered, {int(sites):,} sites",
+                f"{r.get('bytes_per_report_in_windows')} (target ≤ 400) / "
+                f"{r.get('bytes_per_event_id')} (target ≤ 150)",
+            )
+        )
+        for name, rec in r.get("recovery", {}).items():
+            rows.append((f"  kill -9 of {name} to ready, {int(sites):,} sites", _recovered(rec)))
     if "delivery" in results:
         d = results["delivery"]
         rows.append(

@@ -108,7 +108,7 @@ def test_a_correction_arriving_after_ingest_forgot_the_report_still_corrects():
         ("firing", "watch", 1200.0),
     ]
     window = states["site/PA-LAJAS-BLANCAS"].feeds["border_crossing"]
-    assert window.contributions[first.report_id].metrics["count"] == 1200
+    assert window.contributions[first.report_id].metrics.number("count") == 1200
     # an older version reaching a scope after a newer one (another partition's path) changes
     # nothing either
     alerts, states = _at(engine, [corrected, first])

@@ -104,7 +104,10 @@ def test_a_correction_replaces_the_value_it_corrects():
     assert result.outcome == "applied"
     stale = engine.apply(state, scope, first, NOW)
     assert stale.outcome == "stale_revision"
-    assert state.feeds["border_crossing"].contributions[first.report_id].metrics["count"] == 1200
+    assert (
+        state.feeds["border_crossing"].contributions[first.report_id].metrics.number("count")
+        == 1200
+    )
 
 
 def test_corridor_scope_adds_sites_across_countries():

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.triggers.core.windows import Contribution, FeedWindow, Kept
+from services.triggers.core.windows import Contribution, Counts, FeedWindow, Kept
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 KEPT = Kept(frozenset({"count", "children"}), frozenset({"nationality"}))
@@ -32,7 +32,7 @@ steps = st.lists(
 
 def brute(contributions, start, end, metric):
     return sum(
-        c.metrics.get(metric, 0)
+        c.metrics.number(metric)
         for c in contributions.values()
         if c.start >= start and c.end <= end
     )
@@ -40,7 +40,7 @@ def brute(contributions, start, end, metric):
 
 def brute_seen(contributions, name, start, end):
     return any(
-        c.categories.get("nationality", {}).get(name, 0) > 0
+        c.categories.part("nationality").number(name) > 0
         for c in contributions.values()
         if c.start >= start and c.end <= end
     )
@@ -58,7 +58,11 @@ def test_bucket_sums_equal_the_contributions_they_summarise(history, from_day, s
             window.put(
                 f"e{eid}",
                 Contribution(
-                    1, start, start + timedelta(days=period), metrics, {"nationality": nationality}
+                    1,
+                    start,
+                    start + timedelta(days=period),
+                    Counts.of(metrics),
+                    Counts.of({"nationality": nationality}),
                 ),
                 kept,
             )
@@ -67,14 +71,16 @@ def test_bucket_sums_equal_the_contributions_they_summarise(history, from_day, s
         elif step[0] == "reload":  # rules changed: keep "count" only, then everything again
             window.put(
                 "reload",
-                Contribution(1, T0, T0 + timedelta(days=1), {"count": 1}, {}),
+                Contribution(1, T0, T0 + timedelta(days=1), Counts.of({"count": 1}), Counts()),
                 Kept(frozenset({"count"}), frozenset()),
             )
             window.discard("reload")
         else:
             window = FeedWindow.from_json(json.loads(json.dumps(window.to_json())))
         if window.kept != kept:
-            window.put("probe", Contribution(1, T0, T0 + timedelta(days=1), {}, {}), kept)
+            window.put(
+                "probe", Contribution(1, T0, T0 + timedelta(days=1), Counts(), Counts()), kept
+            )
             window.discard("probe")
     start, end = T0 + timedelta(days=from_day), T0 + timedelta(days=from_day + span_days)
     for metric in ("count", "children"):
@@ -93,3 +99,39 @@ def test_bucket_sums_equal_the_contributions_they_summarise(history, from_day, s
     assert sorted(eid for eid, _ in window.inside(start, end)) == sorted(
         eid for eid, c in window.contributions.items() if c.start >= start and c.end <= end
     )
+
+
+def test_a_window_holds_a_daily_report_in_a_few_hundred_bytes():
+    """Memory follows retention: a municipality-level deployment holds millions of reports in its
+    windows (make bench's scale group measures the live worker), so each must cost little: here a
+    site's daily reports, their figures and breakdown by nationality included."""
+    import tracemalloc
+
+    kept = KEPT
+    window = FeedWindow()
+    n = 5000
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for day in range(n):
+        start = T0 + timedelta(days=day)
+        figures = {"count": 1000 + day, "children": 300 + day}  # as a parsed report brings them
+        breakdown = {"nationality": {"VE": 400 + day, "HT": 300 + day, "CN": 300 + day}}
+        window.put(
+            f"PA-SNM/bc-{day}",
+            Contribution(
+                1,
+                start,
+                start + timedelta(days=1),
+                Counts.of(figures),
+                Counts.of(breakdown),
+                1.7e9 + day,
+            ),
+            kept,
+        )
+        del figures, breakdown
+    held = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(window.contributions) == n
+    # ~950 bytes here, alone at its site (the id, figures and breakdown are ~500 of them); a period
+    # with a bucket of sums of its own and the figures in dicts cost ~2,300
+    assert held / n < 1200, f"{held / n:.0f} bytes per report"

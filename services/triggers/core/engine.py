@@ -31,7 +31,7 @@ from .rules import (
     WindowedRule,
 )
 from .state_machine import WAITED, AlertState, Told, Transition, can_change, step_alert
-from .windows import Contribution, FeedWindow, Kept, ScopeState, Span, replacing
+from .windows import NO_COUNTS, Contribution, Counts, FeedWindow, Kept, ScopeState, Span, replacing
 
 SERIES_POINTS = 60  # ticks of a trigger's value published with each transition, for the chart
 INSTANTS_KEPT = 4096  # distinct period instants shared at once (see TriggerEngine._instant)
@@ -242,7 +242,7 @@ class TriggerEngine:
             scope.key in self._routes(observation).withdrawn
         )
         if withdrawal:
-            contribution = contribution._replace(metrics={}, categories={})
+            contribution = contribution._replace(metrics=NO_COUNTS, categories=NO_COUNTS)
         previous = window.contributions.get(key)
         if previous is None and observation.event_id in window.contributions:
             key = (
@@ -288,8 +288,8 @@ class TriggerEngine:
             observation.revision,
             self._instant(observation.observed_at),
             self._instant(observation.period_end),
-            observation.metrics,
-            observation.categories,
+            Counts.of(observation.metrics),
+            Counts.of(observation.categories),
             observation.ingested_at.timestamp(),
         )
         key = observation.report_id

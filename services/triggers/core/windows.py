@@ -16,8 +16,9 @@ so that the old version arriving late still finds a later one in its place.
 from __future__ import annotations
 
 import hashlib
+import sys
 from bisect import bisect_left, insort
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -34,12 +35,61 @@ JsonObject = dict[str, Any]
 EARLIER_KEPT = 16  # versions a contribution remembers having replaced
 
 
+class Counts(tuple[Any, ...]):
+    """Counts by name as one flat tuple (name, n, name, n, …), read like a mapping: a report's
+    figures, held in windows for their retention, in under half a dict's memory (make bench, scale
+    group). Names are strings and counts never are, so the tuple's own search finds a name."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, mapping: Mapping[str, Any]) -> Counts:
+        """From a mapping of counts, or of mappings of counts (a report's categories)."""
+        return cls(
+            item
+            for name, value in mapping.items()
+            for item in (sys.intern(name), cls.of(value) if isinstance(value, Mapping) else value)
+        )
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[self.index(name) + 1]
+        except ValueError:
+            return default
+
+    def number(self, name: str) -> int:
+        """The count under `name` (0 if none)."""
+        found: int = self.get(name, 0)
+        return found
+
+    def part(self, name: str) -> Counts:
+        """The counts under `name`, of counts of counts (a category's values)."""
+        found: Counts = self.get(name, NO_COUNTS)
+        return found
+
+    def names(self) -> tuple[str, ...]:
+        """The names (iterating the tuple itself gives names and counts)."""
+        return self[::2]
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return zip(self[::2], self[1::2], strict=True)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            name: value.as_dict() if isinstance(value, Counts) else value
+            for name, value in self.items()
+        }
+
+
+NO_COUNTS = Counts()
+
+
 class Contribution(NamedTuple):
     revision: int
     start: datetime
     end: datetime
-    metrics: dict[str, int]  # empty: a withdrawal (the report was moved elsewhere)
-    categories: dict[str, dict[str, int]]
+    metrics: Counts  # empty: a withdrawal (the report was moved elsewhere)
+    categories: Counts  # category → Counts of its values
     accepted: float = 0.0  # when ingest accepted this version (POSIX seconds; 0 if unknown)
     earlier: tuple[int, ...] = ()  # the versions (`version_of`) it replaced here, oldest first
 
@@ -51,7 +101,8 @@ class Contribution(NamedTuple):
 def version_of(c: Contribution) -> int:
     """What a contribution says at its scope (period and figures), as a stable 64-bit number."""
     content = orjson.dumps(
-        [iso(c.start), iso(c.end), c.metrics, c.categories], option=orjson.OPT_SORT_KEYS
+        [iso(c.start), iso(c.end), c.metrics.as_dict(), c.categories.as_dict()],
+        option=orjson.OPT_SORT_KEYS,
     )
     return int.from_bytes(hashlib.blake2b(content, digest_size=8).digest(), "big")
 
@@ -83,13 +134,19 @@ class One:
         return (self.eid,)
 
     def total(self, metric: str) -> int:
-        return self.contribution.metrics.get(metric, 0)
+        return self.contribution.metrics.number(metric)
 
     def count(self, metric: str) -> int:
         return 1 if metric in self.contribution.metrics else 0
 
-    def category(self, category: str) -> dict[str, int]:
-        return self.contribution.categories.get(category, _NONE)
+    def category(self, category: str) -> Counts:
+        return self.contribution.categories.part(category)
+
+    def counted(self) -> Iterator[tuple[str, str]]:
+        """(category, value) pairs it counts."""
+        for category, values in self.contribution.categories.items():
+            for name in values.names():
+                yield category, name
 
 
 _NONE: dict[str, int] = {}  # read only
@@ -115,6 +172,11 @@ class Bucket:
 
     def category(self, category: str) -> dict[str, int]:
         return self.categories.get(category, _NONE)
+
+    def counted(self) -> Iterator[tuple[str, str]]:
+        for category, totals in self.categories.items():
+            for name in totals:
+                yield category, name
 
     def add(self, eid: str, c: Contribution, sign: int, kept: Kept) -> None:
         sums, counts = self.sums, self.counts
@@ -232,13 +294,13 @@ class FeedWindow:
             if category not in self.kept.categories:
                 continue
             totals = cell.category(category)
-            for name in values:
+            for name in values.names():
                 self._mark(category, name, span, totals.get(name, 0) > 0)
 
     def _unindex(self, span: Span, removed: Contribution) -> None:
         for category, values in removed.categories.items():
             if category in self.kept.categories:
-                for name in values:
+                for name in values.names():
                     self._mark(category, name, span, False)
 
     def _mark(self, category: str, name: str, span: Span, present: bool) -> None:
@@ -305,16 +367,12 @@ class FeedWindow:
                     del self.contributions[eid]
                     if self.journal is not None:
                         self.journal[eid] = None
-                categories = (
-                    cell.contribution.categories if isinstance(cell, One) else cell.categories
-                )
-                for category, totals in categories.items():
-                    for name in totals:
-                        seen = self.seen.get((category, name))
-                        if seen is not None and span in seen:
-                            seen.remove(span)
-                            if not seen:
-                                del self.seen[(category, name)]
+                for category, name in cell.counted():
+                    seen = self.seen.get((category, name))
+                    if seen is not None and span in seen:
+                        seen.remove(span)
+                        if not seen:
+                            del self.seen[(category, name)]
             else:
                 i += 1
 
@@ -387,7 +445,14 @@ class ScopeState:
 
 
 def contribution_to_json(c: Contribution) -> list[Any]:
-    data = [c.revision, iso(c.start), iso(c.end), c.metrics, c.categories, c.accepted]
+    data = [
+        c.revision,
+        iso(c.start),
+        iso(c.end),
+        c.metrics.as_dict(),
+        c.categories.as_dict(),
+        c.accepted,
+    ]
     return [*data, list(c.earlier)] if c.earlier else data
 
 
@@ -398,8 +463,8 @@ def contribution_from_json(data: list[Any]) -> Contribution:
         revision,
         datetime.fromisoformat(start),
         datetime.fromisoformat(end),
-        metrics,
-        categories,
+        Counts.of(metrics),
+        Counts.of(categories),
         float(more[0]) if more else 0.0,
         tuple(more[1]) if len(more) > 1 else (),
     )

@@ -38,7 +38,7 @@ def evaluate(rule: NewValueRule, window: FeedWindow, at: datetime) -> Evaluation
             {
                 eid
                 for eid, c in window.inside(window_start, at)
-                if any(n > 0 and name in new for name, n in c.categories.get(category, {}).items())
+                if any(n > 0 and name in new for name, n in c.categories.part(category).items())
             }
         )
 

@@ -28,8 +28,8 @@ def evaluate(rule: RatioRule, window: FeedWindow, at: datetime) -> Evaluation | 
     ]
     if not inside:
         return None
-    numerator = aggregate(rule.aggregate, [c.metrics[rule.metric] for _, c in inside])
-    denominator = aggregate(rule.aggregate, [c.metrics[rule.denominator] for _, c in inside])
+    numerator = aggregate(rule.aggregate, [c.metrics.number(rule.metric) for _, c in inside])
+    denominator = aggregate(rule.aggregate, [c.metrics.number(rule.denominator) for _, c in inside])
     if denominator <= 0:
         return None
     return Evaluation(

@@ -48,7 +48,7 @@ def evaluate(rule: ThresholdRule, window: FeedWindow, at: datetime) -> Evaluatio
     elif rule.aggregate == "mean":
         value = total / count
     else:
-        value = aggregate(rule.aggregate, [c.metrics[metric] for _, c in carrying()])
+        value = aggregate(rule.aggregate, [c.metrics.number(metric) for _, c in carrying()])
     return Evaluation(value, lambda: [eid for eid, _ in carrying()])
 
 
