@@ -70,6 +70,7 @@ class ScopeStates:
         self.rescan = (
             False  # set when partitions were recovered: some may hold observations not yet judged
         )
+        self.decoded: dict[bytes, Contribution] = {}  # while recovering: changelog value → its own
 
     def partition(self, partition: int) -> dict[str, ScopeState]:
         return self.held.setdefault(partition, {})
@@ -99,10 +100,16 @@ class ScopeStates:
                 continue
             if record.value is None:
                 window.contributions.pop(eid, None)
-            else:
-                window.contributions[eid] = contribution_from_json(orjson.loads(record.value))
+                continue
+            # one object for the scopes a report counts towards, as when it arrived live
+            contribution = self.decoded.get(record.value)
+            if contribution is None:
+                contribution = contribution_from_json(orjson.loads(record.value))
+                self.decoded[record.value] = contribution
+            window.contributions[eid] = contribution
 
     def restored(self, partitions: list[int]) -> None:
+        self.decoded = {}
         for partition in partitions:
             for state in self.partition(partition).values():
                 for window in state.feeds.values():

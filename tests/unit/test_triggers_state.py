@@ -1,0 +1,45 @@
+"""The triggers worker's state written to its changelogs and read back after a crash: the same
+windows, and a report shared by the scopes it counts towards, as when it arrived live."""
+
+from types import SimpleNamespace
+
+from services.common.settings import PROJECT_ROOT
+from services.common.topics import Topics
+from services.triggers.app import ScopeStates
+from services.triggers.backtest import Backtest, by_tick
+from services.triggers.loading import load_engine
+from tests.helpers import NOW, daily_reports
+
+
+def test_state_read_back_from_its_changelogs_holds_the_same_reports_each_report_once():
+    engine = load_engine(
+        PROJECT_ROOT / "config" / "triggers.yaml", PROJECT_ROOT / "config" / "sites.yaml", "P7D"
+    )
+    live = Backtest(engine)
+    for group in by_tick(daily_reports(seed=3)):
+        live.apply_together(group, NOW)
+    states = ScopeStates(Topics("ns"))
+    encoded: dict = {}
+    records: dict[str, list] = {}
+    for key, state in live.states.items():
+        for out in states.changes(key, state, 0, encoded):
+            records.setdefault(out.topic, []).append(SimpleNamespace(key=out.key, value=out.value))
+    back = ScopeStates(Topics("ns"))
+    for changelog in back.changelogs:  # as the relay reads them: the states, then the reports
+        back.restore(0, changelog, records[changelog])
+    back.restored([0])
+
+    restored = back.partition(0)
+    assert restored.keys() == live.states.keys()
+    shared: dict[str, set[int]] = {}
+    placements = 0
+    for key, state in live.states.items():
+        for feed, window in state.feeds.items():
+            again = restored[key].feeds[feed]
+            assert again.contributions == window.contributions
+            for eid, contribution in again.contributions.items():
+                shared.setdefault(eid, set()).add(id(contribution))
+                placements += 1
+    assert len(shared) > 30 and placements > 2 * len(shared)  # each counts towards several scopes
+    assert all(len(objects) == 1 for objects in shared.values())  # one object per report
+    assert back.decoded == {}  # nothing kept for recovery once it is done
