@@ -92,6 +92,10 @@ def test_bucket_sums_equal_the_contributions_they_summarise(history, from_day, s
             for c in window.contributions.values()
             if c.start >= start and c.end <= end and metric in c.metrics
         )
+        assert window.tally(metric, start, end) == (
+            brute(window.contributions, start, end, metric),
+            sum(b.count(metric) for b in window.between(start, end)),
+        )
     for name in NAMES:
         assert window.seen_between("nationality", name, start, end) == brute_seen(
             window.contributions, name, start, end

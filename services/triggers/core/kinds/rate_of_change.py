@@ -28,8 +28,8 @@ def evaluate(rule: RateOfChangeRule, window: FeedWindow, at: datetime) -> Evalua
     if window.earliest is None or window.earliest > baseline_start:
         return None  # wait for a full baseline
     metric = rule.metric
-    current = float(sum(b.total(metric) for b in window.between(window_start, at)))
-    base = sum(b.total(metric) for b in window.between(baseline_start, window_start))
+    current = float(window.tally(metric, window_start, at)[0])
+    base = window.tally(metric, baseline_start, window_start)[0]
     expected = base * rule.window_to_baseline
     if current < rule.min_value:
         ratio = 0.0

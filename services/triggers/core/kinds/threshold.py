@@ -33,10 +33,7 @@ def evaluate(rule: ThresholdRule, window: FeedWindow, at: datetime) -> Evaluatio
     """The aggregate at event time `at`, report by report."""
     metric = rule.metric
     window_start = rule.start_of_window(at)
-    total = count = 0
-    for bucket in window.between(window_start, at):
-        total += bucket.total(metric)
-        count += bucket.count(metric)
+    total, count = window.tally(metric, window_start, at)
 
     def carrying() -> list[tuple[str, Contribution]]:
         return [(eid, c) for eid, c in window.inside(window_start, at) if metric in c.metrics]
