@@ -69,6 +69,10 @@ def _transforms(config: Path) -> dict:
     Relay.for_service = classmethod(capture)  # type: ignore[method-assign,assignment]
     Relay.partition_for = lambda self, topic, key: _index_of(key, PARTITIONS)  # type: ignore[method-assign]
     ingest.create_faust_app = triggers.create_faust_app = lambda *args, **kwargs: _NoApp()  # type: ignore[assignment]
+    from services.common.outage import BrokerHealth
+
+    health = BrokerHealth("127.0.0.1:9")  # the timers that would ask it are not run
+    ingest.broker_health = triggers.broker_health = lambda app: health
     settings = Settings()
     ingest.create_app(settings)
     triggers.create_app(settings)
