@@ -7,6 +7,7 @@ from services.common.settings import PROJECT_ROOT
 from services.common.topics import Topics
 from services.triggers.app import ScopeStates
 from services.triggers.backtest import Backtest, by_tick
+from services.triggers.core import ScopeState
 from services.triggers.loading import load_engine
 from tests.helpers import NOW, daily_reports
 
@@ -43,3 +44,35 @@ def test_state_read_back_from_its_changelogs_holds_the_same_reports_each_report_
     assert len(shared) > 30 and placements > 2 * len(shared)  # each counts towards several scopes
     assert all(len(objects) == 1 for objects in shared.values())  # one object per report
     assert back.decoded == {}  # nothing kept for recovery once it is done
+
+
+def test_copies_of_a_report_read_apart_are_held_as_one_contribution_and_other_figures_apart():
+    """Live, a report reaches the scopes of each partition in a message of its own: each copy is
+    parsed apart, yet the windows hold the report once."""
+    from schemas import Observation
+    from tests.helpers import crossing, observation
+
+    engine = load_engine(
+        PROJECT_ROOT / "config" / "triggers.yaml", PROJECT_ROOT / "config" / "sites.yaml", "P7D"
+    )
+    report = observation(crossing(0, 1200))
+    raw = report.model_dump_json()
+    backtest = Backtest(engine)
+    for scope in engine.scopes_for(report):  # one copy per scope, as if each were a partition's
+        copy = Observation.model_validate_json(raw)
+        state = backtest.states.setdefault(scope.key, ScopeState())
+        assert engine.add(state, scope, copy, NOW) == "applied"
+    held = {
+        id(window.contributions[report.report_id])
+        for state in backtest.states.values()
+        for window in state.feeds.values()
+    }
+    assert len(backtest.states) >= 3 and len(held) == 1
+    other = report.model_copy(update={"metrics": {"count": 999}})  # same id and revision
+    scope = engine.scopes_for(other)[0]
+    fresh = ScopeState()
+    assert engine.add(fresh, scope, other, NOW) == "applied"
+    assert (
+        fresh.feeds["border_crossing"].contributions[report.report_id].metrics.number("count")
+        == 999
+    )

@@ -35,6 +35,7 @@ from .windows import NO_COUNTS, Contribution, Counts, FeedWindow, Kept, ScopeSta
 
 SERIES_POINTS = 60  # ticks of a trigger's value published with each transition, for the chart
 INSTANTS_KEPT = 4096  # distinct period instants shared at once (see TriggerEngine._instant)
+RECENT_KEPT = 16384  # reports' contributions recognised when another copy of them arrives
 
 Outcome = Literal["applied", "stale_revision", "too_late"]
 
@@ -99,6 +100,7 @@ class TriggerEngine:
         self._targets: dict[tuple[str, str, str, str | None], list[Scope]] = {}
         self._last_contribution: tuple[Observation, str, Contribution] | None = None
         self._instants: dict[datetime, datetime] = {}
+        self._recent: dict[tuple[Any, ...], tuple[str, Contribution]] = {}
         self._too_long: dict[tuple[str, str], list[str]] = {}
 
     # --- where observations and member alerts go --------------------------------------
@@ -278,23 +280,37 @@ class TriggerEngine:
 
     def _contribution_of(self, observation: Observation) -> tuple[str, Contribution]:
         """What an observation adds to a window, and under which report id: one object and one id
-        string shared by the scopes it is added to in a row (a report counts towards ~4 scopes; the
-        live worker also writes it to the changelog once). Its period's two instants are shared with
-        every other report over the same period."""
+        string for every scope it counts towards (a report counts towards ~4 scopes; live, those in
+        other partitions get copies of it in messages of their own, read moments apart). Its
+        period's two instants are shared with every other report over the same period."""
         last = self._last_contribution
         if last is not None and last[0] is observation:
             return last[1], last[2]
-        contribution = Contribution(
+        accepted = observation.ingested_at.timestamp()
+        memo = (  # everything a contribution is made of: copies of one version of a report
+            observation.report_id,
             observation.revision,
-            self._instant(observation.observed_at),
-            self._instant(observation.period_end),
-            Counts.of(observation.metrics),
-            Counts.of(observation.categories),
-            observation.ingested_at.timestamp(),
+            accepted,
+            observation.observed_at,
+            observation.period_end,
+            tuple(observation.metrics.items()),
+            tuple((name, tuple(values.items())) for name, values in observation.categories.items()),
         )
-        key = observation.report_id
-        self._last_contribution = (observation, key, contribution)
-        return key, contribution
+        found = self._recent.get(memo)
+        if found is None:
+            contribution = Contribution(
+                observation.revision,
+                self._instant(observation.observed_at),
+                self._instant(observation.period_end),
+                Counts.of(observation.metrics),
+                Counts.of(observation.categories),
+                accepted,
+            )
+            if len(self._recent) >= RECENT_KEPT:
+                self._recent.clear()
+            found = self._recent[memo] = (memo[0], contribution)
+        self._last_contribution = (observation, *found)
+        return found
 
     def _instant(self, at: datetime) -> datetime:
         """One datetime object per instant among the recent ones (10,000 sites' daily reports hold
