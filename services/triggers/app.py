@@ -71,6 +71,7 @@ class ScopeStates:
             False  # set when partitions were recovered: some may hold observations not yet judged
         )
         self.decoded: dict[bytes, Contribution] = {}  # while recovering: changelog value → its own
+        self.written: dict[int, dict[str, bytes | None]] = {}  # while recovering: the last states
 
     def partition(self, partition: int) -> dict[str, ScopeState]:
         return self.held.setdefault(partition, {})
@@ -81,15 +82,14 @@ class ScopeStates:
     def restore(
         self, partition: int, changelog: str, records: list[ConsumerRecord[bytes, bytes]]
     ) -> None:
-        held = self.partition(partition)
         if changelog == self.changelogs[0]:
+            # a scope's state is written at every batch that touched it: only the last is read
+            latest = self.written.setdefault(partition, {})
             for record in records:
-                key = record.key.decode()
-                if record.value is None:
-                    held.pop(key, None)
-                else:
-                    held[key] = ScopeState.from_json(orjson.loads(record.value))
+                latest[record.key.decode()] = record.value
             return
+        self._read_states(partition)
+        held = self.partition(partition)
         for (
             record
         ) in records:  # the states are all back: contributions go straight into their windows
@@ -108,8 +108,22 @@ class ScopeStates:
                 self.decoded[record.value] = contribution
             window.contributions[eid] = contribution
 
+    def _read_states(self, partition: int) -> None:
+        """The partition's scope states from their last changelog values, once all are read."""
+        latest = self.written.pop(partition, None)
+        if latest is None:
+            return
+        held = self.partition(partition)
+        for key, value in latest.items():
+            if value is None:
+                held.pop(key, None)
+            else:
+                held[key] = ScopeState.from_json(orjson.loads(value))
+
     def restored(self, partitions: list[int]) -> None:
         self.decoded = {}
+        for partition in partitions:
+            self._read_states(partition)
         for partition in partitions:
             for state in self.partition(partition).values():
                 for window in state.feeds.values():
@@ -118,6 +132,7 @@ class ScopeStates:
 
     def forget(self, partition: int) -> None:
         self.held.pop(partition, None)
+        self.written.pop(partition, None)
         self.on_forget(partition)
 
     def changes(self, key: str, state: ScopeState, partition: int, encoded: Encoded) -> list[Out]:
