@@ -196,6 +196,11 @@ _PLACE_AT = _REVISION_AT + _REVISION_BITS
 _OFFSET_AT = _PLACE_AT + _PLACE_BITS
 
 
+def _seen_at(packed: int) -> int:
+    """When a packed entry was seen (POSIX seconds)."""
+    return (packed >> _SECONDS_AT) & ((1 << _SECONDS_BITS) - 1)
+
+
 class SeenEvents:
     """The de-duplication stage's state (services.common.relay.StageState): per input partition,
     report id → what is remembered of it, oldest first, so that expiring is a look at the front, not
@@ -227,7 +232,7 @@ class SeenEvents:
         return SeenEvent(
             f"{packed & ((1 << _DIGEST_BITS) - 1):016x}",
             (packed >> _REVISION_AT) & ((1 << _REVISION_BITS) - 1),
-            datetime.fromtimestamp((packed >> _SECONDS_AT) & ((1 << _SECONDS_BITS) - 1), UTC),
+            datetime.fromtimestamp(_seen_at(packed), UTC),
             partition,
             (packed >> _OFFSET_AT) - 1,
             earlier,
@@ -271,7 +276,7 @@ class SeenEvents:
         horizon = (now - self.retention).timestamp()
         gone = []
         for key, packed in held.items():  # one pass from the front: the oldest first
-            if (packed >> _SECONDS_AT) & ((1 << _SECONDS_BITS) - 1) >= horizon:
+            if _seen_at(packed) >= horizon:
                 break
             gone.append(key)
         earlier = self.earlier.get(partition, {})
@@ -281,16 +286,10 @@ class SeenEvents:
             out.append(Out(self.changelogs[0], changelog_key(key), None, partition))
         for old in self.legacy.pop(partition, ()):
             out.append(Out(self.changelogs[0], old, None, partition))
-            entry = self._entry(partition, key_of(old.decode()))
+            key = key_of(old.decode())
+            entry = self._entry(partition, key)
             if entry is not None:
-                out.append(
-                    Out(
-                        self.changelogs[0],
-                        changelog_key(key_of(old.decode())),
-                        entry.to_json(),
-                        partition,
-                    )
-                )
+                out.append(Out(self.changelogs[0], changelog_key(key), entry.to_json(), partition))
         return out
 
     def restore(
